@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+
+from utils import config, pipeline
+from utils.config import ParameterError
+
+
+def test_profiles_resolve_and_validate() -> None:
+    for profile in config.PROFILES:
+        params = config.resolve_params(profile, {"source": "demo"})
+        assert params.image_size % 32 == 0
+    assert config.resolve_params("paper", {"source": "demo"}).image_size == 256
+
+
+def test_overrides_are_converted_from_strings() -> None:
+    params = config.resolve_params(
+        "demo", {"epochs": "3", "pretrained": "false", "lr": "1e-3", "models": "cartoon,mixed"}
+    )
+    assert (params.epochs, params.pretrained, params.lr, params.models) == (3, False, 1e-3, ("cartoon", "mixed"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"epoch": 3}, "'epoch'"),  # unknown name
+        ({"image_size": 100}, "'image_size'"),
+        ({"image_size": 0}, "'image_size'"),
+        ({"epochs": 0}, "'epochs'"),
+        ({"epochs": "two"}, "'epochs'"),
+        ({"models": "cartoon,anime"}, "'models'"),
+        ({"source": "web"}, "'source'"),
+        ({"source": "folder"}, "'cartoon_dir'"),
+        ({"val_fraction": 1.5}, "'val_fraction'"),
+        ({"pretrained": "maybe"}, "'pretrained'"),
+        ({"batch_size": 1}, "'batch_size'"),
+    ],
+)
+def test_invalid_parameters_are_named(overrides: dict, named: str) -> None:
+    with pytest.raises(ParameterError, match=named):
+        config.resolve_params("demo", overrides)
+
+
+def test_unknown_profile_and_domain() -> None:
+    with pytest.raises(ParameterError, match="profile"):
+        config.resolve_params("fast")
+    with pytest.raises(ParameterError, match="'domain'"):
+        config.check_domain("anime")
+
+
+def test_later_stages_need_earlier_outputs(tmp_path, prepared_run, tiny_params) -> None:
+    with pytest.raises(ParameterError, match="'run_dir'.*no such run directory"):
+        config.check_stage_inputs(tmp_path / "missing", "train", tiny_params)
+    with pytest.raises(ParameterError, match="manifest.csv is missing"):
+        config.check_stage_inputs(tmp_path, "train", tiny_params)
+    assert config.check_stage_inputs(prepared_run, "train", tiny_params) == prepared_run
+    with pytest.raises(ParameterError, match="'models'"):
+        config.check_stage_inputs(prepared_run, "evaluate", tiny_params)
+
+
+def test_pipeline_rejects_bad_parameters_before_any_work(tmp_path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    code = pipeline.main(["--profile", "demo", "--run-dir", str(run_dir), "-p", "image_size=100"])
+    assert code == 2
+    assert "'image_size'" in capsys.readouterr().err
+    assert not run_dir.exists()
+    assert pipeline.main(["--run-dir", str(run_dir), "-p", "domain=anime"]) == 2
+    assert "unknown parameter 'domain'" in capsys.readouterr().err
+    assert pipeline.main(["--run-dir", str(run_dir), "-p", "epochs"]) == 2
+    assert "NAME=VALUE" in capsys.readouterr().err
+
+
+def test_plan_runs_one_train_notebook_per_model(tmp_path) -> None:
+    steps = pipeline.plan_steps("demo", tmp_path, {"models": "movie,mixed"})
+    assert [s.rendered for s in steps] == [
+        "01_prepare_data.ipynb",
+        "02_train_movie.ipynb",
+        "02_train_mixed.ipynb",
+        "03_evaluate.ipynb",
+        "04_figures.ipynb",
+    ]
+    assert steps[1].parameters["domain"] == "movie"
+    assert all(s.parameters["overrides"] == {"models": "movie,mixed"} for s in steps)

@@ -1,0 +1,31 @@
+"""Notebooks in git: no outputs, exactly one `parameters` cell holding the run's parameters."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+
+
+def test_the_four_stage_notebooks_exist() -> None:
+    names = [p.name for p in NOTEBOOKS]
+    for stage in ("01_prepare_data", "02_train", "03_evaluate", "04_figures"):
+        assert f"{stage}.ipynb" in names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_clean_and_parameterized(path: Path) -> None:
+    nb = json.loads(path.read_text())
+    code_cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    for cell in code_cells:
+        assert not cell.get("outputs"), f"{path.name}: a code cell carries outputs"
+        assert cell.get("execution_count") is None, f"{path.name}: a code cell carries an execution count"
+    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged 'parameters', expected 1"
+    names = {t.id for node in ast.parse("".join(tagged[0]["source"])).body for t in node.targets}
+    expected = {"profile", "run_dir", "overrides"} | ({"domain"} if path.name == "02_train.ipynb" else set())
+    assert names == expected

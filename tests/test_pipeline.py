@@ -1,0 +1,87 @@
+"""The whole kit through papermill on a tiny profile, as `make demo` runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import TINY
+from utils import config, pipeline
+from utils.metrics import METRICS
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("pipeline") / "run"
+    pipeline.run_pipeline("demo", run_dir, {k: str(v) for k, v in TINY.items()}, progress=False)
+    return run_dir
+
+
+def _outputs(notebook: Path) -> list[dict]:
+    nb = json.loads(notebook.read_text())
+    return [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+
+
+def test_run_directory_holds_every_stage_output(pipeline_run: Path) -> None:
+    run = pipeline_run
+    record = json.loads((run / "run.json").read_text())
+    assert record["profile"] == "demo" and record["parameters"]["image_size"] == TINY["image_size"]
+    assert {"prepare", "train_cartoon", "train_movie", "train_mixed", "evaluate", "figures"} <= set(record["stages"])
+    assert {"torch", "timm", "kornia"} <= set(record["packages"]) and "gpus" in record["devices"]
+    for domain in config.DOMAINS:
+        for split in ("train", "test"):
+            assert (run / "data" / f"{domain}_{split}.npy").is_file()
+    for model in config.MODEL_DOMAINS:
+        out = run / "models" / model
+        for name in ("checkpoint_last.pt", "best.pt", "history.csv", "samples/epoch_01.png"):
+            assert (out / name).is_file(), f"{model}: {name}"
+    for name in ("loss_curves", "ciede2000", "ssim", "examples_cartoon", "examples_movie"):
+        assert (run / "figures" / f"{name}.png").is_file()
+    rendered = sorted(p.name for p in (run / "notebooks").glob("*.ipynb"))
+    assert rendered == [
+        "01_prepare_data.ipynb",
+        "02_train_cartoon.ipynb",
+        "02_train_mixed.ipynb",
+        "02_train_movie.ipynb",
+        "03_evaluate.ipynb",
+        "04_figures.ipynb",
+    ]
+
+
+def test_metrics_tables_cover_models_and_gray_baseline(pipeline_run: Path) -> None:
+    per_image = pd.read_csv(pipeline_run / "eval" / "per_image.csv")
+    assert set(per_image.model) == {"gray", "cartoon", "movie", "mixed"}
+    counts = per_image.groupby(["model", "test_domain"]).size()
+    assert (counts == TINY["test_per_domain"]).all() and len(counts) == 8
+    summary = pd.read_csv(pipeline_run / "eval" / "summary.csv")
+    assert list(summary.columns) == ["model", "test_domain", "metric", "mean", "std", "n"]
+    assert set(summary.metric) == set(METRICS)
+    gray = per_image[per_image.model == "gray"]
+    assert (gray.ciede2000 > 0).all() and gray.ssim.between(0, 1).all()
+
+
+def test_figures_are_inline_and_report_states_directions(pipeline_run: Path) -> None:
+    images = [o for o in _outputs(pipeline_run / "notebooks" / "04_figures.ipynb") if "image/png" in o.get("data", {})]
+    assert len(images) >= 5
+    assert any("image/png" in o.get("data", {}) for o in _outputs(pipeline_run / "notebooks" / "02_train_mixed.ipynb"))
+    report = (pipeline_run / "report.md").read_text()
+    assert "CIEDE2000 (lower is better)" in report and "SSIM (higher is better)" in report
+    assert "| gray" in report and "| mixed" in report
+
+
+def test_failing_cell_names_notebook_cell_and_error(tmp_path: Path, pipeline_run: Path) -> None:
+    run_dir = tmp_path / "run"
+    (run_dir / "data").mkdir(parents=True)
+    (run_dir / "data" / "manifest.csv").write_text((pipeline_run / "data" / "manifest.csv").read_text())
+    step = pipeline.Step(
+        "03_evaluate.ipynb", "03_evaluate.ipynb", {"profile": "demo", "run_dir": str(run_dir), "overrides": TINY}
+    )
+    with pytest.raises(pipeline.StageFailed) as err:
+        pipeline.run_step(step, run_dir, progress=False)
+    message = str(err.value)
+    assert "03_evaluate.ipynb" in message and "cell" in message and "ParameterError" in message
+    assert "'models'" in message
+    assert (run_dir / "notebooks" / "03_evaluate.ipynb").is_file()

@@ -1,0 +1,358 @@
+"""Profiles, parameter validation, the run directory and the environment: the one place for defaults.
+
+Every stage (notebook, CLI, test) turns ``profile`` + ``overrides`` into a validated
+:class:`RunParams` through :func:`resolve_params`; nothing else holds a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+DOMAINS: tuple[str, ...] = ("cartoon", "movie")
+MODEL_DOMAINS: tuple[str, ...] = ("cartoon", "movie", "mixed")
+SOURCES: tuple[str, ...] = ("demo", "folder")
+STAGES: tuple[str, ...] = ("prepare", "train", "evaluate", "figures")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
+class ParameterError(ValueError):
+    """A parameter (or the run directory it points at) is unusable; the message names it."""
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """Every parameter of a run. Profiles below override these defaults; nothing else does."""
+
+    # data
+    source: str = "demo"
+    cartoon_dir: str = ""
+    movie_dir: str = ""
+    image_size: int = 256
+    train_per_domain: int = 8000
+    test_per_domain: int = 2000
+    val_fraction: float = 0.1
+    seed: int = 0
+    # model and GAN recipe (pix2pix / the tutorial the paper follows)
+    pretrained: bool = True
+    epochs: int = 20
+    batch_size: int = 16
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_l1: float = 100.0
+    resume: bool = True
+    # evaluation and figures
+    models: tuple[str, ...] = MODEL_DOMAINS
+    eval_batch_size: int = 32
+    n_examples: int = 4
+    # execution
+    device: str = "auto"
+    num_workers: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["models"] = list(self.models)
+        return d
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # CPU, small images, a few hundred images, two epochs: the whole pipeline in minutes.
+    "demo": dict(
+        source="demo",
+        image_size=64,
+        train_per_domain=480,
+        test_per_domain=64,
+        pretrained=False,
+        epochs=2,
+        batch_size=16,
+        eval_batch_size=64,
+        num_workers=0,
+    ),
+    # The paper: 8000 train / 2000 test per domain at 256 px; batch 16, 20 epochs (tutorial recipe).
+    "paper": dict(
+        source="folder",
+        image_size=256,
+        train_per_domain=8000,
+        test_per_domain=2000,
+        pretrained=True,
+        epochs=20,
+        batch_size=16,
+    ),
+}
+
+_FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunParams)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Convert a value (possibly a string from the command line) to the field's type."""
+    default = _FIELDS[name].default
+    if name == "models":
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(str(v).strip() for v in items if str(v).strip())
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no"):
+            return False
+        raise ParameterError(f"parameter {name!r} must be true or false, got {value!r}")
+    try:
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"parameter {name!r} must be a {type(default).__name__}, got {value!r}") from None
+    return str(value)
+
+
+def validate(params: RunParams) -> RunParams:
+    """Reject values no stage can use, naming the parameter."""
+
+    def fail(name: str, why: str) -> None:
+        raise ParameterError(f"parameter {name!r} = {getattr(params, name)!r}: {why}")
+
+    if params.source not in SOURCES:
+        fail("source", f"must be one of {', '.join(SOURCES)}")
+    if params.source == "folder":
+        for name in ("cartoon_dir", "movie_dir"):
+            path = getattr(params, name)
+            if not path:
+                fail(name, "source='folder' needs one image directory per domain")
+            if not Path(path).is_dir():
+                fail(name, "is not a directory")
+    if params.image_size < 32 or params.image_size % 32:
+        fail("image_size", "must be a positive multiple of 32 (the encoder downsamples 32x)")
+    if params.train_per_domain < 2:
+        fail("train_per_domain", "must be at least 2")
+    if params.test_per_domain < 1:
+        fail("test_per_domain", "must be at least 1")
+    if not 0.0 < params.val_fraction < 1.0:
+        fail("val_fraction", "must lie strictly between 0 and 1")
+    if params.epochs < 1:
+        fail("epochs", "must be at least 1")
+    for name in ("batch_size", "eval_batch_size"):
+        if getattr(params, name) < 1:
+            fail(name, "must be at least 1")
+    if params.batch_size < 2:
+        fail("batch_size", "must be at least 2 (BatchNorm needs more than one sample)")
+    if params.lr <= 0:
+        fail("lr", "must be positive")
+    for name in ("beta1", "beta2"):
+        if not 0.0 <= getattr(params, name) < 1.0:
+            fail(name, "must lie in [0, 1)")
+    if params.lambda_l1 < 0:
+        fail("lambda_l1", "must be non-negative")
+    if not params.models:
+        fail("models", "must name at least one model")
+    for model in params.models:
+        if model not in MODEL_DOMAINS:
+            fail("models", f"unknown model {model!r}; models are {', '.join(MODEL_DOMAINS)}")
+    if params.n_examples < 1:
+        fail("n_examples", "must be at least 1")
+    if params.device not in DEVICES:
+        fail("device", f"must be one of {', '.join(DEVICES)}")
+    if params.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            fail("device", "CUDA was asked for but no GPU is visible")
+    if params.num_workers < 0:
+        fail("num_workers", "must be non-negative")
+    return params
+
+
+def resolve_params(profile: str, overrides: dict[str, Any] | None = None) -> RunParams:
+    """Profile defaults, then overrides; unknown names and bad values raise ParameterError.
+
+    Args:
+        profile: a key of PROFILES (``"demo"`` or ``"paper"``).
+        overrides: parameter name -> value; strings are converted to the field's type.
+
+    Returns:
+        The validated parameters.
+    """
+    if profile not in PROFILES:
+        raise ParameterError(f"unknown profile {profile!r}; profiles are {', '.join(PROFILES)}")
+    values = dict(PROFILES[profile])
+    for name, value in (overrides or {}).items():
+        if name not in _FIELDS:
+            raise ParameterError(f"unknown parameter {name!r}; parameters are {', '.join(sorted(_FIELDS))}")
+        values[name] = value
+    values = {name: _coerce(name, value) for name, value in values.items()}
+    return validate(RunParams(**values))
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """``["epochs=3", "pretrained=false"]`` -> a dict; values are converted by resolve_params."""
+    overrides = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ParameterError(f"override {pair!r}: expected NAME=VALUE")
+        overrides[name.strip()] = value.strip()
+    return overrides
+
+
+def check_domain(domain: str) -> str:
+    """The train stage's ``domain`` parameter."""
+    if domain not in MODEL_DOMAINS:
+        raise ParameterError(f"parameter 'domain' = {domain!r}: must be one of {', '.join(MODEL_DOMAINS)}")
+    return domain
+
+
+def check_stage_inputs(run_dir: str | Path, stage: str, params: RunParams) -> Path:
+    """Fail before any work when an earlier stage's output is missing from ``run_dir``."""
+    if stage not in STAGES:
+        raise ParameterError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+    run_dir = Path(run_dir)
+    if stage == "prepare":
+        return run_dir
+    if not run_dir.is_dir():
+        raise ParameterError(f"parameter 'run_dir' = '{run_dir}': no such run directory; run the prepare stage first")
+    manifest = run_dir / "data" / "manifest.csv"
+    if not manifest.is_file():
+        raise ParameterError(f"parameter 'run_dir' = '{run_dir}': {manifest} is missing; run the prepare stage first")
+    if stage in ("evaluate", "figures"):
+        missing = [m for m in params.models if not (run_dir / "models" / m / "best.pt").is_file()]
+        if missing:
+            raise ParameterError(
+                f"parameter 'models': no trained model {missing} in '{run_dir}/models'; "
+                "train them first or drop them from 'models'"
+            )
+    if stage == "figures" and not (run_dir / "eval" / "summary.csv").is_file():
+        raise ParameterError(f"parameter 'run_dir' = '{run_dir}': eval/summary.csv is missing; run evaluate first")
+    return run_dir
+
+
+def stage_params(
+    stage: str,
+    profile: str,
+    run_dir: str | Path,
+    overrides: dict[str, Any] | None = None,
+) -> RunParams:
+    """What every notebook calls first: validated parameters and a run directory fit for ``stage``."""
+    params = resolve_params(profile, overrides)
+    check_stage_inputs(run_dir, stage, params)
+    return params
+
+
+# --- environment -------------------------------------------------------------------------------
+
+
+def on_kaggle() -> bool:
+    return "KAGGLE_KERNEL_RUN_TYPE" in os.environ or Path("/kaggle/working").is_dir()
+
+
+def select_device(params: RunParams) -> torch.device:  # noqa: F821
+    import torch
+
+    if params.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(params.device)
+
+
+def describe_devices() -> dict[str, Any]:
+    import torch
+
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return {
+        "cpu_count": os.cpu_count(),
+        "gpus": gpus,
+        "cuda": torch.version.cuda,
+        "platform": platform.platform(),
+        "kaggle": on_kaggle(),
+    }
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+_PACKAGES = (
+    "torch",
+    "torchvision",
+    "timm",
+    "kornia",
+    "scikit-image",
+    "numpy",
+    "pandas",
+    "seaborn",
+    "matplotlib",
+    "papermill",
+    "pillow",
+)
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def record_run(run_dir: str | Path, stage: str, profile: str, params: RunParams, **extra: Any) -> Path:
+    """Merge this stage's parameters, commit, package versions and devices into ``run.json``.
+
+    ``stage`` is the record's key: "prepare", "train_<domain>", "evaluate", "figures".
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "run.json"
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    record.update(
+        profile=profile,
+        git_commit=git_commit(),
+        packages=package_versions(),
+        devices=describe_devices(),
+    )
+    if stage == "prepare":
+        record["parameters"] = params.to_dict()
+    record.setdefault("stages", {})[stage] = {
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "parameters": params.to_dict(),
+        **extra,
+    }
+    write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Temporary file, then rename: readers never see a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_csv_atomic(path: str | Path, frame: pd.DataFrame) -> None:  # noqa: F821
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
