@@ -14,7 +14,8 @@ def test_kernel_metadata_is_a_gpu_notebook_kernel() -> None:
     owner, _, slug = meta["id"].partition("/")
     assert owner and slug
     assert len(meta["title"]) >= 5
-    assert re.sub(r"[^a-z0-9]+", "-", meta["title"].lower()).strip("-") == slug  # Kaggle derives the slug from the title
+    # Kaggle derives the slug from the title
+    assert re.sub(r"[^a-z0-9]+", "-", meta["title"].lower()).strip("-") == slug
     assert (ROOT / meta["code_file"]).is_file()
     assert meta["language"] == "python" and meta["kernel_type"] == "notebook"
     assert meta["enable_gpu"] is True and meta["enable_internet"] is True and meta["is_private"] is True
