@@ -9,28 +9,11 @@ import pytest
 from PIL import Image
 
 from tests.conftest import TINY
+from tests.messy_data import BAD_FILES, write_kaggle_like_dataset
 from utils import config, data
 
 
-def test_cartoon_frames_are_seeded() -> None:
-    a = [c.rgb for c in data.demo_cartoon_frames(3, 64, seed=5)]
-    b = [c.rgb for c in data.demo_cartoon_frames(3, 64, seed=5)]
-    c = [c.rgb for c in data.demo_cartoon_frames(3, 64, seed=6)]
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not np.array_equal(a[0], c[0])
-    frame = a[0]
-    assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
-    assert (frame.max(axis=2) - frame.min(axis=2)).mean() > 40  # saturated, not gray
-    assert (frame.max(axis=2) < 60).mean() > 0.01  # dark outlines
-
-
-def test_movie_stills_come_from_skimage_photos() -> None:
-    stills = list(data.demo_movie_stills(4, 64, seed=0))
-    assert all(s.rgb.shape == (64, 64, 3) for s in stills)
-    assert all(s.group in data.skimage_photos() for s in stills)
-
-
-def test_prepare_writes_shards_and_manifest(prepared_run: Path, tiny_params: config.RunParams) -> None:
+def test_prepare_writes_shards_and_manifest(prepared_run: Path) -> None:
     manifest = data.load_manifest(prepared_run)
     assert list(manifest.columns) == data.MANIFEST_COLUMNS
     for domain in config.DOMAINS:
@@ -40,61 +23,133 @@ def test_prepare_writes_shards_and_manifest(prepared_run: Path, tiny_params: con
             assert isinstance(shard, np.memmap)
             rows = manifest[(manifest.domain == domain) & (manifest.split == split)].sort_values("index")
             assert [hashlib.sha1(np.ascontiguousarray(img).tobytes()).hexdigest() for img in shard] == list(rows.sha1)
-    assert not list((prepared_run / "data").glob("*.tmp*")) and not list((prepared_run / "data").glob(".*pool*"))
+    leftovers = [p.name for p in (prepared_run / "data").iterdir() if p.name.startswith(".") or ".tmp" in p.name]
+    assert not leftovers
 
 
-def _write_folder(root: Path) -> None:
-    rng = np.random.default_rng(0)
-    for film in ("film_a", "film_b", "film_c"):
-        (root / film / "nested").mkdir(parents=True)
-        for i in range(4):
-            img = rng.integers(0, 256, (40 + i, 50, 3), dtype=np.uint8)
-            Image.fromarray(img).save(root / film / f"{i}.png")
-            Image.fromarray(img[::-1]).save(root / film / "nested" / f"{i}.jpg", quality=95)
-    (root / "film_a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    (root / "film_b" / "notes.jpg").write_text("this is text")
-    (root / "film_b" / "empty.webp").write_bytes(b"")
-    (root / ".hidden").mkdir()
-    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(root / ".hidden" / "x.png")
-    (root / "film_c" / "readme.txt").write_text("not an image")
-    Image.open(root / "film_c" / "0.png").save(root / "film_c" / "copy_of_0.png")  # exact duplicate
+@pytest.fixture(scope="module")
+def kaggle_mount(tmp_path_factory) -> Path:
+    """Two datasets under a fake /kaggle/input, in the two layouts Kaggle has used."""
+    root = tmp_path_factory.mktemp("kaggle") / "input"
+    write_kaggle_like_dataset(root / "datasets" / "someone" / "cartoon-frames", seed=1)
+    write_kaggle_like_dataset(root / "movie-stills", seed=2)
+    return root
 
 
-def test_folder_source_records_rejections_and_splits_deterministically(tmp_path: Path) -> None:
+def _kaggle_params(mount: Path, **extra) -> config.RunParams:
+    overrides = {**TINY, "source": "kaggle", "cartoon_dataset": "someone/cartoon-frames",
+                 "movie_dataset": "other/movie-stills", "kaggle_input_root": str(mount), "prepare_workers": 1, **extra}  # fmt: skip
+    return config.resolve_params("demo", overrides)
+
+
+@pytest.fixture(scope="module")
+def kaggle_run(tmp_path_factory, kaggle_mount: Path) -> Path:
+    run_dir = tmp_path_factory.mktemp("kaggle-run") / "run"
+    data.prepare_data(_kaggle_params(kaggle_mount), run_dir)
+    return run_dir
+
+
+def test_messy_dataset_counts_and_reasons(kaggle_run: Path) -> None:
+    manifest = data.load_manifest(kaggle_run)
+    counts = manifest.groupby(["domain", "split"]).size()
     for domain in config.DOMAINS:
-        _write_folder(tmp_path / domain)
-    overrides = {
-        **TINY,
-        "source": "folder",
-        "cartoon_dir": str(tmp_path / "cartoon"),
-        "movie_dir": str(tmp_path / "movie"),
-        "train_per_domain": 16,
-        "test_per_domain": 4,
-    }
-    params = config.resolve_params("demo", overrides)
-    first = data.prepare_data(params, tmp_path / "run1")
-    second = data.prepare_data(params, tmp_path / "run2")
-    pd.testing.assert_frame_equal(first, second)
-    rejected = pd.read_csv(tmp_path / "run1" / "data" / "rejected.csv")
-    reasons = dict(zip(rejected.source.map(lambda s: Path(s).name), rejected.reason))
-    assert {"broken.png", "notes.jpg", "empty.webp", "copy_of_0.png"} <= set(reasons)
-    assert all(reasons[n].startswith("unreadable") for n in ("broken.png", "notes.jpg", "empty.webp"))
-    assert reasons["copy_of_0.png"].startswith("duplicate of") or reasons.get("0.png", "").startswith("duplicate")
-    assert not any("hidden" in s for s in first.source)
-    cartoon = first[first.domain == "cartoon"]
-    assert (cartoon.split == "train").sum() == 16 and (cartoon.split == "test").sum() == 4
-    assert set(cartoon.group) <= {"film_a", "film_b", "film_c", "film_a/nested", "film_b/nested", "film_c/nested"}
+        assert counts[(domain, "train")] == TINY["train_per_domain"]
+        assert counts[(domain, "test")] == TINY["test_per_domain"]
+    rejected = pd.read_csv(kaggle_run / "data" / "rejected.csv")
+    seen = dict(zip(rejected.source.map(lambda s: Path(s).name) + "@" + rejected.domain, rejected.reason))
+    # every bad kind that the seeded sampling reached is rejected for the right reason
+    for key, reason in seen.items():
+        name = key.split("@")[0]
+        if name in BAD_FILES:
+            assert reason.split(":")[0] == BAD_FILES[name], (key, reason)
+        elif name.startswith("copy_of_"):
+            assert reason.startswith("duplicate"), (key, reason)
+        else:
+            pytest.fail(f"{key} rejected: {reason}")
+    assert not manifest.source.str.contains("/.hidden/|DS_Store|README|/loop/", regex=True).any()
+
+
+def test_all_bad_kinds_are_recorded_when_every_file_is_read(tmp_path: Path, kaggle_mount: Path) -> None:
+    """Ask for more images than exist: every file is decided, so every bad kind must be in rejected.csv."""
+    data.prepare_data(_kaggle_params(kaggle_mount, train_per_domain=400, test_per_domain=100), tmp_path)
+    rejected = pd.read_csv(tmp_path / "data" / "rejected.csv")
+    for domain in config.DOMAINS:
+        mine = rejected[rejected.domain == domain]
+        reasons = dict(zip(mine.source.map(lambda s: Path(s).name), mine.reason.str.split(":").str[0]))
+        for name, reason in BAD_FILES.items():
+            assert reasons.get(name) == reason, (domain, name, reasons.get(name))
+        assert (mine.reason.str.startswith("duplicate")).sum() == 2  # three files, the same pixels: one kept
+    counts = data.rejection_counts(tmp_path)
+    assert set(counts.reason) == set(BAD_FILES.values()) | {"duplicate"}
+
+
+def test_no_group_or_pixels_in_both_train_and_test(kaggle_run: Path) -> None:
+    manifest = data.load_manifest(kaggle_run)
+    for domain in config.DOMAINS:
+        rows = manifest[manifest.domain == domain]
+        train, test = rows[rows.split == "train"], rows[rows.split == "test"]
+        assert not set(train.group) & set(test.group)
+        assert not set(train.sha1) & set(test.sha1)
+        assert rows.sha1.is_unique
+
+
+def test_prepare_is_deterministic_and_parallel_gives_the_same_result(
+    tmp_path: Path, kaggle_mount: Path, kaggle_run: Path
+) -> None:
+    parallel = data.prepare_data(_kaggle_params(kaggle_mount, prepare_workers=2), tmp_path / "parallel")
+    pd.testing.assert_frame_equal(parallel, data.load_manifest(kaggle_run))
+    for domain in config.DOMAINS:
+        np.testing.assert_array_equal(data.load_shard(tmp_path / "parallel", domain, "train"),
+                                      data.load_shard(kaggle_run, domain, "train"))  # fmt: skip
+
+
+def test_interrupted_prepare_resumes_to_the_same_result(
+    tmp_path: Path, kaggle_mount: Path, monkeypatch, capsys
+) -> None:
+    params = _kaggle_params(kaggle_mount, train_per_domain=30, test_per_domain=8, min_colorfulness=0)
+    reference = data.prepare_data(params, tmp_path / "reference")
+    calls = {"n": 0}
+    original = data.ShardJournal.record
+    monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 8)
+
+    def interrupted(self, entry, rgb=None):
+        calls["n"] += 1
+        if calls["n"] == 70:  # in the second domain, a few journal commits in
+            raise KeyboardInterrupt
+        return original(self, entry, rgb)
+
+    monkeypatch.setattr(data.ShardJournal, "record", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        data.prepare_data(params, tmp_path / "run")
+    monkeypatch.setattr(data.ShardJournal, "record", original)
+    assert not (tmp_path / "run" / "data" / "manifest.csv").exists()
+    resumed = data.prepare_data(params, tmp_path / "run")
+    out = capsys.readouterr().out
+    assert "prepare movie: resuming after" in out and "prepare cartoon: resuming" not in out
+    pd.testing.assert_frame_equal(resumed, reference)
+    np.testing.assert_array_equal(data.load_shard(tmp_path / "run", "movie", "train"),
+                                  data.load_shard(tmp_path / "reference", "movie", "train"))  # fmt: skip
+    data.prepare_data(params, tmp_path / "run")
+    assert "already prepared" in capsys.readouterr().out
+
+
+def test_stretch_and_crop_give_different_shards(tmp_path: Path, kaggle_mount: Path, kaggle_run: Path) -> None:
+    data.prepare_data(_kaggle_params(kaggle_mount, resize="stretch"), tmp_path)
+    assert not np.array_equal(
+        data.load_shard(tmp_path, "cartoon", "test"), data.load_shard(kaggle_run, "cartoon", "test")
+    )
+    pd.testing.assert_series_equal(data.load_manifest(tmp_path).sha1, data.load_manifest(kaggle_run).sha1)
 
 
 def test_too_few_images_is_a_clear_error(tmp_path: Path) -> None:
+    from tests.messy_data import colourful
+
     for domain in config.DOMAINS:
         (tmp_path / domain).mkdir()
-        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / domain / "only.png")
-    params = config.resolve_params(
-        "demo",
-        {**TINY, "source": "folder", "cartoon_dir": str(tmp_path / "cartoon"), "movie_dir": str(tmp_path / "movie")},
-    )
-    with pytest.raises(ValueError, match="domain 'cartoon': only 1 usable images"):
+        Image.fromarray(colourful(0)).save(tmp_path / domain / "only.png")
+    params = config.resolve_params("demo", {**TINY, "source": "folder", "cartoon_dir": str(tmp_path / "cartoon"),
+                                            "movie_dir": str(tmp_path / "movie")})  # fmt: skip
+    with pytest.raises(ValueError, match="domain 'cartoon': only 0 usable training and 1 test images"):
         data.prepare_data(params, tmp_path / "run")
 
 

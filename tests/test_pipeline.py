@@ -1,4 +1,5 @@
-"""The whole kit through papermill on a tiny profile, as `make demo` runs it."""
+"""The whole kit through papermill on a tiny profile, as `make demo` runs it, on messy data laid
+out like Kaggle's input mount (every bad-input kind, groups, duplicates across groups)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,20 @@ import pandas as pd
 import pytest
 
 from tests.conftest import TINY
+from tests.messy_data import write_kaggle_like_dataset
 from utils import config, pipeline
 from utils.metrics import METRICS
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("pipeline") / "run"
-    pipeline.run_pipeline("demo", run_dir, {k: str(v) for k, v in TINY.items()}, progress=False)
+    base = tmp_path_factory.mktemp("pipeline")
+    write_kaggle_like_dataset(base / "input" / "datasets" / "someone" / "cartoon-frames", seed=1)
+    write_kaggle_like_dataset(base / "input" / "movie-stills", seed=2)
+    overrides = {**TINY, "source": "kaggle", "cartoon_dataset": "someone/cartoon-frames",
+                 "movie_dataset": "someone/movie-stills", "kaggle_input_root": base / "input"}  # fmt: skip
+    run_dir = base / "run"
+    pipeline.run_pipeline("demo", run_dir, {k: str(v) for k, v in overrides.items()}, progress=False)
     return run_dir
 
 
@@ -29,6 +36,7 @@ def test_run_directory_holds_every_stage_output(pipeline_run: Path) -> None:
     run = pipeline_run
     record = json.loads((run / "run.json").read_text())
     assert record["profile"] == "demo" and record["parameters"]["image_size"] == TINY["image_size"]
+    assert record["parameters"]["source"] == "kaggle" and record["stages"]["prepare"]["rejected"] > 0
     assert {"prepare", "train_cartoon", "train_movie", "train_mixed", "evaluate", "figures"} <= set(record["stages"])
     assert {"torch", "timm", "kornia"} <= set(record["packages"]) and "gpus" in record["devices"]
     for domain in config.DOMAINS:
@@ -61,6 +69,12 @@ def test_metrics_tables_cover_models_and_gray_baseline(pipeline_run: Path) -> No
     assert set(summary.metric) == set(METRICS)
     gray = per_image[per_image.model == "gray"]
     assert (gray.ciede2000 > 0).all() and gray.ssim.between(0, 1).all()
+
+
+def test_prepare_notebook_reports_rejections_by_reason(pipeline_run: Path) -> None:
+    outputs = _outputs(pipeline_run / "notebooks" / "01_prepare_data.ipynb")
+    shown = "".join("".join(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "corrupt" in shown and "duplicate" in shown
 
 
 def test_figures_are_inline_and_report_states_directions(pipeline_run: Path) -> None:

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from utils import color, data, train
+from utils import color, sources, train
 from utils.models import GANLoss, PatchDiscriminator, UNetGenerator
 
 
 def test_a_few_gan_steps_lower_l1_on_a_fixed_batch() -> None:
     torch.manual_seed(0)
-    frames = np.stack([c.rgb for c in data.demo_cartoon_frames(4, 32, seed=0)])
+    frames = np.stack([c.rgb for c in sources.demo_cartoon_frames(4, 32, seed=0)])
     l_norm, ab_norm = color.uint8_to_model_io(torch.from_numpy(frames))
     generator, discriminator, gan_loss = UNetGenerator(), PatchDiscriminator(), GANLoss()
     opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))

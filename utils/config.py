@@ -20,7 +20,8 @@ from typing import Any
 
 DOMAINS: tuple[str, ...] = ("cartoon", "movie")
 MODEL_DOMAINS: tuple[str, ...] = ("cartoon", "movie", "mixed")
-SOURCES: tuple[str, ...] = ("demo", "folder")
+SOURCES: tuple[str, ...] = ("demo", "folder", "kaggle")
+RESIZE_MODES: tuple[str, ...] = ("crop", "stretch")
 STAGES: tuple[str, ...] = ("prepare", "train", "evaluate", "figures")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
@@ -37,7 +38,15 @@ class RunParams:
     source: str = "demo"
     cartoon_dir: str = ""
     movie_dir: str = ""
+    cartoon_dataset: str = ""  # Kaggle "owner/slug"
+    movie_dataset: str = ""
+    kaggle_input_root: str = "/kaggle/input"
+    kaggle_cache: str = "~/.cache/cross-domain-colorization/kaggle"
     image_size: int = 256
+    resize: str = "crop"  # "crop": shorter side then centre square; "stretch": both sides (the tutorial)
+    min_colorfulness: float = 10.0  # below: rejected as near-grayscale (0 disables)
+    max_pixels: int = 50_000_000  # decompression-bomb guard
+    prepare_workers: int = 0  # decoding processes; 0 = every CPU core
     train_per_domain: int = 8000
     test_per_domain: int = 2000
     val_fraction: float = 0.1
@@ -80,7 +89,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     ),
     # The paper: 8000 train / 2000 test per domain at 256 px; batch 16, 20 epochs (tutorial recipe).
     "paper": dict(
-        source="folder",
+        source="kaggle",
         image_size=256,
         train_per_domain=8000,
         test_per_domain=2000,
@@ -134,6 +143,19 @@ def validate(params: RunParams) -> RunParams:
                 fail(name, "source='folder' needs one image directory per domain")
             if not Path(path).is_dir():
                 fail(name, "is not a directory")
+    if params.source == "kaggle":
+        for name in ("cartoon_dataset", "movie_dataset"):
+            owner, _, slug = getattr(params, name).partition("/")
+            if not owner or not slug or "/" in slug:
+                fail(name, "source='kaggle' needs a Kaggle dataset handle 'owner/slug' per domain")
+    if params.resize not in RESIZE_MODES:
+        fail("resize", f"must be one of {', '.join(RESIZE_MODES)}")
+    if params.min_colorfulness < 0:
+        fail("min_colorfulness", "must be non-negative (0 disables the filter)")
+    if params.max_pixels < 1:
+        fail("max_pixels", "must be positive")
+    if params.prepare_workers < 0:
+        fail("prepare_workers", "must be non-negative (0 = every CPU core)")
     if params.image_size < 32 or params.image_size % 32:
         fail("image_size", "must be a positive multiple of 32 (the encoder downsamples 32x)")
     if params.train_per_domain < 2:

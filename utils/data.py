@@ -1,4 +1,4 @@
-"""Data: sources (demo, folder), splits, uint8 shards with a manifest, and the torch Dataset.
+"""Data: uint8 shards with a manifest (written resumably), and the torch Dataset.
 
 A prepared run holds ``data/<domain>_<split>.npy`` (N x S x S x 3 uint8 RGB, opened with mmap),
 ``data/manifest.csv`` (one row per shard image, in shard order) and ``data/rejected.csv``.
@@ -6,195 +6,34 @@ A prepared run holds ``data/<domain>_<split>.npy`` (N x S x S x 3 uint8 RGB, ope
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import skimage.data
 import torch
-from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from utils.config import DOMAINS, RunParams, write_csv_atomic
-from utils.images import find_images, load_rgb, resize_center_crop
+from utils.config import DOMAINS, RunParams, write_csv_atomic, write_text_atomic
+from utils.sources import (
+    SPLITS,
+    Candidate,
+    DecodeSettings,
+    assign_splits,
+    decode_stream,
+    demo_stream,
+    list_source_files,
+    prepare_workers,
+    source_root,
+)
 
-SPLITS: tuple[str, ...] = ("train", "test")
+JOURNAL_COMMIT_EVERY = 64  # images between flushes of the pool and the journal
 MANIFEST_COLUMNS = ["domain", "split", "index", "source", "sha1", "group", "width", "height"]
 REJECTED_COLUMNS = ["domain", "source", "reason"]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One image offered by a source: decoded pixels, or the reason it was rejected."""
-
-    source: str
-    group: str
-    rgb: np.ndarray | None
-    reason: str | None = None
-
-
-# --- demo sources ------------------------------------------------------------------------------
-
-_SKIMAGE_PHOTOS: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle")
-
-
-def skimage_photos() -> dict[str, np.ndarray]:
-    """The colour photographs that ship inside scikit-image (those that load without network)."""
-    photos = {}
-    for name in _SKIMAGE_PHOTOS:
-        try:
-            image = getattr(skimage.data, name)()
-        except Exception:  # noqa: BLE001 - a photo that needs a download is simply not used
-            continue
-        image = image[0] if isinstance(image, tuple) else image
-        if image.ndim == 3 and image.shape[2] == 3:
-            photos[name] = np.ascontiguousarray(image, dtype=np.uint8)
-    if not photos:
-        raise RuntimeError("none of scikit-image's bundled colour photographs could be loaded")
-    return photos
-
-
-def demo_movie_stills(count: int, size: int, seed: int) -> Iterator[Candidate]:
-    """Random crops, scales and horizontal flips of scikit-image's photographs ("movie" domain)."""
-    photos = skimage_photos()
-    names = sorted(photos)
-    rng = np.random.default_rng(seed)
-    for _ in range(count):
-        name = names[rng.integers(len(names))]
-        photo = photos[name]
-        height, width = photo.shape[:2]
-        side = int(rng.uniform(0.35, 1.0) * min(height, width))
-        top = int(rng.integers(0, height - side + 1))
-        left = int(rng.integers(0, width - side + 1))
-        crop = photo[top : top + side, left : left + side]
-        if rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        rgb = resize_center_crop(np.ascontiguousarray(crop), size)
-        yield Candidate(f"skimage:{name}[{top}:{top + side},{left}:{left + side}]", name, rgb)
-
-
-_SKIES = [(120, 190, 250), (250, 170, 90), (250, 150, 190), (30, 40, 110), (170, 220, 250)]
-_GROUNDS = [(70, 170, 60), (230, 200, 120), (120, 120, 130), (40, 120, 60), (200, 110, 60)]
-_PALETTE = [
-    (230, 40, 40),
-    (250, 140, 20),
-    (250, 220, 40),
-    (60, 180, 60),
-    (40, 90, 220),
-    (150, 60, 200),
-    (250, 120, 180),
-    (40, 200, 220),
-    (140, 80, 30),
-    (245, 245, 245),
-]
-_SKIN = [(255, 214, 170), (230, 170, 120), (160, 100, 60), (120, 220, 120)]
-_OUTLINE = (25, 25, 25)
-
-
-def draw_cartoon_frame(rng: np.random.Generator, size: int) -> np.ndarray:
-    """One cel-style frame: flat sky and ground, outlined flat shapes, a small saturated palette."""
-    canvas = 2 * size  # drawn at twice the size, then downsampled: clean antialiased outlines
-    image = Image.new("RGB", (canvas, canvas), _SKIES[rng.integers(len(_SKIES))])
-    draw = ImageDraw.Draw(image)
-    line = max(2, canvas // 80)
-
-    def colour() -> tuple[int, ...]:
-        return _PALETTE[rng.integers(len(_PALETTE))]
-
-    def ellipse(cx: float, cy: float, rx: float, ry: float, fill: tuple[int, ...]) -> None:
-        draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=fill, outline=_OUTLINE, width=line)
-
-    horizon = int(canvas * rng.uniform(0.5, 0.75))
-    draw.rectangle((0, horizon, canvas, canvas), fill=_GROUNDS[rng.integers(len(_GROUNDS))])
-    draw.line((0, horizon, canvas, horizon), fill=_OUTLINE, width=line)
-
-    # sun or moon, clouds
-    ellipse(
-        rng.uniform(0.1, 0.9) * canvas,
-        rng.uniform(0.08, 0.3) * canvas,
-        canvas * 0.08,
-        canvas * 0.08,
-        ((250, 210, 30), (250, 120, 20), (240, 240, 220))[rng.integers(3)],
-    )
-    for _ in range(rng.integers(0, 3)):
-        cx, cy = rng.uniform(0, canvas), rng.uniform(0.05, 0.35) * canvas
-        ellipse(cx, cy, canvas * rng.uniform(0.08, 0.15), canvas * 0.04, (250, 250, 250))
-
-    # houses: wall, roof, door, window
-    for _ in range(rng.integers(0, 3)):
-        w = canvas * rng.uniform(0.18, 0.3)
-        h = w * rng.uniform(0.6, 1.0)
-        x0 = rng.uniform(0, canvas - w)
-        y1 = horizon + rng.uniform(0, 0.1) * canvas
-        draw.rectangle((x0, y1 - h, x0 + w, y1), fill=colour(), outline=_OUTLINE, width=line)
-        roof = [(x0 - w * 0.1, y1 - h), (x0 + w * 1.1, y1 - h), (x0 + w / 2, y1 - h - w * 0.5)]
-        draw.polygon(roof, fill=colour(), outline=_OUTLINE, width=line)
-        draw.rectangle((x0 + w * 0.4, y1 - h * 0.45, x0 + w * 0.6, y1), fill=colour(), outline=_OUTLINE, width=line)
-        draw.rectangle(
-            (x0 + w * 0.1, y1 - h * 0.8, x0 + w * 0.3, y1 - h * 0.55),
-            fill=(170, 220, 250),
-            outline=_OUTLINE,
-            width=line,
-        )
-
-    # trees: trunk and crown
-    for _ in range(rng.integers(0, 4)):
-        cx = rng.uniform(0, canvas)
-        base = horizon + rng.uniform(0, 0.15) * canvas
-        tw, th = canvas * 0.03, canvas * rng.uniform(0.1, 0.2)
-        draw.rectangle((cx - tw, base - th, cx + tw, base), fill=(140, 80, 30), outline=_OUTLINE, width=line)
-        crown = ((60, 180, 60), (30, 130, 50), (250, 140, 20), (230, 40, 40))[rng.integers(4)]
-        ellipse(cx, base - th, canvas * rng.uniform(0.06, 0.1), canvas * rng.uniform(0.06, 0.12), crown)
-
-    # characters: body, head, eyes
-    for _ in range(rng.integers(1, 3)):
-        cx = rng.uniform(0.15, 0.85) * canvas
-        base = rng.uniform(0.8, 0.98) * canvas
-        scale = canvas * rng.uniform(0.1, 0.18)
-        ellipse(cx, base - scale * 0.6, scale * 0.45, scale * 0.6, colour())
-        head_y = base - scale * 1.45
-        ellipse(cx, head_y, scale * 0.38, scale * 0.38, _SKIN[rng.integers(len(_SKIN))])
-        for dx in (-0.14, 0.14):
-            ellipse(cx + dx * scale, head_y - 0.05 * scale, scale * 0.09, scale * 0.11, (255, 255, 255))
-            r = scale * 0.04
-            draw.ellipse((cx + dx * scale - r, head_y - r, cx + dx * scale + r, head_y + r), fill=_OUTLINE)
-
-    return np.asarray(image.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
-
-
-def demo_cartoon_frames(count: int, size: int, seed: int) -> Iterator[Candidate]:
-    """Seeded procedural cel-style frames ("cartoon" domain): same seed, same images."""
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        yield Candidate(f"procedural:seed{seed}:{i}", f"frame{i}", draw_cartoon_frame(rng, size))
-
-
-# --- folder source -----------------------------------------------------------------------------
-
-
-def folder_images(directory: str | Path, size: int, seed: int) -> Iterator[Candidate]:
-    """Every image under ``directory`` (recursively), in a seeded order, decoded and resized.
-
-    The group is the parent folder (a film, a show), recorded in the manifest.
-    """
-    directory = Path(directory)
-    paths = find_images(directory)
-    order = np.random.default_rng(seed).permutation(len(paths))
-    for i in order:
-        path = paths[i]
-        rgb, reason = load_rgb(path)
-        group = str(path.parent.relative_to(directory))
-        if rgb is None:
-            yield Candidate(str(path), group, None, reason)
-        else:
-            yield Candidate(str(path), group, resize_center_crop(rgb, size), None)
-
-
-# --- shards ------------------------------------------------------------------------------------
 
 
 def shard_path(run_dir: str | Path, domain: str, split: str) -> Path:
@@ -212,115 +51,182 @@ def load_shard(run_dir: str | Path, domain: str, split: str) -> np.ndarray:
 def _write_npy_atomic(path: Path, images: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp.npy")
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=images.shape)
-    for start in range(0, len(images), 512):  # chunked: the source may be a large memory map
+    for start in range(0, len(images), 512):  # chunked: the source is a large memory map
         out[start : start + 512] = images[start : start + 512]
     out.flush()
     del out
     os.replace(tmp, path)
 
 
-def split_sizes(n_accepted: int, n_train: int, n_test: int, domain: str) -> tuple[int, int]:
-    """Requested train/test counts, or the same ratio when fewer images were usable."""
-    if n_accepted >= n_train + n_test:
-        return n_train, n_test
-    test = max(1, round(n_accepted * n_test / (n_train + n_test)))
-    train = n_accepted - test
-    if train < 2:
-        raise ValueError(f"domain {domain!r}: only {n_accepted} usable images; need at least 3 (2 to train, 1 to test)")
-    return train, test
+def prepare_fingerprint(params: RunParams) -> dict[str, Any]:
+    """Everything that decides a domain's shards: a journal or finished data with another one is stale."""
+    keys = ("source", "cartoon_dir", "movie_dir", "cartoon_dataset", "movie_dataset", "image_size", "resize",
+            "train_per_domain", "test_per_domain", "seed", "min_colorfulness", "max_pixels")  # fmt: skip
+    return {k: getattr(params, k) for k in keys}
 
 
-def write_domain_shards(
-    candidates: Iterator[Candidate],
-    data_dir: Path,
-    domain: str,
-    size: int,
-    n_train: int,
-    n_test: int,
-) -> tuple[list[dict], list[dict]]:
-    """Accept candidates until ``n_train + n_test`` images, then write the train and test shards.
+class ShardJournal:
+    """An interrupted prepare resumes from here: a pool memory map plus a JSON-lines journal.
 
-    Decoded images go straight into a memory-mapped pool, so memory stays flat. Exact pixel
-    duplicates are kept once. Returns the manifest rows and the rejected rows.
+    Pool rows are flushed to disk before the journal lines that point at them, so the journal
+    never names a row that is not on disk.
     """
-    wanted = n_train + n_test
-    pool_path = data_dir / f".{domain}_pool.npy"
-    pool = np.lib.format.open_memmap(pool_path, mode="w+", dtype=np.uint8, shape=(wanted, size, size, 3))
-    accepted: list[dict] = []
-    rejected: list[dict] = []
-    seen: dict[str, str] = {}
-    progress = tqdm(total=wanted, desc=f"prepare {domain}", unit="img")
-    for cand in candidates:
-        if cand.rgb is None:
-            rejected.append({"domain": domain, "source": cand.source, "reason": cand.reason})
-            continue
-        sha1 = hashlib.sha1(cand.rgb.tobytes()).hexdigest()
-        if sha1 in seen:
-            rejected.append({"domain": domain, "source": cand.source, "reason": f"duplicate of {seen[sha1]}"})
-            continue
-        seen[sha1] = cand.source
-        pool[len(accepted)] = cand.rgb
-        accepted.append(
-            {
-                "domain": domain,
-                "source": cand.source,
-                "sha1": sha1,
-                "group": cand.group,
-                "width": cand.rgb.shape[1],
-                "height": cand.rgb.shape[0],
-            }
-        )
-        progress.update(1)
-        if len(accepted) == wanted:
-            break
-    progress.close()
-    train, test = split_sizes(len(accepted), n_train, n_test, domain)
-    rows = []
-    for split, start, count in (("train", 0, train), ("test", train, test)):
-        _write_npy_atomic(shard_path(data_dir.parent, domain, split), pool[start : start + count])
-        rows += [{**row, "split": split, "index": i} for i, row in enumerate(accepted[start : start + count])]
-    del pool
-    pool_path.unlink()
-    return rows, rejected
+
+    def __init__(self, data_dir: Path, domain: str, fingerprint: dict[str, Any], capacity: int, size: int) -> None:
+        self.pool_path = data_dir / f".{domain}_pool.npy"
+        self.log_path = data_dir / f".{domain}_journal.jsonl"
+        header = {"fingerprint": fingerprint, "capacity": capacity}
+        self.entries: list[dict[str, Any]] = []
+        self.pending: list[dict[str, Any]] = []
+        if self.log_path.is_file() and self.pool_path.is_file():
+            lines = self.log_path.read_text().splitlines()
+            if lines and json.loads(lines[0]) == header:
+                self.entries = [json.loads(line) for line in lines[1:] if line.strip()]
+                self.pool = np.load(self.pool_path, mmap_mode="r+")
+                self.log = self.log_path.open("a")
+                return
+        self.pool = np.lib.format.open_memmap(self.pool_path, mode="w+", dtype=np.uint8,
+                                              shape=(capacity, size, size, 3))  # fmt: skip
+        self.log = self.log_path.open("w")
+        self.log.write(json.dumps(header) + "\n")
+        self.log.flush()
+
+    def record(self, entry: dict[str, Any], rgb: np.ndarray | None = None) -> None:
+        if rgb is not None:
+            self.pool[entry["slot"]] = rgb
+        self.entries.append(entry)
+        self.pending.append(entry)
+        if len(self.pending) >= JOURNAL_COMMIT_EVERY:
+            self.commit()
+
+    def commit(self) -> None:
+        self.pool.flush()
+        self.log.write("".join(json.dumps(e) + "\n" for e in self.pending))
+        self.log.flush()
+        os.fsync(self.log.fileno())
+        self.pending = []
+
+    def remove(self) -> None:
+        self.log.close()
+        del self.pool
+        self.pool_path.unlink(missing_ok=True)
+        self.log_path.unlink(missing_ok=True)
 
 
-def domain_candidates(params: RunParams, domain: str) -> Iterator[Candidate]:
-    """The configured source's images for one domain."""
-    seed = params.seed * 1000 + DOMAINS.index(domain)
-    count = params.train_per_domain + params.test_per_domain
+def domain_streams(params: RunParams, domain: str) -> dict[str, Callable[[int], Iterator[Candidate]]]:
+    """Per split, a function ``start -> stream of candidates`` skipping the first ``start``."""
     if params.source == "demo":
-        make = demo_cartoon_frames if domain == "cartoon" else demo_movie_stills
-        return make(count, params.image_size, seed)
-    if params.source == "folder":
-        return folder_images(getattr(params, f"{domain}_dir"), params.image_size, seed)
-    raise ValueError(f"parameter 'source' = {params.source!r}: unknown source")
+        return {split: partial(demo_stream, params, domain, split) for split in SPLITS}
+    root = source_root(params, domain)
+    files = list_source_files(root)
+    splits = assign_splits(files, params.train_per_domain, params.test_per_domain,
+                           params.seed * 1000 + DOMAINS.index(domain))  # fmt: skip
+    settings = DecodeSettings(params.image_size, params.resize, params.min_colorfulness, params.max_pixels)
+    workers = prepare_workers(params)
+    return {split: (lambda start, fs=fs: decode_stream(fs[start:], settings, workers)) for split, fs in splits.items()}
+
+
+def write_domain_shards(params: RunParams, data_dir: Path, domain: str) -> tuple[list[dict], list[dict]]:
+    """Fill one domain's test then train split from its source, then write both shards.
+
+    Resumable: accepted images go straight into a memory-mapped pool (memory stays flat),
+    every decision into a journal. Exact duplicates of the decoded pixels are kept once (test
+    first, so a test image never reappears in train). Returns (manifest rows, rejected rows).
+    """
+    wanted = {"test": params.test_per_domain, "train": params.train_per_domain}
+    offset = {"test": 0, "train": wanted["test"]}  # pool slots: test rows first
+    journal = ShardJournal(data_dir, domain, prepare_fingerprint(params), sum(wanted.values()), params.image_size)
+    if journal.entries:
+        print(f"prepare {domain}: resuming after {len(journal.entries)} images already decided")
+    streams = domain_streams(params, domain)
+    seen = {e["sha1"]: e["source"] for e in journal.entries if "slot" in e}
+    for split in SPLITS:
+        done = [e for e in journal.entries if e["split"] == split]
+        accepted = sum("slot" in e for e in done)
+        if accepted >= wanted[split]:
+            continue
+        progress = tqdm(total=wanted[split], initial=accepted, desc=f"prepare {domain} {split}", unit="img")
+        for candidate in streams[split](len(done)):
+            entry: dict[str, Any] = {"split": split, "source": candidate.source}
+            if candidate.rgb is None:
+                journal.record({**entry, "reason": candidate.reason})
+                continue
+            if candidate.sha1 in seen:
+                journal.record({**entry, "reason": f"duplicate: same pixels as {seen[candidate.sha1]}"})
+                continue
+            seen[candidate.sha1] = candidate.source
+            journal.record({**entry, "slot": offset[split] + accepted, "sha1": candidate.sha1,
+                            "group": candidate.group, "width": candidate.width, "height": candidate.height},
+                           candidate.rgb)  # fmt: skip
+            accepted += 1
+            progress.update(1)
+            if accepted == wanted[split]:
+                break
+        progress.close()
+    journal.commit()
+
+    rows: list[dict] = []
+    kept = {split: [e for e in journal.entries if e["split"] == split and "slot" in e] for split in SPLITS}
+    if not kept["test"] or len(kept["train"]) < 2:
+        journal.remove()
+        raise ValueError(
+            f"domain {domain!r}: only {len(kept['train'])} usable training and {len(kept['test'])} test images; "
+            "need at least 2 and 1 (see data/rejected.csv for what was rejected and why)"
+        )
+    for split, entries in kept.items():
+        first = offset[split]
+        _write_npy_atomic(shard_path(data_dir.parent, domain, split), journal.pool[first : first + len(entries)])
+        rows += [{"domain": domain, "split": split, "index": e["slot"] - first,
+                  **{k: e[k] for k in ("source", "sha1", "group", "width", "height")}} for e in entries]  # fmt: skip
+    rejected = [
+        {"domain": domain, "source": e["source"], "reason": e["reason"]} for e in journal.entries if "reason" in e
+    ]
+    journal.remove()
+    return rows, rejected
 
 
 def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
     """Write every domain's train/test shards, ``manifest.csv`` and ``rejected.csv``.
+
+    A finished prepare with the same fingerprint is reused; an interrupted one resumes.
 
     Returns:
         The manifest.
     """
     data_dir = Path(run_dir) / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    done_path = data_dir / "prepared.json"
+    fingerprint = prepare_fingerprint(params)
+    if done_path.is_file() and json.loads(done_path.read_text()) == fingerprint:
+        print(f"{data_dir}: already prepared with these parameters; reusing it")
+        return load_manifest(run_dir)
+    done_path.unlink(missing_ok=True)
     manifest_rows: list[dict] = []
     rejected_rows: list[dict] = []
     for domain in DOMAINS:
-        rows, rejected = write_domain_shards(
-            domain_candidates(params, domain),
-            data_dir,
-            domain,
-            params.image_size,
-            params.train_per_domain,
-            params.test_per_domain,
-        )
-        manifest_rows += rows
-        rejected_rows += rejected
+        # a domain finished by an interrupted prepare is not redone
+        domain_done = data_dir / f".{domain}_done.json"
+        record = json.loads(domain_done.read_text()) if domain_done.is_file() else {}
+        if record.get("fingerprint") != fingerprint:
+            rows, rejected = write_domain_shards(params, data_dir, domain)
+            record = {"fingerprint": fingerprint, "rows": rows, "rejected": rejected}
+            write_text_atomic(domain_done, json.dumps(record))
+        manifest_rows += record["rows"]
+        rejected_rows += record["rejected"]
     manifest = pd.DataFrame(manifest_rows, columns=MANIFEST_COLUMNS)
     write_csv_atomic(data_dir / "rejected.csv", pd.DataFrame(rejected_rows, columns=REJECTED_COLUMNS))
     write_csv_atomic(data_dir / "manifest.csv", manifest)
+    write_text_atomic(done_path, json.dumps(fingerprint, indent=2) + "\n")
+    for domain in DOMAINS:
+        (data_dir / f".{domain}_done.json").unlink()
     return manifest
+
+
+def rejection_counts(run_dir: str | Path) -> pd.DataFrame:
+    """Rejected images per domain and reason (the reason's first word: 'corrupt', 'duplicate', ...)."""
+    rejected = pd.read_csv(Path(run_dir) / "data" / "rejected.csv")
+    kind = rejected["reason"].str.split(":").str[0]
+    return rejected.assign(reason=kind).groupby(["domain", "reason"]).size().rename("images").reset_index()
 
 
 def load_manifest(run_dir: str | Path) -> pd.DataFrame:

@@ -1,51 +1,136 @@
-"""The one image loader: a file becomes RGB uint8, or a reason it was rejected."""
+"""The one image loader: a file becomes RGB uint8, or a reason it was rejected; never an exception.
+
+Rejection reasons (the ``reason`` column of ``rejected.csv`` starts with one of these words):
+``empty-file``, ``not-an-image``, ``corrupt``, ``too-many-pixels``, ``grayscale``, ``too-small``,
+``near-grayscale``; the shard writer adds ``duplicate``.
+"""
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from utils.config import RESIZE_MODES
+
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+_SINGLE_CHANNEL_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F", "P;L"})
 
 
 def find_images(directory: str | Path) -> list[Path]:
-    """Image files under ``directory``, recursively, sorted, hidden files and folders skipped."""
-    directory = Path(directory)
+    """Image files under ``directory``, recursively and sorted; hidden files and folders skipped.
+
+    Symlinked folders are followed once: a symlink loop cannot make the walk hang.
+    """
     found = []
-    for path in directory.rglob("*"):
-        rel = path.relative_to(directory)
-        if any(part.startswith(".") for part in rel.parts):
+    seen_dirs: set[tuple[int, int]] = set()
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        stat = os.stat(root)
+        if (stat.st_dev, stat.st_ino) in seen_dirs:
+            dirs[:] = []
             continue
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-            found.append(path)
+        seen_dirs.add((stat.st_dev, stat.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                found.append(Path(root) / name)
     return sorted(found)
 
 
-def load_rgb(path: str | Path) -> tuple[np.ndarray | None, str | None]:
-    """Decode one image file.
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    """Any PIL mode -> H x W x 3 uint8; transparency composited on white."""
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "La", "RGBa", "PA"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        # 16/32-bit single channel: scale to 8 bits rather than clip at 255
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
+        gray = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def colorfulness(rgb: np.ndarray) -> float:
+    """Hasler & Suesstrunk (2003) colorfulness of 8-bit RGB: 0 for gray, above ~15 for colour."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def load_rgb(
+    path: str | Path,
+    min_side: int = 1,
+    max_pixels: int = 50_000_000,
+) -> tuple[np.ndarray | None, str | None]:
+    """Decode one image file (first frame; EXIF orientation applied).
+
+    Args:
+        path: the file.
+        min_side: shorter sides below this are rejected (``too-small``).
+        max_pixels: a pixel-count guard against decompression bombs, checked before decoding.
 
     Returns:
-        ``(rgb, None)`` with an H x W x 3 uint8 array (EXIF orientation applied), or
-        ``(None, reason)`` when the file cannot be used.
+        ``(rgb, None)`` with an H x W x 3 uint8 array, or ``(None, reason)``.
     """
+    path = Path(path)
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        return None, f"unreadable: {type(err).__name__}: {err}"
-    if rgb.ndim != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        return None, "unreadable: empty image"
+        if path.stat().st_size == 0:
+            return None, "empty-file"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    return None, f"too-many-pixels: {width}x{height} > {max_pixels} (decompression bomb guard)"
+                image.load()
+                single_channel = image.mode in _SINGLE_CHANNEL_MODES
+                try:
+                    image = ImageOps.exif_transpose(image)
+                except Exception:  # noqa: BLE001 - a malformed EXIF block leaves the pixels usable
+                    pass
+                rgb = _to_rgb(image)
+    except UnidentifiedImageError:
+        return None, "not-an-image: no decoder recognises the content"
+    except Image.DecompressionBombError as err:
+        return None, f"too-many-pixels: {err}"
+    except (OSError, ValueError, SyntaxError, EOFError) as err:
+        return None, f"corrupt: {type(err).__name__}: {err}"
+    if single_channel or _channels_equal(rgb):
+        return None, "grayscale: no colour to learn"
+    if min(rgb.shape[:2]) < min_side:
+        return None, f"too-small: {rgb.shape[1]}x{rgb.shape[0]}, shorter side < {min_side}"
     return rgb, None
 
 
-def resize_center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Shorter side to ``size`` (antialiased), then the centre ``size`` x ``size`` square."""
+def _channels_equal(rgb: np.ndarray, tolerance: int = 2) -> bool:
+    as_int = rgb.astype(np.int16)
+    return bool(
+        np.abs(as_int[..., 0] - as_int[..., 1]).max() <= tolerance
+        and np.abs(as_int[..., 1] - as_int[..., 2]).max() <= tolerance
+    )
+
+
+def resize_square(rgb: np.ndarray, size: int, mode: str = "crop") -> np.ndarray:
+    """Antialiased resize to ``size`` x ``size``.
+
+    ``crop``: shorter side to ``size``, then the centre square. ``stretch``: both sides to
+    ``size``, ignoring the aspect ratio (the tutorial's way).
+    """
+    image = Image.fromarray(rgb)
+    if mode == "stretch":
+        return np.asarray(image.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+    if mode != "crop":
+        raise ValueError(f"parameter 'resize' = {mode!r}: must be one of {', '.join(RESIZE_MODES)}")
     height, width = rgb.shape[:2]
     scale = size / min(height, width)
     new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-    resized = Image.fromarray(rgb).resize((new_w, new_h), Image.Resampling.LANCZOS)
+    resized = image.resize((new_w, new_h), Image.Resampling.LANCZOS)
     left, top = (new_w - size) // 2, (new_h - size) // 2
     return np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.uint8)

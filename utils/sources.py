@@ -1,0 +1,349 @@
+"""Where images come from: the demo generators, folders and Kaggle datasets, and the split.
+
+Every source yields, per split, a stream of :class:`Candidate` images (decoded and resized, or
+rejected with a reason). File sources assign whole groups (the parent folder: a film, a show)
+to one split, so frames of one film never straddle train and test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import skimage.data
+from PIL import Image, ImageDraw
+
+from utils.config import DOMAINS, RunParams
+from utils.images import colorfulness, find_images, load_rgb, resize_square
+
+SPLITS: tuple[str, ...] = ("test", "train")  # test first: its images win any duplicate
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One image offered by a source: resized pixels and the sha1 of its decoded pixels, or a reason."""
+
+    source: str
+    group: str
+    rgb: np.ndarray | None
+    reason: str | None = None
+    sha1: str = ""
+    width: int = 0
+    height: int = 0
+
+    @classmethod
+    def accepted(cls, source: str, group: str, rgb: np.ndarray, decoded_shape: tuple[int, ...]) -> Candidate:
+        sha1 = hashlib.sha1(np.ascontiguousarray(rgb).tobytes()).hexdigest()
+        return cls(source, group, rgb, None, sha1, decoded_shape[1], decoded_shape[0])
+
+
+# --- demo sources ------------------------------------------------------------------------------
+
+_SKIMAGE_PHOTOS: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle")
+
+
+def skimage_photos() -> dict[str, np.ndarray]:
+    """The colour photographs that ship inside scikit-image (those that load without network)."""
+    photos = {}
+    for name in _SKIMAGE_PHOTOS:
+        try:
+            image = getattr(skimage.data, name)()
+        except Exception:  # noqa: BLE001 - a photo that needs a download is simply not used
+            continue
+        image = image[0] if isinstance(image, tuple) else image
+        if image.ndim == 3 and image.shape[2] == 3:
+            photos[name] = np.ascontiguousarray(image, dtype=np.uint8)
+    if not photos:
+        raise RuntimeError("none of scikit-image's bundled colour photographs could be loaded")
+    return photos
+
+
+def demo_movie_stills(count: int, size: int, seed: int) -> Iterator[Candidate]:
+    """Random crops, scales and horizontal flips of scikit-image's photographs ("movie" domain)."""
+    photos = skimage_photos()
+    names = sorted(photos)
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        name = names[rng.integers(len(names))]
+        photo = photos[name]
+        height, width = photo.shape[:2]
+        side = int(rng.uniform(0.35, 1.0) * min(height, width))
+        top = int(rng.integers(0, height - side + 1))
+        left = int(rng.integers(0, width - side + 1))
+        crop = photo[top : top + side, left : left + side]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        rgb = resize_square(np.ascontiguousarray(crop), size)
+        yield Candidate.accepted(f"skimage:{name}[{top}:{top + side},{left}:{left + side}]", name, rgb, crop.shape)
+
+
+_SKIES = [(120, 190, 250), (250, 170, 90), (250, 150, 190), (30, 40, 110), (170, 220, 250)]
+_GROUNDS = [(70, 170, 60), (230, 200, 120), (120, 120, 130), (40, 120, 60), (200, 110, 60)]
+_PALETTE = [
+    (230, 40, 40),
+    (250, 140, 20),
+    (250, 220, 40),
+    (60, 180, 60),
+    (40, 90, 220),
+    (150, 60, 200),
+    (250, 120, 180),
+    (40, 200, 220),
+    (140, 80, 30),
+    (245, 245, 245),
+]
+_SKIN = [(255, 214, 170), (230, 170, 120), (160, 100, 60), (120, 220, 120)]
+_OUTLINE = (25, 25, 25)
+
+
+def draw_cartoon_frame(rng: np.random.Generator, size: int) -> np.ndarray:
+    """One cel-style frame: flat sky and ground, outlined flat shapes, a small saturated palette."""
+    canvas = 2 * size  # drawn at twice the size, then downsampled: clean antialiased outlines
+    image = Image.new("RGB", (canvas, canvas), _SKIES[rng.integers(len(_SKIES))])
+    draw = ImageDraw.Draw(image)
+    line = max(2, canvas // 80)
+
+    def colour() -> tuple[int, ...]:
+        return _PALETTE[rng.integers(len(_PALETTE))]
+
+    def ellipse(cx: float, cy: float, rx: float, ry: float, fill: tuple[int, ...]) -> None:
+        draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=fill, outline=_OUTLINE, width=line)
+
+    horizon = int(canvas * rng.uniform(0.5, 0.75))
+    draw.rectangle((0, horizon, canvas, canvas), fill=_GROUNDS[rng.integers(len(_GROUNDS))])
+    draw.line((0, horizon, canvas, horizon), fill=_OUTLINE, width=line)
+
+    # sun or moon, clouds
+    ellipse(
+        rng.uniform(0.1, 0.9) * canvas,
+        rng.uniform(0.08, 0.3) * canvas,
+        canvas * 0.08,
+        canvas * 0.08,
+        ((250, 210, 30), (250, 120, 20), (240, 240, 220))[rng.integers(3)],
+    )
+    for _ in range(rng.integers(0, 3)):
+        cx, cy = rng.uniform(0, canvas), rng.uniform(0.05, 0.35) * canvas
+        ellipse(cx, cy, canvas * rng.uniform(0.08, 0.15), canvas * 0.04, (250, 250, 250))
+
+    # houses: wall, roof, door, window
+    for _ in range(rng.integers(0, 3)):
+        w = canvas * rng.uniform(0.18, 0.3)
+        h = w * rng.uniform(0.6, 1.0)
+        x0 = rng.uniform(0, canvas - w)
+        y1 = horizon + rng.uniform(0, 0.1) * canvas
+        draw.rectangle((x0, y1 - h, x0 + w, y1), fill=colour(), outline=_OUTLINE, width=line)
+        roof = [(x0 - w * 0.1, y1 - h), (x0 + w * 1.1, y1 - h), (x0 + w / 2, y1 - h - w * 0.5)]
+        draw.polygon(roof, fill=colour(), outline=_OUTLINE, width=line)
+        draw.rectangle((x0 + w * 0.4, y1 - h * 0.45, x0 + w * 0.6, y1), fill=colour(), outline=_OUTLINE, width=line)
+        draw.rectangle(
+            (x0 + w * 0.1, y1 - h * 0.8, x0 + w * 0.3, y1 - h * 0.55),
+            fill=(170, 220, 250),
+            outline=_OUTLINE,
+            width=line,
+        )
+
+    # trees: trunk and crown
+    for _ in range(rng.integers(0, 4)):
+        cx = rng.uniform(0, canvas)
+        base = horizon + rng.uniform(0, 0.15) * canvas
+        tw, th = canvas * 0.03, canvas * rng.uniform(0.1, 0.2)
+        draw.rectangle((cx - tw, base - th, cx + tw, base), fill=(140, 80, 30), outline=_OUTLINE, width=line)
+        crown = ((60, 180, 60), (30, 130, 50), (250, 140, 20), (230, 40, 40))[rng.integers(4)]
+        ellipse(cx, base - th, canvas * rng.uniform(0.06, 0.1), canvas * rng.uniform(0.06, 0.12), crown)
+
+    # characters: body, head, eyes
+    for _ in range(rng.integers(1, 3)):
+        cx = rng.uniform(0.15, 0.85) * canvas
+        base = rng.uniform(0.8, 0.98) * canvas
+        scale = canvas * rng.uniform(0.1, 0.18)
+        ellipse(cx, base - scale * 0.6, scale * 0.45, scale * 0.6, colour())
+        head_y = base - scale * 1.45
+        ellipse(cx, head_y, scale * 0.38, scale * 0.38, _SKIN[rng.integers(len(_SKIN))])
+        for dx in (-0.14, 0.14):
+            ellipse(cx + dx * scale, head_y - 0.05 * scale, scale * 0.09, scale * 0.11, (255, 255, 255))
+            r = scale * 0.04
+            draw.ellipse((cx + dx * scale - r, head_y - r, cx + dx * scale + r, head_y + r), fill=_OUTLINE)
+
+    return np.asarray(image.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def demo_cartoon_frames(count: int, size: int, seed: int) -> Iterator[Candidate]:
+    """Seeded procedural cel-style frames ("cartoon" domain): same seed, same images."""
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        frame = draw_cartoon_frame(rng, size)
+        yield Candidate.accepted(f"procedural:seed{seed}:{i}", f"frame{i}", frame, frame.shape)
+
+
+def demo_stream(params: RunParams, domain: str, split: str, start: int = 0) -> Iterator[Candidate]:
+    """The demo source: one seeded generator per domain and split; ``start`` skips that many."""
+    seed = (params.seed * 1000 + DOMAINS.index(domain)) * 2 + SPLITS.index(split)
+    count = params.test_per_domain if split == "test" else params.train_per_domain
+    make = demo_cartoon_frames if domain == "cartoon" else demo_movie_stills
+    for i, candidate in enumerate(make(count, params.image_size, seed)):
+        if i >= start:
+            yield candidate
+
+
+# --- files: folders and Kaggle datasets ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str
+    group: str
+
+
+def list_source_files(root: str | Path) -> list[SourceFile]:
+    """Every image file under ``root`` with its group: the parent folder relative to ``root``.
+
+    In a flat folder (one group only) each file is its own group.
+    """
+    root = Path(root)
+    paths = find_images(root)
+    groups = [str(p.parent.relative_to(root)) for p in paths]
+    if len(set(groups)) < 2:
+        groups = [str(p.relative_to(root)) for p in paths]
+    return [SourceFile(str(p), g) for p, g in zip(paths, groups)]
+
+
+def assign_splits(files: list[SourceFile], n_train: int, n_test: int, seed: int) -> dict[str, list[SourceFile]]:
+    """Whole groups to one split, in a seeded order, keeping the file counts near n_test : n_train.
+
+    Every file gets a split (so rejected files can be replaced from the same split); within a
+    split the files come in a seeded random order, mixing groups.
+    """
+    rng = np.random.default_rng(seed)
+    by_group: dict[str, list[SourceFile]] = {}
+    for f in files:
+        by_group.setdefault(f.group, []).append(f)
+    names = sorted(by_group)
+    assigned: dict[str, list[SourceFile]] = {"test": [], "train": []}
+    for i in rng.permutation(len(names)):
+        group = by_group[names[i]]
+        # the split that is proportionally emptier takes the next group
+        split = "test" if len(assigned["test"]) * n_train <= len(assigned["train"]) * n_test else "train"
+        assigned[split].extend(group)
+    return {split: [fs[i] for i in rng.permutation(len(fs))] for split, fs in assigned.items()}
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    size: int
+    resize: str
+    min_colorfulness: float
+    max_pixels: int
+
+
+def decode_source_file(task: tuple[SourceFile, DecodeSettings]) -> Candidate:
+    """Worker: one file -> a resized Candidate or a rejection. Runs in a process pool."""
+    file, settings = task
+    rgb, reason = load_rgb(file.path, min_side=max(1, settings.size // 2), max_pixels=settings.max_pixels)
+    if rgb is None:
+        return Candidate(file.path, file.group, None, reason)
+    score = colorfulness(rgb)
+    if score < settings.min_colorfulness:
+        return Candidate(file.path, file.group, None,
+                         f"near-grayscale: colorfulness {score:.1f} < min_colorfulness {settings.min_colorfulness:g}")  # fmt: skip
+    sha1 = hashlib.sha1(rgb.tobytes()).hexdigest()
+    resized = resize_square(rgb, settings.size, settings.resize)
+    return Candidate(file.path, file.group, resized, None, sha1, rgb.shape[1], rgb.shape[0])
+
+
+def decode_stream(files: list[SourceFile], settings: DecodeSettings, workers: int) -> Iterator[Candidate]:
+    """Decode files in order, in a pool of ``workers`` processes (1: in this process)."""
+    tasks = ((f, settings) for f in files)
+    if workers <= 1:
+        yield from map(decode_source_file, tasks)
+        return
+    # spawn, not fork: safe inside a Jupyter kernel that holds threads
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(decode_source_file, tasks, chunksize=4)
+
+
+def prepare_workers(params: RunParams) -> int:
+    return params.prepare_workers or os.cpu_count() or 1
+
+
+# --- Kaggle --------------------------------------------------------------------------------------
+
+
+class DataSourceError(RuntimeError):
+    """The configured images cannot be found or fetched; the message lists the ways to supply them."""
+
+
+def kaggle_credentials_present() -> bool:
+    """Whether the kaggle client would find credentials in one of its standard places."""
+    if os.environ.get("KAGGLE_API_TOKEN") or (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")):
+        return True
+    dirs = [os.environ.get("KAGGLE_CONFIG_DIR"), "~/.kaggle", "~/.config/kaggle"]
+    return any(
+        Path(d).expanduser().joinpath(name).is_file() for d in dirs if d for name in ("kaggle.json", "access_token")
+    )
+
+
+def find_attached_dataset(handle: str, input_root: str | Path) -> Path | None:
+    """An attached dataset under Kaggle's input mount, found by searching for its slug.
+
+    Both ``<root>/<slug>/`` and ``<root>/datasets/<owner>/<slug>/`` occur, depending on the date.
+    """
+    owner, _, slug = handle.partition("/")
+    root = Path(input_root)
+    if not slug or not root.is_dir():
+        return None
+    for candidate in (root / "datasets" / owner / slug, root / slug, root / owner / slug):
+        if candidate.is_dir():
+            return candidate
+    for dirpath, dirnames, _ in os.walk(root):
+        if len(Path(dirpath).relative_to(root).parts) >= 3:  # bounded search depth
+            dirnames[:] = []
+        if slug in dirnames:
+            return Path(dirpath) / slug
+    return None
+
+
+def download_kaggle_dataset(handle: str, cache_dir: str | Path) -> Path:
+    """Download (once) and unzip a Kaggle dataset into ``cache_dir/<owner>/<slug>``."""
+    target = Path(cache_dir).expanduser() / handle
+    done = target / ".download-complete"
+    if done.is_file():
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    # imported here: `import kaggle` authenticates as a side effect
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    api = KaggleApi()
+    api.authenticate()
+    api.dataset_download_files(handle, path=str(target), unzip=True, quiet=False)
+    done.write_text(handle + "\n")
+    return target
+
+
+def locate_kaggle_dataset(params: RunParams, domain: str) -> Path:
+    """Attached under /kaggle/input, else downloaded with credentials, else a clear error."""
+    handle = getattr(params, f"{domain}_dataset")
+    attached = find_attached_dataset(handle, params.kaggle_input_root)
+    if attached is not None:
+        return attached
+    if kaggle_credentials_present():
+        return download_kaggle_dataset(handle, params.kaggle_cache)
+    raise DataSourceError(
+        f"parameter '{domain}_dataset' = {handle!r}: not attached under {params.kaggle_input_root} and no "
+        "Kaggle credentials found. Supply the images one of these ways: (1) on Kaggle, attach the dataset "
+        "to the notebook (Add Input); (2) put your API credentials in ~/.kaggle/kaggle.json (or set "
+        "KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN) and the kit downloads it; (3) use "
+        "source='folder' with cartoon_dir and movie_dir pointing at your own image folders."
+    )
+
+
+def source_root(params: RunParams, domain: str) -> Path:
+    """The directory holding one domain's image files (folder or Kaggle source)."""
+    if params.source == "folder":
+        return Path(getattr(params, f"{domain}_dir"))
+    if params.source == "kaggle":
+        return locate_kaggle_dataset(params, domain)
+    raise ValueError(f"parameter 'source' = {params.source!r} has no files")
