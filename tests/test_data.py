@@ -123,6 +123,9 @@ def test_interrupted_prepare_resumes_to_the_same_result(
         data.prepare_data(params, tmp_path / "run")
     monkeypatch.setattr(data.ShardJournal, "record", original)
     assert not (tmp_path / "run" / "data" / "manifest.csv").exists()
+    journal = tmp_path / "run" / "data" / ".movie_journal.jsonl"
+    with journal.open("a") as log:
+        log.write('{"split": "test", "sour')  # a line cut short by the interruption
     resumed = data.prepare_data(params, tmp_path / "run")
     out = capsys.readouterr().out
     assert "prepare movie: resuming after" in out and "prepare cartoon: resuming" not in out

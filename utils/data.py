@@ -65,6 +65,13 @@ def prepare_fingerprint(params: RunParams) -> dict[str, Any]:
     return {k: getattr(params, k) for k in keys}
 
 
+def _json_or_none(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
 class ShardJournal:
     """An interrupted prepare resumes from here: a pool memory map plus a JSON-lines journal.
 
@@ -80,8 +87,13 @@ class ShardJournal:
         self.pending: list[dict[str, Any]] = []
         if self.log_path.is_file() and self.pool_path.is_file():
             lines = self.log_path.read_text().splitlines()
-            if lines and json.loads(lines[0]) == header:
-                self.entries = [json.loads(line) for line in lines[1:] if line.strip()]
+            if lines and _json_or_none(lines[0]) == header:
+                for line in lines[1:]:
+                    entry = _json_or_none(line)
+                    if entry is None:  # a line cut short by the interruption: it and what follows are redone
+                        break
+                    self.entries.append(entry)
+                write_text_atomic(self.log_path, "".join(json.dumps(e) + "\n" for e in [header, *self.entries]))
                 self.pool = np.load(self.pool_path, mmap_mode="r+")
                 self.log = self.log_path.open("a")
                 return
