@@ -38,6 +38,7 @@ class Candidate:
 
     @classmethod
     def accepted(cls, source: str, group: str, rgb: np.ndarray, decoded_shape: tuple[int, ...]) -> Candidate:
+        """A generated (demo) image: there is no file to decode, so its hash is of the pixels it holds."""
         sha1 = hashlib.sha1(np.ascontiguousarray(rgb).tobytes()).hexdigest()
         return cls(source, group, rgb, None, sha1, decoded_shape[1], decoded_shape[0])
 
