@@ -1,33 +1,88 @@
 from __future__ import annotations
 
 import dataclasses
-from contextlib import nullcontext
+import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
-from utils import color, sources, train
-from utils.models import GANLoss, PatchDiscriminator, UNetGenerator
+from utils import color, config, sources, train
+from utils.checkpoints import load_checkpoint, model_dir
+from utils.data import ShardDataset
+
+KIT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_a_few_gan_steps_lower_l1_on_a_fixed_batch() -> None:
-    torch.manual_seed(0)
+def weights(ckpt: dict) -> dict[str, torch.Tensor]:
+    return {f"{net}.{k}": v for net in ("generator", "discriminator") for k, v in ckpt[net].items()}
+
+
+def assert_same_weights(a: dict, b: dict, what: str) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key, value in wa.items():
+        assert torch.equal(value, wb[key]), f"{key} differs: {what}"
+
+
+def test_a_few_gan_steps_lower_l1_on_a_fixed_batch(tiny_params) -> None:
     frames = np.stack([c.rgb for c in sources.demo_cartoon_frames(4, 32, seed=0)])
     l_norm, ab_norm = color.uint8_to_model_io(torch.from_numpy(frames))
-    generator, discriminator, gan_loss = UNetGenerator(), PatchDiscriminator(), GANLoss()
-    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
-    losses = [
-        train.gan_step(generator, discriminator, gan_loss, opt_g, opt_d, scaler, l_norm, ab_norm, 100.0, nullcontext())
-        for _ in range(25)
-    ]
+    gan = train.build_gan(tiny_params, torch.device("cpu"))
+    losses = [train.gan_step(gan, l_norm, ab_norm) for _ in range(25)]
     l1 = [float(x[2]) for x in losses]
     assert all(torch.isfinite(x).all() for x in losses)
     assert np.mean(l1[-3:]) < 0.6 * np.mean(l1[:3]), l1
+
+
+def test_amp_picks_fp16_with_a_scaler_on_a_t4_and_bf16_on_newer_gpus(monkeypatch) -> None:
+    cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))  # T4
+    assert train.amp_settings(cuda) == (torch.float16, True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))  # A100
+    assert train.amp_settings(cuda) == (torch.bfloat16, False)
+    assert train.amp_settings(cuda, "fp16") == (torch.float16, True)
+    assert train.amp_settings(cuda, "fp32") == (None, False)
+    assert train.amp_settings(torch.device("cpu"), "bf16") == (None, False)
+
+
+def test_flips_happen_on_the_batch_where_asked() -> None:
+    batch = torch.arange(2 * 4 * 4 * 3, dtype=torch.uint8).view(2, 4, 4, 3)
+    l_norm, _ = train.batch_to_model_io(batch, torch.tensor([True, False]), torch.device("cpu"), torch.channels_last)
+    plain, _ = color.uint8_to_model_io(batch)
+    assert torch.equal(l_norm[0], plain[0].flip(-1)) and torch.equal(l_norm[1], plain[1])
+    assert l_norm.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_every_process_count_sees_the_same_global_batches_and_flips() -> None:
+    images = ShardDataset(np.zeros((22, 1, 1, 3), np.uint8), np.arange(22))
+    global_batch = 4
+    for epoch in (1, 2):
+        single = train.EpochSampler(images, train.Processes(), seed=3, batch_size=global_batch, flip=True)
+        single.set_position(epoch, 0)
+        one = list(single)
+        assert single.batches_per_epoch == 5 and len(one) == 20
+        shares = []
+        for rank in (0, 1):
+            sampler = train.EpochSampler(images, train.Processes(rank, 2, rank), 3, global_batch // 2, True)
+            sampler.set_position(epoch, 0)
+            shares.append(list(sampler))
+            assert sampler.batches_per_epoch == 5
+        for s in range(5):
+            both = shares[0][2 * s : 2 * s + 2] + shares[1][2 * s : 2 * s + 2]
+            assert sorted(both) == sorted(one[4 * s : 4 * s + 4]), f"global batch {s} of epoch {epoch}"
+        single.set_position(epoch, 3)  # a resume after 3 batches skips exactly those
+        assert list(single) == one[12:]
+        assert len(single) == 8
+    flips = [f for _, f in one]
+    assert 0 < sum(flips) < len(flips)
 
 
 @pytest.fixture(scope="module")
@@ -48,35 +103,109 @@ def test_train_writes_history_samples_and_checkpoints(trained_twice: dict[str, P
     out = trained_twice["straight"] / "models" / "cartoon"
     history = pd.read_csv(out / "history.csv")
     assert list(history.columns) == train.HISTORY_COLUMNS
-    assert list(history.epoch) == [1, 2]
-    assert np.isfinite(history[["loss_D", "loss_G_GAN", "loss_G_L1", "val_loss_G_L1"]].to_numpy()).all()
+    assert list(history.epoch) == [1, 2] and list(history.phase) == ["gan", "gan"]
+    numbers = ["loss_D", "loss_G_GAN", "loss_G_L1", "val_loss_G_L1", "val_ciede2000", "images_per_s"]
+    assert np.isfinite(history[numbers].to_numpy()).all()
+    assert (history.val_ciede2000 > 0).all()
     assert (out / "samples" / "epoch_01.png").is_file() and (out / "samples" / "epoch_02.png").is_file()
-    best = train.load_checkpoint(out / "best.pt")
-    assert best["epoch"] == int(history.loc[history.val_loss_G_L1.idxmin(), "epoch"])
-    last = train.load_checkpoint(out / "checkpoint_last.pt")
+    best = load_checkpoint(out / "best.pt")
+    assert best["epoch"] == int(history.loc[history.val_ciede2000.idxmin(), "epoch"])
+    assert best["val_ciede2000"] == pytest.approx(history.val_ciede2000.min())
+    last = load_checkpoint(out / "checkpoint_last.pt")
     assert last["epoch"] == 2 and last["step"] == history.step.iloc[-1]
+    assert last["position"] == {"epoch": 3, "batch": 0, "world_size": 1, "train_images": 22, "seed": 0}
     assert {"generator", "discriminator", "opt_g", "opt_d", "scaler", "rng", "params"} <= set(last)
-    assert not list(out.glob("*.tmp"))
+    assert not list(out.glob("*.tmp")) and not list(out.glob("checkpoint_epoch_*"))
 
 
 def test_resumed_run_equals_uninterrupted_run(trained_twice: dict[str, Path]) -> None:
-    a = train.load_checkpoint(trained_twice["straight"] / "models" / "cartoon" / "checkpoint_last.pt")
-    b = train.load_checkpoint(trained_twice["resumed"] / "models" / "cartoon" / "checkpoint_last.pt")
-    for name in ("generator", "discriminator"):
-        for key, value in a[name].items():
-            assert torch.equal(value, b[name][key]), f"{name}.{key} differs after resume"
+    a = load_checkpoint(trained_twice["straight"] / "models" / "cartoon" / "checkpoint_last.pt")
+    b = load_checkpoint(trained_twice["resumed"] / "models" / "cartoon" / "checkpoint_last.pt")
+    assert_same_weights(a, b, "after an epoch-end resume")
     history = pd.read_csv(trained_twice["resumed"] / "models" / "cartoon" / "history.csv")
     assert list(history.epoch) == [1, 2]
+
+
+KILL_DRIVER = """
+import json, os, signal, sys
+from utils import config, train
+real_step, calls = train.gan_step, 0
+def dying_step(*args, **kwargs):
+    global calls
+    calls += 1
+    if calls == int(sys.argv[3]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_step(*args, **kwargs)
+train.gan_step = dying_step
+train.train(config.resolve_params("demo", json.loads(sys.argv[1])), sys.argv[2], "cartoon", show_progress=False)
+"""
+
+
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(
+    tmp_path: Path, prepared_run: Path, tiny_params, trained_twice: dict[str, Path]
+) -> None:
+    overrides = {**dataclasses.asdict(tiny_params), "models": ",".join(tiny_params.models)}
+    overrides |= {"epochs": 2, "checkpoint_every": 2, "keep_every": 1}
+    (tmp_path / "data").symlink_to(prepared_run / "data")
+    # 5 batches per epoch: killed inside step 8 (epoch 2, batch 3); the last checkpoint is at step 6
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_DRIVER, json.dumps(overrides), str(tmp_path), "8"],
+        cwd=KIT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    out = model_dir(tmp_path, "cartoon")
+    position = load_checkpoint(out / "checkpoint_last.pt")["position"]
+    assert (position["epoch"], position["batch"]) == (2, 1), "expected a mid-epoch checkpoint"
+    assert list(pd.read_csv(out / "history.csv").epoch) == [1]
+
+    params = config.resolve_params("demo", overrides)
+    train.train(params, tmp_path, "cartoon", show_progress=False)
+    uninterrupted = trained_twice["straight"] / "models" / "cartoon"
+    assert_same_weights(
+        load_checkpoint(out / "checkpoint_last.pt"),
+        load_checkpoint(uninterrupted / "checkpoint_last.pt"),
+        "a run killed mid-epoch and resumed differs from an uninterrupted one",
+    )
+    resumed_history, straight_history = pd.read_csv(out / "history.csv"), pd.read_csv(uninterrupted / "history.csv")
+    assert list(resumed_history.epoch) == [1, 2]
+    losses = ["loss_D", "loss_G_GAN", "loss_G_L1", "val_loss_G_L1", "val_ciede2000"]
+    np.testing.assert_allclose(resumed_history[losses], straight_history[losses], rtol=1e-6)
+    # retention: every epoch kept (keep_every=1), each a complete checkpoint of its epoch
+    for epoch in (1, 2):
+        assert load_checkpoint(out / f"checkpoint_epoch_{epoch:03d}.pt")["epoch"] == epoch
+    assert not list(out.glob("*.tmp"))
+
+
+def test_pretraining_trains_the_generator_alone(tmp_path: Path, prepared_run: Path, tiny_params) -> None:
+    (tmp_path / "data").symlink_to(prepared_run / "data")
+    params = dataclasses.replace(tiny_params, pretrain_epochs=1, epochs=1, keep_every=1)
+    history = train.train(params, tmp_path, "movie", show_progress=False)
+    assert list(history.phase) == ["pretrain", "gan"]
+    assert history.loss_D.isna().tolist() == [True, False]
+    assert np.isfinite(history.loss_G_L1).all()
+    after_pretraining = load_checkpoint(model_dir(tmp_path, "movie") / "checkpoint_epoch_001.pt")
+    fresh = train.build_gan(params, torch.device("cpu"))
+    for key, value in fresh.discriminator_module.state_dict().items():
+        assert torch.equal(value, after_pretraining["discriminator"][key]), f"pretraining changed D: {key}"
+    changed = [
+        k
+        for k, v in fresh.generator_module.state_dict().items()
+        if not torch.equal(v, after_pretraining["generator"][k])
+    ]
+    assert changed, "pretraining left the generator unchanged"
 
 
 def test_checkpoint_errors_name_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "best.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="best.pt: not a readable checkpoint"):
-        train.load_checkpoint(bad)
+        load_checkpoint(bad)
     torch.save({"format": "someone-else/9", "generator": {}}, bad)
     with pytest.raises(ValueError, match="checkpoint format 'someone-else/9'"):
-        train.load_checkpoint(bad)
+        load_checkpoint(bad)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
@@ -86,7 +215,99 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     train.train(tiny_params, tmp_path, "movie", show_progress=False)
     last = tmp_path / "models" / "movie" / "checkpoint_last.pt"
     before = last.read_bytes()
-    monkeypatch.setattr(train, "gan_step", lambda *a, **k: torch.tensor([float("nan"), 0.0, 0.0]))
-    with pytest.raises(FloatingPointError, match="epoch 2"):
-        train.train(dataclasses.replace(tiny_params, epochs=2), tmp_path, "movie", show_progress=False)
+    calls = iter(range(100))
+
+    def nan_on_third_step(*args, **kwargs) -> torch.Tensor:
+        return torch.tensor([float("nan") if next(calls) == 2 else 0.5, 0.0, 0.0])
+
+    monkeypatch.setattr(train, "gan_step", nan_on_third_step)
+    params = dataclasses.replace(tiny_params, epochs=2, checkpoint_every=4)
+    # 5 steps per epoch: epoch 2 runs steps 6-10; the NaN is step 8, before the step-8 checkpoint
+    with pytest.raises(FloatingPointError, match="epoch 2, step 8"):
+        train.train(params, tmp_path, "movie", show_progress=False)
     assert last.read_bytes() == before
+
+
+def test_the_cli_rebuilds_the_same_parameters(tiny_params) -> None:
+    args = train.param_arguments(tiny_params)
+    assert config.resolve_params("paper", config.parse_overrides(args[1::2])) == tiny_params
+    command = train.torchrun_command(tiny_params, "runs/x", "mixed", 2)
+    assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert train.gpu_processes(tiny_params) == 1  # the CPU trains in-process
+
+
+def test_two_cpu_processes_equal_one_process_averaging_two_half_batches(tmp_path: Path, request) -> None:
+    from tests.scripts import ddp_gan_steps as script
+
+    env = {**os.environ, "PYTHONPATH": str(KIT_ROOT), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(KIT_ROOT / "tests" / "scripts" / "ddp_gan_steps.py"), str(tmp_path)],
+        cwd=KIT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    for key, value in rank0.items():
+        assert torch.equal(value, rank1[key]), f"ranks disagree on {key}"
+
+    # the reference: one process, plain modules, each half-batch's gradients averaged by hand. One
+    # thread, as in each rank: Adam's first steps move every weight by +-lr whatever its gradient's
+    # size, so summation-order noise in near-zero gradients would otherwise show as lr-sized differences.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
+    params = config.resolve_params(
+        "demo", {"image_size": script.SIZE, "batch_size": script.GLOBAL_BATCH, "channels_last": False}
+    )
+    gan = train.build_gan(params, torch.device("cpu"))
+    g, d = gan.generator_module, gan.discriminator_module
+    bce = F.binary_cross_entropy_with_logits
+    for batch in script.global_batches():
+        halves = [color.uint8_to_model_io(half) for half in batch.chunk(2)]
+        fakes = [g(l_norm) for l_norm, _ in halves]
+        d.requires_grad_(True)
+        gan.opt_d.zero_grad()
+        for (l_norm, ab_norm), fake in zip(halves, fakes):
+            fake_logits, real_logits = d(l_norm, fake.detach()), d(l_norm, ab_norm)
+            loss = 0.5 * (
+                bce(fake_logits, torch.zeros_like(fake_logits)) + bce(real_logits, torch.ones_like(real_logits))
+            )
+            (loss / 2).backward()
+        gan.opt_d.step()
+        d.requires_grad_(False)
+        gan.opt_g.zero_grad()
+        for (l_norm, ab_norm), fake in zip(halves, fakes):
+            logits = d(l_norm, fake)
+            loss = bce(logits, torch.ones_like(logits)) + F.l1_loss(fake, ab_norm) * params.lambda_l1
+            (loss / 2).backward()
+        gan.opt_g.step()
+    reference = {f"generator.{k}": v for k, v in g.named_parameters()}
+    reference |= {f"discriminator.{k}": v for k, v in d.named_parameters()}
+    assert reference.keys() == rank0.keys()
+    worst = max(float((reference[k].detach() - rank0[k]).abs().max()) for k in reference)
+    assert worst < 2e-5, f"DDP weights differ from the averaged half-batches by {worst}"
+
+    # and the full batch through one process is a different computation (BatchNorm sees 8, not 4)
+    full = train.build_gan(params, torch.device("cpu"))
+    for batch in script.global_batches():
+        train.gan_step(full, *color.uint8_to_model_io(batch))
+    full_worst = max(
+        float((p.detach() - rank0[f"generator.{k}"]).abs().max()) for k, p in full.generator_module.named_parameters()
+    )
+    assert full_worst > 10 * worst
+
+
+def test_torchrun_trains_with_two_cpu_processes_and_rank_zero_writes(
+    tmp_path: Path, prepared_run: Path, tiny_params
+) -> None:
+    (tmp_path / "data").symlink_to(prepared_run / "data")
+    command = train.torchrun_command(dataclasses.replace(tiny_params, device="cpu"), tmp_path, "mixed", 2)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(command, cwd=KIT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    out = model_dir(tmp_path, "mixed")
+    history = pd.read_csv(out / "history.csv")
+    assert list(history.epoch) == [1] and np.isfinite(history.val_ciede2000).all()
+    last = load_checkpoint(out / "checkpoint_last.pt")
+    assert last["position"]["world_size"] == 2 and last["step"] == 5  # 22 images, global batch 4
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "checkpoint_last.pt", "history.csv", "samples"]

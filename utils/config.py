@@ -24,6 +24,7 @@ SOURCES: tuple[str, ...] = ("demo", "folder", "kaggle")
 RESIZE_MODES: tuple[str, ...] = ("crop", "stretch")
 STAGES: tuple[str, ...] = ("prepare", "train", "evaluate", "figures")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 
 
 class ParameterError(ValueError):
@@ -54,12 +55,21 @@ class RunParams:
     # model and GAN recipe (pix2pix / the tutorial the paper follows)
     pretrained: bool = True
     epochs: int = 20
-    batch_size: int = 16
+    batch_size: int = 16  # the global batch: split evenly across GPU processes
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
     lambda_l1: float = 100.0
+    pretrain_epochs: int = 0  # generator-only L1 epochs before the GAN epochs (the tutorial's recipe)
+    flip: bool = True  # random horizontal flip, decided per sample by the seeded data order
+    # training speed and survival
+    precision: str = "auto"  # auto: bf16 on GPUs that have it, fp16 + GradScaler otherwise (T4), fp32 on CPU
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the two networks (first steps slower, later ones faster)
+    gpus: int = 0  # processes (one per GPU) when several GPUs are visible; 0 = all of them
     resume: bool = True
+    checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch; 0 = at epoch ends only
+    keep_every: int = 0  # keep checkpoint_epoch_NNN.pt every k epochs; 0 = keep none
     # evaluation and figures
     models: tuple[str, ...] = MODEL_DOMAINS
     eval_batch_size: int = 32
@@ -96,6 +106,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         pretrained=True,
         epochs=20,
         batch_size=16,
+        checkpoint_every=200,  # ~2 min of T4 work between checkpoints, a few seconds each
     ),
 }
 
@@ -178,6 +189,11 @@ def validate(params: RunParams) -> RunParams:
             fail(name, "must lie in [0, 1)")
     if params.lambda_l1 < 0:
         fail("lambda_l1", "must be non-negative")
+    for name in ("pretrain_epochs", "checkpoint_every", "keep_every", "gpus"):
+        if getattr(params, name) < 0:
+            fail(name, "must be non-negative (0 = off)" if name != "gpus" else "must be non-negative (0 = all)")
+    if params.precision not in PRECISIONS:
+        fail("precision", f"must be one of {', '.join(PRECISIONS)}")
     if not params.models:
         fail("models", "must name at least one model")
     for model in params.models:

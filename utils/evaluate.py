@@ -10,10 +10,10 @@ import torch
 from tqdm import tqdm
 
 from utils import color, metrics
+from utils.checkpoints import load_checkpoint, model_dir
 from utils.config import DOMAINS, RunParams, select_device, write_csv_atomic
 from utils.data import load_shard
 from utils.models import UNetGenerator
-from utils.train import load_checkpoint, model_dir
 
 GRAY = "gray"  # baseline: ab = 0, the grayscale input shown as colour
 

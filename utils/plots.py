@@ -9,15 +9,16 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from utils.checkpoints import model_dir
 from utils.config import DOMAINS, write_text_atomic
 from utils.data import load_shard
 from utils.evaluate import GRAY
 from utils.metrics import METRICS
-from utils.train import model_dir
 
 LOSS_PANELS = {
     "(a) D_Loss and G_GAN loss": ["loss_D", "loss_G_GAN"],
     "(b) G_Loss and G_L1 loss (train and validation)": ["loss_G", "loss_G_L1", "val_loss_G_L1"],
+    "(c) validation CIEDE2000 (lower is better; picks best.pt)": ["val_ciede2000"],
 }
 
 
@@ -31,13 +32,14 @@ def _save(fig: plt.Figure, path: Path) -> plt.Figure:
 def plot_loss_curves(run_dir: str | Path, models: tuple[str, ...], name: str = "loss_curves") -> plt.Figure:
     """Paper Fig. 2: loss per epoch for each model, one row per model; saved as figures/<name>.png."""
     run_dir = Path(run_dir)
-    fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.2 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), len(LOSS_PANELS), figsize=(16, 3.2 * len(models)), squeeze=False)
     for row, model in zip(axes, models):
         history = pd.read_csv(model_dir(run_dir, model) / "history.csv")
         for ax, (title, columns) in zip(row, LOSS_PANELS.items()):
             long = history.melt(id_vars="epoch", value_vars=columns, var_name="loss")
             sns.lineplot(data=long, x="epoch", y="value", hue="loss", marker="o", ax=ax)
-            ax.set(title=f"{model} model: {title}", ylabel="loss (each network minimises its own)")
+            ylabel = "Delta E00" if columns == ["val_ciede2000"] else "loss (each network minimises its own)"
+            ax.set(title=f"{model} model: {title}", ylabel=ylabel)
             ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     return _save(fig, run_dir / "figures" / f"{name}.png")

@@ -1,0 +1,54 @@
+"""Run by tests/test_train.py under ``torchrun --nproc_per_node=2`` on the CPU (gloo).
+
+Each process builds the kit's GAN (DDP-wrapped), trains a few steps on its half of fixed global
+batches, and saves its parameters to ``<out_dir>/rank<r>.pt``.
+
+    python -m torch.distributed.run --nproc_per_node=2 tests/scripts/ddp_gan_steps.py OUT_DIR
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from utils import config, train
+
+GLOBAL_BATCH, STEPS, SIZE = 8, 3, 32
+
+
+def global_batches() -> torch.Tensor:
+    """STEPS x GLOBAL_BATCH x SIZE x SIZE x 3 uint8 demo frames: the same in every process."""
+    from utils.sources import demo_cartoon_frames
+
+    frames = torch.stack(
+        [torch.from_numpy(c.rgb.copy()) for c in demo_cartoon_frames(STEPS * GLOBAL_BATCH, SIZE, seed=0)]
+    )
+    return frames.view(STEPS, GLOBAL_BATCH, SIZE, SIZE, 3)
+
+
+def main(out_dir: str) -> None:
+    procs = train.processes_from_env()
+    dist.init_process_group("gloo")
+    params = config.resolve_params(
+        "demo", {"image_size": SIZE, "batch_size": GLOBAL_BATCH, "device": "cpu", "channels_last": False}
+    )
+    device = torch.device("cpu")
+    gan = train.build_gan(params, device, procs)
+    assert isinstance(gan.generator, torch.nn.parallel.DistributedDataParallel)
+    half = GLOBAL_BATCH // procs.world_size
+    for batch in global_batches():
+        share = batch[procs.rank * half : (procs.rank + 1) * half]
+        no_flip = torch.zeros(len(share), dtype=torch.bool)
+        l_norm, ab_norm = train.batch_to_model_io(share, no_flip, device, gan.memory_format)
+        train.gan_step(gan, l_norm, ab_norm)
+    state = {f"generator.{k}": v for k, v in gan.generator_module.named_parameters()}
+    state |= {f"discriminator.{k}": v for k, v in gan.discriminator_module.named_parameters()}
+    torch.save({k: v.detach().clone() for k, v in state.items()}, Path(out_dir) / f"rank{procs.rank}.pt")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,78 @@
+"""Checkpoint files: the format, atomic writes, safe reads, RNG states, retention.
+
+A model's directory ``<run_dir>/models/<model>/`` holds ``checkpoint_last.pt`` (everything a
+resume needs), ``best.pt`` (the generator with the best validation CIEDE2000, and its record) and,
+when ``keep_every`` is set, ``checkpoint_epoch_NNN.pt`` for every k-th epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT_FORMAT = "cross-domain-colorization/2"  # 2: mid-epoch position, validation CIEDE2000
+
+
+def model_dir(run_dir: str | Path, model: str) -> Path:
+    return Path(run_dir) / "models" / model
+
+
+def save_atomic(obj: dict[str, Any], path: Path) -> None:
+    """Write to a temporary file, then rename: a crash never leaves a half-written checkpoint,
+    and the previous file is replaced only once the new one is complete."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read a checkpoint of this kit (``weights_only=True``); anything else is a clear error."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{path}: checkpoint format {found!r}, this kit reads {CHECKPOINT_FORMAT!r}")
+    return ckpt
+
+
+def keep_epoch_copy(last_path: Path, epoch: int) -> Path:
+    """Retention: ``checkpoint_epoch_NNN.pt`` beside ``checkpoint_last.pt``, a hard link when the
+    file system allows (no second copy of ~350 MB), written under a temporary name first."""
+    kept = last_path.with_name(f"checkpoint_epoch_{epoch:03d}.pt")
+    tmp = kept.with_name(kept.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(last_path, tmp)
+    except OSError:
+        shutil.copyfile(last_path, tmp)
+    os.replace(tmp, kept)
+    return kept
+
+
+def rng_states() -> dict[str, Any]:
+    state = np.random.get_state()
+    return {
+        "python": list(random.getstate()[1]),
+        "numpy": [state[0], torch.from_numpy(state[1].copy()), *state[2:]],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    random.setstate((3, tuple(states["python"]), None))
+    name, keys, *rest = states["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    torch.set_rng_state(states["torch"].cpu())
+    if torch.cuda.is_available():  # a run resumed on fewer GPUs restores the ones it has
+        for index, state in enumerate(states["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state.cpu(), index)
