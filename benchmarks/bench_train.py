@@ -245,7 +245,7 @@ def main() -> None:
         print(f"paper profile (3 models x 20 epochs x 7200 images) at the kit's speed here: "
               f"{paper_hours(kit['images_per_s']):.1f} h")  # fmt: skip
     t4_flops_256 = flops * (256 / args.size) ** 2
-    for utilisation in (0.15, 0.30):
+    for utilisation in (0.10, 0.25):
         images_per_s = 2 * utilisation * T4_PEAK_FLOPS / t4_flops_256
         print(f"projection, Kaggle T4 x2 at {utilisation:.0%} of fp16 peak each: {images_per_s:.0f} images/s, "
               f"paper profile {paper_hours(images_per_s):.1f} h")  # fmt: skip

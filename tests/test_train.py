@@ -297,17 +297,24 @@ def test_two_cpu_processes_equal_one_process_averaging_two_half_batches(tmp_path
     assert full_worst > 10 * worst
 
 
-def test_torchrun_trains_with_two_cpu_processes_and_rank_zero_writes(
-    tmp_path: Path, prepared_run: Path, tiny_params
+def test_with_several_processes_training_runs_under_torchrun_and_rank_zero_writes(
+    tmp_path: Path, prepared_run: Path, tiny_params, monkeypatch, capfd
 ) -> None:
+    """The notebook's launcher, made to start two CPU processes (gloo) in place of two GPUs."""
     (tmp_path / "data").symlink_to(prepared_run / "data")
-    command = train.torchrun_command(dataclasses.replace(tiny_params, device="cpu"), tmp_path, "mixed", 2)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(command, cwd=KIT_ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    out = model_dir(tmp_path, "mixed")
-    history = pd.read_csv(out / "history.csv")
+    monkeypatch.setattr(train, "gpu_processes", lambda params: 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    history = train.run_training(dataclasses.replace(tiny_params, device="cpu"), tmp_path, "mixed")
+    streamed = capfd.readouterr().out
+    assert "torchrun --nproc_per_node=2" in streamed and "mixed epoch 1/1 (gan)" in streamed
     assert list(history.epoch) == [1] and np.isfinite(history.val_ciede2000).all()
+    out = model_dir(tmp_path, "mixed")
     last = load_checkpoint(out / "checkpoint_last.pt")
     assert last["position"]["world_size"] == 2 and last["step"] == 5  # 22 images, global batch 4
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "checkpoint_last.pt", "history.csv", "samples"]
+
+
+def test_a_failing_launch_is_an_error_naming_the_model(tmp_path: Path, tiny_params, monkeypatch) -> None:
+    monkeypatch.setattr(train, "gpu_processes", lambda params: 2)
+    with pytest.raises(RuntimeError, match="torchrun training of model movie failed"):
+        train.run_training(dataclasses.replace(tiny_params, device="cpu"), tmp_path / "no-data", "movie")

@@ -17,8 +17,8 @@ from utils.metrics import METRICS
 
 LOSS_PANELS = {
     "(a) D_Loss and G_GAN loss": ["loss_D", "loss_G_GAN"],
-    "(b) G_Loss and G_L1 loss (train and validation)": ["loss_G", "loss_G_L1", "val_loss_G_L1"],
-    "(c) validation CIEDE2000 (lower is better; picks best.pt)": ["val_ciede2000"],
+    "(b) G_Loss, G_L1 (train and val)": ["loss_G", "loss_G_L1", "val_loss_G_L1"],
+    "(c) val CIEDE2000 (lower is better)": ["val_ciede2000"],
 }
 
 

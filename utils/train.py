@@ -10,6 +10,7 @@ one GPU or the CPU and launches torchrun itself when several GPUs are visible.
 from __future__ import annotations
 
 import argparse
+import codecs
 import os
 import random
 import subprocess
@@ -433,9 +434,7 @@ def _train(
         persistent_workers=params.num_workers > 0,
         generator=torch.Generator().manual_seed(params.seed),  # worker seeds never draw on the global RNG
     )
-    val_loader = torch.utils.data.DataLoader(
-        val_set, batch_size=params.eval_batch_size, num_workers=params.num_workers, pin_memory=device.type == "cuda"
-    )
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=params.eval_batch_size)  # small: read in-process
     gan = build_gan(params, device, procs)
 
     total_epochs = params.pretrain_epochs + params.epochs
@@ -477,6 +476,8 @@ def _train(
                          "train_images": len(train_set), "seed": params.seed},
         }  # fmt: skip
 
+    if epoch > total_epochs and procs.main:
+        print(f"model {domain}: {last_path} already holds all {total_epochs} epochs; nothing to train")
     while epoch <= total_epochs:
         phase = "pretrain" if epoch <= params.pretrain_epochs else "gan"
         step_fn = l1_step if phase == "pretrain" else gan_step
@@ -543,8 +544,6 @@ def _train(
             shared = torch.tensor([best_val], device=device, dtype=torch.float64)
             dist.broadcast(shared, 0)
             best_val = float(shared)
-    if not history and procs.main:
-        print(f"model {domain}: {last_path} already holds all {total_epochs} epochs; nothing to train")
     return pd.read_csv(history_path) if history_path.is_file() else pd.DataFrame(columns=HISTORY_COLUMNS)
 
 
@@ -578,11 +577,20 @@ def run_training(params: RunParams, run_dir: str | Path, domain: str, show_progr
     print(f"training {domain} on {n_processes} GPUs: torchrun --nproc_per_node={n_processes} -m utils.train ...")
     kit_root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(command, cwd=kit_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+    proc = subprocess.Popen(command, cwd=kit_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a chunk may end mid-character
+    try:
         assert proc.stdout is not None
         while chunk := os.read(proc.stdout.fileno(), 4096):
-            sys.stdout.write(chunk.decode(errors="replace"))
+            sys.stdout.write(decoder.decode(chunk))
             sys.stdout.flush()
+        proc.wait()
+    except BaseException:  # an interrupted notebook stops the training processes too
+        proc.terminate()
+        proc.wait()
+        raise
+    finally:
+        proc.stdout.close()
     if proc.returncode:
         raise RuntimeError(
             f"torchrun training of model {domain} failed (exit code {proc.returncode}); see the output above"
