@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint clean-runs
+.PHONY: setup demo test lint clean-runs kaggle-bundle kaggle-push kaggle-status kaggle-output
 
 setup: $(STAMP)
 
@@ -24,6 +24,19 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check utils tests benchmarks
 	$(PY) -m ruff format --check utils tests benchmarks
+
+# Kaggle (README, "Run on Kaggle"): e.g. make kaggle-push KAGGLE_ARGS="-p cartoon_dataset=owner/slug -p movie_dataset=owner/slug"
+kaggle-bundle: $(STAMP)
+	$(PY) -m utils.kaggle bundle $(KAGGLE_ARGS)
+
+kaggle-push: $(STAMP)
+	$(PY) -m utils.kaggle push $(KAGGLE_ARGS)
+
+kaggle-status: $(STAMP)
+	$(PY) -m utils.kaggle status $(KAGGLE_ARGS)
+
+kaggle-output: $(STAMP)
+	$(PY) -m utils.kaggle output $(KAGGLE_ARGS)
 
 clean-runs:
 	rm -rf runs

@@ -1,0 +1,340 @@
+"""Run the kit on Kaggle: bundle it into one self-contained notebook, push it, watch it, fetch its output.
+
+    python -m utils.kaggle bundle [--id OWNER/SLUG] [--profile paper] [-p name=value ...]
+    python -m utils.kaggle push   [--id OWNER/SLUG] [--profile paper] [-p name=value ...]
+    python -m utils.kaggle status [--id OWNER/SLUG] [--interval 60]
+    python -m utils.kaggle output [--id OWNER/SLUG]
+
+``kaggle kernels push`` uploads only the file named by ``code_file``, so ``bundle`` embeds the
+kit (``utils/``, ``notebooks/``) in that notebook as a compressed archive. Credentials are the
+kaggle client's business: this module never reads, prints or writes a key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import io
+import json
+import re
+import shutil
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from utils.config import ParameterError, git_commit, parse_overrides, resolve_params, write_text_atomic
+from utils.sources import kaggle_credentials_present
+
+KIT_ROOT = Path(__file__).resolve().parent.parent
+METADATA_PATH = KIT_ROOT / "kernel-metadata.json"
+BUILD_DIR = KIT_ROOT / "build" / "kaggle"
+NOTEBOOK_NAME = "cross-domain-colorization.ipynb"
+PLACEHOLDER_OWNER = "your-kaggle-username"
+DEV_ONLY = ("pytest", "ruff")  # requirements the kernel never needs
+FINISHED = ("complete", "error", "cancel")  # kernel states after which polling stops
+CREDENTIAL_PLACES = (
+    "~/.kaggle/kaggle.json (or $KAGGLE_CONFIG_DIR/kaggle.json), ~/.kaggle/access_token, "
+    "the KAGGLE_USERNAME + KAGGLE_KEY environment variables, or KAGGLE_API_TOKEN"
+)
+
+
+class KaggleSetupError(RuntimeError):
+    """Something the Kaggle commands need is missing; the message says what and where."""
+
+
+# --- the bundle ---------------------------------------------------------------------------------
+
+
+def kit_files() -> list[Path]:
+    """What the kernel needs of the kit: the package, the stage notebooks, the requirements."""
+    files = sorted((KIT_ROOT / "utils").glob("*.py")) + sorted((KIT_ROOT / "notebooks").glob("*.ipynb"))
+    return [*files, KIT_ROOT / "requirements.txt"]
+
+
+def kit_archive() -> bytes:
+    """A reproducible tar.gz of :func:`kit_files` (fixed times and owners: same kit, same bytes)."""
+    raw = io.BytesIO()
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped, tarfile.open(fileobj=zipped, mode="w") as tar:
+        for path in kit_files():
+            data = path.read_bytes()
+            info = tarfile.TarInfo(path.relative_to(KIT_ROOT).as_posix())
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()
+
+
+def runtime_requirements() -> list[str]:
+    """requirements.txt without comments and the development tools."""
+    lines = (line.split("#")[0].strip() for line in (KIT_ROOT / "requirements.txt").read_text().splitlines())
+    return [r for r in lines if r and re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] not in DEV_ONLY]
+
+
+UNPACK_CELL = """\
+# Unpack the kit embedded below (utils/ and notebooks/) and install only what this image lacks.
+import base64, importlib.metadata, io, os, re, subprocess, sys, tarfile
+
+KIT_DIR = os.path.abspath("kit")
+KIT_ARCHIVE = "{archive}"
+REQUIREMENTS = {requirements!r}
+
+with tarfile.open(fileobj=io.BytesIO(base64.b64decode(KIT_ARCHIVE)), mode="r:gz") as archive:
+    extract = {{"filter": "data"}} if hasattr(tarfile, "data_filter") else {{}}
+    archive.extractall(KIT_DIR, **extract)
+missing = []
+for requirement in REQUIREMENTS:
+    try:
+        importlib.metadata.version(re.split(r"[<>=!~;\\[ ]", requirement, maxsplit=1)[0])
+    except importlib.metadata.PackageNotFoundError:
+        missing.append(requirement)
+if missing:
+    print("installing what this image lacks:", ", ".join(missing))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)
+else:
+    print("every requirement is already installed")
+sys.path.insert(0, KIT_DIR)
+print("kit unpacked into", KIT_DIR)
+"""
+
+INTRO = """\
+# Cross-domain colorization on Kaggle
+
+This notebook carries the whole kit: its first cell unpacks `utils/` and the stage notebooks into
+`kit/` and installs only what the image lacks. It then runs the pipeline (prepare, train the
+cartoon, movie and mixed models, evaluate each on both domains, figures) with papermill into the
+working directory and keeps, for the output: the rendered stage notebooks, figures, CSVs,
+`report.md`, `run.json` and each model's `best.pt`. The data shards and the resumable checkpoints
+are removed at the end (Kaggle keeps at most 20 GB of output).
+
+Bundled from commit `{commit}` with profile `{profile}`."""
+
+
+def bundled_notebook(profile: str, overrides: dict[str, Any]) -> nbformat.NotebookNode:
+    """The self-contained kernel notebook; ``profile`` and ``overrides`` fill its parameters cell."""
+    archive = base64.b64encode(kit_archive()).decode()
+    cells = [
+        nbformat.v4.new_markdown_cell(INTRO.format(commit=git_commit() or "unknown", profile=profile)),
+        nbformat.v4.new_code_cell(UNPACK_CELL.format(archive=archive, requirements=runtime_requirements())),
+        nbformat.v4.new_code_cell(
+            f"profile = {profile!r}  # demo or paper\n"
+            f"overrides = {overrides!r}  # any kit parameter, as in utils/config.py\n"
+            'run_dir = "."  # the working directory: what Kaggle keeps as output',
+            metadata={"tags": ["parameters"]},
+        ),
+        nbformat.v4.new_markdown_cell("## Run every stage"),
+        nbformat.v4.new_code_cell(
+            "import utils\n"
+            "from utils import kaggle as kit_kaggle\n"
+            "from utils.pipeline import run_pipeline\n\n"
+            'print("kit:", os.path.dirname(utils.__file__))\n'
+            "rendered = run_pipeline(profile, run_dir, overrides, progress=False)  # one line per stage"
+        ),
+        nbformat.v4.new_markdown_cell("## Keep what is worth reading (and each model's best checkpoint)"),
+        nbformat.v4.new_code_cell("kit_kaggle.prune_for_output(run_dir)"),
+        nbformat.v4.new_markdown_cell("## Results"),
+        nbformat.v4.new_code_cell("kit_kaggle.show_results(run_dir)"),
+    ]
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.metadata["language_info"] = {"name": "python"}
+    return notebook
+
+
+def read_metadata() -> dict[str, Any]:
+    return json.loads(METADATA_PATH.read_text())
+
+
+def kernel_metadata(kernel_id: str, profile: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The top-level kernel-metadata.json, for the bundle: its id, its notebook, the run's datasets."""
+    params = resolve_params(profile, overrides)
+    meta = read_metadata() | {"id": kernel_id, "code_file": NOTEBOOK_NAME}
+    if params.source == "kaggle":
+        meta["dataset_sources"] = [params.cartoon_dataset, params.movie_dataset]
+    return meta
+
+
+def bundle(
+    profile: str = "paper",
+    overrides: dict[str, Any] | None = None,
+    kernel_id: str | None = None,
+    out_dir: Path = BUILD_DIR,
+) -> Path:
+    """Write ``out_dir/kernel-metadata.json`` and the self-contained notebook; returns ``out_dir``.
+
+    Parameters are validated first (the paper profile needs its two dataset handles).
+    """
+    overrides = dict(overrides or {})
+    kernel_id = kernel_id or read_metadata()["id"]
+    check_kernel_id(kernel_id)
+    meta = kernel_metadata(kernel_id, profile, overrides)
+    if kernel_id.split("/")[0] == PLACEHOLDER_OWNER:
+        print(f"note: the kernel id is still the placeholder {kernel_id!r}; push fills in your username")
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    nbformat.write(bundled_notebook(profile, overrides), str(out_dir / NOTEBOOK_NAME))
+    write_text_atomic(out_dir / "kernel-metadata.json", json.dumps(meta, indent=2) + "\n")
+    size = (out_dir / NOTEBOOK_NAME).stat().st_size
+    print(f"bundled {kernel_id} (profile {profile}) into {out_dir}: {NOTEBOOK_NAME}, {size / 1024:.0f} KiB")
+    return out_dir
+
+
+def check_kernel_id(kernel_id: str) -> str:
+    owner, _, slug = kernel_id.partition("/")
+    if not owner or not re.fullmatch(r"[a-z0-9][a-z0-9-]{4,}", slug or ""):
+        raise ParameterError(
+            f"kernel id {kernel_id!r}: expected 'owner/slug', the slug 5+ lowercase letters, digits, -"
+        )
+    return kernel_id
+
+
+# --- in the kernel: what the output keeps ------------------------------------------------------
+
+
+def prune_for_output(run_dir: str | Path) -> list[Path]:
+    """Remove the data shards and every checkpoint but ``best.pt``; returns what was removed."""
+    run_dir = Path(run_dir)
+    doomed = [*(run_dir / "data").glob("*.npy"), *(run_dir / "data").glob(".*")]
+    doomed += [p for p in (run_dir / "models").glob("*/*.pt") if p.name != "best.pt"]
+    freed = sum(p.stat().st_size for p in doomed if p.is_file())
+    for path in doomed:
+        path.unlink()
+    print(f"removed {len(doomed)} files ({freed / 2**20:.0f} MiB): data shards and resumable checkpoints")
+    return doomed
+
+
+def show_results(run_dir: str | Path) -> None:
+    """report.md and its figures, inline (the report's relative image links do not render here)."""
+    from IPython.display import Image, Markdown, display
+
+    run_dir = Path(run_dir)
+    report = (run_dir / "report.md").read_text()
+    display(Markdown(re.sub(r"!\[[^\]]*\]\([^)]*\)\n?", "", report)))
+    for figure in sorted((run_dir / "figures").glob("*.png")):
+        display(Markdown(f"**{figure.stem}**"), Image(filename=str(figure)))
+
+
+# --- talking to Kaggle --------------------------------------------------------------------------
+
+
+def kaggle_api() -> Any:
+    """An authenticated ``KaggleApi``; without credentials, an error naming where the client looks."""
+    if not kaggle_credentials_present():
+        raise KaggleSetupError(f"no Kaggle credentials found; the kaggle client looks in {CREDENTIAL_PLACES}")
+    # imported here: `import kaggle` authenticates as a side effect
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    api = KaggleApi()
+    try:
+        api.authenticate()
+    except SystemExit:
+        raise KaggleSetupError(f"the kaggle client rejected the credentials it found in {CREDENTIAL_PLACES}") from None
+    return api
+
+
+def resolve_kernel_id(explicit: str | None, api: Any | None = None) -> str:
+    """--id, else kernel-metadata.json's id, with the placeholder owner replaced by the API's username."""
+    kernel_id = explicit or read_metadata()["id"]
+    owner, _, slug = kernel_id.partition("/")
+    if owner == PLACEHOLDER_OWNER:
+        username = api.config_values.get("username") if api is not None else None
+        if not username:
+            raise KaggleSetupError(
+                f"kernel id {kernel_id!r} still has the placeholder owner: pass --id yourname/{slug} "
+                "or set id in kernel-metadata.json"
+            )
+        kernel_id = f"{username}/{slug}"
+    return check_kernel_id(kernel_id)
+
+
+def push(
+    profile: str,
+    overrides: dict[str, Any],
+    kernel_id: str | None = None,
+    api: Any | None = None,
+    out_dir: Path = BUILD_DIR,
+) -> str:
+    """Bundle, then push (and so run) the kernel; returns its id."""
+    api = api if api is not None else kaggle_api()
+    kernel_id = resolve_kernel_id(kernel_id, api)
+    folder = bundle(profile, overrides, kernel_id, out_dir)
+    response = api.kernels_push(str(folder))
+    error = getattr(response, "error", None)
+    if error:
+        raise KaggleSetupError(f"Kaggle refused the push of {kernel_id}: {error}")
+    print(f"pushed {kernel_id} (version {getattr(response, 'version_number', '?')}): {getattr(response, 'url', '')}")
+    print(f"watch it with `python -m utils.kaggle status --id {kernel_id}`")
+    return kernel_id
+
+
+def kernel_state(response: Any) -> str:
+    """'complete', 'running', ... from the API's status enum (printed as e.g. KernelWorkerStatus.COMPLETE)."""
+    return str(getattr(response, "status", response)).rsplit(".", 1)[-1].lower()
+
+
+def wait_for_kernel(kernel_id: str, api: Any | None = None, interval: float = 60.0, timeout: float = 13 * 3600) -> str:
+    """Poll until the kernel completes, fails or is cancelled; print each state change; return the last."""
+    api = api if api is not None else kaggle_api()
+    started, last = time.monotonic(), None
+    while True:
+        response = api.kernels_status(kernel_id)
+        state = kernel_state(response)
+        if state != last:
+            print(f"[{(time.monotonic() - started) / 60:5.1f} min] {kernel_id}: {state}", flush=True)
+            last = state
+        if any(state.startswith(done) for done in FINISHED):
+            message = getattr(response, "failure_message", None)
+            if message:
+                print(f"failure message: {message}")
+            return state
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{kernel_id} still {state} after {timeout / 3600:.1f} h")
+        time.sleep(interval)
+
+
+def fetch_output(kernel_id: str, api: Any | None = None, dest: Path | None = None) -> Path:
+    """Download the kernel's output into ``runs/kaggle-<slug>/``: a run directory, ready to read."""
+    api = api if api is not None else kaggle_api()
+    dest = Path(dest) if dest is not None else KIT_ROOT / "runs" / f"kaggle-{kernel_id.split('/')[1]}"
+    dest.mkdir(parents=True, exist_ok=True)
+    files, _ = api.kernels_output(kernel_id, str(dest), force=True, quiet=True)
+    print(f"{len(files)} files into {dest}")
+    if (dest / "report.md").is_file():
+        print(f"start with {dest / 'report.md'} and the rendered notebooks in {dest / 'notebooks'}")
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m utils.kaggle", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("bundle", "push", "status", "output"))
+    parser.add_argument("--id", default=None, help="owner/slug of the kernel (default: kernel-metadata.json)")
+    parser.add_argument("--profile", default="paper", help="bundle/push: the kit profile the kernel runs")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--interval", type=float, default=60.0, help="status: seconds between polls")
+    args = parser.parse_args(argv)
+    try:
+        overrides = parse_overrides(args.param)
+        if args.command == "bundle":
+            bundle(args.profile, overrides, args.id)
+        elif args.command == "push":
+            push(args.profile, overrides, args.id)
+        elif args.command == "status":
+            api = kaggle_api()
+            state = wait_for_kernel(resolve_kernel_id(args.id, api), api, args.interval)
+            return 0 if state == "complete" else 1
+        else:
+            api = kaggle_api()
+            fetch_output(resolve_kernel_id(args.id, api), api)
+    except (ParameterError, KaggleSetupError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
