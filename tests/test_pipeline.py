@@ -46,7 +46,17 @@ def test_run_directory_holds_every_stage_output(pipeline_run: Path) -> None:
         out = run / "models" / model
         for name in ("checkpoint_last.pt", "best.pt", "history.csv", "samples/epoch_01.png"):
             assert (out / name).is_file(), f"{model}: {name}"
-    for name in ("loss_curves", "ciede2000", "ssim", "examples_cartoon", "examples_movie"):
+    for name in (
+        "loss_curves",
+        "ciede2000",
+        "ssim",
+        "ssim_ab",
+        "psnr",
+        "saturation",
+        "chroma_ratio",
+        "examples_cartoon",
+        "examples_movie",
+    ):
         assert (run / "figures" / f"{name}.png").is_file()
     rendered = sorted(p.name for p in (run / "notebooks").glob("*.ipynb"))
     assert rendered == [
@@ -59,16 +69,26 @@ def test_run_directory_holds_every_stage_output(pipeline_run: Path) -> None:
     ]
 
 
-def test_metrics_tables_cover_models_and_gray_baseline(pipeline_run: Path) -> None:
+def test_metrics_tables_cover_models_and_both_baselines(pipeline_run: Path) -> None:
     per_image = pd.read_csv(pipeline_run / "eval" / "per_image.csv")
-    assert set(per_image.model) == {"gray", "cartoon", "movie", "mixed"}
+    assert set(per_image.model) == {"gray", "truth", "cartoon", "movie", "mixed"}
+    assert set(METRICS) <= set(per_image.columns)
     counts = per_image.groupby(["model", "test_domain"]).size()
-    assert (counts == TINY["test_per_domain"]).all() and len(counts) == 8
+    assert (counts == TINY["test_per_domain"]).all() and len(counts) == 10
     summary = pd.read_csv(pipeline_run / "eval" / "summary.csv")
-    assert list(summary.columns) == ["model", "test_domain", "metric", "mean", "std", "n"]
-    assert set(summary.metric) == set(METRICS)
-    gray = per_image[per_image.model == "gray"]
+    assert list(summary.columns) == ["model", "test_domain", "metric", "mean", "ci_low", "ci_high", "std", "n"]
+    assert set(summary.metric) == set(METRICS) and len(summary) == 10 * len(METRICS)
+    assert (summary.ci_low <= summary["mean"]).all() and (summary["mean"] <= summary.ci_high).all()
+    gray, truth = per_image[per_image.model == "gray"], per_image[per_image.model == "truth"]
     assert (gray.ciede2000 > 0).all() and gray.ssim.between(0, 1).all()
+    assert (gray.colorfulness_ratio < 0.05).all() and (gray.chroma_ratio < 0.05).all()  # no colour at all
+    # the truth through the same round trip: the pipeline loses next to nothing
+    assert (truth.ciede2000 < 0.5).all() and (truth.ssim > 0.99).all() and (truth.ssim_ab > 0.99).all()
+    assert truth.colorfulness_ratio.between(0.98, 1.02).all()
+    comparisons = pd.read_csv(pipeline_run / "eval" / "comparisons.csv")
+    ranked = [m for m, info in METRICS.items() if info.ranked]
+    assert set(comparisons.metric) == set(ranked) and "truth" not in set(comparisons.model_a) | set(comparisons.model_b)
+    assert len(comparisons) == 2 * len(ranked) * 6  # 4 candidates (gray and 3 models): 6 pairs per domain and metric
 
 
 def test_prepare_notebook_reports_rejections_by_reason(pipeline_run: Path) -> None:
@@ -79,11 +99,13 @@ def test_prepare_notebook_reports_rejections_by_reason(pipeline_run: Path) -> No
 
 def test_figures_are_inline_and_report_states_directions(pipeline_run: Path) -> None:
     images = [o for o in _outputs(pipeline_run / "notebooks" / "04_figures.ipynb") if "image/png" in o.get("data", {})]
-    assert len(images) >= 5
+    assert len(images) >= 9
     assert any("image/png" in o.get("data", {}) for o in _outputs(pipeline_run / "notebooks" / "02_train_mixed.ipynb"))
     report = (pipeline_run / "report.md").read_text()
     assert "CIEDE2000 (lower is better)" in report and "SSIM (higher is better)" in report
-    assert "| gray" in report and "| mixed" in report
+    assert "| gray" in report and "| truth" in report and "| mixed" in report
+    assert "## Findings" in report and "best is" in report and "ahead of" in report
+    assert "of the truth's colorfulness" in report and "Wilcoxon" in report
 
 
 def test_failing_cell_names_notebook_cell_and_error(tmp_path: Path, pipeline_run: Path) -> None:

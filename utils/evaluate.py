@@ -1,12 +1,19 @@
-"""The model x test-domain matrix: every trained model and the gray baseline on every test split."""
+"""The model x test-domain matrix with two baselines, bootstrap intervals and paired comparisons.
+
+Baselines: ``gray`` (ab = 0, the grayscale input shown as colour: a model that does not beat it
+has learned nothing) and ``truth`` (the ground truth through the same Lab round trip: checks the
+pipeline, CIEDE2000 near 0 and SSIM near 1).
+"""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import wilcoxon
 from tqdm import tqdm
 
 from utils import color, metrics
@@ -15,7 +22,15 @@ from utils.config import DOMAINS, RunParams, select_device, write_csv_atomic
 from utils.data import load_shard
 from utils.models import UNetGenerator
 
-GRAY = "gray"  # baseline: ab = 0, the grayscale input shown as colour
+GRAY = "gray"
+TRUTH = "truth"
+BASELINES = (GRAY, TRUTH)
+ALPHA = 0.05
+SUMMARY_COLUMNS = ["model", "test_domain", "metric", "mean", "ci_low", "ci_high", "std", "n"]
+COMPARISON_COLUMNS = [
+    "test_domain", "metric", "model_a", "model_b", "mean_a", "mean_b", "loss_diff", "ci_low", "ci_high",
+    "p_wilcoxon", "p_holm", "better", "significant",
+]  # fmt: skip
 
 
 def load_generator(path: str | Path, device: torch.device) -> tuple[UNetGenerator, dict]:
@@ -28,21 +43,55 @@ def load_generator(path: str | Path, device: torch.device) -> tuple[UNetGenerato
 
 @torch.no_grad()
 def score_batch(rgb_true: torch.Tensor, l_norm: torch.Tensor, ab_pred: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-image metrics of a colorization, computed on what is displayed (RGB clipped to [0, 1])."""
+    """Every metric of :data:`metrics.METRICS` per image, on what is displayed (RGB clipped to [0, 1])."""
     rgb_pred = color.colorized_rgb(l_norm, ab_pred)
     lab_true, lab_pred = color.rgb_to_lab(rgb_true), color.rgb_to_lab(rgb_pred)
+    colorful_pred, colorful_true = metrics.colorfulness(rgb_pred), metrics.colorfulness(rgb_true)
     return {
         "ciede2000": metrics.ciede2000(lab_true, lab_pred).mean(dim=(1, 2)),
         "ssim": metrics.ssim(rgb_pred, rgb_true, data_range=1.0),
+        "ssim_ab": metrics.chroma_ssim(lab_pred, lab_true),
+        "psnr": metrics.psnr(rgb_pred, rgb_true),
+        "colorfulness_ratio": colorful_pred / colorful_true.clamp_min(1e-6),
+        "chroma_ratio": metrics.mean_chroma(lab_pred) / metrics.mean_chroma(lab_true).clamp_min(1e-6),
+        "colorfulness": colorful_pred,
+        "colorfulness_truth": colorful_true,
     }
+
+
+class BatchScorer:
+    """:func:`score_batch`, optionally through ``torch.compile`` (one fused kernel per step: several
+    times faster; the first batch pays the compilation). Batches are padded to one shape so it
+    compiles once; if compiling fails (no C++ compiler, say) it says so and scores eagerly."""
+
+    def __init__(self, compiled: bool, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.compiled = torch.compile(score_batch, dynamic=False) if compiled else None
+
+    def __call__(self, rgb_true: torch.Tensor, l_norm: torch.Tensor, ab_pred: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.compiled is None:
+            return score_batch(rgb_true, l_norm, ab_pred)
+        n, missing = len(rgb_true), self.batch_size - len(rgb_true)
+        if missing > 0:
+            rgb_true, l_norm, ab_pred = (
+                torch.cat([t, t[-1:].expand(missing, *t.shape[1:])]) for t in (rgb_true, l_norm, ab_pred)
+            )
+        try:
+            scores = self.compiled(rgb_true, l_norm, ab_pred)
+        except Exception as err:  # noqa: BLE001 - any compiler failure: the eager path gives the same numbers
+            print(f"compile_metrics: torch.compile failed ({type(err).__name__}: {str(err)[:200]}); scoring eagerly")
+            self.compiled = None
+            scores = score_batch(rgb_true, l_norm, ab_pred)
+        return {k: v[:n] for k, v in scores.items()}
 
 
 @torch.no_grad()
 def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool = True) -> pd.DataFrame:
-    """Score the gray baseline and each model in ``params.models`` on every domain's test split.
+    """Score both baselines and each model in ``params.models`` on every domain's test split.
 
-    Writes ``eval/per_image.csv``, ``eval/summary.csv`` and ``eval/examples/<model>_<domain>.npy``
-    (the first ``n_examples`` outputs, uint8 RGB; ``gray_*`` is the input, ``truth_*`` the original).
+    Writes ``eval/per_image.csv``, ``eval/summary.csv`` (means with bootstrap intervals),
+    ``eval/comparisons.csv`` (paired tests) and ``eval/examples/<model>_<domain>.npy`` (the first
+    ``n_examples`` outputs, uint8 RGB; ``gray_*`` is the input, ``truth_*`` the original).
 
     Returns:
         The per-image table: model, test_domain, image_index and one column per metric.
@@ -52,39 +101,107 @@ def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool 
     examples_dir.mkdir(parents=True, exist_ok=True)
     device = select_device(params)
     generators = {m: load_generator(model_dir(run_dir, m) / "best.pt", device)[0] for m in params.models}
+    score = BatchScorer(params.compile_metrics, params.eval_batch_size)
     rows = []
     for domain in DOMAINS:
         shard = load_shard(run_dir, domain, "test")
-        examples: dict[str, list[np.ndarray]] = {}
+        examples: dict[str, np.ndarray] = {}
         starts = range(0, len(shard), params.eval_batch_size)
         for start in tqdm(starts, desc=f"evaluate on {domain}", disable=not show_progress):
             batch = torch.from_numpy(np.array(shard[start : start + params.eval_batch_size])).to(device)
             rgb_true = color.uint8_to_rgb(batch)
-            l_norm, _ = color.normalize_lab(color.rgb_to_lab(rgb_true))
-            predictions = {GRAY: torch.zeros_like(l_norm).repeat(1, 2, 1, 1)}
+            l_norm, ab_true = color.normalize_lab(color.rgb_to_lab(rgb_true))
+            predictions = {GRAY: torch.zeros_like(ab_true), TRUTH: ab_true}
             predictions |= {m: g(l_norm).float() for m, g in generators.items()}
             index = np.arange(start, start + len(batch))
             for model, ab in predictions.items():
-                scores = {k: v.cpu().numpy() for k, v in score_batch(rgb_true, l_norm, ab).items()}
+                scores = {k: v.cpu().numpy() for k, v in score(rgb_true, l_norm, ab).items()}
                 rows.append(pd.DataFrame({"model": model, "test_domain": domain, "image_index": index, **scores}))
-                if start == 0:
+                if start == 0 and model != TRUTH:
                     shown = color.rgb_to_uint8(color.colorized_rgb(l_norm, ab))
                     examples[model] = shown[: params.n_examples].cpu().numpy()
             if start == 0:
-                examples["truth"] = batch[: params.n_examples].cpu().numpy()
+                examples[TRUTH] = batch[: params.n_examples].cpu().numpy()
         for name, images in examples.items():
             np.save(examples_dir / f"{name}_{domain}.npy", images)
     per_image = pd.concat(rows, ignore_index=True)
-    summary = summarize(per_image)
     write_csv_atomic(run_dir / "eval" / "per_image.csv", per_image)
-    write_csv_atomic(run_dir / "eval" / "summary.csv", summary)
+    write_csv_atomic(run_dir / "eval" / "summary.csv", summarize(per_image, params.n_bootstrap, params.seed))
+    write_csv_atomic(run_dir / "eval" / "comparisons.csv", compare_models(per_image, params.n_bootstrap, params.seed))
     return per_image
 
 
-def summarize(per_image: pd.DataFrame) -> pd.DataFrame:
-    """Long table: model, test_domain, metric, mean, std, n."""
-    long = per_image.melt(
-        id_vars=["model", "test_domain", "image_index"], value_vars=list(metrics.METRICS), var_name="metric"
-    )
-    summary = long.groupby(["model", "test_domain", "metric"], sort=False)["value"].agg(["mean", "std", "count"])
-    return summary.rename(columns={"count": "n"}).reset_index()
+# --- statistics ---------------------------------------------------------------------------------
+
+
+def bootstrap_means(values: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``n_bootstrap`` resamples (with replacement) of ``values``."""
+    picks = rng.integers(0, len(values), size=(n_bootstrap, len(values)))
+    return values[picks].mean(axis=1)
+
+
+def bootstrap_ci(values: np.ndarray, n_bootstrap: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap 95% interval of the mean (seeded)."""
+    means = bootstrap_means(np.asarray(values, dtype=np.float64), n_bootstrap, np.random.default_rng(seed))
+    low, high = np.percentile(means, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)])
+    return float(low), float(high)
+
+
+def summarize(per_image: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Long table: model, test_domain, metric, mean, ci_low, ci_high (bootstrap 95%), std, n."""
+    rows = []
+    for (model, domain), group in per_image.groupby(["model", "test_domain"], sort=False):
+        for metric in metrics.METRICS:
+            values = group[metric].to_numpy(dtype=np.float64)
+            low, high = bootstrap_ci(values, n_bootstrap, seed)
+            std = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+            rows.append([model, domain, metric, float(values.mean()), low, high, std, len(values)])
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
+    order = np.argsort(p_values)
+    adjusted, running = np.empty(len(p_values)), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+def paired_comparison(
+    loss_a: np.ndarray, loss_b: np.ndarray, n_bootstrap: int, seed: int
+) -> tuple[float, float, float, float]:
+    """(mean of loss_a - loss_b, its bootstrap 95% interval, Wilcoxon signed-rank p) on the same images."""
+    diff = np.asarray(loss_a, dtype=np.float64) - np.asarray(loss_b, dtype=np.float64)
+    low, high = bootstrap_ci(diff, n_bootstrap, seed)
+    p = 1.0 if np.all(diff == 0) else float(wilcoxon(diff).pvalue)
+    return float(diff.mean()), low, high, p
+
+
+def compare_models(per_image: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Every pair of models (the gray baseline included) on each test domain and ranked metric.
+
+    ``loss_diff`` is the mean per-image difference of the metric's loss (the value when lower is
+    better, its negative when higher is better, its distance from 1 for ratios) of ``model_a``
+    minus ``model_b``: negative means ``model_a`` is better. ``significant``: Wilcoxon p, Holm-
+    adjusted within each (test domain, metric), below 0.05 and the interval excluding 0.
+    """
+    rows = []
+    candidates = [m for m in per_image["model"].unique() if m != TRUTH]
+    for domain in per_image["test_domain"].unique():
+        in_domain = per_image[per_image["test_domain"] == domain]
+        by_model = {m: g.sort_values("image_index") for m, g in in_domain.groupby("model")}
+        for metric, info in metrics.METRICS.items():
+            if not info.ranked:
+                continue
+            family = []
+            for a, b in itertools.combinations(candidates, 2):
+                va, vb = by_model[a][metric].to_numpy(), by_model[b][metric].to_numpy()
+                diff, low, high, p = paired_comparison(info.loss(va), info.loss(vb), n_bootstrap, seed)
+                family.append([domain, metric, a, b, va.mean(), vb.mean(), diff, low, high, p])
+            for row, p_holm in zip(family, holm([r[-1] for r in family])):
+                better = row[2] if row[6] < 0 else row[3]
+                significant = p_holm < ALPHA and (row[7] > 0 or row[8] < 0)
+                rows.append([*row, p_holm, better, significant])
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)

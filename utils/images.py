@@ -12,8 +12,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from utils import metrics
 from utils.config import RESIZE_MODES
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -58,10 +60,9 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def colorfulness(rgb: np.ndarray) -> float:
-    """Hasler & Suesstrunk (2003) colorfulness of 8-bit RGB: 0 for gray, above ~15 for colour."""
-    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
-    rg, yb = r - g, 0.5 * (r + g) - b
-    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+    """Hasler & Suesstrunk (2003) colorfulness of one H x W x 3 uint8 image (the metric's definition)."""
+    batch = torch.from_numpy(np.array(rgb, dtype=np.float64)).permute(2, 0, 1)[None] / 255.0
+    return float(metrics.colorfulness(batch)[0])
 
 
 def load_rgb(

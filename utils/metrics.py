@@ -2,7 +2,8 @@
 
 CIEDE2000 follows Sharma, Wu & Dalal (2005) with kL = kC = kH = 1; SSIM follows Wang et al.
 (2004): 11 x 11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, population covariance,
-the mean over the valid region, averaged over channels.
+the mean over the valid region, averaged over channels. Colorfulness is Hasler & Suesstrunk
+(2003), the signed rg/yb version, on the 8-bit scale.
 """
 
 from __future__ import annotations
@@ -11,25 +12,55 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+
+GOALS = ("lower", "higher", "one", "none")
+AB_RANGE = 220.0  # a and b span about [-110, 110]: chroma SSIM's data range
 
 
 @dataclass(frozen=True)
 class Metric:
+    """A per-image score: its name as shown, what is better, its unit, and what it measures."""
+
     name: str
-    higher_is_better: bool
+    goal: str  # "lower" or "higher" is better; "one": a ratio to the truth, 1 is right; "none": descriptive
     unit: str = ""
+    about: str = ""
 
     @property
     def label(self) -> str:
         """The name as every table and axis shows it: direction included."""
-        direction = "higher is better" if self.higher_is_better else "lower is better"
+        direction = {
+            "lower": "lower is better",
+            "higher": "higher is better",
+            "one": "1 = as in the truth, below 1 = washed out",
+            "none": "compare with the truth's",
+        }[self.goal]
         return f"{self.name} ({direction})"
+
+    @property
+    def ranked(self) -> bool:
+        return self.goal != "none"
+
+    def loss(self, values: torch.Tensor | float) -> torch.Tensor | float:
+        """What ranking minimises: the value, its negative, or its distance from 1."""
+        if self.goal == "lower":
+            return values
+        if self.goal == "higher":
+            return -values
+        if self.goal == "one":
+            return abs(values - 1)
+        raise ValueError(f"metric {self.name!r} is descriptive: it has no better or worse")
 
 
 METRICS: dict[str, Metric] = {
-    "ciede2000": Metric("CIEDE2000", higher_is_better=False, unit="Delta E00"),
-    "ssim": Metric("SSIM", higher_is_better=True),
+    "ciede2000": Metric("CIEDE2000", "lower", "Delta E00", "mean per-pixel colour difference to the truth"),
+    "ssim": Metric("SSIM", "higher", "", "structural similarity on RGB (dominated by the given L)"),
+    "ssim_ab": Metric("chroma SSIM", "higher", "", "SSIM on the a and b channels: colour structure only"),
+    "psnr": Metric("PSNR", "higher", "dB", "peak signal-to-noise ratio on RGB in [0, 1]"),
+    "colorfulness_ratio": Metric("colorfulness ratio", "one", "", "colorfulness of the output / of the truth"),
+    "chroma_ratio": Metric("chroma ratio", "one", "", "mean C*ab of the output / of the truth"),
+    "colorfulness": Metric("colorfulness", "none", "", "Hasler-Suesstrunk colorfulness of the output"),
+    "colorfulness_truth": Metric("truth colorfulness", "none", "", "Hasler-Suesstrunk colorfulness of the truth"),
 }
 
 
@@ -97,10 +128,19 @@ def ciede2000(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(torch.clamp(l_term**2 + c_term**2 + h_term**2 + r_t * c_term * h_term, min=0))
 
 
-def gaussian_window(sigma: float = 1.5, radius: int = 5, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    w = torch.exp(-0.5 * (x / sigma) ** 2)
-    return (w / w.sum()).to(dtype)
+def gaussian_window(sigma: float = 1.5, radius: int = 5) -> list[float]:
+    """The normalised 1-D Gaussian of SSIM (11 taps for sigma 1.5), as Python floats."""
+    weights = [math.exp(-0.5 * (k / sigma) ** 2) for k in range(-radius, radius + 1)]
+    return [w / sum(weights) for w in weights]
+
+
+def blur_valid(x: torch.Tensor, window: list[float]) -> torch.Tensor:
+    """Separable blur of the last two dimensions over the valid region only, as sums of shifted
+    slices: faster than a grouped convolution on the CPU, and fused into one loop by torch.compile."""
+    taps = len(window)
+    h, w = x.shape[-2:]
+    rows = sum(weight * x[..., :, k : w - taps + 1 + k] for k, weight in enumerate(window))
+    return sum(weight * rows[..., k : h - taps + 1 + k, :] for k, weight in enumerate(window))
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
@@ -112,18 +152,45 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     Returns:
         N similarities (1 means identical, higher is better).
     """
-    channels = x.shape[1]
-    w = gaussian_window(dtype=x.dtype).to(x.device)
-    kernel_h = w.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
-    kernel_w = w.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
-
-    def blur(img: torch.Tensor) -> torch.Tensor:  # separable Gaussian, valid region only
-        return F.conv2d(F.conv2d(img, kernel_h, groups=channels), kernel_w, groups=channels)
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
+    window = gaussian_window()
+    # moments of the mean-centred images: the same SSIM, without float32 cancellation in E[x^2] - E[x]^2
+    mean_x, mean_y = x.mean(dim=(2, 3), keepdim=True), y.mean(dim=(2, 3), keepdim=True)
+    xc, yc = x - mean_x, y - mean_y
+    mu_xc, mu_yc = blur_valid(xc, window), blur_valid(yc, window)
+    var_x = blur_valid(xc * xc, window) - mu_xc**2
+    var_y = blur_valid(yc * yc, window) - mu_yc**2
+    cov = blur_valid(xc * yc, window) - mu_xc * mu_yc
+    mu_x, mu_y = mu_xc + mean_x, mu_yc + mean_y
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return s.mean(dim=(1, 2, 3))
+
+
+def chroma_ssim(lab_x: torch.Tensor, lab_y: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM of the a and b channels (N x 3 x H x W Lab), data range 220: colour structure.
+
+    SSIM on RGB is dominated by lightness, which the model was given; a colourless output still
+    scores high there, but not here.
+    """
+    return ssim(lab_x[:, 1:], lab_y[:, 1:], data_range=AB_RANGE)
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Per-image PSNR in dB; identical images give 100 dB (the error is floored at 1e-10)."""
+    mse = ((x - y) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
+    return 10 * torch.log10(data_range**2 / mse)
+
+
+def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
+    """Per-image Hasler & Suesstrunk (2003) colorfulness of N x 3 x H x W RGB in [0, 1], on the
+    8-bit scale: sqrt(s_rg^2 + s_yb^2) + 0.3 sqrt(m_rg^2 + m_yb^2), rg = R - G, yb = (R + G)/2 - B.
+    0 for gray; about 15 and up for colour."""
+    r, g, b = (255.0 * rgb).unbind(1)
+    rg, yb = r - g, 0.5 * (r + g) - b
+    spread = torch.hypot(rg.std(dim=(1, 2), correction=0), yb.std(dim=(1, 2), correction=0))
+    return spread + 0.3 * torch.hypot(rg.mean(dim=(1, 2)), yb.mean(dim=(1, 2)))
+
+
+def mean_chroma(lab: torch.Tensor) -> torch.Tensor:
+    """Per-image mean C*ab = sqrt(a^2 + b^2) of N x 3 x H x W Lab."""
+    return torch.hypot(lab[:, 1], lab[:, 2]).mean(dim=(1, 2))

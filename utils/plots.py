@@ -10,9 +10,9 @@ import pandas as pd
 import seaborn as sns
 
 from utils.checkpoints import model_dir
-from utils.config import DOMAINS, write_text_atomic
+from utils.config import DOMAINS, MODEL_DOMAINS, write_text_atomic
 from utils.data import load_shard
-from utils.evaluate import GRAY
+from utils.evaluate import BASELINES, GRAY, TRUTH
 from utils.metrics import METRICS
 
 LOSS_PANELS = {
@@ -45,31 +45,89 @@ def plot_loss_curves(run_dir: str | Path, models: tuple[str, ...], name: str = "
     return _save(fig, run_dir / "figures" / f"{name}.png")
 
 
-def plot_metric(run_dir: str | Path, metric: str, seed: int = 0) -> plt.Figure:
-    """Paper Figs. 4 and 5: one metric per model per test domain, gray baseline included.
+def model_order(models: list[str] | np.ndarray) -> list[str]:
+    """Baselines first (gray, truth), then the models in their run order."""
+    return [*[b for b in BASELINES if b in models], *[m for m in models if m not in BASELINES]]
 
-    Bars are means over test images; error bars are seaborn's bootstrap 95% intervals.
+
+def model_colors(models: list[str]) -> dict[str, tuple]:
+    """One colour per model in every figure: gray baseline gray, truth black, models from seaborn's palette."""
+    palette = sns.color_palette("deep")
+    fixed = {GRAY: (0.55, 0.55, 0.55), TRUTH: (0.13, 0.13, 0.13)}
+    fixed |= {m: palette[i] for i, m in enumerate(MODEL_DOMAINS)}
+    return {m: fixed.get(m, palette[-1]) for m in models}
+
+
+def plot_metric(run_dir: str | Path, metric: str) -> plt.Figure:
+    """Paper Figs. 4 and 5, with intervals and distributions: one metric per model and test domain.
+
+    (a) means with bootstrap 95% intervals (eval/summary.csv); (b) the per-image distribution
+    (violins, quartiles inside). Both baselines stand beside the models.
+    """
+    run_dir = Path(run_dir)
+    summary = pd.read_csv(run_dir / "eval" / "summary.csv")
+    per_image = pd.read_csv(run_dir / "eval" / "per_image.csv")
+    info = METRICS[metric]
+    order = model_order(per_image["model"].unique())
+    rows = summary[summary["metric"] == metric].set_index(["test_domain", "model"])
+    colors = model_colors(order)
+    fig, (ax_mean, ax_dist) = plt.subplots(1, 2, figsize=(13, 4.2))
+    width = 0.8 / len(order)
+    for i, model in enumerate(order):
+        x = np.arange(len(DOMAINS)) + (i - (len(order) - 1) / 2) * width
+        cells = rows.loc[[(d, model) for d in DOMAINS]]
+        errors = [cells["mean"] - cells["ci_low"], cells["ci_high"] - cells["mean"]]
+        ax_mean.bar(x, cells["mean"], width, yerr=errors, capsize=3, color=colors[model], label=model)
+    ax_mean.set_xticks(np.arange(len(DOMAINS)), DOMAINS)
+    if info.goal == "one":
+        ax_mean.axhline(1.0, color="black", linestyle="--", linewidth=1)
+    ax_mean.set(title="(a) mean, bootstrap 95% interval", xlabel="test domain", ylabel=info.label)
+    ax_mean.legend(title="model", fontsize=8)
+    sns.violinplot(
+        data=per_image, x="test_domain", y=metric, hue="model", hue_order=order, order=list(DOMAINS),
+        palette=colors, inner="quart", cut=0, density_norm="width", linewidth=0.6, ax=ax_dist, legend=False,
+    )  # fmt: skip
+    ax_dist.set(title="(b) per test image", xlabel="test domain", ylabel=info.label)
+    fig.suptitle(f"{info.label}: {info.about}")
+    fig.tight_layout()
+    return _save(fig, run_dir / "figures" / f"{metric}.png")
+
+
+def plot_saturation(run_dir: str | Path) -> plt.Figure:
+    """How colourful the outputs are against the truth, per image and domain; and the mean ratio.
+
+    Points under the diagonal are washed out: the paper's qualitative finding, as a number.
     """
     run_dir = Path(run_dir)
     per_image = pd.read_csv(run_dir / "eval" / "per_image.csv")
-    info = METRICS[metric]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    order = [GRAY, *[m for m in per_image["model"].unique() if m != GRAY]]
-    sns.barplot(
-        data=per_image,
-        x="test_domain",
-        y=metric,
-        hue="model",
-        hue_order=order,
-        order=list(DOMAINS),
-        errorbar=("ci", 95),
-        seed=seed,
-        ax=ax,
-    )
-    ax.set(title=f"{info.label} per model and test domain", xlabel="test domain", ylabel=info.label)
-    ax.legend(title="model (gray = no colour)", bbox_to_anchor=(1.02, 1), loc="upper left")
+    summary = pd.read_csv(run_dir / "eval" / "summary.csv")
+    shown = per_image[per_image["model"] != TRUTH]
+    order = model_order(shown["model"].unique())
+    colors = model_colors(order)
+    fig, axes = plt.subplots(1, len(DOMAINS) + 1, figsize=(5 * (len(DOMAINS) + 1), 4.4))
+    for ax, domain in zip(axes, DOMAINS):
+        part = shown[shown["test_domain"] == domain]
+        sns.scatterplot(data=part, x="colorfulness_truth", y="colorfulness", hue="model", hue_order=order,
+                        palette=colors, s=14, alpha=0.7, ax=ax)  # fmt: skip
+        top = float(max(part["colorfulness_truth"].max(), part["colorfulness"].max()))
+        ax.plot([0, top], [0, top], color="black", linestyle="--", linewidth=1, label="as colourful as the truth")
+        ax.set(title=f"{domain} test images", xlabel="colorfulness of the truth", ylabel="colorfulness of the output")
+        ax.legend(fontsize=8)
+    ratios = summary[(summary["metric"] == "colorfulness_ratio") & (summary["model"] != TRUTH)]
+    ax = axes[-1]
+    width = 0.8 / len(order)
+    for i, model in enumerate(order):
+        cells = ratios.set_index(["test_domain", "model"]).loc[[(d, model) for d in DOMAINS]]
+        x = np.arange(len(DOMAINS)) + (i - (len(order) - 1) / 2) * width
+        errors = [cells["mean"] - cells["ci_low"], cells["ci_high"] - cells["mean"]]
+        ax.bar(x, cells["mean"], width, yerr=errors, capsize=3, color=colors[model], label=model)
+    ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
+    ax.set_xticks(np.arange(len(DOMAINS)), DOMAINS)
+    ax.set(title="colorfulness ratio: mean, 95% interval", ylabel="output / truth (1 = right, < 1 = washed out)")
+    ax.legend(fontsize=8)
+    fig.suptitle("Saturation: output colorfulness against the truth's (Hasler & Suesstrunk 2003)")
     fig.tight_layout()
-    return _save(fig, run_dir / "figures" / f"{metric}.png")
+    return _save(fig, run_dir / "figures" / "saturation.png")
 
 
 def plot_examples(run_dir: str | Path, domain: str, models: tuple[str, ...]) -> plt.Figure:
@@ -111,29 +169,104 @@ def plot_dataset_samples(run_dir: str | Path, n: int = 8) -> plt.Figure:
 
 
 def metric_table(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """model x test-domain table of 'mean ± std' for one metric, the best model per column in bold."""
+    """model x test-domain table of 'mean [95% interval]' for one metric; the best model per column
+    (baselines aside from gray; truth excluded) in bold."""
     info = METRICS[metric]
     rows = summary[summary["metric"] == metric]
-    table = rows.pivot(index="model", columns="test_domain", values="mean")
-    cells = rows.assign(cell=[f"{m:.3f} ± {s:.3f} (n={n})" for m, s, n in zip(rows["mean"], rows["std"], rows["n"])])
+    cells = rows.assign(
+        cell=[f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in zip(rows["mean"], rows["ci_low"], rows["ci_high"])]
+    )
     cells = cells.pivot(index="model", columns="test_domain", values="cell")
-    for domain in table.columns:
-        best = table[domain].idxmax() if info.higher_is_better else table[domain].idxmin()
-        cells.loc[best, domain] = f"**{cells.loc[best, domain]}**"
-    order = [GRAY, *[m for m in cells.index if m != GRAY]]
-    return cells.loc[order, [d for d in DOMAINS if d in cells.columns]]
+    if info.ranked:
+        for domain in cells.columns:
+            candidates = rows[(rows["test_domain"] == domain) & (rows["model"] != TRUTH)]
+            best = candidates.loc[info.loss(candidates["mean"]).idxmin(), "model"]
+            cells.loc[best, domain] = f"**{cells.loc[best, domain]}**"
+    return cells.loc[model_order(list(cells.index)), [d for d in DOMAINS if d in cells.columns]]
+
+
+def comparison_table(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """Which model is better where, and whether significantly: one row per test domain, metric and pair."""
+    table = comparisons.assign(
+        metric=comparisons["metric"].map(lambda m: METRICS[m].label),
+        pair=comparisons["model_a"] + " vs " + comparisons["model_b"],
+        difference=[f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in zip(comparisons["loss_diff"], comparisons["ci_low"], comparisons["ci_high"])],
+        p=[f"{p:.2g} (Holm {ph:.2g})" for p, ph in zip(comparisons["p_wilcoxon"], comparisons["p_holm"])],
+        verdict=[f"{b} better" if s else "no significant difference" for b, s in zip(comparisons["better"], comparisons["significant"])],
+    )  # fmt: skip
+    return table[["test_domain", "metric", "pair", "difference", "p", "verdict"]]
+
+
+def _named(model: str) -> str:
+    return {GRAY: "the gray baseline (no colour)", TRUTH: "the truth"}.get(model, f"the {model} model")
+
+
+def findings_in_words(summary: pd.DataFrame, comparisons: pd.DataFrame) -> list[str]:
+    """One sentence per test domain and ranked metric: the best model, and whether its lead over
+    the runner-up (and over the gray baseline) is significant; then the saturation."""
+    lines = []
+    for domain in DOMAINS:
+        for metric, info in METRICS.items():
+            if not info.ranked:
+                continue
+            rows = summary[
+                (summary["test_domain"] == domain) & (summary["metric"] == metric) & (summary["model"] != TRUTH)
+            ]
+            if rows.empty:
+                continue
+            ranked = rows.assign(loss=info.loss(rows["mean"])).sort_values("loss")
+            best, runner_up = ranked.iloc[0], ranked.iloc[1]
+            text = (f"- **{domain} test images, {info.label}**: best is {_named(best.model)} "
+                    f"({best['mean']:.3f} [{best.ci_low:.3f}, {best.ci_high:.3f}])")  # fmt: skip
+            for other in dict.fromkeys([runner_up.model, GRAY]):  # the runner-up, and gray if it is not
+                if other == best.model:
+                    continue
+                pair = comparisons[(comparisons["test_domain"] == domain) & (comparisons["metric"] == metric)
+                                   & comparisons["model_a"].isin([best.model, other])
+                                   & comparisons["model_b"].isin([best.model, other])].iloc[0]  # fmt: skip
+                verdict = "significantly" if pair.significant else "not significantly"
+                role = "the runner-up, " if other == runner_up.model else ""
+                text += (f"; {verdict} ahead of {role}{_named(other)} "
+                         f"(Wilcoxon p = {pair.p_wilcoxon:.2g}, Holm {pair.p_holm:.2g})")  # fmt: skip
+            lines.append(text + ".")
+    ratios = summary[(summary["metric"] == "colorfulness_ratio") & ~summary["model"].isin(BASELINES)]
+    for row in ratios.itertuples():
+        state = (
+            "washed out" if row.ci_high < 1 else ("over-saturated" if row.ci_low > 1 else "as colourful as the truth")
+        )
+        lines.append(f"- Saturation, {_named(row.model)} on {row.test_domain}: {row.mean:.0%} of the truth's "
+                     f"colorfulness ([{row.ci_low:.0%}, {row.ci_high:.0%}]): {state}.")  # fmt: skip
+    return lines
 
 
 def results_markdown(run_dir: str | Path) -> str:
-    """One model x test-domain table per metric, direction in the heading, best per column in bold."""
-    summary = pd.read_csv(Path(run_dir) / "eval" / "summary.csv")
-    lines = [
-        f"Rows: models (`{GRAY}` = the grayscale input, no colour added); columns: test domain.",
-        "Cells: mean ± standard deviation over test images (n images); best per column in bold.",
+    """The findings in words, one model x test-domain table per metric, and the paired comparisons."""
+    run_dir = Path(run_dir)
+    summary = pd.read_csv(run_dir / "eval" / "summary.csv")
+    comparisons = pd.read_csv(run_dir / "eval" / "comparisons.csv")
+    n_images = ", ".join(f"{d}: {int(summary[summary.test_domain == d]['n'].iloc[0])}" for d in DOMAINS)
+    lines = ["## Findings", "", *findings_in_words(summary, comparisons), ""]
+    lines += [
+        "## Tables",
+        "",
+        f"Rows: models; `{GRAY}` = the grayscale input shown as colour (a model must beat it), `{TRUTH}` = the",
+        "original through the same Lab round trip (checks the pipeline). Columns: test domain. Cells: mean",
+        f"[bootstrap 95% interval] over the test images ({n_images}); best per column in bold.",
         "",
     ]
     for metric, info in METRICS.items():
-        lines += [f"## {info.label}", "", metric_table(summary, metric).to_markdown(), ""]
+        lines += [f"### {info.label}", "", f"{info.about}.", "", metric_table(summary, metric).to_markdown(), ""]
+    lines += [
+        "## Paired comparisons",
+        "",
+        "Same test images, each pair of models: difference of the metric's loss (value if lower is better,",
+        "minus value if higher is better, distance from 1 for ratios), model A minus model B, so negative",
+        "favours A; paired bootstrap 95% interval; Wilcoxon signed-rank p, Holm-adjusted within each test",
+        "domain and metric; significant when the adjusted p < 0.05 and the interval excludes 0.",
+        "",
+        comparison_table(comparisons).to_markdown(index=False),
+        "",
+    ]
     return "\n".join(lines)
 
 

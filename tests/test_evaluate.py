@@ -1,0 +1,117 @@
+"""The statistics of evaluation: bootstrap intervals, paired comparisons, Holm, and the verdicts."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import wilcoxon
+
+from utils import evaluate, plots
+from utils.metrics import METRICS
+
+
+def test_bootstrap_interval_is_seeded_and_near_the_normal_theory_width() -> None:
+    values = np.random.default_rng(0).normal(10.0, 2.0, size=400)
+    low, high = evaluate.bootstrap_ci(values, 2000, seed=3)
+    assert (low, high) == evaluate.bootstrap_ci(values, 2000, seed=3)
+    assert low < values.mean() < high
+    normal_width = 2 * 1.96 * values.std(ddof=1) / np.sqrt(len(values))
+    assert high - low == pytest.approx(normal_width, rel=0.15)
+
+
+def test_holm_adjustment() -> None:
+    assert evaluate.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert evaluate.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_paired_comparison_uses_the_per_image_differences() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.normal(5.0, 3.0, size=200)
+    b = a + rng.normal(0.3, 0.2, size=200)  # b is worse on every image by a little; unpaired, lost in the spread
+    diff, low, high, p = evaluate.paired_comparison(a, b, 2000, seed=0)
+    assert diff == pytest.approx((a - b).mean()) and low < diff < high < 0
+    assert p == pytest.approx(wilcoxon(a - b).pvalue) and p < 1e-10
+    assert evaluate.paired_comparison(a, a, 2000, seed=0)[3] == 1.0
+
+
+def synthetic_per_image(n: int = 60) -> pd.DataFrame:
+    """Three models on one domain: 'good' beats 'gray' clearly, 'twin' equals 'good' up to noise."""
+    rng = np.random.default_rng(2)
+    base = rng.uniform(5, 25, size=n)
+    rows = []
+    for model, shift, ratio in (("gray", 4.0, 0.0), ("good", 0.0, 0.8), ("twin", 0.0, 0.8)):
+        noise = rng.normal(0, 0.3, size=n) if model == "twin" else 0.0
+        values = {m: rng.uniform(0.2, 0.9, size=n) for m in METRICS}
+        values |= {"ciede2000": base + shift + noise, "colorfulness_ratio": ratio + noise * 0.01}
+        rows.append(pd.DataFrame({"model": model, "test_domain": "movie", "image_index": np.arange(n), **values}))
+    truth = {m: np.ones(n) for m in METRICS} | {"ciede2000": np.zeros(n)}
+    rows.append(pd.DataFrame({"model": "truth", "test_domain": "movie", "image_index": np.arange(n), **truth}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_comparisons_name_the_better_model_and_only_real_differences_are_significant() -> None:
+    comparisons = evaluate.compare_models(synthetic_per_image(), 1000, seed=0)
+    assert "truth" not in set(comparisons.model_a) | set(comparisons.model_b)
+    de = comparisons[comparisons.metric == "ciede2000"].set_index(["model_a", "model_b"])
+    assert de.loc[("gray", "good"), "better"] == "good" and de.loc[("gray", "good"), "significant"]
+    assert de.loc[("gray", "good"), "loss_diff"] == pytest.approx(4.0)
+    assert not de.loc[("good", "twin"), "significant"]
+    ratio = comparisons[comparisons.metric == "colorfulness_ratio"].set_index(["model_a", "model_b"])
+    assert ratio.loc[("gray", "good"), "better"] == "good"  # 0.8 is nearer 1 than 0
+    assert ratio.loc[("gray", "good"), "loss_diff"] == pytest.approx(1.0 - 0.2)
+
+
+def test_summary_and_findings_read_the_right_way_round() -> None:
+    per_image = synthetic_per_image()
+    summary = evaluate.summarize(per_image, 1000, seed=0)
+    assert list(summary.columns) == evaluate.SUMMARY_COLUMNS
+    comparisons = evaluate.compare_models(per_image, 1000, seed=0)
+    lines = plots.findings_in_words(summary.assign(test_domain="movie"), comparisons)
+    ciede = next(line for line in lines if "CIEDE2000 (lower is better)" in line)
+    assert "best is the good model" in ciede or "best is the twin model" in ciede
+    assert "significantly ahead of the gray baseline" in ciede and "not significantly ahead of the runner-up" in ciede
+    table = plots.metric_table(summary, "ciede2000")
+    assert list(table.index[:2]) == ["gray", "truth"]
+    assert table.loc["truth", "movie"].startswith("0.000 [") and "**" not in table.loc["truth", "movie"]
+
+
+def _batch(n: int) -> tuple:
+    import torch
+
+    from utils import color
+    from utils.sources import demo_cartoon_frames
+
+    frames = torch.from_numpy(np.stack([c.rgb for c in demo_cartoon_frames(n, 32, seed=4)]))
+    rgb = color.uint8_to_rgb(frames)
+    l_norm, ab = color.normalize_lab(color.rgb_to_lab(rgb))
+    return rgb, l_norm, 0.5 * ab
+
+
+@pytest.mark.skipif(not shutil.which("g++") and not shutil.which("c++"), reason="torch.compile needs a C++ compiler")
+def test_compiled_scoring_equals_eager_and_pads_a_short_batch() -> None:
+    scorer = evaluate.BatchScorer(compiled=True, batch_size=8)
+    rgb, l_norm, ab = _batch(5)
+    compiled = scorer(rgb, l_norm, ab)
+    assert scorer.compiled is not None, "torch.compile failed on this machine"
+    eager = evaluate.score_batch(rgb, l_norm, ab)
+    assert set(compiled) == set(METRICS)
+    for name, values in eager.items():
+        assert compiled[name].shape == (5,)
+        np.testing.assert_allclose(compiled[name].numpy(), values.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_a_compiler_failure_falls_back_to_eager_scoring(monkeypatch, capsys) -> None:
+    import torch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: broken)
+    scorer = evaluate.BatchScorer(compiled=True, batch_size=8)
+    rgb, l_norm, ab = _batch(3)
+    scores = scorer(rgb, l_norm, ab)
+    assert scorer.compiled is None and "scoring eagerly" in capsys.readouterr().out
+    assert torch.equal(scores["ciede2000"], evaluate.score_batch(rgb, l_norm, ab)["ciede2000"])
