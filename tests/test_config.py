@@ -78,6 +78,7 @@ def test_plan_runs_one_train_notebook_per_model(tmp_path) -> None:
         "02_train_mixed.ipynb",
         "03_evaluate.ipynb",
         "04_figures.ipynb",
+        "05_colorize.ipynb",
     ]
-    assert steps[1].parameters["domain"] == "movie"
+    assert steps[1].parameters["domain"] == "movie" and steps[-1].parameters["model"] == "mixed"
     assert all(s.parameters["overrides"] == {"models": "movie,mixed"} for s in steps)

@@ -66,6 +66,7 @@ def test_run_directory_holds_every_stage_output(pipeline_run: Path) -> None:
         "02_train_movie.ipynb",
         "03_evaluate.ipynb",
         "04_figures.ipynb",
+        "05_colorize.ipynb",
     ]
 
 

@@ -69,6 +69,7 @@ def load_rgb(
     path: str | Path,
     min_side: int = 1,
     max_pixels: int = 50_000_000,
+    accept_gray: bool = False,
 ) -> tuple[np.ndarray | None, str | None]:
     """Decode one image file (first frame; EXIF orientation applied).
 
@@ -76,6 +77,8 @@ def load_rgb(
         path: the file.
         min_side: shorter sides below this are rejected (``too-small``).
         max_pixels: a pixel-count guard against decompression bombs, checked before decoding.
+        accept_gray: keep grayscale images (as three equal channels) instead of rejecting them:
+            training needs colour, colorizing does not.
 
     Returns:
         ``(rgb, None)`` with an H x W x 3 uint8 array, or ``(None, reason)``.
@@ -103,7 +106,7 @@ def load_rgb(
         return None, f"too-many-pixels: {err}"
     except (OSError, ValueError, SyntaxError, EOFError) as err:
         return None, f"corrupt: {type(err).__name__}: {err}"
-    if single_channel or _channels_equal(rgb):
+    if not accept_gray and (single_channel or _channels_equal(rgb)):
         return None, "grayscale: no colour to learn"
     if min(rgb.shape[:2]) < min_side:
         return None, f"too-small: {rgb.shape[1]}x{rgb.shape[0]}, shorter side < {min_side}"

@@ -1,4 +1,4 @@
-"""Run the four stage notebooks in order with papermill, into one run directory.
+"""Run the stage notebooks in order with papermill, into one run directory.
 
     python -m utils.pipeline --profile demo --run-dir runs/demo [-p name=value ...]
 
@@ -33,7 +33,8 @@ class StageFailed(RuntimeError):
 
 
 def plan_steps(profile: str, run_dir: str | Path, overrides: dict[str, Any]) -> list[Step]:
-    """Validate everything, then list the notebooks to run: prepare, one train per model, evaluate, figures."""
+    """Validate everything, then list the notebooks to run: prepare, one train per model, evaluate, figures,
+    colorize (sample images)."""
     params = resolve_params(profile, overrides)
     common = {"profile": profile, "run_dir": str(Path(run_dir).resolve()), "overrides": dict(overrides)}
     steps = [Step("01_prepare_data.ipynb", "01_prepare_data.ipynb", common)]
@@ -41,6 +42,8 @@ def plan_steps(profile: str, run_dir: str | Path, overrides: dict[str, Any]) -> 
     steps += [
         Step("03_evaluate.ipynb", "03_evaluate.ipynb", common),
         Step("04_figures.ipynb", "04_figures.ipynb", common),
+        # the last model trained colorizes the sample images (mixed, in the paper's order)
+        Step("05_colorize.ipynb", "05_colorize.ipynb", {**common, "model": params.models[-1]}),
     ]
     return steps
 
