@@ -171,6 +171,29 @@ def save_image(rgb: np.ndarray, path: Path, jpeg: bool) -> None:  # rgb: H x W x
     tmp.replace(path)
 
 
+def write_sample_inputs(folder: str | Path) -> Path:
+    """A few images to try a model on, nothing downloaded: scikit-image's black-and-white camera
+    photograph, two of its colour photographs (colorized from their L only) and a demo cartoon
+    frame, at their own (non-square) sizes."""
+    import skimage.data
+
+    from utils.sources import demo_cartoon_frames
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = next(demo_cartoon_frames(1, 256, seed=7)).rgb
+    samples = {
+        "camera.png": skimage.data.camera(),
+        "chelsea.png": skimage.data.chelsea(),
+        "coffee.png": skimage.data.coffee(),
+        "cartoon_frame.png": np.asarray(Image.fromarray(frame).resize((320, 240), Image.Resampling.LANCZOS)),
+    }
+    for name, pixels in samples.items():
+        if not (folder / name).exists():
+            save_image(pixels, folder / name, False)  # camera.png stays a one-channel (L) image
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.colorize", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="a best.pt (or checkpoint_last.pt) of this kit")
@@ -194,26 +217,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def write_sample_inputs(folder: str | Path) -> Path:
-    """A few images to try a model on, nothing downloaded: scikit-image's black-and-white camera
-    photograph, two of its colour photographs (colorized from their L only) and a demo cartoon
-    frame, at their own (non-square) sizes."""
-    import skimage.data
-
-    from utils.sources import demo_cartoon_frames
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    frame = next(demo_cartoon_frames(1, 256, seed=7)).rgb
-    samples = {
-        "camera.png": skimage.data.camera(),
-        "chelsea.png": skimage.data.chelsea(),
-        "coffee.png": skimage.data.coffee(),
-        "cartoon_frame.png": np.asarray(Image.fromarray(frame).resize((320, 240), Image.Resampling.LANCZOS)),
-    }
-    for name, pixels in samples.items():
-        if not (folder / name).exists():
-            save_image(pixels, folder / name, False)  # camera.png stays a one-channel (L) image
-    return folder
