@@ -188,7 +188,7 @@ def test_status_polls_until_the_kernel_finishes(capsys) -> None:
     assert "CUDA out of memory" in capsys.readouterr().out
 
 
-def test_output_lands_in_a_run_directory_ready_to_read(tmp_path: Path, capsys) -> None:
+def test_output_lands_in_a_run_directory_ready_to_read(tmp_path: Path, monkeypatch, capsys) -> None:
     calls = []
 
     def kernels_output(kernel, path, force, quiet):
@@ -196,9 +196,8 @@ def test_output_lands_in_a_run_directory_ready_to_read(tmp_path: Path, capsys) -
         (Path(path) / "report.md").write_text("# results\n")
         return [str(Path(path) / "report.md")], None
 
-    dest = kit_kaggle.fetch_output("tester/cross-domain-colorization", SimpleNamespace(kernels_output=kernels_output),
-                                   tmp_path / "runs" / "kaggle-cross-domain-colorization")  # fmt: skip
-    assert calls == [("tester/cross-domain-colorization", str(dest))]
-    assert "report.md" in capsys.readouterr().out
-    default = kit_kaggle.KIT_ROOT / "runs" / "kaggle-cross-domain-colorization"
-    assert dest.name == default.name
+    monkeypatch.setattr(kit_kaggle, "KIT_ROOT", tmp_path)
+    dest = kit_kaggle.fetch_output("tester/cross-domain-colorization", SimpleNamespace(kernels_output=kernels_output))
+    assert dest == tmp_path / "runs" / "kaggle-cross-domain-colorization"
+    assert calls == [("tester/cross-domain-colorization", str(dest))] and (dest / "report.md").is_file()
+    assert "start with" in capsys.readouterr().out

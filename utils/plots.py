@@ -58,6 +58,20 @@ def model_colors(models: list[str]) -> dict[str, tuple]:
     return {m: fixed.get(m, palette[-1]) for m in models}
 
 
+def bars_with_intervals(ax: plt.Axes, rows: pd.DataFrame, order: list[str], colors: dict[str, tuple]) -> None:
+    """Grouped bars of one metric's summary rows: a group per test domain, a bar per model (in
+    ``order``), each with its bootstrap 95% interval as the error bar."""
+    cells = rows.set_index(["test_domain", "model"])
+    width = 0.8 / len(order)
+    for i, model in enumerate(order):
+        bars = cells.loc[[(d, model) for d in DOMAINS]]
+        x = np.arange(len(DOMAINS)) + (i - (len(order) - 1) / 2) * width
+        errors = [bars["mean"] - bars["ci_low"], bars["ci_high"] - bars["mean"]]
+        ax.bar(x, bars["mean"], width, yerr=errors, capsize=3, color=colors[model], label=model)
+    ax.set_xticks(np.arange(len(DOMAINS)), DOMAINS)
+    ax.legend(title="model", fontsize=8)
+
+
 def plot_metric(run_dir: str | Path, metric: str) -> plt.Figure:
     """Paper Figs. 4 and 5, with intervals and distributions: one metric per model and test domain.
 
@@ -69,20 +83,12 @@ def plot_metric(run_dir: str | Path, metric: str) -> plt.Figure:
     per_image = pd.read_csv(run_dir / "eval" / "per_image.csv")
     info = METRICS[metric]
     order = model_order(per_image["model"].unique())
-    rows = summary[summary["metric"] == metric].set_index(["test_domain", "model"])
     colors = model_colors(order)
     fig, (ax_mean, ax_dist) = plt.subplots(1, 2, figsize=(13, 4.2))
-    width = 0.8 / len(order)
-    for i, model in enumerate(order):
-        x = np.arange(len(DOMAINS)) + (i - (len(order) - 1) / 2) * width
-        cells = rows.loc[[(d, model) for d in DOMAINS]]
-        errors = [cells["mean"] - cells["ci_low"], cells["ci_high"] - cells["mean"]]
-        ax_mean.bar(x, cells["mean"], width, yerr=errors, capsize=3, color=colors[model], label=model)
-    ax_mean.set_xticks(np.arange(len(DOMAINS)), DOMAINS)
+    bars_with_intervals(ax_mean, summary[summary["metric"] == metric], order, colors)
     if info.goal == "one":
         ax_mean.axhline(1.0, color="black", linestyle="--", linewidth=1)
     ax_mean.set(title="(a) mean, bootstrap 95% interval", xlabel="test domain", ylabel=info.label)
-    ax_mean.legend(title="model", fontsize=8)
     sns.violinplot(
         data=per_image, x="test_domain", y=metric, hue="model", hue_order=order, order=list(DOMAINS),
         palette=colors, inner="quart", cut=0, density_norm="width", linewidth=0.6, ax=ax_dist, legend=False,
@@ -113,18 +119,10 @@ def plot_saturation(run_dir: str | Path) -> plt.Figure:
         ax.plot([0, top], [0, top], color="black", linestyle="--", linewidth=1, label="as colourful as the truth")
         ax.set(title=f"{domain} test images", xlabel="colorfulness of the truth", ylabel="colorfulness of the output")
         ax.legend(fontsize=8)
-    ratios = summary[(summary["metric"] == "colorfulness_ratio") & (summary["model"] != TRUTH)]
     ax = axes[-1]
-    width = 0.8 / len(order)
-    for i, model in enumerate(order):
-        cells = ratios.set_index(["test_domain", "model"]).loc[[(d, model) for d in DOMAINS]]
-        x = np.arange(len(DOMAINS)) + (i - (len(order) - 1) / 2) * width
-        errors = [cells["mean"] - cells["ci_low"], cells["ci_high"] - cells["mean"]]
-        ax.bar(x, cells["mean"], width, yerr=errors, capsize=3, color=colors[model], label=model)
+    bars_with_intervals(ax, summary[summary["metric"] == "colorfulness_ratio"], order, colors)
     ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
-    ax.set_xticks(np.arange(len(DOMAINS)), DOMAINS)
     ax.set(title="colorfulness ratio: mean, 95% interval", ylabel="output / truth (1 = right, < 1 = washed out)")
-    ax.legend(fontsize=8)
     fig.suptitle("Saturation: output colorfulness against the truth's (Hasler & Suesstrunk 2003)")
     fig.tight_layout()
     return _save(fig, run_dir / "figures" / "saturation.png")
