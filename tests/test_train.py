@@ -318,3 +318,23 @@ def test_a_failing_launch_is_an_error_naming_the_model(tmp_path: Path, tiny_para
     monkeypatch.setattr(train, "gpu_processes", lambda params: 2)
     with pytest.raises(RuntimeError, match="torchrun training of model movie failed"):
         train.run_training(dataclasses.replace(tiny_params, device="cpu"), tmp_path / "no-data", "movie")
+
+
+def test_the_mixed_precision_step_runs_with_a_grad_scaler(tiny_params) -> None:
+    """The GPU recipe's mechanics on the CPU: autocast (bf16 here, fp16 on a T4) and a live
+    GradScaler, whose state a checkpoint carries."""
+    frames = np.stack([c.rgb for c in sources.demo_cartoon_frames(4, 32, seed=0)])
+    l_norm, ab_norm = color.uint8_to_model_io(torch.from_numpy(frames))
+    gan = train.build_gan(tiny_params, torch.device("cpu"))
+    gan.amp_dtype, gan.scaler = torch.bfloat16, torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    before = [p.detach().clone() for p in gan.generator_module.parameters()]
+    losses = torch.stack([train.gan_step(gan, l_norm, ab_norm) for _ in range(15)])
+    assert torch.isfinite(losses).all() and losses.dtype == torch.float32
+    assert losses[-3:, 2].mean() < losses[:3, 2].mean()
+    assert any(not torch.equal(a, b) for a, b in zip(before, gan.generator_module.parameters()))
+    state = gan.state()["scaler"]
+    assert state["scale"] > 0
+    fresh = train.build_gan(tiny_params, torch.device("cpu"))
+    fresh.scaler = torch.amp.GradScaler("cpu")
+    fresh.load_state({**gan.state()})
+    assert fresh.scaler.get_scale() == gan.scaler.get_scale()
