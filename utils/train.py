@@ -540,10 +540,6 @@ def _train(
         barrier(procs)
         epoch, start_batch = epoch + 1, 0
         sums = torch.zeros(3, device=device)
-        if procs.world_size > 1:  # best_val lives on rank 0; the others only need it in their checkpoints
-            shared = torch.tensor([best_val], device=device, dtype=torch.float64)
-            dist.broadcast(shared, 0)
-            best_val = float(shared)
     return pd.read_csv(history_path) if history_path.is_file() else pd.DataFrame(columns=HISTORY_COLUMNS)
 
 
