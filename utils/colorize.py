@@ -24,7 +24,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from utils import color
-from utils.config import write_csv_atomic
+from utils.config import device_named, write_csv_atomic
 from utils.evaluate import load_generator
 from utils.images import find_images, load_rgb
 from utils.models import UNetGenerator
@@ -115,7 +115,7 @@ def colorize_path(
     """
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no GPU is visible")
-    torch_device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    torch_device = device_named(device)
     generator, record = load_generator(checkpoint, torch_device)
     model_size = model_size or int(record["image_size"])
     if model_size < 32 or model_size % 32:

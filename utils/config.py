@@ -301,11 +301,16 @@ def on_kaggle() -> bool:
 
 
 def select_device(params: RunParams) -> torch.device:  # noqa: F821
+    return device_named(params.device)
+
+
+def device_named(name: str) -> torch.device:  # noqa: F821
+    """``auto`` (the GPU when there is one), ``cpu`` or ``cuda``."""
     import torch
 
-    if params.device == "auto":
+    if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(params.device)
+    return torch.device(name)
 
 
 def describe_devices() -> dict[str, Any]:
