@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint clean-runs kaggle-bundle kaggle-push kaggle-status kaggle-output
+.PHONY: setup demo test lint gpu-check clean-runs kaggle-bundle kaggle-push kaggle-status kaggle-output
 
 setup: $(STAMP)
 
@@ -20,6 +20,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# One GPU check (README, "Checking a GPU"): every GPU figure and target in one table, runs/gpu_check.md;
+# e.g. make gpu-check GPU_CHECK_ARGS="--budget-s 600"
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check utils tests benchmarks

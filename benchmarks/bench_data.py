@@ -1,36 +1,72 @@
-"""Input pipeline: the kit's shards vs the tutorial's per-file Dataset, same images, one run.
+"""Input pipeline: prepare's scaling over worker counts, and the kit's shards vs the tutorial's per-file Dataset.
 
-    python benchmarks/bench_data.py [--images 512] [--size 256] [--batch-size 16] [--workers 2]
+    python benchmarks/bench_data.py [--images 512] [--size 256] [--prepare-workers 1,2,0] [--batch-size 16]
+                                    [--workers 2] [--repeats 3] [--no-loaders] [--time-limit 600] [--json PATH]
 
-Kit: prepare once (decode, resize, uint8 shards), then memory-mapped uint8 batches read in the
-main process; the Lab conversion runs on the whole batch on the training device (kornia).
-Tutorial: every sample opens its JPEG with PIL, resizes it and converts it with
-``skimage.color.rgb2lab``, in ``--workers`` DataLoader processes. Same images, same batch size.
+Writes ``--images`` JPEG files per domain (640x360 stills, 512x384 cartoon frames, in 8 group
+folders), then, each figure printed the moment it is measured (benchmarks/results.py):
 
-Prints batches/s (median of ``--repeats`` passes) for the tutorial; for the kit's CPU share when
-Lab runs on a GPU (uint8 batches: what the CPU must sustain on Kaggle); for the kit with Lab on
-the CPU as well (training without a GPU); and, when CUDA is present, for uint8 batches -> GPU ->
-Lab. Ratios to the tutorial, and the prepare time per 1000 images.
+1. Decoding processes (on 2+ cores): the forkserver's start (it imports the decoder and torch,
+   once per Python process); a pool of every core forked from it, until each worker has decoded
+   one image (once per prepare); and, for comparison, the way before: spawned workers that each
+   import torch (once per domain and split).
+2. Prepare, once per worker count of ``--prepare-workers`` (0 = every core; deduplicated; 1 always
+   runs first, in this process), with the forkserver already running: images/s over both domains,
+   the speed-up over 1 worker (its note: counting the server's start too) and the parallel
+   efficiency (speed-up / workers). Targets: 2 workers >= 1.7x 1 worker (on 2+ cores); every core
+   >= 6x 1 worker (on 16+ cores). Every count must give the same shards, bit for bit (checked; a
+   difference stops the benchmark).
+3. Loaders (skipped with ``--no-loaders``), ``--repeats`` passes, median: batches/s of the
+   tutorial's per-file Dataset (PIL open + resize + ``skimage.color.rgb2lab`` per sample, in
+   ``--workers`` DataLoader processes) and of the kit's memory-mapped uint8 shard batches: the
+   CPU's share when Lab runs on a GPU (target >= 10x the tutorial), with Lab on the CPU as well,
+   and, with CUDA, uint8 batches -> GPU -> Lab. Same images, same batch size.
+
+Bounded time: ``--time-limit`` is checked before every row; a row that would start after it is
+printed as skipped and listed under ``skipped`` in the JSON context. A reduced run for a smoke
+check: ``--images 16 --size 64 --repeats 1``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
-from skimage.color import rgb2lab
 
+# Imports needed only by the loader rows (kornia, scikit-image's colour module) sit in the functions that use
+# them: decoding workers re-run this script's top-level imports (Python 3.11's forkserver does not preload it).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from utils import color, config, data  # noqa: E402
-from utils.sources import demo_cartoon_frames, prepare_workers, skimage_photos  # noqa: E402
+from benchmarks.results import Results, add_json_argument  # noqa: E402
+from utils import config, data  # noqa: E402
+from utils.sources import (  # noqa: E402
+    DecodeSettings,
+    decode_executor,
+    decode_files,
+    decode_process_context,
+    demo_cartoon_frames,
+    list_source_files,
+    skimage_photos,
+)
+
+TWO_WORKER_TARGET_X = 1.7  # prepare with 2 workers vs 1, on a machine with 2 or more cores
+ALL_CORES_TARGET_X = 6.0  # prepare on every core vs 1 worker, on a machine with 16 or more cores
+ALL_CORES_TARGET_MIN_CORES = 16
+LOADER_TARGET_X = 10.0  # the kit's CPU share (uint8 shard batches) vs the tutorial's per-file Dataset
 
 
 def write_jpegs(root: Path, count: int, seed: int = 0) -> None:
@@ -59,18 +95,22 @@ class TutorialDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from skimage.color import rgb2lab
+
         image = Image.open(self.paths[i]).convert("RGB").resize((self.size, self.size), Image.BICUBIC)
         lab = torch.from_numpy(rgb2lab(np.array(image)).astype("float32")).permute(2, 0, 1)
         return lab[[0]] / 50.0 - 1.0, lab[[1, 2]] / 110.0
 
 
 def lab_on_gpu(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    from utils import color
+
     out = color.uint8_to_model_io(batch.cuda(non_blocking=True))
     torch.cuda.synchronize()  # count the conversion, not just its launch
     return out
 
 
-def batches_per_second(loader: torch.utils.data.DataLoader, to_model_io=None) -> float:
+def batches_per_second(loader: torch.utils.data.DataLoader, to_model_io: Callable | None = None) -> float:
     started, n = time.perf_counter(), 0
     for batch in loader:
         if to_model_io is not None:
@@ -79,57 +119,192 @@ def batches_per_second(loader: torch.utils.data.DataLoader, to_model_io=None) ->
     return n / (time.perf_counter() - started)
 
 
+def worker_counts(spec: str, cores: int) -> list[int]:
+    """``"1,2,0"`` -> [1, 2, cores]: 0 is every core; deduplicated, ascending, 1 always included."""
+    try:
+        counts = {int(part) or cores for part in spec.split(",") if part.strip()}
+    except ValueError:
+        raise SystemExit(f"--prepare-workers {spec!r}: expected comma-separated integers, e.g. 1,2,0") from None
+    if any(n < 1 for n in counts):
+        raise SystemExit(f"--prepare-workers {spec!r}: counts must be >= 0 (0 = every core)")
+    return sorted(counts | {1})
+
+
+def folder_params(root: Path, images: int, size: int, workers: int) -> config.RunParams:
+    n_test = max(1, images // 8)
+    return config.resolve_params(
+        "demo",
+        {"source": "folder", "cartoon_dir": str(root / "cartoon"), "movie_dir": str(root / "movie"), "image_size": size,
+         "train_per_domain": images - n_test, "test_per_domain": n_test, "prepare_workers": workers},
+    )  # fmt: skip
+
+
+def first_image_per_worker(make_executor: Callable[[], ProcessPoolExecutor], files: list, size: int) -> float:
+    """Seconds from creating a pool until each of its workers has decoded one image."""
+    settings = DecodeSettings(size, "crop", 0.0, 50_000_000)
+    started = time.perf_counter()
+    with make_executor() as executor:
+        for future in [executor.submit(decode_files, [f], settings) for f in files]:
+            future.result()
+        return time.perf_counter() - started
+
+
+def spawned_executor(workers: int) -> ProcessPoolExecutor:
+    """The way before: spawned workers, each importing the decoder (and torch) itself."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def shard_hashes(run_dir: Path) -> dict[str, str]:
+    """sha1 of every shard's pixels: equal hashes, bit-identical shards."""
+    shards = {(d, s): data.load_shard(run_dir, d, s) for d in config.DOMAINS for s in ("test", "train")}
+    return {f"{d}_{s}": hashlib.sha1(np.ascontiguousarray(shard)).hexdigest() for (d, s), shard in shards.items()}
+
+
+def speedup_target(workers: int, cores: int) -> tuple[str | None, float]:
+    """The issue's target for this worker count on this machine, if any: (text, factor)."""
+    if workers == 2:
+        return f">= {TWO_WORKER_TARGET_X:g}x", TWO_WORKER_TARGET_X
+    if workers == cores and cores >= ALL_CORES_TARGET_MIN_CORES:
+        return f">= {ALL_CORES_TARGET_X:g}x", ALL_CORES_TARGET_X
+    return None, 0.0
+
+
+@dataclass
+class DataBench:
+    results: Results
+    args: argparse.Namespace
+    started: float = field(default_factory=time.monotonic)
+    skipped: list[str] = field(default_factory=list)
+    server_start_s: float = 0.0  # the forkserver's start, paid once per Python process; 0: not measured
+
+    def time_left(self, row: str) -> bool:
+        """Whether ``row`` may start; a row past ``--time-limit`` is printed and recorded as skipped."""
+        if time.monotonic() - self.started < self.args.time_limit:
+            return True
+        self.skipped.append(row)
+        self.results.context["skipped"] = ", ".join(self.skipped)
+        print(f"{row:56s} skipped: --time-limit {self.args.time_limit:g} s reached", flush=True)
+        return False
+
+    def pool_start(self, root: Path, cores: int) -> None:
+        """The cost of starting decoding processes, the kit's way and the way before."""
+        files = list_source_files(root / "movie")[:cores]
+        method = decode_process_context().get_start_method()
+        row = f"{method} start, once per Python process"
+        if self.time_left(row):
+            self.server_start_s = first_image_per_worker(lambda: decode_executor(1), files[:1], self.args.size)
+            self.results.add(row, self.server_start_s, "s", note="imports the decoder and torch once")
+        row = f"decode pool start + 1 image per worker, {cores} workers"
+        if self.time_left(row):
+            seconds = first_image_per_worker(lambda: decode_executor(cores), files, self.args.size)
+            self.results.add(row, seconds, "s", note=f"workers from the running {method}; once per prepare")
+        row = f"for comparison: spawned workers, each importing torch, {cores}"
+        if self.time_left(row):
+            seconds = first_image_per_worker(lambda: spawned_executor(cores), files, self.args.size)
+            self.results.add(row, seconds, "s", note="the way before: once per domain and split")
+
+    def prepare_sweep(self, root: Path, counts: list[int], cores: int) -> Path | None:
+        """Prepare the same images once per worker count; returns a prepared run directory."""
+        rate_1 = 0.0
+        reference: tuple[pd.DataFrame, dict[str, str]] | None = None  # 1 worker's manifest and shard hashes
+        run_dir = None
+        for workers in counts:
+            row = f"prepare, {workers} worker{'s' if workers > 1 else ''}"
+            if not self.time_left(row):
+                continue
+            run_dir = root / f"run_{workers}"
+            started = time.perf_counter()
+            manifest = data.prepare_data(folder_params(root, self.args.images, self.args.size, workers), run_dir)
+            seconds = time.perf_counter() - started
+            rate = len(manifest) / seconds
+            note = f"{len(manifest)} images in {seconds:.1f} s = {seconds / len(manifest) * 1000:.1f} s per 1000"
+            if workers == 1:
+                rate_1, reference = rate, (manifest, shard_hashes(run_dir))
+            elif reference is not None:
+                if not (reference[0].equals(manifest) and reference[1] == shard_hashes(run_dir)):
+                    raise RuntimeError(f"prepare with {workers} workers wrote other shards than with 1 worker")
+                note += "; shards bit-identical to 1 worker's"
+            self.results.add(row, rate, "images/s", note=note)
+            if workers == 1 or not rate_1:
+                continue
+            speedup = rate / rate_1
+            target, factor = speedup_target(workers, cores)
+            cold = len(manifest) / (seconds + self.server_start_s) / rate_1
+            note = f"{cold:.2f}x counting the one-time server start" if self.server_start_s else ""
+            self.results.add(f"prepare speed-up, {workers} workers vs 1", speedup, "x", target,
+                             speedup >= factor if target else None, note)  # fmt: skip
+            self.results.add(f"parallel efficiency, {workers} workers", speedup / workers, "of ideal",
+                             note="speed-up / workers")  # fmt: skip
+        return run_dir
+
+    def loaders(self, run_dir: Path, root: Path) -> None:
+        from utils import color
+
+        args = self.args
+        shard = data.load_shard(run_dir, "movie", "train")
+        kit_set = data.ShardDataset(shard, np.arange(len(shard)))
+        files = sorted((root / "movie").rglob("*.jpg"))[: len(kit_set)]
+        batch_size = min(args.batch_size, len(kit_set))  # a reduced run still gives a batch
+        loader_args = dict(batch_size=batch_size, shuffle=True, drop_last=True)
+        tutorial = f"tutorial: per-file PIL + rgb2lab, {args.workers} workers"
+        cases = {
+            tutorial: (TutorialDataset(files, args.size), args.workers, None),
+            "kit: uint8 shard batches (Lab on GPU)": (kit_set, 0, None),
+            "kit: uint8 shard batches + Lab on CPU": (kit_set, 0, color.uint8_to_model_io),
+        }  # fmt: skip
+        if torch.cuda.is_available():
+            cases["kit: uint8 -> GPU -> Lab on GPU"] = (kit_set, 0, lab_on_gpu)
+        tutorial_bps = 0.0
+        for name, (dataset, workers, step) in cases.items():
+            if not self.time_left(name):
+                continue
+            rates = []
+            for _ in range(args.repeats):
+                loader = torch.utils.data.DataLoader(dataset, num_workers=workers, **loader_args)
+                rates.append(batches_per_second(loader, step))
+            bps = statistics.median(rates)
+            self.results.add(name, bps * batch_size, "images/s", note=f"{bps:.1f} batches/s of {batch_size}")
+            if name == tutorial:
+                tutorial_bps = bps
+            elif tutorial_bps:
+                target, met = None, None
+                if name == "kit: uint8 shard batches (Lab on GPU)":
+                    target, met = f">= {LOADER_TARGET_X:g}x", bps / tutorial_bps >= LOADER_TARGET_X
+                self.results.add(f"{name} vs tutorial", bps / tutorial_bps, "x", target, met)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=512, help="images per domain")
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--images", type=int, default=512, help="JPEG files per domain, all prepared")
+    parser.add_argument("--size", type=int, default=256, help="image_size of the prepare (a multiple of 32)")
+    parser.add_argument("--prepare-workers", default="1,2,0", help="worker counts to prepare with; 0 = every core")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers, the same for both")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the tutorial's loader")
+    parser.add_argument("--repeats", type=int, default=3, help="passes per loader row (median)")
+    parser.add_argument("--no-loaders", action="store_true", help="prepare rows only")
+    parser.add_argument("--time-limit", type=float, default=600.0, help="seconds; checked before every row")
+    add_json_argument(parser)
     args = parser.parse_args()
+    if args.images < 3:
+        parser.error("--images must be at least 3 (a test image and two training images per domain)")
 
+    cores = os.cpu_count() or 1
+    counts = worker_counts(args.prepare_workers, cores)
+    bench = DataBench(Results("bench_data", args.json), args)
+    bench.results.describe(
+        images_per_domain=args.images, size=args.size, cores=cores, prepare_workers=counts,
+        load_average=" ".join(f"{x:.1f}" for x in os.getloadavg()), torch=torch.__version__,
+        cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+    )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_jpegs(root, args.images)
-        n_test = max(1, args.images // 8)
-        params = config.resolve_params(
-            "demo",
-            {"source": "folder", "cartoon_dir": str(root / "cartoon"), "movie_dir": str(root / "movie"),
-             "image_size": args.size, "train_per_domain": args.images - n_test, "test_per_domain": n_test},
-        )  # fmt: skip
-        started = time.perf_counter()
-        data.prepare_data(params, root / "run")
-        prepare_s = time.perf_counter() - started
-        prepared = 2 * args.images
-
-        shard = data.load_shard(root / "run", "movie", "train")
-        kit_set = data.ShardDataset(shard, np.arange(len(shard)))
-        files = sorted((root / "movie").rglob("*.jpg"))[: len(kit_set)]
-        tutorial_set = TutorialDataset(files, args.size)
-        loader_args = dict(batch_size=args.batch_size, shuffle=True, drop_last=True)
-        cases = {
-            "tutorial: per-file PIL + rgb2lab": (tutorial_set, args.workers, None),
-            "kit: uint8 shard batches (Lab on GPU)": (kit_set, 0, None),
-            "kit: uint8 shard batches + Lab on CPU": (kit_set, 0, color.uint8_to_model_io),
-        }
-        if torch.cuda.is_available():
-            cases["kit: uint8 -> GPU -> Lab on GPU"] = (kit_set, 0, lab_on_gpu)
-        results: dict[str, list[float]] = {name: [] for name in cases}
-        for _ in range(args.repeats):
-            for name, (dataset, workers, step) in cases.items():
-                loader = torch.utils.data.DataLoader(dataset, num_workers=workers, **loader_args)
-                results[name].append(batches_per_second(loader, step))
-
-    print(f"images: {len(kit_set)} at {args.size} px, batch {args.batch_size}, tutorial with {args.workers} "
-          f"DataLoader workers, kit with 0, {torch.get_num_threads()} torch threads, median of {args.repeats}")  # fmt: skip
-    tutorial_bps = statistics.median(next(iter(results.values())))
-    for name, values in results.items():
-        bps = statistics.median(values)
-        print(f"{name:42s} {bps:8.1f} batches/s {bps * args.batch_size:9.1f} images/s  "
-              f"ratio {bps / tutorial_bps:6.1f}x")  # fmt: skip
-    print("target: the kit's CPU share (uint8 batches) >= 10x the tutorial")
-    print(f"prepare: {prepare_s:.1f} s for {prepared} images = {prepare_s / prepared * 1000:.1f} s per 1000 images "
-          f"({prepare_workers(params)} decoding processes)")  # fmt: skip
+        if cores > 1:
+            bench.pool_start(root, cores)
+        run_dir = bench.prepare_sweep(root, counts, cores)
+        if run_dir is not None and not args.no_loaders:
+            bench.loaders(run_dir, root)
+    bench.results.write()
 
 
 if __name__ == "__main__":

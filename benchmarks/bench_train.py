@@ -1,21 +1,27 @@
-"""Training speed: the kit's loop vs a plain fp32 reference loop, same model and batch size, one run.
+"""Training speed: the kit's loop vs a plain fp32 reference loop, same networks, one run.
 
-    python benchmarks/bench_train.py [--size 256] [--batch-size 16] [--steps 20] [--warmup 5]
-                                     [--repeats 3] [--workers 2] [--compile]
+    python benchmarks/bench_train.py [--size 256] [--batch-sizes 16,32,64,128] [--compile]
+                                     [--window-s 5] [--warmup 5] [--repeats 3] [--workers 2] [--json PATH]
 
-Kit (utils.train): uint8 shard batches, pinned, to the device; flip, Lab conversion and
-normalisation on the device per batch; mixed precision (fp16 + GradScaler on a T4, bf16 from
-Ampere on; fp32 on the CPU); channels_last; losses kept on the device (``build_gan`` +
-``batch_to_model_io`` + ``gan_step``, what ``train()`` runs).
+Kit: the loop ``train()`` runs, set up by the same functions (``train.build_gan``,
+``train.training_loader``, ``train.train_on_batch``): uint8 shard batches, pinned, to the device;
+flip, Lab and normalisation on the device per batch; mixed precision (fp16 + GradScaler on a T4,
+bf16 from Ampere on; fp32 on the CPU); channels_last; fused Adam; losses read every
+``train.LOG_EVERY`` steps. Measured at each ``--batch-sizes`` value (the paper's is 16), one
+process for all of them.
 Reference (the tutorial recipe the paper follows): a Dataset that flips and converts every sample
 with ``skimage.color.rgb2lab`` on the CPU in DataLoader workers; fp32; contiguous tensors; every
-loss read with ``.item()`` each step for the loss meters. Same UNetGenerator and PatchDiscriminator.
+loss read with ``.item()`` each step. Same UNetGenerator and PatchDiscriminator. Measured at the
+paper's batch only: at large batches its per-sample CPU work would take minutes.
+With ``--compile`` the kit is also measured compiled (``compile=True``) at the paper's batch and
+at the best eager batch: the compilation time, and whether it pays over a paper run.
 
-Each loop runs in its own process, so each peak memory is its own (CUDA: max allocated; CPU: peak
-RSS of the training process). Prints images/s (median of ``--repeats`` timed windows after
-``--warmup`` steps), peak memory and the ratio; FLOPs per training image (torch's FlopCounterMode
-over one kit step) and, on a GPU of known peak, the fraction of it reached; and the wall time the
-paper profile (3 models) would take at the measured speed.
+Every figure is timed in windows of ``--window-s`` seconds (median of ``--repeats``, after
+``--warmup`` steps), so the whole benchmark takes a bounded time, and printed as soon as it is
+measured (benchmarks/results.py; ``--json`` for gpu_check). Also printed: peak memory (CUDA: max
+allocated per batch size; CPU: peak RSS of the process), FLOPs per training image (torch's
+FlopCounterMode over one kit step), the fraction of the GPU's dense half-precision peak, the
+paper profile's training time at the measured speed, and a Kaggle T4 x2 projection.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +44,7 @@ from skimage.color import rgb2lab
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils import config, train  # noqa: E402
 from utils.data import ShardDataset  # noqa: E402
 from utils.models import PatchDiscriminator, UNetGenerator  # noqa: E402
@@ -70,7 +78,7 @@ class TutorialDataset(torch.utils.data.Dataset):
         return lab[[0]] / 50.0 - 1.0, lab[[1, 2]] / 110.0
 
 
-def reference_loop(images: np.ndarray, args: argparse.Namespace, device: torch.device):
+def reference_loop(images: np.ndarray, batch_size: int, workers: int, device: torch.device) -> Iterator[int]:
     """The tutorial's training loop, fp32, one step per yielded item."""
     torch.manual_seed(0)
     generator, discriminator = UNetGenerator().to(device), PatchDiscriminator().to(device)
@@ -78,8 +86,8 @@ def reference_loop(images: np.ndarray, args: argparse.Namespace, device: torch.d
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     bce = torch.nn.BCEWithLogitsLoss()
     loader = torch.utils.data.DataLoader(
-        TutorialDataset(images), batch_size=args.batch_size, shuffle=True, drop_last=True,
-        num_workers=args.workers, pin_memory=device.type == "cuda",
+        TutorialDataset(images), batch_size=batch_size, shuffle=True, drop_last=True,
+        num_workers=workers, pin_memory=device.type == "cuda",
     )  # fmt: skip
     meters: dict[str, list[float]] = {"D": [], "G_GAN": [], "G_L1": []}
     while True:
@@ -105,93 +113,111 @@ def reference_loop(images: np.ndarray, args: argparse.Namespace, device: torch.d
             yield len(l_norm)
 
 
-def kit_params(args: argparse.Namespace) -> config.RunParams:
+PAPER_BATCH = 16
+PAPER_IMAGES_PER_MODEL = 20 * 7200  # the paper profile: 20 epochs x 7,200 training images (8,000 less validation)
+
+
+def kit_params(size: int, batch_size: int, workers: int, compile: bool) -> config.RunParams:
     return config.resolve_params(
-        "demo",
-        {"image_size": args.size, "batch_size": args.batch_size, "num_workers": args.workers, "compile": args.compile},
+        "demo", {"image_size": size, "batch_size": batch_size, "num_workers": workers, "compile": compile}
     )
 
 
-def kit_loop(images: np.ndarray, args: argparse.Namespace, device: torch.device):
-    """The kit's step exactly as ``train()`` runs it."""
-    params = kit_params(args)
+def kit_loop(images: np.ndarray, params: config.RunParams, device: torch.device) -> Iterator[int]:
+    """The kit's training loop, set up by the functions ``train()`` uses; one step per yielded item."""
     gan = train.build_gan(params, device)
-    dataset = ShardDataset(images, np.arange(len(images)))
-    sampler = train.EpochSampler(dataset, train.Processes(), params.seed, params.batch_size, params.flip)
-    loader = torch.utils.data.DataLoader(
-        train.FlippableImages(dataset), batch_size=params.batch_size, sampler=sampler, num_workers=params.num_workers,
-        pin_memory=device.type == "cuda", persistent_workers=params.num_workers > 0,
-    )  # fmt: skip
+    loader, sampler = train.training_loader(ShardDataset(images, np.arange(len(images))), params, train.Processes(),
+                                            device)  # fmt: skip
     sums = torch.zeros(3, device=device)
     epoch = 0
     while True:
         epoch += 1
         sampler.set_position(epoch, 0)
         for i, (batch, flips) in enumerate(loader, 1):
-            sums += train.gan_step(gan, *train.batch_to_model_io(batch, flips, device, gan.memory_format))
+            sums += train.train_on_batch(gan, batch, flips)
             if i % train.LOG_EVERY == 0:
-                sums.tolist()
+                sums.tolist()  # the loop's sync point
             yield len(batch)
 
 
-def kit_flops_per_image(args: argparse.Namespace, device: torch.device) -> float:
+def kit_flops_per_image(size: int, device: torch.device) -> float:
     """FLOPs of one training step (G forward, three D forwards, both backwards) per image."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    gan = train.build_gan(kit_params(args), device)
-    batch = torch.from_numpy(np.stack([c.rgb for c in demo_cartoon_frames(args.batch_size, args.size, seed=1)]))
-    flips = torch.zeros(args.batch_size, dtype=torch.bool)
+    params = kit_params(size, PAPER_BATCH, 0, False)
+    gan = train.build_gan(params, device)
+    batch = torch.from_numpy(np.stack([c.rgb for c in demo_cartoon_frames(PAPER_BATCH, size, seed=1)]))
     counter = FlopCounterMode(display=False)
     with counter:
-        train.gan_step(gan, *train.batch_to_model_io(batch, flips, device, gan.memory_format))
-    return counter.get_total_flops() / args.batch_size
+        train.train_on_batch(gan, batch, torch.zeros(PAPER_BATCH, dtype=torch.bool))
+    return counter.get_total_flops() / PAPER_BATCH
 
 
-def measure(which: str, shard: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Run in a fresh process: warm up, then ``repeats`` timed windows of ``steps`` steps."""
+def timed_rate(loop: Iterator[int], args: argparse.Namespace, sync: Callable[[], None]) -> tuple[float, float]:
+    """(images/s, median of ``repeats`` windows of ``window_s`` seconds; seconds the warm-up steps took)."""
+    sync()
+    started = time.perf_counter()
+    for _ in range(args.warmup):
+        next(loop)
+    sync()
+    warmup_s = time.perf_counter() - started
+    rates = []
+    for _ in range(args.repeats):
+        started, n = time.perf_counter(), 0
+        while time.perf_counter() - started < args.window_s or n == 0:
+            n += next(loop)
+        sync()
+        rates.append(n / (time.perf_counter() - started))
+    return statistics.median(rates), warmup_s
+
+
+def measure(which: str, shard: str, args: argparse.Namespace, batch_sizes: list[int], compile: bool) -> list[dict]:
+    """Run in a fresh process: one row per batch size (images/s, warm-up seconds, peak memory)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     images = np.load(shard, mmap_mode="r")
-    loop = (kit_loop if which == "kit" else reference_loop)(images, args, device)
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    for _ in range(args.warmup):
-        next(loop)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    rates = []
-    for _ in range(args.repeats):
-        sync()
-        started, n = time.perf_counter(), 0
-        for _ in range(args.steps):
-            n += next(loop)
-        sync()
-        rates.append(n / (time.perf_counter() - started))
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    result = {"images_per_s": statistics.median(rates), "peak_mib": peak, "device": str(device)}
-    if which == "kit":
-        result["flops_per_image"] = kit_flops_per_image(args, device)
-        result["gpu"] = torch.cuda.get_device_name() if device.type == "cuda" else None
-        result["precision"] = str(train.amp_settings(device)[0] or "fp32")
-    return result
+    rows = []
+    for batch_size in batch_sizes:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        if which == "kit":
+            loop = kit_loop(images, kit_params(args.size, batch_size, args.workers, compile), device)
+        else:
+            loop = reference_loop(images, batch_size, args.workers, device)
+        rate, warmup_s = timed_rate(loop, args, sync)
+        loop.close()
+        if device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        rows.append({"batch_size": batch_size, "images_per_s": rate, "warmup_s": warmup_s, "peak_mib": peak})
+        del loop
+    return rows
 
 
-def _measure_into(queue: multiprocessing.Queue, which: str, shard: str, args: argparse.Namespace) -> None:
-    queue.put(measure(which, shard, args))
+def _measure_into(queue: multiprocessing.Queue, *args: Any) -> None:
+    try:
+        queue.put(measure(*args))
+    except BaseException as err:  # noqa: BLE001 - reported by the parent, which names the loop
+        queue.put(err)
+        raise
 
 
-def in_fresh_process(which: str, shard: str, args: argparse.Namespace) -> dict[str, Any]:
+def in_fresh_process(which: str, shard: str, args: argparse.Namespace, batch_sizes: list[int], compile: bool = False):
+    """Each loop in its own process: its peak memory is its own, and a crash names the loop."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_measure_into, args=(queue, which, shard, args))
+    process = context.Process(target=_measure_into, args=(queue, which, shard, args, batch_sizes, compile))
     process.start()
     result = queue.get()
     process.join()
+    if isinstance(result, BaseException):
+        raise RuntimeError(f"bench_train: the {which} loop failed: {type(result).__name__}: {result}") from result
     return result
 
 
@@ -212,43 +238,81 @@ def main() -> None:
     cuda = torch.cuda.is_available()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256 if cuda else 128)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=20 if cuda else 3, help="steps per timed window")
-    parser.add_argument("--warmup", type=int, default=10 if cuda else 1)
+    parser.add_argument("--batch-sizes", default="16,32,64,128" if cuda else "16",
+                        help="comma-separated; the kit is measured at each, the reference at 16 (the paper's)")  # fmt: skip
+    parser.add_argument("--compile", action="store_true", help="also the kit compiled, at 16 and the best batch")
+    parser.add_argument("--window-s", type=float, default=5.0 if cuda else 20.0, help="seconds per timed window")
+    parser.add_argument("--warmup", type=int, default=10 if cuda else 1, help="steps before timing")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers, the same for both loops")
-    parser.add_argument("--compile", action="store_true", help="the kit's loop with torch.compile")
+    add_json_argument(parser)
     args = parser.parse_args()
+    batch_sizes = sorted({int(b) for b in args.batch_sizes.split(",")})
+    paper_batch = PAPER_BATCH if PAPER_BATCH in batch_sizes else batch_sizes[0]
+    device = torch.device("cuda" if cuda else "cpu")
+    gpu = torch.cuda.get_device_name() if cuda else None
+    results = Results("bench_train", args.json)
+    results.describe(device=gpu or "CPU", torch=torch.__version__, precision=str(config.amp_settings(device)[0] or "fp32"),
+                     size=args.size, batch_sizes=args.batch_sizes, workers=args.workers, threads=torch.get_num_threads(),
+                     timing=f"median of {args.repeats} windows of {args.window_s:g} s after {args.warmup} warm-up steps")  # fmt: skip
+    memory = "peak CUDA memory" if cuda else "peak RSS"
+    peak = peak_flops(gpu)
+    flops = results.add(
+        f"FLOPs per training image, {args.size} px", kit_flops_per_image(args.size, device) / 1e9, "GFLOP"
+    )
+    flops *= 1e9
 
     with tempfile.TemporaryDirectory() as tmp:
         shard = str(Path(tmp) / "train.npy")
-        needed = args.batch_size * (args.warmup + args.steps * args.repeats)
-        write_shard(Path(shard), min(max(needed, 4 * args.batch_size), 2048), args.size)
-        reference = in_fresh_process("reference", shard, args)
-        kit = in_fresh_process("kit", shard, args)
+        write_shard(Path(shard), min(max(8 * max(batch_sizes), 64), 2048), args.size)
+        reference = in_fresh_process("reference", shard, args, [paper_batch])[0]
+        results.add(f"reference images/s, batch {paper_batch} (fp32, CPU Lab, .item())", reference["images_per_s"],
+                    "images/s", note=f"{memory} {reference['peak_mib']:.0f} MiB")  # fmt: skip
+        eager = {}
+        for row in in_fresh_process("kit", shard, args, batch_sizes):
+            eager[row["batch_size"]] = row["images_per_s"]
+            results.add(f"kit images/s, batch {row['batch_size']}", row["images_per_s"], "images/s",
+                        note=f"{memory} {row['peak_mib']:.0f} MiB")  # fmt: skip
+        ratio = eager[paper_batch] / reference["images_per_s"]
+        results.add(f"kit vs reference, batch {paper_batch}", ratio, "x", *((">= 3x", ratio >= 3) if cuda else ()),
+                    note="" if cuda else "CPU: reported only, the target is for a GPU")  # fmt: skip
+        best = max(eager, key=eager.get)
+        results.add("best batch (eager)", best, "images", note=f"{eager[best]:.1f} images/s")
+        if peak:
+            results.add(f"fraction of {gpu}'s dense half-precision peak, batch {best}, eager",
+                        100 * flops * eager[best] / peak, "%")  # fmt: skip
+        if args.compile:
+            compiled_sizes = sorted({paper_batch, best})
+            rows = in_fresh_process("kit", shard, args, compiled_sizes, compile=True)
+            compiled = {r["batch_size"]: r["images_per_s"] for r in rows}
+            for row in rows:
+                results.add(f"kit compiled images/s, batch {row['batch_size']}", row["images_per_s"], "images/s",
+                            note=f"{memory} {row['peak_mib']:.0f} MiB")  # fmt: skip
+            first = rows[0]  # the paper's batch: its warm-up holds the compilation
+            compile_s = max(0.0, first["warmup_s"] - args.warmup * first["batch_size"] / compiled[first["batch_size"]])
+            results.add(f"compilation time, batch {first['batch_size']} (warm-up less its steps)", compile_s, "s")
+            saved = PAPER_IMAGES_PER_MODEL * (1 / eager[paper_batch] - 1 / compiled[paper_batch])
+            results.add(f"compile: time saved per paper model at batch {paper_batch}, less compilation",
+                        saved - compile_s, "s", note=f"pays if > 0 ({PAPER_IMAGES_PER_MODEL} images per model)")  # fmt: skip
+            best_compiled = max(compiled, key=compiled.get)
+            if peak:
+                fraction = 100 * flops * compiled[best_compiled] / peak
+                results.add(f"fraction of {gpu}'s dense half-precision peak, batch {best_compiled}, compiled",
+                            fraction, "%", ">= 10%", fraction >= 10)  # fmt: skip
 
-    print(f"device: {kit['gpu'] or 'CPU'} ({kit['device']}), {torch.get_num_threads()} torch threads; "
-          f"{args.size} px, batch {args.batch_size}, {args.workers} DataLoader workers, "
-          f"median of {args.repeats} windows of {args.steps} steps after {args.warmup} warm-up steps")  # fmt: skip
-    memory = "peak CUDA memory" if cuda else "peak RSS"
-    for name, r in (("reference (fp32, per-sample CPU Lab, .item())", reference), (f"kit ({kit['precision']})", kit)):
-        print(f"{name:48s} {r['images_per_s']:8.1f} images/s   {memory} {r['peak_mib']:8.0f} MiB")
-    ratio = kit["images_per_s"] / reference["images_per_s"]
-    print(f"ratio kit / reference: {ratio:.2f}x speed, {kit['peak_mib'] / reference['peak_mib']:.2f}x memory"
-          f"{'   (target on a GPU: >= 2.5x)' if cuda else '   (CPU: reported only; the target is for a GPU)'}")  # fmt: skip
-    flops = kit["flops_per_image"]
-    print(f"FLOPs per training image (kit step, {args.size} px): {flops / 1e9:.1f} GFLOP")
-    peak = peak_flops(kit["gpu"])
-    if peak:
-        print(f"fraction of the GPU's peak ({peak / 1e12:.0f} TFLOP/s): {flops * kit['images_per_s'] / peak:.1%}")
     if args.size == 256:
-        print(f"paper profile (3 models x 20 epochs x 7200 images) at the kit's speed here: "
-              f"{paper_hours(kit['images_per_s']):.1f} h")  # fmt: skip
+        results.add(f"paper profile (3 models x {PAPER_IMAGES_PER_MODEL} images) here, batch {paper_batch}",
+                    paper_hours(eager[paper_batch]), "h")  # fmt: skip
     t4_flops_256 = flops * (256 / args.size) ** 2
+    if peak:  # measured on a GPU: scale this card's speed by the peak ratio, then two T4s, one model each
+        t4_images_per_s = eager[paper_batch] * (T4_PEAK_FLOPS / peak) * (args.size / 256) ** 2
+        results.add("projection, Kaggle T4 x2 (measured speed x peak ratio), paper profile",
+                    paper_hours(2 * t4_images_per_s), "h", note=f"{t4_images_per_s:.0f} images/s per T4")  # fmt: skip
     for utilisation in (0.10, 0.25):
         images_per_s = 2 * utilisation * T4_PEAK_FLOPS / t4_flops_256
-        print(f"projection, Kaggle T4 x2 at {utilisation:.0%} of fp16 peak each: {images_per_s:.0f} images/s, "
-              f"paper profile {paper_hours(images_per_s):.1f} h")  # fmt: skip
+        results.add(f"projection, Kaggle T4 x2 at an assumed {utilisation:.0%} of fp16 peak, paper profile",
+                    paper_hours(images_per_s), "h", note=f"{images_per_s:.0f} images/s")  # fmt: skip
+    results.write()
 
 
 if __name__ == "__main__":

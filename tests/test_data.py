@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from PIL import Image
 
 from tests.conftest import TINY
 from tests.messy_data import BAD_FILES, write_kaggle_like_dataset
-from utils import config, data
+from utils import config, data, sources
 
 
 def test_prepare_writes_shards_and_manifest(prepared_run: Path) -> None:
@@ -93,14 +94,67 @@ def test_no_group_or_pixels_in_both_train_and_test(kaggle_run: Path) -> None:
         assert rows.sha1.is_unique
 
 
+class RecordedExecutor(ProcessPoolExecutor):
+    """A ProcessPoolExecutor that records its creation and its worker processes at shutdown."""
+
+    created: list[RecordedExecutor] = []
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.created.append(self)
+        self.workers_at_shutdown: list | None = None
+
+    def shutdown(self, *args, **kwargs) -> None:
+        if self.workers_at_shutdown is None:
+            self.workers_at_shutdown = list((self._processes or {}).values())
+        super().shutdown(*args, **kwargs)
+
+
+@pytest.fixture
+def recorded_executors(monkeypatch) -> list[RecordedExecutor]:
+    created: list[RecordedExecutor] = []
+    monkeypatch.setattr(RecordedExecutor, "created", created)
+    monkeypatch.setattr(sources, "ProcessPoolExecutor", RecordedExecutor)
+    return created
+
+
 def test_prepare_is_deterministic_and_parallel_gives_the_same_result(
-    tmp_path: Path, kaggle_mount: Path, kaggle_run: Path
+    tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, recorded_executors: list[RecordedExecutor]
 ) -> None:
     parallel = data.prepare_data(_kaggle_params(kaggle_mount, prepare_workers=2), tmp_path / "parallel")
+    assert len(recorded_executors) == 1  # decoding did run in worker processes
     pd.testing.assert_frame_equal(parallel, data.load_manifest(kaggle_run))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "parallel" / "data" / "rejected.csv"),
+                                  pd.read_csv(kaggle_run / "data" / "rejected.csv"))  # fmt: skip
     for domain in config.DOMAINS:
-        np.testing.assert_array_equal(data.load_shard(tmp_path / "parallel", domain, "train"),
-                                      data.load_shard(kaggle_run, domain, "train"))  # fmt: skip
+        for split in ("train", "test"):
+            np.testing.assert_array_equal(data.load_shard(tmp_path / "parallel", domain, split),
+                                          data.load_shard(kaggle_run, domain, split))  # fmt: skip
+
+
+def test_one_decode_pool_serves_the_whole_prepare_and_is_shut_down(
+    tmp_path: Path, kaggle_mount: Path, recorded_executors: list[RecordedExecutor], monkeypatch
+) -> None:
+    data.prepare_data(_kaggle_params(kaggle_mount, prepare_workers=2), tmp_path / "done")
+    assert len(recorded_executors) == 1  # two domains x two splits, one pool
+    assert recorded_executors[0].workers_at_shutdown, "the pool was not shut down"
+    assert not any(p.is_alive() for p in recorded_executors[0].workers_at_shutdown)
+
+    original = data.ShardJournal.record
+    calls = {"n": 0}
+
+    def interrupted(self, entry, rgb=None):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise KeyboardInterrupt
+        return original(self, entry, rgb)
+
+    monkeypatch.setattr(data.ShardJournal, "record", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        data.prepare_data(_kaggle_params(kaggle_mount, prepare_workers=2), tmp_path / "interrupted")
+    assert len(recorded_executors) == 2
+    assert recorded_executors[1].workers_at_shutdown, "the pool was not shut down after the interruption"
+    assert not any(p.is_alive() for p in recorded_executors[1].workers_at_shutdown)
 
 
 def test_interrupted_prepare_resumes_to_the_same_result(

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+KIT_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((KIT_ROOT / "notebooks").glob("*.ipynb"))
+# What no imports cell but the figures notebook's may import: what only drawing needs, seconds on a small
+# machine (README, "Start-up"), so the train notebook (run once per model) and the others stay lean.
+DRAWING_MODULES = ("matplotlib", "seaborn", "scipy")
 
 
 def test_the_stage_notebooks_exist() -> None:
@@ -33,3 +39,16 @@ def test_notebook_is_clean_and_parameterized(path: Path) -> None:
     }
     expected = {"profile", "run_dir", "overrides"} | own.get(path.name, set())
     assert names == expected
+
+
+def test_only_the_figures_notebook_imports_drawing_modules() -> None:
+    """Every other notebook's imports cell, in one process (one torch import, not four)."""
+    cells = []
+    for path in NOTEBOOKS:
+        if path.name != "04_figures.ipynb":
+            nb = json.loads(path.read_text())
+            cells.append("".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"]))
+    check = "\n".join(cells) + f"\nimport sys\nprint(*(m for m in {DRAWING_MODULES!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", check], cwd=KIT_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not done.stdout.strip(), f"the imports cells import {done.stdout.strip()}"

@@ -1,18 +1,37 @@
 """The whole kit through papermill on a tiny profile, as `make demo` runs it, on messy data laid
-out like Kaggle's input mount (every bad-input kind, groups, duplicates across groups)."""
+out like Kaggle's input mount (every bad-input kind, groups, duplicates across groups); the train
+notebooks two at a time, as separate processes."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import multiprocessing
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
+import torch
 
 from tests.conftest import TINY
 from tests.messy_data import write_kaggle_like_dataset
-from utils import config, pipeline
+from utils import config, pipeline, train
 from utils.metrics import METRICS
+
+
+def run_overrides(run_dir: Path, **more: str) -> dict[str, str]:
+    """The pipeline test's parameters: TINY sizes, Kaggle-like input beside the run directory, two train
+    notebooks at once."""
+    overrides = {**TINY, "source": "kaggle", "cartoon_dataset": "someone/cartoon-frames",
+                 "movie_dataset": "someone/movie-stills", "kaggle_input_root": run_dir.parent / "input",
+                 "train_concurrency": 2, **more}  # fmt: skip
+    return {k: str(v) for k, v in overrides.items()}
 
 
 @pytest.fixture(scope="module")
@@ -20,11 +39,21 @@ def pipeline_run(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("pipeline")
     write_kaggle_like_dataset(base / "input" / "datasets" / "someone" / "cartoon-frames", seed=1)
     write_kaggle_like_dataset(base / "input" / "movie-stills", seed=2)
-    overrides = {**TINY, "source": "kaggle", "cartoon_dataset": "someone/cartoon-frames",
-                 "movie_dataset": "someone/movie-stills", "kaggle_input_root": base / "input"}  # fmt: skip
     run_dir = base / "run"
-    pipeline.run_pipeline("demo", run_dir, {k: str(v) for k, v in overrides.items()}, progress=False)
+    pipeline.run_pipeline("demo", run_dir, run_overrides(run_dir), progress=False)
     return run_dir
+
+
+def prepared_copy(pipeline_run: Path, run_dir: Path) -> Path:
+    """A run directory holding the pipeline run's data and devices, and no trained model."""
+    shutil.copytree(pipeline_run / "data", run_dir / "data")
+    record = json.loads((pipeline_run / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({"devices": record["devices"]}))
+    return run_dir
+
+
+def train_steps(run_dir: Path, overrides: dict[str, str]) -> list[pipeline.Step]:
+    return [s for s in pipeline.plan_steps("demo", run_dir, overrides) if s.stage.startswith("train_")]
 
 
 def _outputs(notebook: Path) -> list[dict]:
@@ -68,6 +97,112 @@ def test_run_directory_holds_every_stage_output(pipeline_run: Path) -> None:
         "04_figures.ipynb",
         "05_colorize.ipynb",
     ]
+    for model in config.MODEL_DOMAINS:  # each train notebook's outputs, live, in its own log
+        assert f"{model} epoch 1/1" in (run / "logs" / f"train_{model}.log").read_text()
+
+
+def test_run_json_holds_each_stages_startup(pipeline_run: Path) -> None:
+    stages = json.loads((pipeline_run / "run.json").read_text())["stages"]
+    assert set(stages) == {"prepare", "train_cartoon", "train_movie", "train_mixed", "evaluate", "figures", "colorize"}
+    for name, stage in stages.items():
+        startup = stage["startup"]
+        assert set(startup) == {"launch_s", "kernel_s", "imports_s", "total_s"}, name
+        assert startup["kernel_s"] > 0 and startup["imports_s"] > 0 and startup["launch_s"] >= 0, name
+        parts = startup["launch_s"] + startup["kernel_s"] + startup["imports_s"]
+        assert abs(startup["total_s"] - parts) < 0.02 and startup["total_s"] < stage["seconds"], name
+        assert 0 <= stage["shutdown_s"] < stage["seconds"], name
+        if name.startswith("train_"):  # a process of its own: python and papermill start first
+            assert startup["launch_s"] > 0.1, name
+
+
+def test_concurrent_train_notebooks_give_the_weights_of_sequential_runs(pipeline_run: Path, tmp_path: Path) -> None:
+    """The pipeline trained cartoon and movie at once, two processes with their share of the cores each;
+    trained one after the other here, at that thread count, each model's weights are the same, bit for bit."""
+    notebooks = {
+        m: json.loads((pipeline_run / "notebooks" / f"02_train_{m}.ipynb").read_text()) for m in ("cartoon", "movie")
+    }
+    spans = {m: [dt.datetime.fromisoformat(nb["metadata"]["papermill"][k]) for k in ("start_time", "end_time")]
+             for m, nb in notebooks.items()}  # fmt: skip
+    assert spans["cartoon"][0] < spans["movie"][1] and spans["movie"][0] < spans["cartoon"][1]  # they overlapped
+    overrides = run_overrides(pipeline_run)
+    first_round = pipeline.train_rounds(train_steps(pipeline_run, overrides), 2, [], pipeline.cpu_cores())[0]
+    assert [launch.model for launch in first_round] == ["cartoon", "movie"]
+    run_dir = prepared_copy(pipeline_run, tmp_path / "run")
+    params = config.resolve_params("demo", overrides)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(first_round[0].threads)
+    try:
+        for model in ("cartoon", "movie"):
+            train.train(params, run_dir, model, show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    for model in ("cartoon", "movie"):
+        ours, pipelines = (torch.load(d / "models" / model / "checkpoint_last.pt", weights_only=True)
+                           for d in (run_dir, pipeline_run))  # fmt: skip
+        for net in ("generator", "discriminator"):
+            assert ours[net].keys() == pipelines[net].keys()
+            assert all(torch.equal(ours[net][k], pipelines[net][k]) for k in ours[net]), f"{model} {net}"
+
+
+def test_a_failing_model_is_named_and_the_other_finishes(
+    pipeline_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run_dir = prepared_copy(pipeline_run, tmp_path / "run")
+    corrupt = run_dir / "models" / "cartoon" / "checkpoint_last.pt"
+    corrupt.parent.mkdir(parents=True)
+    corrupt.write_bytes(b"not a checkpoint")  # resuming from it raises, naming the file
+    overrides = run_overrides(run_dir, models="cartoon,movie")
+    with pytest.raises(pipeline.StageFailed) as err:
+        pipeline.run_train_steps(train_steps(run_dir, overrides), run_dir, config.resolve_params("demo", overrides))
+    message = str(err.value)
+    assert "1 of 2 models failed" in message and "model cartoon" in message and "model movie" not in message
+    assert str(corrupt) in message and "ValueError" in message and "02_train_cartoon.ipynb" in message
+    assert str(run_dir / "logs" / "train_cartoon.log") in message
+    out = capsys.readouterr().out
+    assert out.index("02_train_movie started") < out.index("02_train_cartoon FAILED")  # at once, not one by one
+    assert (run_dir / "models" / "movie" / "best.pt").is_file() and "02_train_movie done" in out
+    stages = json.loads((run_dir / "run.json").read_text())["stages"]
+    assert set(stages) == {"train_movie"} and stages["train_movie"]["startup"]["total_s"] > 0
+
+
+def test_the_pipeline_stops_before_evaluate_when_a_model_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    ran = []
+    monkeypatch.setattr(pipeline, "run_step", lambda step, run_dir, progress: ran.append(step.stage))
+    monkeypatch.setattr(pipeline, "record_timing", lambda *args: None)
+
+    def failing_training(steps: list[pipeline.Step], *args: object) -> None:
+        ran.extend(step.stage for step in steps)
+        raise pipeline.StageFailed("1 of 3 models failed to train\nmodel movie: ...")
+
+    monkeypatch.setattr(pipeline, "run_train_steps", failing_training)
+    exit_code = pipeline.main(["--profile", "demo", "--run-dir", str(tmp_path / "run"), "-p", "epochs=1"])
+    assert exit_code == 1 and "model movie" in capsys.readouterr().err
+    assert ran == ["prepare", "train_cartoon", "train_movie", "train_mixed"]
+
+
+def test_ctrl_c_leaves_no_notebook_process_behind(pipeline_run: Path, tmp_path: Path) -> None:
+    run_dir = prepared_copy(pipeline_run, tmp_path / "run")
+    overrides = run_overrides(run_dir, models="cartoon,movie", epochs=100)
+    script = (  # the train phase alone, as the pipeline runs it
+        "import json, sys; from pathlib import Path; from utils import config, pipeline; "
+        "run_dir, overrides = Path(sys.argv[1]), json.loads(sys.argv[2]); "
+        "steps = [s for s in pipeline.plan_steps('demo', run_dir, overrides) if s.stage.startswith('train_')]; "
+        "pipeline.run_train_steps(steps, run_dir, config.resolve_params('demo', overrides))"
+    )
+    launcher = subprocess.Popen([sys.executable, "-c", script, str(run_dir), json.dumps(overrides)],
+                                cwd=pipeline.KIT_ROOT, stdout=subprocess.DEVNULL)  # fmt: skip
+    logs = [run_dir / "logs" / f"train_{m}.log" for m in ("cartoon", "movie")]
+    deadline = time.monotonic() + 120
+    while not all(log.is_file() and "Executing Cell 2" in log.read_text() for log in logs):  # kernels at work
+        assert launcher.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    notebook_processes = psutil.Process(launcher.pid).children(recursive=True)
+    assert sum("ipykernel" in " ".join(p.cmdline()) for p in notebook_processes) == 2
+    launcher.send_signal(signal.SIGINT)
+    assert launcher.wait(60) != 0
+    assert not psutil.wait_procs(notebook_processes, timeout=10)[1]  # every kernel and papermill process is gone
 
 
 def test_metrics_tables_cover_models_and_both_baselines(pipeline_run: Path) -> None:
@@ -113,12 +248,83 @@ def test_failing_cell_names_notebook_cell_and_error(tmp_path: Path, pipeline_run
     run_dir = tmp_path / "run"
     (run_dir / "data").mkdir(parents=True)
     (run_dir / "data" / "manifest.csv").write_text((pipeline_run / "data" / "manifest.csv").read_text())
-    step = pipeline.Step(
-        "03_evaluate.ipynb", "03_evaluate.ipynb", {"profile": "demo", "run_dir": str(run_dir), "overrides": TINY}
-    )
+    parameters = {"profile": "demo", "run_dir": str(run_dir), "overrides": TINY}
+    step = pipeline.Step("03_evaluate.ipynb", "03_evaluate.ipynb", parameters, "evaluate")
     with pytest.raises(pipeline.StageFailed) as err:
         pipeline.run_step(step, run_dir, progress=False)
     message = str(err.value)
     assert "03_evaluate.ipynb" in message and "cell" in message and "ParameterError" in message
     assert "'models'" in message
     assert (run_dir / "notebooks" / "03_evaluate.ipynb").is_file()
+
+
+def _record_stages(run_dir: Path, worker: int, barrier: multiprocessing.synchronize.Barrier) -> None:
+    params = config.resolve_params("demo", TINY)
+    barrier.wait()
+    for i in range(15):
+        config.record_stage_fields(run_dir, f"stage_{worker}_{i}", seconds=i)
+    config.record_run(run_dir, f"train_{worker}", "demo", params)
+
+
+def test_run_json_written_by_processes_at_once_loses_no_stage(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(4)
+    workers = [context.Process(target=_record_stages, args=(tmp_path, w, barrier)) for w in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    stages = json.loads((tmp_path / "run.json").read_text())["stages"]
+    assert set(stages) == {f"stage_{w}_{i}" for w in range(4) for i in range(15)} | {f"train_{w}" for w in range(4)}
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "gpus", "gpus_per_model", "expected"),
+    [
+        (2, ["0", "1"], 0, [[("cartoon", ("0",)), ("movie", ("1",))], [("mixed", ("0", "1"))]]),  # Kaggle T4 x2
+        (2, ["0", "1"], 1, [[("cartoon", ("0",)), ("movie", ("1",))], [("mixed", ("0",))]]),  # gpus=1: no DDP
+        (3, ["5"], 0, [[("cartoon", ("5",)), ("movie", ("5",)), ("mixed", ("5",))]]),  # one big GPU, shared
+        (1, ["2", "3"], 0, [[("cartoon", ("2", "3"))], [("movie", ("2", "3"))], [("mixed", ("2", "3"))]]),
+        (3, ["0", "1", "2", "3"], 0, [[("cartoon", ("0",)), ("movie", ("1",)), ("mixed", ("2",))]]),
+    ],
+)
+def test_train_rounds_share_the_gpus(concurrency: int, gpus: list[str], gpus_per_model: int, expected: list) -> None:
+    steps = train_steps(Path("run"), {})
+    rounds = pipeline.train_rounds(steps, concurrency, gpus, cores=4, gpus_per_model=gpus_per_model)
+    assert [[(launch.model, launch.gpus) for launch in round_] for round_ in rounds] == expected
+    environment = rounds[0][0].environment()
+    assert environment["CUDA_VISIBLE_DEVICES"] == ",".join(expected[0][0][1])
+
+
+def test_train_rounds_share_the_cpu_cores() -> None:
+    rounds = pipeline.train_rounds(train_steps(Path("run"), {}), 2, [], cores=2)
+    assert [[(launch.model, launch.threads) for launch in round_] for round_ in rounds] == [
+        [("cartoon", 1), ("movie", 1)],
+        [("mixed", 2)],  # alone: every core
+    ]
+    environment = rounds[0][0].environment()
+    assert environment["OMP_NUM_THREADS"] == "1" and "CUDA_VISIBLE_DEVICES" not in environment
+    three_at_once = pipeline.train_rounds(train_steps(Path("run"), {}), 3, [], cores=2)
+    assert [launch.threads for launch in three_at_once[0]] == [1, 1, 1]
+
+
+def test_train_concurrency_auto_and_chosen() -> None:
+    auto, chosen = config.resolve_params("demo"), config.resolve_params("demo", {"train_concurrency": 5})
+    assert pipeline.train_concurrency(auto, n_gpus=2, n_models=3) == 2  # one per GPU
+    assert pipeline.train_concurrency(auto, n_gpus=4, n_models=3) == 3  # never more than the models
+    assert pipeline.train_concurrency(auto, n_gpus=0, n_models=3) == 3  # the CPU: all at once
+    assert pipeline.train_concurrency(chosen, n_gpus=1, n_models=3) == 3
+    assert pipeline.train_concurrency(chosen, n_gpus=0, n_models=1) == 1
+
+
+def test_the_gpus_are_those_the_prepare_stage_saw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    params = config.resolve_params("demo")
+    (tmp_path / "run.json").write_text(json.dumps({"devices": {"gpus": ["Tesla T4", "Tesla T4"]}}))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert pipeline.visible_gpus(params, tmp_path) == ["0", "1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # the kernel's GPU 0 is this machine's GPU 2
+    assert pipeline.visible_gpus(params, tmp_path) == ["2", "3"]
+    assert pipeline.visible_gpus(config.resolve_params("demo", {"device": "cpu"}), tmp_path) == []
+    with pytest.raises(config.ParameterError, match="run.json is missing"):
+        pipeline.visible_gpus(params, tmp_path / "elsewhere")

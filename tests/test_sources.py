@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import TINY
 from utils import config, sources
@@ -122,3 +125,108 @@ def test_importing_the_kit_does_not_import_kaggle() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
     assert out.stdout.strip() == "False", out.stderr
+
+
+# --- the decode pool -----------------------------------------------------------------------------
+
+SETTINGS = sources.DecodeSettings(size=32, resize="crop", min_colorfulness=10.0, max_pixels=50_000_000)
+
+
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory) -> list[sources.SourceFile]:
+    """Good frames of several sizes, every bad kind and odd-but-good kind, in a fixed mixed order."""
+    from PIL import Image
+
+    from tests.messy_data import colourful, write_bad_and_odd_files
+
+    folder = tmp_path_factory.mktemp("images")
+    write_bad_and_odd_files(folder / "odd")
+    for i in range(18):
+        Image.fromarray(colourful(i, size=64 + 16 * (i % 4))).save(folder / f"frame_{i:02d}.png")
+    files = sources.list_source_files(folder)
+    return [files[i] for i in np.random.default_rng(0).permutation(len(files))]
+
+
+def _same_candidates(a: list[sources.Candidate], b: list[sources.Candidate]) -> bool:
+    fields = [(c.source, c.reason, c.sha1, c.width, c.height) for c in a]
+    return fields == [(c.source, c.reason, c.sha1, c.width, c.height) for c in b] and all(
+        (x.rgb is None and y.rgb is None) or np.array_equal(x.rgb, y.rgb) for x, y in zip(a, b)
+    )
+
+
+def test_pool_gives_the_in_process_candidates_in_file_order(image_files: list[sources.SourceFile]) -> None:
+    with sources.DecodePool(1) as pool:
+        in_process = list(pool.decode(image_files, SETTINGS))
+    with sources.DecodePool(2) as pool:
+        pooled = list(pool.decode(image_files, SETTINGS))
+    assert [c.source for c in pooled] == [f.path for f in image_files]
+    assert {c.reason is None for c in pooled} == {True, False}  # accepted and rejected files both
+    assert _same_candidates(pooled, in_process)
+
+
+def _counting_submissions(pool: sources.DecodePool) -> list[int]:
+    """Files per submitted task, recorded as the pool's executor receives them."""
+    executor, submitted = pool.start(), []
+    submit = executor.submit
+
+    def counted(fn, files, *args):
+        submitted.append(len(files))
+        return submit(fn, files, *args)
+
+    executor.submit = counted
+    return submitted
+
+
+def test_decoding_runs_ahead_only_by_what_is_still_needed(image_files: list[sources.SourceFile]) -> None:
+    with sources.DecodePool(2) as pool:
+        submitted = _counting_submissions(pool)
+        stream = pool.decode(image_files, SETTINGS, still_needed=lambda: 5)
+        first = next(stream)
+        assert sum(submitted) <= 5  # not the whole list, nor a window of full chunks
+        rest = list(stream)  # more is submitted as candidates are taken: the stream never stalls
+        assert [c.source for c in [first, *rest]] == [f.path for f in image_files]
+
+        submitted.clear()
+        stream = pool.decode(image_files * 8, SETTINGS)
+        next(stream)
+        window = pool.workers * sources.IN_FLIGHT_PER_WORKER
+        assert len(submitted) <= window and sum(submitted) < len(image_files) * 8
+        stream.close()
+
+
+def test_chunks_are_sized_to_the_job() -> None:
+    per_worker = sources.TASKS_PER_WORKER
+    assert sources.decode_chunk_size(10, 2) == 1  # a small job: one file per task, every worker busy
+    assert sources.decode_chunk_size(2 * per_worker * 5, 2) == 5  # about TASKS_PER_WORKER tasks per worker
+    assert sources.decode_chunk_size(16 * per_worker * 5, 16) == 5
+    assert sources.decode_chunk_size(2 * per_worker * 5, 16) == 1  # more workers, smaller tasks
+    assert sources.decode_chunk_size(100_000, 2) == sources.MAX_CHUNK_FILES  # memory in flight stays bounded
+    assert sources.decode_chunk_size(0, 4) == 1
+
+
+def _worker_state() -> tuple[int, bool, bool]:
+    """Run inside a decoding worker: torch threads, whether this process imported the decoder itself, SIGINT."""
+    return (
+        torch.get_num_threads(),
+        sources.IMPORTED_IN_PID == os.getpid(),
+        signal.getsignal(signal.SIGINT) is signal.SIG_IGN,
+    )
+
+
+def test_workers_run_one_torch_thread_and_do_not_import_torch_themselves() -> None:
+    with sources.DecodePool(2) as pool:
+        threads, imported_itself, ignores_interrupt = pool.start().submit(_worker_state).result()
+    assert threads == 1
+    assert not imported_itself  # forked from the forkserver that imported utils.sources (and torch) once
+    assert ignores_interrupt  # Ctrl-C is the parent's to handle: it shuts the pool down
+
+
+def test_in_process_decoding_uses_one_torch_thread_while_the_pool_is_open() -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with sources.DecodePool(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -45,12 +45,12 @@ def test_a_few_gan_steps_lower_l1_on_a_fixed_batch(tiny_params) -> None:
 def test_amp_picks_fp16_with_a_scaler_on_a_t4_and_bf16_on_newer_gpus(monkeypatch) -> None:
     cuda = torch.device("cuda", 0)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))  # T4
-    assert train.amp_settings(cuda) == (torch.float16, True)
+    assert config.amp_settings(cuda) == (torch.float16, True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))  # A100
-    assert train.amp_settings(cuda) == (torch.bfloat16, False)
-    assert train.amp_settings(cuda, "fp16") == (torch.float16, True)
-    assert train.amp_settings(cuda, "fp32") == (None, False)
-    assert train.amp_settings(torch.device("cpu"), "bf16") == (None, False)
+    assert config.amp_settings(cuda) == (torch.bfloat16, False)
+    assert config.amp_settings(cuda, "fp16") == (torch.float16, True)
+    assert config.amp_settings(cuda, "fp32") == (None, False)
+    assert config.amp_settings(torch.device("cpu"), "bf16") == (None, False)
 
 
 def test_flips_happen_on_the_batch_where_asked() -> None:
@@ -129,6 +129,7 @@ def test_resumed_run_equals_uninterrupted_run(trained_twice: dict[str, Path]) ->
 KILL_DRIVER = """
 import json, os, signal, sys
 from utils import config, train
+train.LOG_EVERY = 2  # sync points (where a due checkpoint is written) at batches 2 and 4 of each 5
 real_step, calls = train.gan_step, 0
 def dying_step(*args, **kwargs):
     global calls
@@ -145,9 +146,9 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(
     tmp_path: Path, prepared_run: Path, tiny_params, trained_twice: dict[str, Path]
 ) -> None:
     overrides = {**dataclasses.asdict(tiny_params), "models": ",".join(tiny_params.models)}
-    overrides |= {"epochs": 2, "checkpoint_every": 2, "keep_every": 1}
+    overrides |= {"epochs": 2, "checkpoint_minutes": 1e-9, "keep_every": 1}  # due at every sync point
     (tmp_path / "data").symlink_to(prepared_run / "data")
-    # 5 batches per epoch: killed inside step 8 (epoch 2, batch 3); the last checkpoint is at step 6
+    # 5 batches per epoch: killed inside step 8 (epoch 2, batch 3); the last checkpoint is after step 7
     killed = subprocess.run(
         [sys.executable, "-c", KILL_DRIVER, json.dumps(overrides), str(tmp_path), "8"],
         cwd=KIT_ROOT,
@@ -158,7 +159,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     out = model_dir(tmp_path, "cartoon")
     position = load_checkpoint(out / "checkpoint_last.pt")["position"]
-    assert (position["epoch"], position["batch"]) == (2, 1), "expected a mid-epoch checkpoint"
+    assert (position["epoch"], position["batch"]) == (2, 2), "expected a mid-epoch checkpoint"
     assert list(pd.read_csv(out / "history.csv").epoch) == [1]
 
     params = config.resolve_params("demo", overrides)
@@ -221,8 +222,10 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
         return torch.tensor([float("nan") if next(calls) == 2 else 0.5, 0.0, 0.0])
 
     monkeypatch.setattr(train, "gan_step", nan_on_third_step)
-    params = dataclasses.replace(tiny_params, epochs=2, checkpoint_every=4)
-    # 5 steps per epoch: epoch 2 runs steps 6-10; the NaN is step 8, before the step-8 checkpoint
+    monkeypatch.setattr(train, "LOG_EVERY", 3)
+    params = dataclasses.replace(tiny_params, epochs=2, checkpoint_minutes=1e-9)  # a checkpoint at every sync point
+    # 5 steps per epoch: epoch 2 runs steps 6-10; the NaN is step 8, found at the sync point of step 8,
+    # whose checkpoint is then never written
     with pytest.raises(FloatingPointError, match="epoch 2, step 8"):
         train.train(params, tmp_path, "movie", show_progress=False)
     assert last.read_bytes() == before
@@ -328,7 +331,7 @@ def test_the_mixed_precision_step_runs_with_a_grad_scaler(tiny_params) -> None:
     gan = train.build_gan(tiny_params, torch.device("cpu"))
     gan.amp_dtype, gan.scaler = torch.bfloat16, torch.amp.GradScaler("cpu", init_scale=2.0**10)
     before = [p.detach().clone() for p in gan.generator_module.parameters()]
-    losses = torch.stack([train.gan_step(gan, l_norm, ab_norm) for _ in range(15)])
+    losses = torch.stack([train.gan_step(gan, l_norm, ab_norm) for _ in range(10)])
     assert torch.isfinite(losses).all() and losses.dtype == torch.float32
     assert losses[-3:, 2].mean() < losses[:3, 2].mean()
     assert any(not torch.equal(a, b) for a, b in zip(before, gan.generator_module.parameters()))
@@ -338,3 +341,96 @@ def test_the_mixed_precision_step_runs_with_a_grad_scaler(tiny_params) -> None:
     fresh.scaler = torch.amp.GradScaler("cpu")
     fresh.load_state({**gan.state()})
     assert fresh.scaler.get_scale() == gan.scaler.get_scale()
+
+
+def demo_batch(n: int = 4, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    frames = np.stack([c.rgb for c in sources.demo_cartoon_frames(n, size, seed=0)])
+    return torch.from_numpy(frames), torch.zeros(n, dtype=torch.bool)
+
+
+def test_an_inf_gradient_makes_both_optimizers_skip_and_halves_the_scale(tiny_params) -> None:
+    batch, flips = demo_batch()
+    gan = train.build_gan(tiny_params, torch.device("cpu"))
+    gan.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)  # on fp32 losses: the same skip and backoff
+    train.train_on_batch(gan, batch, flips)  # a clean step first: Adam's state exists, the scale is settled
+    scale = gan.scaler.get_scale()
+    networks = {"G": gan.generator_module, "D": gan.discriminator_module}
+    before = {f"{n}.{k}": p.detach().clone() for n, net in networks.items() for k, p in net.named_parameters()}
+    gan.discriminator_module.requires_grad_(True)  # a step leaves D frozen; a hook needs a tensor with grad
+    poisoned = [next(net.parameters()).register_hook(lambda grad: torch.full_like(grad, float("inf"))) for net in
+                networks.values()]  # fmt: skip
+    train.train_on_batch(gan, batch, flips)
+    for hook in poisoned:
+        hook.remove()
+    after = {f"{n}.{k}": p.detach() for n, net in networks.items() for k, p in net.named_parameters()}
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    assert not moved, f"a step with an inf gradient changed {moved[:3]}"
+    assert gan.scaler.get_scale() == scale / 2
+    train.train_on_batch(gan, batch, flips)  # and the next clean step trains both networks again
+    for name, net in networks.items():
+        changed = [k for k, p in net.named_parameters() if not torch.equal(before[f"{name}.{k}"], p.detach())]
+        assert changed, f"{name} did not train after the skipped step"
+    assert gan.scaler.get_scale() == scale / 2
+
+
+@pytest.mark.parametrize("amp_dtype", [None, torch.bfloat16], ids=["fp32", "bf16"])
+def test_multichannel_layers_get_channels_last_inputs_in_the_autocast_dtype(tiny_params, amp_dtype) -> None:
+    """L (one channel) is converted once; what matters is where it is concatenated with many channels:
+    the discriminator's input and the generator's last, full-resolution decoder block."""
+    gan = train.build_gan(tiny_params, torch.device("cpu"))
+    gan.amp_dtype = amp_dtype
+    seen: dict[str, list[torch.Tensor]] = {"D input": [], "G last block": []}
+    layers = {
+        "D input": gan.discriminator_module.model[0],
+        "G last block": gan.generator_module.decoder[-1].convs[0][0],
+    }
+    for name, layer in layers.items():
+        layer.register_forward_pre_hook(lambda module, args, name=name: seen[name].append(args[0]))
+    train.train_on_batch(gan, *demo_batch())
+    assert len(seen["D input"]) == 3 and len(seen["G last block"]) == 1
+    for name, inputs in seen.items():
+        for x in inputs:
+            assert x.shape[1] > 1
+            assert x.is_contiguous(memory_format=torch.channels_last), f"{name}: NCHW strides {x.stride()}"
+            assert x.dtype == (amp_dtype or torch.float32), f"{name}: {x.dtype}"
+
+
+def test_validation_scores_exactly_as_evaluation_does(
+    tmp_path: Path, prepared_run: Path, tiny_params, trained_twice: dict[str, Path]
+) -> None:
+    from utils import evaluate
+    from utils.data import load_shard
+
+    (tmp_path / "data").symlink_to(prepared_run / "data")
+    (tmp_path / "models").symlink_to(trained_twice["straight"] / "models")
+    params = dataclasses.replace(tiny_params, models=("cartoon",))
+    per_image = evaluate.evaluate_models(params, tmp_path, show_progress=False)
+    scored = per_image[(per_image.model == "cartoon") & (per_image.test_domain == "movie")]
+
+    gan = train.build_gan(params, torch.device("cpu"))
+    gan.generator_module.load_state_dict(load_checkpoint(model_dir(tmp_path, "cartoon") / "best.pt")["generator"])
+    shard = load_shard(tmp_path, "movie", "test")
+    loader = torch.utils.data.DataLoader(ShardDataset(shard, np.arange(len(shard))), batch_size=3)  # other batches
+    _, val_ciede2000, _ = train.validate(gan, loader, evaluate.BatchScorer(False, 3), n_samples=2)
+    assert val_ciede2000 == pytest.approx(scored.ciede2000.mean(), rel=1e-6)
+    assert scored.ciede2000.mean() > 1.0
+
+
+def test_compiled_ddp_training_with_autocast_and_a_grad_scaler(tmp_path: Path) -> None:
+    """compile + bf16 autocast + a live GradScaler + DDP (2 CPU processes): the ranks stay identical,
+    the graphs are captured once (no recompilation per step), the scaler lives."""
+    env = {**os.environ, "PYTHONPATH": str(KIT_ROOT), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(KIT_ROOT / "tests" / "scripts" / "ddp_gan_steps.py"), str(tmp_path), "compiled"],
+        cwd=KIT_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    for key, value in rank0.items():
+        assert torch.equal(value, rank1[key]), f"ranks disagree on {key}"
+    assert 0 < int(rank0["graphs"]) <= 8, f"{int(rank0['graphs'])} graphs for 3 steps: recompiling"
+    assert float(rank0["scale"]) == 2.0**10
+    fresh = train.build_gan(config.resolve_params("demo", {"image_size": 32}), torch.device("cpu"))
+    changed = [k for k, p in fresh.generator_module.named_parameters() if not torch.equal(p, rank0[f"generator.{k}"])]
+    assert changed, "the compiled steps left the generator unchanged"

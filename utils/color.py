@@ -48,6 +48,21 @@ def uint8_to_model_io(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return normalize_lab(rgb_to_lab(uint8_to_rgb(batch)))
 
 
+def as_model_input(
+    tensor: torch.Tensor,
+    dtype: torch.dtype | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> torch.Tensor:
+    """``tensor`` converted once to the networks' dtype and layout, strides included.
+
+    A one-channel N x 1 x H x W tensor counts as contiguous in both layouts, so ``.contiguous()``
+    leaves its NCHW strides, and every ``torch.cat`` of it with a channels_last tensor (the
+    generator's last skip connection, the discriminator's input) then falls back to NCHW.
+    """
+    out = torch.empty(tensor.shape, dtype=dtype or tensor.dtype, device=tensor.device, memory_format=memory_format)
+    return out.copy_(tensor)
+
+
 def colorized_rgb(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> torch.Tensor:
     """Normalised L and predicted ab -> displayable RGB in [0, 1]."""
     return lab_to_rgb(denormalize_lab(l_norm, ab_norm))

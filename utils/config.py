@@ -13,6 +13,8 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -67,8 +69,9 @@ class RunParams:
     channels_last: bool = True
     compile: bool = False  # torch.compile the two networks (first steps slower, later ones faster)
     gpus: int = 0  # processes (one per GPU) when several GPUs are visible; 0 = all of them
+    train_concurrency: int = 0  # train notebooks the pipeline runs at once (one per GPU); 0 = auto
     resume: bool = True
-    checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch; 0 = at epoch ends only
+    checkpoint_minutes: float = 0.0  # also checkpoint inside an epoch after this many minutes; 0 = epoch ends only
     keep_every: int = 0  # keep checkpoint_epoch_NNN.pt every k epochs; 0 = keep none
     # evaluation and figures
     models: tuple[str, ...] = MODEL_DOMAINS
@@ -109,7 +112,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         pretrained=True,
         epochs=20,
         batch_size=16,
-        checkpoint_every=200,  # ~2 min of T4 work between checkpoints, a few seconds each
+        checkpoint_minutes=10.0,  # a ~350 MB checkpoint every 10 minutes: under 1% of the time on any card
     ),
 }
 
@@ -192,9 +195,11 @@ def validate(params: RunParams) -> RunParams:
             fail(name, "must lie in [0, 1)")
     if params.lambda_l1 < 0:
         fail("lambda_l1", "must be non-negative")
-    for name in ("pretrain_epochs", "checkpoint_every", "keep_every", "gpus"):
+    zero_means = {"pretrain_epochs": "off", "checkpoint_minutes": "off", "keep_every": "off", "gpus": "all",
+                  "train_concurrency": "auto"}  # fmt: skip
+    for name, meaning in zero_means.items():
         if getattr(params, name) < 0:
-            fail(name, "must be non-negative (0 = off)" if name != "gpus" else "must be non-negative (0 = all)")
+            fail(name, f"must be non-negative (0 = {meaning})")
     if params.precision not in PRECISIONS:
         fail("precision", f"must be one of {', '.join(PRECISIONS)}")
     if not params.models:
@@ -313,6 +318,22 @@ def device_named(name: str) -> torch.device:  # noqa: F821
     return torch.device(name)
 
 
+def amp_settings(device: torch.device, precision: str = "auto") -> tuple[torch.dtype | None, bool]:  # noqa: F821
+    """(autocast dtype or None, whether a GradScaler is needed) for training and inference.
+
+    The CPU runs fp32. ``auto``: bf16 on GPUs with native bf16 (compute capability 8+), else fp16
+    with a GradScaler (a T4 is 7.5: torch can emulate bf16 there, slowly, so its
+    ``is_bf16_supported()`` is not asked).
+    """
+    import torch
+
+    if device.type != "cuda" or precision == "fp32":
+        return None, False
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
+    return (torch.bfloat16, False) if precision == "bf16" else (torch.float16, True)
+
+
 def describe_devices() -> dict[str, Any]:
     import torch
 
@@ -368,27 +389,48 @@ def package_versions() -> dict[str, str | None]:
 def record_run(run_dir: str | Path, stage: str, profile: str, params: RunParams, **extra: Any) -> Path:
     """Merge this stage's parameters, commit, package versions and devices into ``run.json``.
 
-    ``stage`` is the record's key: "prepare", "train_<domain>", "evaluate", "figures".
+    ``stage`` is the record's key: "prepare", "train_<domain>", "evaluate", "figures", "colorize".
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "run.json"
-    record = json.loads(path.read_text()) if path.is_file() else {}
-    record.update(
-        profile=profile,
-        git_commit=git_commit(),
-        packages=package_versions(),
-        devices=describe_devices(),
-    )
-    if stage == "prepare":
-        record["parameters"] = params.to_dict()
-    record.setdefault("stages", {})[stage] = {
+    # what takes a while (git, package metadata, the device query) before the lock is taken
+    environment = {
+        "profile": profile,
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+        "devices": describe_devices(),
+    }
+    stage_record = {
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "parameters": params.to_dict(),
         **extra,
     }
-    write_text_atomic(path, json.dumps(record, indent=2) + "\n")
-    return path
+    with locked_run_record(run_dir) as record:
+        record.update(environment)
+        if stage == "prepare":
+            record["parameters"] = params.to_dict()
+        record.setdefault("stages", {})[stage] = stage_record
+    return Path(run_dir) / "run.json"
+
+
+def record_stage_fields(run_dir: str | Path, stage: str, **fields: Any) -> None:
+    """Add ``fields`` to ``stages.<stage>`` of ``run.json`` (the pipeline's timings of a notebook)."""
+    with locked_run_record(run_dir) as record:
+        record.setdefault("stages", {}).setdefault(stage, {}).update(fields)
+
+
+@contextmanager
+def locked_run_record(run_dir: str | Path) -> Iterator[dict[str, Any]]:
+    """``run.json`` as a dict to change, read and written back under an exclusive lock (``run.json.lock``):
+    train notebooks running at once each record their stage, and none is lost."""
+    import fcntl  # POSIX: Linux (Kaggle) and macOS
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "run.json"
+    with (run_dir / "run.json.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        record = json.loads(path.read_text()) if path.is_file() else {}
+        yield record
+        write_text_atomic(path, json.dumps(record, indent=2) + "\n")
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from functools import partial
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,9 @@ from utils.config import DOMAINS, RunParams, write_csv_atomic, write_text_atomic
 from utils.sources import (
     SPLITS,
     Candidate,
+    DecodePool,
     DecodeSettings,
     assign_splits,
-    decode_stream,
     demo_stream,
     list_source_files,
     prepare_workers,
@@ -125,20 +125,67 @@ class ShardJournal:
         self.log_path.unlink(missing_ok=True)
 
 
-def domain_streams(params: RunParams, domain: str) -> dict[str, Callable[[int], Iterator[Candidate]]]:
-    """Per split, a function ``start -> stream of candidates`` skipping the first ``start``."""
+# (start, still_needed) -> the split's candidates after the first ``start``; ``still_needed()``: images still wanted
+SplitStream = Callable[[int, Callable[[], int]], Iterator[Candidate]]
+
+
+def domain_streams(params: RunParams, domain: str, pool: DecodePool) -> dict[str, SplitStream]:
+    """Per split, its stream of candidates; ``pool`` decodes the files of a folder or Kaggle source."""
     if params.source == "demo":
-        return {split: partial(demo_stream, params, domain, split) for split in SPLITS}
+        return {split: (lambda start, _, split=split: demo_stream(params, domain, split, start)) for split in SPLITS}
     root = source_root(params, domain)
     files = list_source_files(root)
     splits = assign_splits(files, params.train_per_domain, params.test_per_domain,
                            params.seed * 1000 + DOMAINS.index(domain))  # fmt: skip
     settings = DecodeSettings(params.image_size, params.resize, params.min_colorfulness, params.max_pixels)
-    workers = prepare_workers(params)
-    return {split: (lambda start, fs=fs: decode_stream(fs[start:], settings, workers)) for split, fs in splits.items()}
+    return {
+        split: (lambda start, needed, fs=fs: pool.decode(fs[start:], settings, needed)) for split, fs in splits.items()
+    }
 
 
-def write_domain_shards(params: RunParams, data_dir: Path, domain: str) -> tuple[list[dict], list[dict]]:
+def fill_split(
+    journal: ShardJournal,
+    split: str,
+    stream_from: SplitStream,
+    wanted: int,
+    first_slot: int,
+    seen: dict[str, str],
+    desc: str,
+) -> None:
+    """Decide one split's candidates in order (after those the journal holds) until ``wanted`` are accepted
+    or the source runs out; ``seen`` maps the sha1 of every accepted image to its source."""
+    done = [e for e in journal.entries if e["split"] == split]
+    accepted = sum("slot" in e for e in done)
+    if accepted >= wanted:
+        return
+
+    def still_needed() -> int:
+        return wanted - accepted
+
+    progress = tqdm(total=wanted, initial=accepted, desc=desc, unit="img")
+    with closing(stream_from(len(done), still_needed)) as stream:  # stopping early cancels decoding queued ahead
+        for candidate in stream:
+            entry: dict[str, Any] = {"split": split, "source": candidate.source}
+            if candidate.rgb is None:
+                journal.record({**entry, "reason": candidate.reason})
+                continue
+            if candidate.sha1 in seen:
+                journal.record({**entry, "reason": f"duplicate: same pixels as {seen[candidate.sha1]}"})
+                continue
+            seen[candidate.sha1] = candidate.source
+            journal.record({**entry, "slot": first_slot + accepted, "sha1": candidate.sha1,
+                            "group": candidate.group, "width": candidate.width, "height": candidate.height},
+                           candidate.rgb)  # fmt: skip
+            accepted += 1
+            progress.update(1)
+            if accepted == wanted:
+                break
+    progress.close()
+
+
+def write_domain_shards(
+    params: RunParams, data_dir: Path, domain: str, pool: DecodePool
+) -> tuple[list[dict], list[dict]]:
     """Fill one domain's test then train split from its source, then write both shards.
 
     Resumable: accepted images go straight into a memory-mapped pool (memory stays flat),
@@ -150,31 +197,10 @@ def write_domain_shards(params: RunParams, data_dir: Path, domain: str) -> tuple
     journal = ShardJournal(data_dir, domain, prepare_fingerprint(params), sum(wanted.values()), params.image_size)
     if journal.entries:
         print(f"prepare {domain}: resuming after {len(journal.entries)} images already decided")
-    streams = domain_streams(params, domain)
+    streams = domain_streams(params, domain, pool)
     seen = {e["sha1"]: e["source"] for e in journal.entries if "slot" in e}
     for split in SPLITS:
-        done = [e for e in journal.entries if e["split"] == split]
-        accepted = sum("slot" in e for e in done)
-        if accepted >= wanted[split]:
-            continue
-        progress = tqdm(total=wanted[split], initial=accepted, desc=f"prepare {domain} {split}", unit="img")
-        for candidate in streams[split](len(done)):
-            entry: dict[str, Any] = {"split": split, "source": candidate.source}
-            if candidate.rgb is None:
-                journal.record({**entry, "reason": candidate.reason})
-                continue
-            if candidate.sha1 in seen:
-                journal.record({**entry, "reason": f"duplicate: same pixels as {seen[candidate.sha1]}"})
-                continue
-            seen[candidate.sha1] = candidate.source
-            journal.record({**entry, "slot": offset[split] + accepted, "sha1": candidate.sha1,
-                            "group": candidate.group, "width": candidate.width, "height": candidate.height},
-                           candidate.rgb)  # fmt: skip
-            accepted += 1
-            progress.update(1)
-            if accepted == wanted[split]:
-                break
-        progress.close()
+        fill_split(journal, split, streams[split], wanted[split], offset[split], seen, f"prepare {domain} {split}")
     journal.commit()
 
     rows: list[dict] = []
@@ -215,16 +241,17 @@ def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
     done_path.unlink(missing_ok=True)
     manifest_rows: list[dict] = []
     rejected_rows: list[dict] = []
-    for domain in DOMAINS:
-        # a domain finished by an interrupted prepare is not redone
-        domain_done = data_dir / f".{domain}_done.json"
-        record = json.loads(domain_done.read_text()) if domain_done.is_file() else {}
-        if record.get("fingerprint") != fingerprint:
-            rows, rejected = write_domain_shards(params, data_dir, domain)
-            record = {"fingerprint": fingerprint, "rows": rows, "rejected": rejected}
-            write_text_atomic(domain_done, json.dumps(record))
-        manifest_rows += record["rows"]
-        rejected_rows += record["rejected"]
+    with DecodePool(prepare_workers(params)) as pool:  # one pool for every domain and split
+        for domain in DOMAINS:
+            # a domain finished by an interrupted prepare is not redone
+            domain_done = data_dir / f".{domain}_done.json"
+            record = json.loads(domain_done.read_text()) if domain_done.is_file() else {}
+            if record.get("fingerprint") != fingerprint:
+                rows, rejected = write_domain_shards(params, data_dir, domain, pool)
+                record = {"fingerprint": fingerprint, "rows": rows, "rejected": rejected}
+                write_text_atomic(domain_done, json.dumps(record))
+            manifest_rows += record["rows"]
+            rejected_rows += record["rejected"]
     manifest = pd.DataFrame(manifest_rows, columns=MANIFEST_COLUMNS)
     write_csv_atomic(data_dir / "rejected.csv", pd.DataFrame(rejected_rows, columns=REJECTED_COLUMNS))
     write_csv_atomic(data_dir / "manifest.csv", manifest)

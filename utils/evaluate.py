@@ -8,17 +8,17 @@ pipeline, CIEDE2000 near 0 and SSIM near 1).
 from __future__ import annotations
 
 import itertools
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import wilcoxon
 from tqdm import tqdm
 
 from utils import color, metrics
 from utils.checkpoints import load_checkpoint, model_dir
-from utils.config import DOMAINS, RunParams, select_device, write_csv_atomic
+from utils.config import DOMAINS, RunParams, amp_settings, select_device, write_csv_atomic
 from utils.data import load_shard
 from utils.models import UNetGenerator
 
@@ -39,6 +39,28 @@ def load_generator(path: str | Path, device: torch.device) -> tuple[UNetGenerato
     generator = UNetGenerator(pretrained=False)
     generator.load_state_dict(ckpt["generator"])
     return generator.to(device).eval(), ckpt
+
+
+def truth_and_inputs(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A uint8 N x H x W x 3 batch on the device -> (RGB in [0, 1], normalised L, true normalised ab)."""
+    rgb_true = color.uint8_to_rgb(batch)
+    l_norm, ab_true = color.normalize_lab(color.rgb_to_lab(rgb_true))
+    return rgb_true, l_norm, ab_true
+
+
+@torch.no_grad()
+def predict_ab(
+    generator: torch.nn.Module,
+    l_norm: torch.Tensor,
+    amp_dtype: torch.dtype | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> torch.Tensor:
+    """The generator's normalised ab (float32) for normalised float32 L: under autocast in ``amp_dtype``
+    (as trained) when set, the input converted once to that dtype and ``memory_format``.
+    Evaluation and training's validation both predict through here."""
+    autocast = torch.autocast(l_norm.device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+    with autocast:
+        return generator(color.as_model_input(l_norm, amp_dtype, memory_format)).float()
 
 
 @torch.no_grad()
@@ -100,7 +122,11 @@ def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool 
     examples_dir = run_dir / "eval" / "examples"
     examples_dir.mkdir(parents=True, exist_ok=True)
     device = select_device(params)
+    amp_dtype = amp_settings(device, params.precision)[0]
+    memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
     generators = {m: load_generator(model_dir(run_dir, m) / "best.pt", device)[0] for m in params.models}
+    for generator in generators.values():
+        generator.to(memory_format=memory_format)
     score = BatchScorer(params.compile_metrics, params.eval_batch_size)
     rows = []
     for domain in DOMAINS:
@@ -109,10 +135,9 @@ def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool 
         starts = range(0, len(shard), params.eval_batch_size)
         for start in tqdm(starts, desc=f"evaluate on {domain}", disable=not show_progress):
             batch = torch.from_numpy(np.array(shard[start : start + params.eval_batch_size])).to(device)
-            rgb_true = color.uint8_to_rgb(batch)
-            l_norm, ab_true = color.normalize_lab(color.rgb_to_lab(rgb_true))
+            rgb_true, l_norm, ab_true = truth_and_inputs(batch)
             predictions = {GRAY: torch.zeros_like(ab_true), TRUTH: ab_true}
-            predictions |= {m: g(l_norm).float() for m, g in generators.items()}
+            predictions |= {m: predict_ab(g, l_norm, amp_dtype, memory_format) for m, g in generators.items()}
             index = np.arange(start, start + len(batch))
             for model, ab in predictions.items():
                 scores = {k: v.cpu().numpy() for k, v in score(rgb_true, l_norm, ab).items()}
@@ -173,6 +198,8 @@ def paired_comparison(
     loss_a: np.ndarray, loss_b: np.ndarray, n_bootstrap: int, seed: int
 ) -> tuple[float, float, float, float]:
     """(mean of loss_a - loss_b, its bootstrap 95% interval, Wilcoxon signed-rank p) on the same images."""
+    from scipy.stats import wilcoxon  # here: scipy is slow to import, and training never compares
+
     diff = np.asarray(loss_a, dtype=np.float64) - np.asarray(loss_b, dtype=np.float64)
     low, high = bootstrap_ci(diff, n_bootstrap, seed)
     p = 1.0 if np.all(diff == 0) else float(wilcoxon(diff).pvalue)

@@ -1,24 +1,40 @@
-"""Run the stage notebooks in order with papermill, into one run directory.
+"""Run the stage notebooks with papermill, into one run directory.
 
     python -m utils.pipeline --profile demo --run-dir runs/demo [-p name=value ...]
 
 Parameters are validated before any notebook starts. Rendered notebooks land in
 ``<run_dir>/notebooks/``; a failing cell stops the run and names the notebook, cell and error.
+
+The train notebooks (one per model) run ``train_concurrency`` at a time, each in its own papermill
+process with its share of the machine: its GPUs through ``CUDA_VISIBLE_DEVICES``, or on the CPU its
+share of the cores through ``OMP_NUM_THREADS``. Each logs to ``<run_dir>/logs/train_<model>.log``;
+a model that fails is named and the others train to the end, then the pipeline stops before
+evaluate. Every notebook's start-up (process launch, kernel start, imports) goes to ``run.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from utils.config import ParameterError, parse_overrides, resolve_params
+from utils.config import ParameterError, RunParams, parse_overrides, record_stage_fields, resolve_params
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = KIT_ROOT / "notebooks"
+POLL_S = 0.5  # how often a running train notebook's state is looked at
+STOP_GRACE_S = 30.0  # after Ctrl-C: time for papermill to shut its kernel down before it is killed
+FAILURE_MARK = "step failed: "  # what a train process prints before run_step's message
 
 
 @dataclass(frozen=True)
@@ -26,6 +42,11 @@ class Step:
     notebook: str  # file name in notebooks/
     rendered: str  # file name in <run_dir>/notebooks/
     parameters: dict[str, Any]
+    stage: str  # its key in run.json's "stages": prepare, train_<model>, evaluate, figures, colorize
+
+    @property
+    def label(self) -> str:
+        return self.rendered.removesuffix(".ipynb")
 
 
 class StageFailed(RuntimeError):
@@ -37,25 +58,28 @@ def plan_steps(profile: str, run_dir: str | Path, overrides: dict[str, Any]) -> 
     colorize (sample images)."""
     params = resolve_params(profile, overrides)
     common = {"profile": profile, "run_dir": str(Path(run_dir).resolve()), "overrides": dict(overrides)}
-    steps = [Step("01_prepare_data.ipynb", "01_prepare_data.ipynb", common)]
-    steps += [Step("02_train.ipynb", f"02_train_{m}.ipynb", {**common, "domain": m}) for m in params.models]
+    steps = [Step("01_prepare_data.ipynb", "01_prepare_data.ipynb", common, "prepare")]
     steps += [
-        Step("03_evaluate.ipynb", "03_evaluate.ipynb", common),
-        Step("04_figures.ipynb", "04_figures.ipynb", common),
+        Step("02_train.ipynb", f"02_train_{m}.ipynb", {**common, "domain": m}, f"train_{m}") for m in params.models
+    ]
+    steps += [
+        Step("03_evaluate.ipynb", "03_evaluate.ipynb", common, "evaluate"),
+        Step("04_figures.ipynb", "04_figures.ipynb", common, "figures"),
         # the last model trained colorizes the sample images (mixed, in the paper's order)
-        Step("05_colorize.ipynb", "05_colorize.ipynb", {**common, "model": params.models[-1]}),
+        Step("05_colorize.ipynb", "05_colorize.ipynb", {**common, "model": params.models[-1]}, "colorize"),
     ]
     return steps
 
 
-def run_step(step: Step, run_dir: Path, progress: bool = True) -> Path:
+# --- one notebook ------------------------------------------------------------------------------
+
+
+def run_step(step: Step, run_dir: Path, progress: bool = True, log_output: bool = False) -> Path:
     """Execute one notebook with papermill; raise StageFailed naming the failing cell."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    out_dir = run_dir / "notebooks"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    output = out_dir / step.rendered
+    output = rendered_path(run_dir, step)
     try:
         papermill.execute_notebook(
             str(NOTEBOOKS_DIR / step.notebook),
@@ -63,17 +87,303 @@ def run_step(step: Step, run_dir: Path, progress: bool = True) -> Path:
             parameters=step.parameters,
             cwd=str(KIT_ROOT),
             progress_bar=progress,
+            log_output=log_output,
             kernel_name="python3",
+            # every cell has run and every output has arrived: a graceful shutdown would only wait
+            # 1-3 s for the interpreter's teardown (README, "Start-up")
+            shutdown_kernel="immediate",
         )
     except PapermillExecutionError as err:
-        source = (err.source or "").strip().splitlines()
-        first_line = source[0] if source else ""
+        first_line = (err.source or "").strip().splitlines()[:1]
         raise StageFailed(
             f"notebook {step.notebook} ({step.rendered}) failed in cell {err.cell_index} "
-            f"[{first_line}]: {err.ename}: {err.evalue}\n"
+            f"[{''.join(first_line)}]: {err.ename}: {err.evalue}\n"
             f"the rendered notebook, with the traceback, is at {output}"
         ) from None
     return output
+
+
+def rendered_path(run_dir: Path, step: Step) -> Path:
+    out_dir = run_dir / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir / step.rendered
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+# --- start-up cost -------------------------------------------------------------------------------
+
+
+def notebook_timing(rendered: Path, launched: dt.datetime) -> dict[str, Any]:
+    """What a notebook spent before its first useful work, and after its last cell, from papermill's timestamps.
+
+    ``startup``: ``launch_s`` from the pipeline's call to papermill's notebook start (a new process,
+    for the train notebooks), ``kernel_s`` to the kernel's first cell, ``imports_s`` through the
+    imports and parameters cells, ``total_s`` all of it (None when the notebook stopped before its
+    first useful cell). ``shutdown_s``: from the last cell's end to the kernel's shutdown.
+    """
+    nb = json.loads(rendered.read_text())
+    cells = nb["cells"]
+    times = [cell.get("metadata", {}).get("papermill", {}) for cell in cells]
+    tags = [cell.get("metadata", {}).get("tags", []) for cell in cells]
+    first_work = 1 + max(i for i, t in enumerate(tags) if "parameters" in t or "injected-parameters" in t)
+    stamps = [nb["metadata"]["papermill"].get("start_time"), times[0].get("start_time")]
+    stamps += [times[first_work].get("start_time") if first_work < len(cells) else None]
+    stamps += [times[-1].get("end_time"), nb["metadata"]["papermill"].get("end_time")]
+    started, kernel_ready, working, last_cell_done, ended = (s and dt.datetime.fromisoformat(s) for s in stamps)
+    timing: dict[str, Any] = {"startup": None, "shutdown_s": None}
+    if started and kernel_ready and working:
+        timing["startup"] = {
+            "launch_s": round((started - launched).total_seconds(), 2),
+            "kernel_s": round((kernel_ready - started).total_seconds(), 2),
+            "imports_s": round((working - kernel_ready).total_seconds(), 2),
+            "total_s": round((working - launched).total_seconds(), 2),
+        }
+    if last_cell_done and ended:
+        timing["shutdown_s"] = round((ended - last_cell_done).total_seconds(), 2)
+    return timing
+
+
+def record_timing(run_dir: Path, step: Step, rendered: Path, launched: dt.datetime) -> dict[str, float] | None:
+    """``stages.<stage>``: ``startup``, ``shutdown_s`` and ``seconds`` (the notebook's wall time, launch
+    to end) in run.json, after the notebook has recorded its stage; returns the start-up."""
+    timing = notebook_timing(rendered, launched)
+    record_stage_fields(run_dir, step.stage, **timing, seconds=round((now() - launched).total_seconds(), 1))
+    return timing["startup"]
+
+
+def describe_startup(startup: dict[str, float] | None) -> str:
+    if not startup:
+        return ""
+    return (f" (start-up {startup['total_s']:.1f} s: launch {startup['launch_s']:.1f}, "
+            f"kernel {startup['kernel_s']:.1f}, imports {startup['imports_s']:.1f})")  # fmt: skip
+
+
+# --- the train notebooks, several at once --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainLaunch:
+    """One train notebook and its share of the machine."""
+
+    step: Step
+    gpus: tuple[str, ...]  # its CUDA_VISIBLE_DEVICES entries; () on the CPU
+    threads: int  # the CPU threads of its kernel (OMP_NUM_THREADS)
+
+    @property
+    def model(self) -> str:
+        return self.step.parameters["domain"]
+
+    def environment(self) -> dict[str, str]:
+        env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads), "PYTHONUNBUFFERED": "1"}
+        if self.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpus)
+        return env
+
+    def where(self) -> str:
+        if not self.gpus:
+            return f"CPU, {self.threads} thread{'s' if self.threads > 1 else ''}"
+        if len(self.gpus) == 1:
+            return f"GPU {self.gpus[0]}"
+        return f"GPUs {','.join(self.gpus)} (DDP)"
+
+
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def visible_gpus(params: RunParams, run_dir: Path) -> list[str]:
+    """The CUDA_VISIBLE_DEVICES entries training may use: the GPUs the prepare notebook's kernel saw, as
+    run.json records them (so this process need not import torch, seconds on a small machine); none
+    when ``device`` is cpu."""
+    if params.device == "cpu":
+        return []
+    record = run_dir / "run.json"
+    if not record.is_file():
+        raise ParameterError(f"parameter 'run_dir' = '{run_dir}': {record} is missing; run the prepare stage first")
+    count = len(json.loads(record.read_text())["devices"]["gpus"])
+    listed = [g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+    return listed[:count] if listed else [str(i) for i in range(count)]
+
+
+def train_concurrency(params: RunParams, n_gpus: int, n_models: int) -> int:
+    """Train notebooks at once: ``params.train_concurrency``, or auto: one per GPU, and on the CPU every
+    model at once, sharing the cores (on 2 cores, three single-threaded trainings train as fast as one
+    two-threaded one, overlap their start-ups, and do not collapse when other work loads the machine:
+    README, "Several models at once"). Never more than there are models."""
+    wanted = params.train_concurrency or n_gpus or n_models
+    return max(1, min(wanted, n_models))
+
+
+def train_rounds(
+    steps: list[Step], concurrency: int, gpus: list[str], cores: int, gpus_per_model: int = 0
+) -> list[list[TrainLaunch]]:
+    """The train notebooks in rounds of ``concurrency``; each round shares the machine evenly.
+
+    GPUs: a round of n notebooks on k GPUs gives each k // n of them (DDP when that is several;
+    ``gpus_per_model``, the ``gpus`` parameter, caps it), or, with more notebooks than GPUs, one GPU
+    each in turn. CPU threads: cores // n each (at least 1). The rounds run one after the other, so the
+    last, smaller round gets the whole machine: 3 models on 2 GPUs train 2 at once on one GPU each,
+    then the third on both.
+    """
+    rounds = []
+    for start in range(0, len(steps), concurrency):
+        members = steps[start : start + concurrency]
+        n = len(members)
+        if not gpus:
+            shares: list[tuple[str, ...]] = [()] * n
+        elif n <= len(gpus):
+            per_model = len(gpus) // n
+            per_model = min(per_model, gpus_per_model) if gpus_per_model else per_model
+            shares = [tuple(gpus[i * per_model : (i + 1) * per_model]) for i in range(n)]
+        else:
+            shares = [(gpus[i % len(gpus)],) for i in range(n)]
+        threads = max(1, cores // n)
+        rounds.append([TrainLaunch(step, share, threads) for step, share in zip(members, shares)])
+    return rounds
+
+
+class TrainProcess:
+    """One train notebook in its own papermill process, logging to ``<run_dir>/logs/train_<model>.log``."""
+
+    def __init__(self, launch: TrainLaunch, run_dir: Path, label: str) -> None:
+        self.launch, self.run_dir, self.label = launch, run_dir, label
+        self.output = rendered_path(run_dir, launch.step)
+        self.log_path = run_dir / "logs" / f"train_{launch.model}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.history_path = run_dir / "models" / launch.model / "history.csv"
+        self.epochs_seen = self._epochs_done()
+        self.launched = now()
+        self.started = time.perf_counter()
+        self.tree: list[Any] = []  # psutil.Process: the notebook's processes, listed when it is interrupted
+        self.log: IO[bytes] = self.log_path.open("wb")
+        step = json.dumps(dataclasses.asdict(launch.step), default=str)
+        command = [sys.executable, "-m", "utils.pipeline", "--one-step", step, "--run-dir", str(run_dir)]
+        # its own session: Ctrl-C reaches the pipeline alone, which then stops every notebook the same way
+        self.process = subprocess.Popen(
+            command,
+            cwd=KIT_ROOT,
+            env={**os.environ, **launch.environment()},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def _epochs_done(self) -> list[dict[str, str]]:
+        if not self.history_path.is_file():
+            return []
+        with self.history_path.open(newline="") as f:  # written atomically by the trainer: never half a file
+            return list(csv.DictReader(f))
+
+    def new_epochs(self) -> list[dict[str, str]]:
+        """history.csv rows written since the last look."""
+        rows = self._epochs_done()
+        fresh = rows[len(self.epochs_seen) :] if len(rows) > len(self.epochs_seen) else []
+        self.epochs_seen = rows
+        return fresh
+
+    def failure(self) -> str:
+        """Why the process failed, naming its model: run_step's message from the log, else the log's end."""
+        log = self.log_path.read_text(errors="replace")
+        if FAILURE_MARK in log:
+            why = log.rsplit(FAILURE_MARK, 1)[1].strip()
+        else:  # stopped before or outside the notebook's cells
+            tail = "\n    ".join(log.strip().splitlines()[-5:])
+            why = f"notebook {self.launch.step.notebook} stopped with exit code {self.process.returncode}:\n    {tail}"
+        return f"model {self.launch.model}: {why}\nits log: {self.log_path}"
+
+    def interrupt(self) -> None:
+        """Ctrl-C for papermill, which then shuts its kernel down (and what the kernel started)."""
+        import psutil  # an ipykernel requirement
+
+        try:
+            self.tree = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            self.tree = []
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+
+    def wait_stopped(self) -> None:
+        """After interrupt(): wait for papermill's clean-up, then kill whatever is left of the notebook."""
+        import psutil
+
+        try:
+            self.process.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        for leftover in psutil.wait_procs(self.tree, timeout=5)[1]:
+            leftover.kill()
+        self.log.close()
+
+
+EPOCH_FIGURES = {
+    "seconds": "done in {:.0f} s",
+    "val_ciede2000": "val CIEDE2000 {:.2f}",
+    "images_per_s": "{:.1f} images/s",
+}
+
+
+def report_new_epochs(job: TrainProcess) -> None:
+    """One line per epoch a model has finished, from its history.csv (what of it is there)."""
+    for row in job.new_epochs():
+        shown = [text.format(float(row[name])) for name, text in EPOCH_FIGURES.items() if row.get(name)]
+        print(f"{job.label} epoch {row.get('epoch', '?')} {', '.join(shown)}", flush=True)
+
+
+def run_train_round(round_: list[TrainLaunch], run_dir: Path, labels: dict[str, str]) -> list[str]:
+    """Start every notebook of the round and follow them to the end; returns the failures' messages."""
+    jobs: list[TrainProcess] = []
+    failures = []
+    try:
+        for launch in round_:
+            jobs.append(TrainProcess(launch, run_dir, labels[launch.step.rendered]))
+            print(f"{jobs[-1].label} started on {launch.where()}; log {jobs[-1].log_path}", flush=True)
+        running = list(jobs)
+        while running:
+            time.sleep(POLL_S)
+            for job in list(running):
+                report_new_epochs(job)
+                if job.process.poll() is None:
+                    continue
+                running.remove(job)
+                job.log.close()
+                seconds = time.perf_counter() - job.started
+                if job.process.returncode:
+                    failures.append(job.failure())
+                    print(f"{job.label} FAILED after {seconds:.0f} s", flush=True)
+                else:
+                    startup = record_timing(run_dir, job.launch.step, job.output, job.launched)
+                    print(f"{job.label} done in {seconds:.0f} s{describe_startup(startup)}", flush=True)
+    except BaseException:  # Ctrl-C, or any error here: no notebook outlives the pipeline
+        for job in jobs:
+            job.interrupt()
+        for job in jobs:
+            job.wait_stopped()
+        raise
+    return failures
+
+
+def run_train_steps(steps: list[Step], run_dir: Path, params: RunParams, labels: dict[str, str] | None = None) -> None:
+    """Every train notebook, ``train_concurrency`` at a time; once all have run, raises StageFailed
+    naming every model that failed. ``labels``: how the progress lines name each notebook."""
+    labels = labels or {step.rendered: step.label for step in steps}
+    gpus = visible_gpus(params, run_dir)
+    concurrency = train_concurrency(params, len(gpus), len(steps))
+    print(f"training {len(steps)} model(s), {concurrency} at a time", flush=True)
+    failures = []
+    for round_ in train_rounds(steps, concurrency, gpus, cpu_cores(), params.gpus):
+        failures += run_train_round(round_, run_dir, labels)
+    if failures:
+        raise StageFailed(
+            f"{len(failures)} of {len(steps)} models failed to train; the stages after training did not run\n"
+            + "\n".join(failures)
+        )
+
+
+# --- the whole pipeline --------------------------------------------------------------------------
 
 
 def run_pipeline(
@@ -85,17 +395,36 @@ def run_pipeline(
     """Run every stage; returns the rendered notebooks' paths."""
     overrides = dict(overrides or {})
     steps = plan_steps(profile, run_dir, overrides)  # raises before any work
+    params = resolve_params(profile, overrides)
     run_dir = Path(run_dir).resolve()
-    rendered = []
+    labels = {step.rendered: f"[{i}/{len(steps)}] {step.label}" for i, step in enumerate(steps, 1)}
+    trains = [step for step in steps if step.notebook == "02_train.ipynb"]
     started = time.perf_counter()
-    for i, step in enumerate(steps, 1):
-        label = step.rendered.removesuffix(".ipynb")
-        print(f"[{i}/{len(steps)}] {label} ...", flush=True)
-        t0 = time.perf_counter()
-        rendered.append(run_step(step, run_dir, progress))
-        print(f"[{i}/{len(steps)}] {label} done in {time.perf_counter() - t0:.0f} s", flush=True)
+    for step in steps:
+        if step is trains[0]:
+            run_train_steps(trains, run_dir, params, labels)
+        if step in trains:
+            continue
+        label = labels[step.rendered]
+        print(f"{label} ...", flush=True)
+        t0, launched = time.perf_counter(), now()
+        startup = record_timing(run_dir, step, run_step(step, run_dir, progress), launched)
+        print(f"{label} done in {time.perf_counter() - t0:.0f} s{describe_startup(startup)}", flush=True)
     print(f"pipeline finished in {time.perf_counter() - started:.0f} s; results in {run_dir}")
-    return rendered
+    return [run_dir / "notebooks" / step.rendered for step in steps]
+
+
+def run_one_step(step_json: str, run_dir: str) -> int:
+    """A train process: one notebook, its outputs logged as they come (to the log the pipeline opened)."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # papermill logs each cell's outputs
+    try:
+        run_step(Step(**json.loads(step_json)), Path(run_dir), progress=False, log_output=True)
+    except StageFailed as err:
+        print(f"{FAILURE_MARK}{err}", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,8 +440,11 @@ def main(argv: list[str] | None = None) -> int:
         help="override a profile parameter, e.g. -p epochs=5 (repeatable)",
     )
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--one-step", default=None, help=argparse.SUPPRESS)  # a train process, started by the pipeline
     args = parser.parse_args(argv)
     run_dir = args.run_dir or f"runs/{args.profile}"
+    if args.one_step:
+        return run_one_step(args.one_step, run_dir)
     try:
         run_pipeline(args.profile, run_dir, parse_overrides(args.param), progress=not args.no_progress)
     except (ParameterError, StageFailed) as err:

@@ -1,19 +1,29 @@
-"""The figures (seaborn) and report.md: everything read from the run directory, nothing recomputed."""
+"""The figures (seaborn) and report.md: everything read from the run directory, nothing recomputed.
+
+Each figure is saved as a PNG under figures/ and that PNG is returned for the notebook to show.
+matplotlib and seaborn are imported by the functions that draw (seaborn, which imports scipy.stats,
+only where a seaborn plot is drawn): the evaluate notebook only builds tables, and the train
+notebook's loss curves need matplotlib alone; each saves their import time (README, "Start-up").
+"""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from utils.checkpoints import model_dir
 from utils.config import DOMAINS, MODEL_DOMAINS, write_text_atomic
 from utils.data import load_shard
 from utils.evaluate import BASELINES, GRAY, TRUTH
 from utils.metrics import METRICS
+
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
+    from IPython.display import Image
 
 LOSS_PANELS = {
     "(a) D_Loss and G_GAN loss": ["loss_D", "loss_G_GAN"],
@@ -22,24 +32,34 @@ LOSS_PANELS = {
 }
 
 
-def _save(fig: plt.Figure, path: Path) -> plt.Figure:
+def _save(fig: plt.Figure, path: Path) -> Image:
+    """Save the figure as a PNG, and return that PNG for the notebook to show: drawn once (a returned
+    figure would be drawn again by the inline backend, 0.2-0.8 s each), and shown as saved."""
+    import matplotlib.pyplot as plt
+    from IPython.display import Image
+
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)  # shown once, by the notebook, not again by the inline backend
-    return fig
+    path.write_bytes(png.getvalue())
+    return Image(data=png.getvalue())
 
 
-def plot_loss_curves(run_dir: str | Path, models: tuple[str, ...], name: str = "loss_curves") -> plt.Figure:
+def plot_loss_curves(run_dir: str | Path, models: tuple[str, ...], name: str = "loss_curves") -> Image:
     """Paper Fig. 2: loss per epoch for each model, one row per model; saved as figures/<name>.png."""
+    import matplotlib.pyplot as plt
+
     run_dir = Path(run_dir)
     fig, axes = plt.subplots(len(models), len(LOSS_PANELS), figsize=(16, 3.2 * len(models)), squeeze=False)
     for row, model in zip(axes, models):
         history = pd.read_csv(model_dir(run_dir, model) / "history.csv")
         for ax, (title, columns) in zip(row, LOSS_PANELS.items()):
-            long = history.melt(id_vars="epoch", value_vars=columns, var_name="loss")
-            sns.lineplot(data=long, x="epoch", y="value", hue="loss", marker="o", ax=ax)
+            for column in columns:
+                ax.plot(history["epoch"], history[column], marker="o", label=column)
+            ax.legend(title="loss")
             ylabel = "Delta E00" if columns == ["val_ciede2000"] else "loss (each network minimises its own)"
-            ax.set(title=f"{model} model: {title}", ylabel=ylabel)
+            ax.set(title=f"{model} model: {title}", xlabel="epoch", ylabel=ylabel)
             ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     return _save(fig, run_dir / "figures" / f"{name}.png")
@@ -52,6 +72,8 @@ def model_order(models: list[str] | np.ndarray) -> list[str]:
 
 def model_colors(models: list[str]) -> dict[str, tuple]:
     """One colour per model in every figure: gray baseline gray, truth black, models from seaborn's palette."""
+    import seaborn as sns
+
     palette = sns.color_palette("deep")
     fixed = {GRAY: (0.55, 0.55, 0.55), TRUTH: (0.13, 0.13, 0.13)}
     fixed |= {m: palette[i] for i, m in enumerate(MODEL_DOMAINS)}
@@ -72,12 +94,15 @@ def bars_with_intervals(ax: plt.Axes, rows: pd.DataFrame, order: list[str], colo
     ax.legend(title="model", fontsize=8)
 
 
-def plot_metric(run_dir: str | Path, metric: str) -> plt.Figure:
+def plot_metric(run_dir: str | Path, metric: str) -> Image:
     """Paper Figs. 4 and 5, with intervals and distributions: one metric per model and test domain.
 
     (a) means with bootstrap 95% intervals (eval/summary.csv); (b) the per-image distribution
     (violins, quartiles inside). Both baselines stand beside the models.
     """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
     run_dir = Path(run_dir)
     summary = pd.read_csv(run_dir / "eval" / "summary.csv")
     per_image = pd.read_csv(run_dir / "eval" / "per_image.csv")
@@ -99,11 +124,14 @@ def plot_metric(run_dir: str | Path, metric: str) -> plt.Figure:
     return _save(fig, run_dir / "figures" / f"{metric}.png")
 
 
-def plot_saturation(run_dir: str | Path) -> plt.Figure:
+def plot_saturation(run_dir: str | Path) -> Image:
     """How colourful the outputs are against the truth, per image and domain; and the mean ratio.
 
     Points under the diagonal are washed out: the paper's qualitative finding, as a number.
     """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
     run_dir = Path(run_dir)
     per_image = pd.read_csv(run_dir / "eval" / "per_image.csv")
     summary = pd.read_csv(run_dir / "eval" / "summary.csv")
@@ -128,8 +156,10 @@ def plot_saturation(run_dir: str | Path) -> plt.Figure:
     return _save(fig, run_dir / "figures" / "saturation.png")
 
 
-def plot_examples(run_dir: str | Path, domain: str, models: tuple[str, ...]) -> plt.Figure:
+def plot_examples(run_dir: str | Path, domain: str, models: tuple[str, ...]) -> Image:
     """Paper Fig. 6: test images of one domain; columns gray input, each model, ground truth."""
+    import matplotlib.pyplot as plt
+
     run_dir = Path(run_dir)
     examples = run_dir / "eval" / "examples"
     columns = [("gray input", GRAY), *[(f"{m} model", m) for m in models], ("ground truth", "truth")]
@@ -149,8 +179,10 @@ def plot_examples(run_dir: str | Path, domain: str, models: tuple[str, ...]) -> 
     return _save(fig, run_dir / "figures" / f"examples_{domain}.png")
 
 
-def plot_dataset_samples(run_dir: str | Path, n: int = 8) -> plt.Figure:
+def plot_dataset_samples(run_dir: str | Path, n: int = 8) -> Image:
     """The first ``n`` training images of each domain, as the shards hold them."""
+    import matplotlib.pyplot as plt
+
     run_dir = Path(run_dir)
     fig, axes = plt.subplots(len(DOMAINS), n, figsize=(1.6 * n, 1.7 * len(DOMAINS)), squeeze=False)
     for row, domain in zip(axes, DOMAINS):

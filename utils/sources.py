@@ -8,14 +8,20 @@ to one split, so frames of one film never straddle train and test.
 from __future__ import annotations
 
 import hashlib
+import math
 import multiprocessing
+import multiprocessing.context
 import os
-from collections.abc import Iterator
+import signal
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import skimage.data
+import torch
 from PIL import Image, ImageDraw
 
 from utils.config import DOMAINS, RunParams
@@ -241,7 +247,7 @@ class DecodeSettings:
 
 
 def decode_source_file(task: tuple[SourceFile, DecodeSettings]) -> Candidate:
-    """Worker: one file -> a resized Candidate or a rejection. Runs in a process pool."""
+    """One file -> a resized Candidate or a rejection."""
     file, settings = task
     rgb, reason = load_rgb(file.path, min_side=max(1, settings.size // 2), max_pixels=settings.max_pixels)
     if rgb is None:
@@ -255,18 +261,139 @@ def decode_source_file(task: tuple[SourceFile, DecodeSettings]) -> Candidate:
     return Candidate(file.path, file.group, resized, None, sha1, rgb.shape[1], rgb.shape[0])
 
 
-def decode_stream(files: list[SourceFile], settings: DecodeSettings, workers: int) -> Iterator[Candidate]:
-    """Decode files in order, in a pool of ``workers`` processes (1: in this process)."""
-    tasks = ((f, settings) for f in files)
-    if workers <= 1:
-        yield from map(decode_source_file, tasks)
-        return
-    # spawn, not fork: safe inside a Jupyter kernel that holds threads
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap(decode_source_file, tasks, chunksize=4)
+def decode_files(files: list[SourceFile], settings: DecodeSettings) -> list[Candidate]:
+    """Worker task: a chunk of files, decoded in order."""
+    return [decode_source_file((f, settings)) for f in files]
+
+
+TASKS_PER_WORKER = 8  # chunks per worker over a job: a slow chunk near the end leaves the others little to wait for
+MAX_CHUNK_FILES = 16  # bounds the memory in flight and the wait for the first image
+IN_FLIGHT_PER_WORKER = 3  # chunks submitted ahead per worker: one decoding, the next ones queued
+
+
+def decode_chunk_size(n_files: int, workers: int) -> int:
+    """Files per task, sized to the job: about ``TASKS_PER_WORKER`` tasks per worker, 1 to ``MAX_CHUNK_FILES``."""
+    return max(1, min(MAX_CHUNK_FILES, math.ceil(n_files / (workers * TASKS_PER_WORKER))))
+
+
+# Which process imported this module: in a decoding worker it is the forkserver's, not the worker's own
+# (the worker was forked with torch and the decoders already imported).
+IMPORTED_IN_PID = os.getpid()
+
+
+def _init_decode_worker() -> None:
+    # Parallelism comes from the processes: more torch threads per process only fight over the same cores
+    # (colorfulness of one image: 5-8 ms with 1 thread, 27-140 ms with 2, on the shared 2-core machine).
+    torch.set_num_threads(1)
+    # Ctrl-C reaches the whole process group: the parent stops the pool; workers need not print tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def decode_process_context() -> multiprocessing.context.BaseContext:
+    """A forkserver that imported the prepare's modules (torch included) once, where available; else spawn.
+
+    Workers forked from it start in milliseconds instead of each importing torch (seconds). Unlike
+    plain ``fork``, the server is a fresh interpreter, so it is safe inside a Jupyter kernel that
+    holds threads.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # utils.data imports this module (torch included). Python 3.11's server does not preload a script's
+    # __main__ (each worker re-runs it), so it also imports the prepare's modules such a script needs.
+    context.set_forkserver_preload(["__main__", "utils.data"])  # takes effect when the server first starts
+    return context
+
+
+def decode_executor(workers: int) -> ProcessPoolExecutor:
+    """``workers`` decoding processes: forked from the preloaded forkserver, one torch thread each."""
+    return ProcessPoolExecutor(workers, mp_context=decode_process_context(), initializer=_init_decode_worker)
+
+
+class DecodePool:
+    """The decoding processes of a whole prepare: started on first use, reused for every domain and
+    split, shut down by :meth:`close` (a ``with`` block closes it on error and on KeyboardInterrupt too).
+
+    ``workers`` <= 1 decodes in this process, with one torch thread while the pool is open.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+        self.executor: ProcessPoolExecutor | None = None
+        self._threads_before: int | None = None
+
+    def __enter__(self) -> DecodePool:
+        if self.workers == 1:
+            self._threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor = None
+        if self._threads_before is not None:
+            torch.set_num_threads(self._threads_before)
+            self._threads_before = None
+
+    def start(self) -> ProcessPoolExecutor:
+        """The worker processes, started on first call."""
+        if self.executor is None:
+            self.executor = decode_executor(self.workers)
+        return self.executor
+
+    def decode(
+        self,
+        files: list[SourceFile],
+        settings: DecodeSettings,
+        still_needed: Callable[[], int] | None = None,
+    ) -> Iterator[Candidate]:
+        """Candidates in file order, whatever the worker count.
+
+        Decoding runs ahead of the consumer by at most ``IN_FLIGHT_PER_WORKER`` chunks per worker and,
+        with ``still_needed``, by at most that many files, so a split that fills up leaves almost
+        nothing decoded for nothing. Closing the stream early cancels the chunks not yet started.
+
+        Args:
+            files: decoded in this order.
+            settings: how to decode and resize.
+            still_needed: how many more images the consumer will take; asked before each submission.
+        """
+        if self.workers == 1:
+            for file in files:
+                yield decode_source_file((file, settings))
+            return
+        executor = self.start()
+        size = decode_chunk_size(len(files), self.workers)
+        max_chunks = self.workers * IN_FLIGHT_PER_WORKER
+        # (chunk, future) pairs, oldest first: the files of each task stay known to the consumer
+        in_flight: deque[tuple[list[SourceFile], Future[list[Candidate]]]] = deque()
+        files_ahead = 0  # submitted and not yet yielded
+        next_file = 0
+        try:
+            while in_flight or next_file < len(files):
+                room = (still_needed() if still_needed else len(files)) - files_ahead
+                while next_file < len(files) and len(in_flight) < max_chunks and (room > 0 or not in_flight):
+                    # near the end of a split, smaller chunks keep every worker busy on what is still needed
+                    take = max(1, min(size, room // self.workers))
+                    chunk = files[next_file : next_file + take]
+                    in_flight.append((chunk, executor.submit(decode_files, chunk, settings)))
+                    next_file += len(chunk)
+                    files_ahead += len(chunk)
+                    room -= len(chunk)
+                for candidate in in_flight.popleft()[1].result():
+                    files_ahead -= 1
+                    yield candidate
+        finally:
+            for _, future in in_flight:
+                future.cancel()
 
 
 def prepare_workers(params: RunParams) -> int:
+    """Decoding processes for a prepare: ``prepare_workers``, 0 meaning every core (1: in this process)."""
     return params.prepare_workers or os.cpu_count() or 1
 
 

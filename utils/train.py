@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from utils import color
+from utils import color, evaluate
 from utils.checkpoints import (
     CHECKPOINT_FORMAT,
     keep_epoch_copy,
@@ -44,6 +44,7 @@ from utils.checkpoints import (
 )
 from utils.config import (
     RunParams,
+    amp_settings,
     check_domain,
     parse_overrides,
     select_device,
@@ -51,7 +52,6 @@ from utils.config import (
     write_csv_atomic,
 )
 from utils.data import training_sets
-from utils.evaluate import score_batch
 from utils.models import GANLoss, PatchDiscriminator, UNetGenerator
 
 HISTORY_COLUMNS = [
@@ -68,9 +68,10 @@ HISTORY_COLUMNS = [
     "seconds",
     "best",
 ]
-LOG_EVERY = 25  # steps between reads of the running losses: the loop's only host syncs
+LOG_EVERY = 25  # steps between sync points: losses read, non-finite check, checkpoint clock (the only host syncs)
 NO_BAD_STEP = 2**62
 FLIP_SEED_OFFSET = 7_919  # the flips' generator is seeded apart from the order's
+COMPILE_BACKEND = "inductor"  # tests use "aot_eager": the same graph capture, without code generation
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -113,19 +114,6 @@ def training_device(params: RunParams, procs: Processes) -> torch.device:
         device = torch.device("cuda", procs.local_rank)
         torch.cuda.set_device(device)
     return device
-
-
-def amp_settings(device: torch.device, precision: str = "auto") -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, whether a GradScaler is needed). The CPU trains in fp32.
-
-    ``auto``: bf16 on GPUs with native bf16 (compute capability 8+), else fp16 with a GradScaler
-    (a T4 is 7.5: torch can emulate bf16 there, slowly, so its ``is_bf16_supported()`` is not asked).
-    """
-    if device.type != "cuda" or precision == "fp32":
-        return None, False
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
-    return (torch.bfloat16, False) if precision == "bf16" else (torch.float16, True)
 
 
 def seed_everything(seed: int) -> None:
@@ -192,13 +180,18 @@ def batch_to_model_io(
     flips: torch.Tensor,
     device: torch.device,
     memory_format: torch.memory_format,
+    l_dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pinned uint8 NHWC batch -> device, flipped where asked, -> normalised (L, ab) on the device."""
+    """Pinned uint8 NHWC batch -> device, flipped where asked, -> normalised (L, ab) on the device.
+
+    L comes in the networks' input dtype (the autocast dtype) and layout, converted once per batch
+    rather than in every layer that takes it; ab stays float32, the L1 loss's target.
+    """
     batch = batch.to(device, non_blocking=True)
     flips = flips.to(device, non_blocking=True)
     batch = torch.where(flips.view(-1, 1, 1, 1), batch.flip(2), batch)
     l_norm, ab_norm = color.uint8_to_model_io(batch)
-    return l_norm.contiguous(memory_format=memory_format), ab_norm.contiguous(memory_format=memory_format)
+    return color.as_model_input(l_norm, l_dtype, memory_format), color.as_model_input(ab_norm, None, memory_format)
 
 
 # --- the two networks and their steps ----------------------------------------------------------
@@ -221,9 +214,17 @@ class GANTraining:
     lambda_l1: float
     memory_format: torch.memory_format
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator_module.parameters()).device
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The dtype L enters the networks in: the autocast dtype, or float32."""
+        return self.amp_dtype or torch.float32
+
     def autocast(self) -> AbstractContextManager:
-        device_type = next(self.generator_module.parameters()).device.type
-        return torch.autocast(device_type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
 
     def state(self) -> dict[str, Any]:
         return {
@@ -242,6 +243,12 @@ class GANTraining:
         self.scaler.load_state_dict(ckpt["scaler"])
 
 
+def adam(module: nn.Module, params: RunParams) -> torch.optim.Adam:
+    """The recipe's Adam, fused: one kernel for all parameters, and with a GradScaler the inf check
+    stays on the device (an unfused optimizer makes the scaler read ``found_inf`` back every step)."""
+    return torch.optim.Adam(module.parameters(), lr=params.lr, betas=(params.beta1, params.beta2), fused=True)
+
+
 def build_gan(params: RunParams, device: torch.device, procs: Processes = Processes()) -> GANTraining:
     """Networks, optimisers and scaler for ``params``; the same initial weights in every process."""
     seed_everything(params.seed)
@@ -257,16 +264,15 @@ def build_gan(params: RunParams, device: torch.device, procs: Processes = Proces
     memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
     generator.to(memory_format=memory_format)
     discriminator.to(memory_format=memory_format)
-    g_run, d_run = generator, discriminator
-    if params.compile:
-        g_run, d_run = torch.compile(generator), torch.compile(discriminator)
-    d_local = d_run
+    g_run, d_run, d_local = generator, discriminator, discriminator
     if procs.world_size > 1:
         device_ids = [device.index] if device.type == "cuda" else None
-        g_run = DistributedDataParallel(g_run, device_ids=device_ids)
-        d_run = DistributedDataParallel(d_run, device_ids=device_ids)
+        g_run = DistributedDataParallel(generator, device_ids=device_ids)
+        d_run = DistributedDataParallel(discriminator, device_ids=device_ids)
+    if params.compile:  # around DDP, not inside it: the compiler then splits graphs at DDP's gradient buckets
+        g_run, d_run = (torch.compile(m, backend=COMPILE_BACKEND) for m in (g_run, d_run))
+        d_local = torch.compile(discriminator, backend=COMPILE_BACKEND) if procs.world_size > 1 else d_run
     amp_dtype, use_scaler = amp_settings(device, params.precision)
-    betas = (params.beta1, params.beta2)
     return GANTraining(
         generator=g_run,
         discriminator=d_run,
@@ -274,8 +280,8 @@ def build_gan(params: RunParams, device: torch.device, procs: Processes = Proces
         generator_module=generator,
         discriminator_module=discriminator,
         gan_loss=GANLoss().to(device),
-        opt_g=torch.optim.Adam(generator.parameters(), lr=params.lr, betas=betas),
-        opt_d=torch.optim.Adam(discriminator.parameters(), lr=params.lr, betas=betas),
+        opt_g=adam(generator, params),
+        opt_d=adam(discriminator, params),
         scaler=torch.amp.GradScaler(device.type, enabled=use_scaler),
         amp_dtype=amp_dtype,
         lambda_l1=params.lambda_l1,
@@ -285,6 +291,7 @@ def build_gan(params: RunParams, device: torch.device, procs: Processes = Proces
 
 def gan_step(gan: GANTraining, l_norm: torch.Tensor, ab_norm: torch.Tensor) -> torch.Tensor:
     """One pix2pix step; returns the detached losses [D, G_GAN, G_L1] (no host sync)."""
+    ab_real = ab_norm.to(gan.input_dtype)  # the discriminator's real pair, in the dtype of the generated one
     with gan.autocast():
         fake = gan.generator(l_norm)
     # 1. discriminator: real pairs -> 1, generated pairs -> 0 (generator not updated)
@@ -293,7 +300,7 @@ def gan_step(gan: GANTraining, l_norm: torch.Tensor, ab_norm: torch.Tensor) -> t
     with gan.autocast():
         loss_d = 0.5 * (
             gan.gan_loss(gan.discriminator(l_norm, fake.detach()), False)
-            + gan.gan_loss(gan.discriminator(l_norm, ab_norm), True)
+            + gan.gan_loss(gan.discriminator(l_norm, ab_real), True)
         )
     gan.scaler.scale(loss_d).backward()
     gan.scaler.step(gan.opt_d)
@@ -322,28 +329,48 @@ def l1_step(gan: GANTraining, l_norm: torch.Tensor, ab_norm: torch.Tensor) -> to
     return torch.stack([zero, zero, loss_g_l1]).detach()
 
 
+def train_on_batch(gan: GANTraining, batch: torch.Tensor, flips: torch.Tensor, step_fn=gan_step) -> torch.Tensor:
+    """A loader batch through one training step (``gan_step`` or ``l1_step``): the loop's body."""
+    return step_fn(gan, *batch_to_model_io(batch, flips, gan.device, gan.memory_format, gan.input_dtype))
+
+
+def training_loader(
+    train_set: torch.utils.data.Dataset, params: RunParams, procs: Processes, device: torch.device
+) -> tuple[torch.utils.data.DataLoader, EpochSampler]:
+    """uint8 batches in the seeded per-epoch order, pinned for the GPU; flips and Lab happen on the device."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels once
+    sampler = EpochSampler(train_set, procs, params.seed, params.batch_size // procs.world_size, params.flip)
+    loader = torch.utils.data.DataLoader(
+        FlippableImages(train_set),
+        batch_size=sampler.batch_size,
+        sampler=sampler,
+        num_workers=params.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=params.num_workers > 0,
+        generator=torch.Generator().manual_seed(params.seed),  # worker seeds never draw on the global RNG
+    )
+    return loader, sampler
+
+
 @torch.no_grad()
 def validate(
-    generator: UNetGenerator,
-    loader: torch.utils.data.DataLoader,
-    device: torch.device,
-    lambda_l1: float,
-    n_samples: int,
+    gan: GANTraining, loader: torch.utils.data.DataLoader, scorer: evaluate.BatchScorer, n_samples: int
 ) -> tuple[float, float, np.ndarray]:
     """Validation L1 (scaled by lambda_L1, like the train loss), mean CIEDE2000, a sample grid.
 
-    CIEDE2000 is scored as evaluation scores it (on the displayed RGB). The grid is uint8 RGB:
-    rows gray input / output / truth, one column per sample.
+    The generator predicts and is scored exactly as evaluation does it (``evaluate.predict_ab``
+    under the training's autocast, the scorer on the displayed RGB). The grid is uint8 RGB: rows
+    gray input / output / truth, one column per sample.
     """
-    generator.eval()
-    l1_sum, de_sum, count = torch.zeros((), device=device), torch.zeros((), device=device), 0
+    generator = gan.generator_module.eval()
+    l1_sum, de_sum, count = torch.zeros((), device=gan.device), torch.zeros((), device=gan.device), 0
     rows: list[list[torch.Tensor]] = [[], [], []]
     for batch in loader:
-        batch = batch.to(device)
-        l_norm, ab_norm = color.uint8_to_model_io(batch)
-        fake = generator(l_norm).float()
+        rgb_true, l_norm, ab_norm = evaluate.truth_and_inputs(batch.to(gan.device))
+        fake = evaluate.predict_ab(generator, l_norm, gan.amp_dtype, gan.memory_format)
         l1_sum += F.l1_loss(fake, ab_norm, reduction="sum") / ab_norm[0].numel()
-        de_sum += score_batch(color.uint8_to_rgb(batch), l_norm, fake)["ciede2000"].sum()
+        de_sum += scorer(rgb_true, l_norm, fake)["ciede2000"].sum()
         count += len(batch)
         if len(rows[0]) < n_samples:
             k = n_samples - len(rows[0])
@@ -351,19 +378,23 @@ def validate(
                 row.extend(color.rgb_to_uint8(color.colorized_rgb(l_norm[:k], ab[:k])).cpu())
     generator.train()
     grid = np.concatenate([np.concatenate([img.numpy() for img in row], axis=1) for row in rows], axis=0)
-    return float(l1_sum) / count * lambda_l1, float(de_sum) / count, grid
+    return float(l1_sum) / count * gan.lambda_l1, float(de_sum) / count, grid
 
 
-def raise_if_non_finite(
-    first_bad_step: torch.Tensor, procs: Processes, domain: str, epoch: int, last_path: Path
-) -> None:
-    """Every process stops together when any saw a non-finite loss (one host sync)."""
+def sync_point(first_bad_step: torch.Tensor, checkpoint_due: bool, procs: Processes) -> tuple[int, bool]:
+    """Every LOG_EVERY steps, one host sync that every process agrees on: the first step with a
+    non-finite loss (any process's), and whether a checkpoint is due (any process's clock)."""
+    flags = torch.stack([first_bad_step, torch.tensor(0 if checkpoint_due else 1, device=first_bad_step.device)])
     if procs.world_size > 1:
-        dist.all_reduce(first_bad_step, op=dist.ReduceOp.MIN)
-    step = int(first_bad_step)
-    if step < NO_BAD_STEP:
+        dist.all_reduce(flags, op=dist.ReduceOp.MIN)
+    bad_step, not_due = flags.tolist()
+    return bad_step, not_due == 0
+
+
+def raise_if_non_finite(bad_step: int, domain: str, epoch: int, last_path: Path) -> None:
+    if bad_step < NO_BAD_STEP:
         raise FloatingPointError(
-            f"model {domain}: non-finite loss at epoch {epoch}, step {step}; training stopped. "
+            f"model {domain}: non-finite loss at epoch {epoch}, step {bad_step}; training stopped. "
             f"The last good checkpoint, {last_path}, is kept (lower 'lr' or set precision='fp32')"
         )
 
@@ -379,12 +410,145 @@ def mean_over_processes(values: torch.Tensor, procs: Processes) -> torch.Tensor:
 # --- the loop ------------------------------------------------------------------------------------
 
 
+@dataclass
+class TrainingState:
+    """Where a model's training stands: what a checkpoint records and a resume restores."""
+
+    epoch: int  # the epoch in progress
+    batch: int  # batches of it already trained
+    step: int  # optimiser steps so far
+    best_val: float  # lowest validation CIEDE2000 so far
+    sums: torch.Tensor  # this epoch's loss sums [D, G_GAN, G_L1] so far
+    history: list[dict[str, Any]]  # one row per finished epoch
+
+    @classmethod
+    def fresh(cls, device: torch.device) -> TrainingState:
+        return cls(1, 0, 0, float("inf"), torch.zeros(3, device=device), [])
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """One model's directory and files (``run_dir/models/<domain>/``)."""
+
+    domain: str
+    out_dir: Path
+
+    @property
+    def last(self) -> Path:
+        return self.out_dir / "checkpoint_last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.out_dir / "best.pt"
+
+    @property
+    def history(self) -> Path:
+        return self.out_dir / "history.csv"
+
+
+def checkpoint_record(
+    state: TrainingState, files: ModelFiles, params: RunParams, procs: Processes, n_train: int
+) -> dict[str, Any]:
+    """The record every checkpoint carries: the epochs completed and where the next batch starts."""
+    return {
+        "format": CHECKPOINT_FORMAT, "model": files.domain, "image_size": params.image_size,
+        "epoch": state.epoch - 1, "step": state.step, "best_val": state.best_val, "params": params.to_dict(),
+        "position": {"epoch": state.epoch, "batch": state.batch, "world_size": procs.world_size,
+                     "train_images": n_train, "seed": params.seed},
+    }  # fmt: skip
+
+
+def resume_state(
+    files: ModelFiles, params: RunParams, procs: Processes, gan: GANTraining, n_train: int
+) -> TrainingState:
+    """The state saved in ``checkpoint_last.pt`` (loaded into ``gan``), after checking it fits this run."""
+    ckpt = load_checkpoint(files.last, gan.device)
+    position = ckpt["position"]
+    if ckpt["model"] != files.domain or ckpt["image_size"] != params.image_size:
+        raise ValueError(
+            f"{files.last}: trained for model {ckpt['model']!r} at {ckpt['image_size']} px; "
+            f"this run asks for {files.domain!r} at {params.image_size} px (set resume=False to start over)"
+        )
+    if position["train_images"] != n_train:
+        raise ValueError(
+            f"{files.last}: trained on {position['train_images']} images, the run directory now has "
+            f"{n_train} for model {files.domain!r} (set resume=False to start over)"
+        )
+    if position["batch"] and position["world_size"] != procs.world_size:
+        raise ValueError(
+            f"{files.last}: saved in the middle of an epoch by {position['world_size']} process(es); "
+            f"resume it with the same number of GPUs (parameter 'gpus'), or set resume=False"
+        )
+    gan.load_state(ckpt)
+    set_rng_states(ckpt["rng"])
+    history = []
+    if files.history.is_file():
+        history = [r for r in pd.read_csv(files.history).to_dict("records") if r["epoch"] < position["epoch"]]
+    if procs.main:
+        print(f"resumed {files.domain} from {files.last}: epoch {position['epoch']}, batch {position['batch']}, "
+              f"step {ckpt['step']}")  # fmt: skip
+    return TrainingState(position["epoch"], position["batch"], ckpt["step"], ckpt["best_val"],
+                         ckpt["epoch_sums"].to(gan.device), history)  # fmt: skip
+
+
+def save_mid_epoch_checkpoint(
+    state: TrainingState, files: ModelFiles, params: RunParams, procs: Processes, gan: GANTraining, n_train: int
+) -> None:
+    record = checkpoint_record(state, files, params, procs, n_train)
+    record |= {"epoch_sums": mean_over_processes(state.sums, procs), "rng": rng_states(), **gan.state()}
+    if procs.main:
+        save_atomic(record, files.last)
+    barrier(procs)
+
+
+def end_epoch(
+    state: TrainingState,
+    files: ModelFiles,
+    params: RunParams,
+    procs: Processes,
+    gan: GANTraining,
+    n_train: int,
+    phase: str,
+    seconds: float,
+    trained_images: int,
+    validation: tuple[torch.utils.data.DataLoader, evaluate.BatchScorer],
+) -> None:
+    """Validate, record the epoch in history.csv, write best.pt (if improved) and checkpoint_last.pt,
+    then move ``state`` to the next epoch. Only rank 0 writes."""
+    n_batches = state.batch
+    means = (mean_over_processes(state.sums, procs) / n_batches).tolist()
+    epoch = state.epoch
+    state.epoch, state.batch, state.sums = epoch + 1, 0, torch.zeros(3, device=gan.device)
+    if procs.main:
+        val_l1, val_de, grid = validate(gan, *validation, params.n_examples)
+        Image.fromarray(grid).save(files.out_dir / "samples" / f"epoch_{epoch:02d}.png")
+        is_best = val_de < state.best_val
+        state.best_val = min(state.best_val, val_de)
+        loss_d, loss_g_gan, loss_g_l1 = means if phase == "gan" else (float("nan"), float("nan"), means[2])
+        state.history.append(
+            {"epoch": epoch, "phase": phase, "step": state.step, "loss_D": loss_d, "loss_G_GAN": loss_g_gan,
+             "loss_G_L1": loss_g_l1, "loss_G": loss_g_l1 + (0.0 if phase == "pretrain" else loss_g_gan),
+             "val_loss_G_L1": val_l1, "val_ciede2000": val_de, "images_per_s": trained_images / seconds,
+             "seconds": seconds, "best": is_best}
+        )  # fmt: skip
+        # history first: a crash before the checkpoint resumes from the previous one and drops this row
+        write_csv_atomic(files.history, pd.DataFrame(state.history, columns=HISTORY_COLUMNS))
+        record = checkpoint_record(state, files, params, procs, n_train)
+        record |= {"val_ciede2000": val_de, "val_loss_G_L1": val_l1}
+        if is_best:  # the generator and its record: all that evaluation needs
+            save_atomic(record | {"generator": gan.generator_module.state_dict()}, files.best)
+        save_atomic(record | {"epoch_sums": torch.zeros(3), "rng": rng_states(), **gan.state()}, files.last)
+        if params.keep_every and epoch % params.keep_every == 0:
+            keep_epoch_copy(files.last, epoch)
+    barrier(procs)
+
+
 def train(params: RunParams, run_dir: str | Path, domain: str, show_progress: bool = True) -> pd.DataFrame:
     """Train one model (``domain`` in cartoon, movie, mixed) in ``run_dir/models/<domain>/``.
 
     ``params.pretrain_epochs`` generator-only L1 epochs come first, then ``params.epochs`` GAN
-    epochs. Resumes from ``checkpoint_last.pt`` (written every epoch, and every
-    ``checkpoint_every`` steps) when present and ``params.resume``. Under torchrun this is one
+    epochs. Resumes from ``checkpoint_last.pt`` (written every epoch, and inside an epoch every
+    ``checkpoint_minutes``) when present and ``params.resume``. Under torchrun this is one
     process of a DDP run; only rank 0 writes.
 
     Returns:
@@ -405,142 +569,73 @@ def train(params: RunParams, run_dir: str | Path, domain: str, show_progress: bo
 def _train(
     params: RunParams, run_dir: Path, domain: str, procs: Processes, device: torch.device, show_progress: bool
 ) -> pd.DataFrame:
-    out_dir = model_dir(run_dir, domain)
-    last_path, best_path, history_path = out_dir / "checkpoint_last.pt", out_dir / "best.pt", out_dir / "history.csv"
+    files = ModelFiles(domain, model_dir(run_dir, domain))
     if procs.main:
-        (out_dir / "samples").mkdir(parents=True, exist_ok=True)
+        (files.out_dir / "samples").mkdir(parents=True, exist_ok=True)
     if params.batch_size % procs.world_size:
         raise ValueError(
             f"parameter 'batch_size' = {params.batch_size}: the global batch must split evenly across "
             f"{procs.world_size} GPU processes"
         )
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
 
     # data: uint8 batches, pinned; flips and Lab happen on the device, per batch
     train_set, val_set = training_sets(run_dir, domain, params)
-    if len(train_set) < params.batch_size:
+    n_train = len(train_set)
+    if n_train < params.batch_size:
         raise ValueError(
-            f"parameter 'batch_size' = {params.batch_size}: larger than the {len(train_set)} "
+            f"parameter 'batch_size' = {params.batch_size}: larger than the {n_train} "
             f"training images of model {domain!r}"
         )
-    sampler = EpochSampler(train_set, procs, params.seed, params.batch_size // procs.world_size, params.flip)
-    loader = torch.utils.data.DataLoader(
-        FlippableImages(train_set),
-        batch_size=sampler.batch_size,
-        sampler=sampler,
-        num_workers=params.num_workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=params.num_workers > 0,
-        generator=torch.Generator().manual_seed(params.seed),  # worker seeds never draw on the global RNG
+    loader, sampler = training_loader(train_set, params, procs, device)
+    validation = (
+        torch.utils.data.DataLoader(val_set, batch_size=params.eval_batch_size),  # small: read in-process
+        evaluate.BatchScorer(params.compile_metrics, params.eval_batch_size),  # evaluation's own scorer
     )
-    val_loader = torch.utils.data.DataLoader(val_set, batch_size=params.eval_batch_size)  # small: read in-process
     gan = build_gan(params, device, procs)
+    state = TrainingState.fresh(device)
+    if params.resume and files.last.is_file():
+        state = resume_state(files, params, procs, gan, n_train)
 
     total_epochs = params.pretrain_epochs + params.epochs
-    epoch, start_batch, step, best_val = 1, 0, 0, float("inf")
-    sums = torch.zeros(3, device=device)
-    history: list[dict[str, Any]] = []
-    if params.resume and last_path.is_file():
-        ckpt = load_checkpoint(last_path, device)
-        position = ckpt["position"]
-        if ckpt["model"] != domain or ckpt["image_size"] != params.image_size:
-            raise ValueError(
-                f"{last_path}: trained for model {ckpt['model']!r} at {ckpt['image_size']} px; "
-                f"this run asks for {domain!r} at {params.image_size} px (set resume=False to start over)"
-            )
-        if position["train_images"] != len(train_set):
-            raise ValueError(
-                f"{last_path}: trained on {position['train_images']} images, the run directory now has "
-                f"{len(train_set)} for model {domain!r} (set resume=False to start over)"
-            )
-        if position["batch"] and position["world_size"] != procs.world_size:
-            raise ValueError(
-                f"{last_path}: saved in the middle of an epoch by {position['world_size']} process(es); "
-                f"resume it with the same number of GPUs (parameter 'gpus'), or set resume=False"
-            )
-        gan.load_state(ckpt)
-        set_rng_states(ckpt["rng"])
-        epoch, start_batch, step, best_val = position["epoch"], position["batch"], ckpt["step"], ckpt["best_val"]
-        sums = ckpt["epoch_sums"].to(device)
-        if history_path.is_file():
-            history = [r for r in pd.read_csv(history_path).to_dict("records") if r["epoch"] < epoch]
-        if procs.main:
-            print(f"resumed {domain} from {last_path}: epoch {epoch}, batch {start_batch}, step {step}")
-
-    def checkpoint_record(completed_epochs: int, next_epoch: int, next_batch: int) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT, "model": domain, "image_size": params.image_size,
-            "epoch": completed_epochs, "step": step, "best_val": best_val, "params": params.to_dict(),
-            "position": {"epoch": next_epoch, "batch": next_batch, "world_size": procs.world_size,
-                         "train_images": len(train_set), "seed": params.seed},
-        }  # fmt: skip
-
-    if epoch > total_epochs and procs.main:
-        print(f"model {domain}: {last_path} already holds all {total_epochs} epochs; nothing to train")
-    while epoch <= total_epochs:
-        phase = "pretrain" if epoch <= params.pretrain_epochs else "gan"
+    if state.epoch > total_epochs and procs.main:
+        print(f"model {domain}: {files.last} already holds all {total_epochs} epochs; nothing to train")
+    last_checkpoint = time.monotonic()
+    while state.epoch <= total_epochs:
+        phase = "pretrain" if state.epoch <= params.pretrain_epochs else "gan"
         step_fn = l1_step if phase == "pretrain" else gan_step
         started, trained_images = time.perf_counter(), 0
-        sampler.set_position(epoch, start_batch)
+        sampler.set_position(state.epoch, state.batch)
         n_batches = sampler.batches_per_epoch
         first_bad_step = torch.full((), NO_BAD_STEP, dtype=torch.int64, device=device)
         bar = tqdm(
             loader,
-            desc=f"{domain} epoch {epoch}/{total_epochs} ({phase})",
-            initial=start_batch,
+            desc=f"{domain} epoch {state.epoch}/{total_epochs} ({phase})",
+            initial=state.batch,
             total=n_batches,
             disable=not show_progress,
         )
-        for batch_index, (batch, flips) in enumerate(bar, start_batch + 1):
-            l_norm, ab_norm = batch_to_model_io(batch, flips, device, gan.memory_format)
-            losses = step_fn(gan, l_norm, ab_norm)
-            step += 1
+        for batch, flips in bar:
+            losses = train_on_batch(gan, batch, flips, step_fn)
+            state.batch, state.step = state.batch + 1, state.step + 1
             trained_images += len(batch) * procs.world_size
-            sums += losses
+            state.sums += losses
             first_bad_step = torch.where(
-                (first_bad_step == NO_BAD_STEP) & ~torch.isfinite(losses).all(), step, first_bad_step
+                (first_bad_step == NO_BAD_STEP) & ~torch.isfinite(losses).all(), state.step, first_bad_step
             )
-            step_checkpoint = params.checkpoint_every and step % params.checkpoint_every == 0
-            if batch_index % LOG_EVERY == 0 or batch_index == n_batches or step_checkpoint:
-                raise_if_non_finite(first_bad_step, procs, domain, epoch, last_path)
-                d, g_gan, g_l1 = (sums / batch_index).tolist()
+            if state.batch % LOG_EVERY == 0 or state.batch == n_batches:
+                due = 0 < params.checkpoint_minutes * 60 <= time.monotonic() - last_checkpoint
+                bad_step, due = sync_point(first_bad_step, due, procs)
+                raise_if_non_finite(bad_step, domain, state.epoch, files.last)
+                d, g_gan, g_l1 = (state.sums / state.batch).tolist()
                 bar.set_postfix(D=f"{d:.3f}", G_GAN=f"{g_gan:.3f}", G_L1=f"{g_l1:.3f}")
-            if step_checkpoint and batch_index < n_batches:
-                record = checkpoint_record(epoch - 1, epoch, batch_index)
-                record |= {"epoch_sums": mean_over_processes(sums, procs), "rng": rng_states(), **gan.state()}
-                if procs.main:
-                    save_atomic(record, last_path)
-                barrier(procs)
+                if due and state.batch < n_batches:  # the epoch's end writes its own checkpoint
+                    save_mid_epoch_checkpoint(state, files, params, procs, gan, n_train)
+                    last_checkpoint = time.monotonic()
         bar.close()
-        means = (mean_over_processes(sums, procs) / n_batches).tolist()
         seconds = time.perf_counter() - started
-        if procs.main:
-            val_l1, val_de, grid = validate(
-                gan.generator_module, val_loader, device, params.lambda_l1, params.n_examples
-            )
-            Image.fromarray(grid).save(out_dir / "samples" / f"epoch_{epoch:02d}.png")
-            is_best = val_de < best_val
-            best_val = min(best_val, val_de)
-            loss_d, loss_g_gan, loss_g_l1 = means if phase == "gan" else (float("nan"), float("nan"), means[2])
-            history.append(
-                {"epoch": epoch, "phase": phase, "step": step, "loss_D": loss_d, "loss_G_GAN": loss_g_gan,
-                 "loss_G_L1": loss_g_l1, "loss_G": loss_g_l1 + (0.0 if phase == "pretrain" else loss_g_gan),
-                 "val_loss_G_L1": val_l1, "val_ciede2000": val_de, "images_per_s": trained_images / seconds,
-                 "seconds": seconds, "best": is_best}
-            )  # fmt: skip
-            # history first: a crash before the checkpoint resumes from the previous one and drops this row
-            write_csv_atomic(history_path, pd.DataFrame(history, columns=HISTORY_COLUMNS))
-            record = checkpoint_record(epoch, epoch + 1, 0) | {"val_ciede2000": val_de, "val_loss_G_L1": val_l1}
-            if is_best:  # the generator and its record: all that evaluation needs
-                save_atomic(record | {"generator": gan.generator_module.state_dict()}, best_path)
-            save_atomic(record | {"epoch_sums": torch.zeros(3), "rng": rng_states(), **gan.state()}, last_path)
-            if params.keep_every and epoch % params.keep_every == 0:
-                keep_epoch_copy(last_path, epoch)
-        barrier(procs)
-        epoch, start_batch = epoch + 1, 0
-        sums = torch.zeros(3, device=device)
-    return pd.read_csv(history_path) if history_path.is_file() else pd.DataFrame(columns=HISTORY_COLUMNS)
+        end_epoch(state, files, params, procs, gan, n_train, phase, seconds, trained_images, validation)
+        last_checkpoint = time.monotonic()
+    return pd.read_csv(files.history) if files.history.is_file() else pd.DataFrame(columns=HISTORY_COLUMNS)
 
 
 # --- launching ---------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Run by tests/test_train.py under ``torchrun --nproc_per_node=2`` on the CPU (gloo).
 
 Each process builds the kit's GAN (DDP-wrapped), trains a few steps on its half of fixed global
-batches, and saves its parameters to ``<out_dir>/rank<r>.pt``.
+batches, and saves its parameters to ``<out_dir>/rank<r>.pt``. With ``compiled`` the networks are
+compiled (the aot_eager backend: graph capture without code generation) and each step runs under
+bf16 autocast with a live GradScaler: the GPU recipe's mechanics, all together.
 
-    python -m torch.distributed.run --nproc_per_node=2 tests/scripts/ddp_gan_steps.py OUT_DIR
+    python -m torch.distributed.run --nproc_per_node=2 tests/scripts/ddp_gan_steps.py OUT_DIR [compiled]
 """
 
 from __future__ import annotations
@@ -29,26 +31,37 @@ def global_batches() -> torch.Tensor:
     return frames.view(STEPS, GLOBAL_BATCH, SIZE, SIZE, 3)
 
 
-def main(out_dir: str) -> None:
+def main(out_dir: str, compiled: bool) -> None:
     procs = train.processes_from_env()
     dist.init_process_group("gloo")
     params = config.resolve_params(
-        "demo", {"image_size": SIZE, "batch_size": GLOBAL_BATCH, "device": "cpu", "channels_last": False}
+        "demo",
+        {"image_size": SIZE, "batch_size": GLOBAL_BATCH, "device": "cpu", "channels_last": False, "compile": compiled},
     )
     device = torch.device("cpu")
+    train.COMPILE_BACKEND = "aot_eager"
     gan = train.build_gan(params, device, procs)
-    assert isinstance(gan.generator, torch.nn.parallel.DistributedDataParallel)
+    if compiled:
+        gan.amp_dtype, gan.scaler = torch.bfloat16, torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    ddp = gan.generator._orig_mod if compiled else gan.generator
+    assert isinstance(ddp, torch.nn.parallel.DistributedDataParallel)
     half = GLOBAL_BATCH // procs.world_size
     for batch in global_batches():
         share = batch[procs.rank * half : (procs.rank + 1) * half]
         no_flip = torch.zeros(len(share), dtype=torch.bool)
-        l_norm, ab_norm = train.batch_to_model_io(share, no_flip, device, gan.memory_format)
-        train.gan_step(gan, l_norm, ab_norm)
+        losses = train.train_on_batch(gan, share, no_flip)
+        assert torch.isfinite(losses).all(), losses
     state = {f"generator.{k}": v for k, v in gan.generator_module.named_parameters()}
     state |= {f"discriminator.{k}": v for k, v in gan.discriminator_module.named_parameters()}
-    torch.save({k: v.detach().clone() for k, v in state.items()}, Path(out_dir) / f"rank{procs.rank}.pt")
+    state = {k: v.detach().clone() for k, v in state.items()}
+    if compiled:
+        from torch._dynamo.utils import counters
+
+        state["scale"] = torch.tensor(gan.scaler.get_scale())
+        state["graphs"] = torch.tensor(counters["stats"]["unique_graphs"])
+    torch.save(state, Path(out_dir) / f"rank{procs.rank}.pt")
     dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2:] == ["compiled"])
