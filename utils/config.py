@@ -69,7 +69,7 @@ class RunParams:
     channels_last: bool = True
     compile: bool = False  # torch.compile the two networks (first steps slower, later ones faster)
     gpus: int = 0  # processes (one per GPU) when several GPUs are visible; 0 = all of them
-    train_concurrency: int = 0  # train notebooks the pipeline runs at once (one per GPU); 0 = auto
+    train_concurrency: int = 0  # train notebooks run at once; 0 = auto: one per GPU, on the CPU all
     resume: bool = True
     checkpoint_minutes: float = 0.0  # also checkpoint inside an epoch after this many minutes; 0 = epoch ends only
     keep_every: int = 0  # keep checkpoint_epoch_NNN.pt every k epochs; 0 = keep none

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,9 @@ from utils import color, metrics
 from utils.checkpoints import load_checkpoint, model_dir
 from utils.config import DOMAINS, RunParams, amp_settings, select_device, write_csv_atomic
 from utils.data import load_shard
-from utils.models import UNetGenerator
+
+if TYPE_CHECKING:
+    from utils.models import UNetGenerator
 
 GRAY = "gray"
 TRUTH = "truth"
@@ -35,6 +38,8 @@ COMPARISON_COLUMNS = [
 
 def load_generator(path: str | Path, device: torch.device) -> tuple[UNetGenerator, dict]:
     """A trained generator (eval mode) from ``best.pt`` or ``checkpoint_last.pt``, and its record."""
+    from utils.models import UNetGenerator  # here: timm is slow to import, and the notebooks without a model skip it
+
     ckpt = load_checkpoint(path, device)
     generator = UNetGenerator(pretrained=False)
     generator.load_state_dict(ckpt["generator"])
