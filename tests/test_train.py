@@ -239,19 +239,26 @@ def test_the_cli_rebuilds_the_same_parameters(tiny_params) -> None:
     assert train.gpu_processes(tiny_params) == 1  # the CPU trains in-process
 
 
-def test_two_cpu_processes_equal_one_process_averaging_two_half_batches(tmp_path: Path, request) -> None:
-    from tests.scripts import ddp_gan_steps as script
-
+def ddp_ranks_agree(out_dir: Path, *mode: str) -> dict[str, torch.Tensor]:
+    """tests/scripts/ddp_gan_steps.py under torchrun with 2 CPU processes; both ranks must end identical.
+    Returns rank 0's saved tensors."""
     env = {**os.environ, "PYTHONPATH": str(KIT_ROOT), "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(KIT_ROOT / "tests" / "scripts" / "ddp_gan_steps.py"), str(tmp_path)],
-        cwd=KIT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+         str(KIT_ROOT / "tests" / "scripts" / "ddp_gan_steps.py"), str(out_dir), *mode],
+        cwd=KIT_ROOT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    rank0, rank1 = torch.load(out_dir / "rank0.pt"), torch.load(out_dir / "rank1.pt")
     for key, value in rank0.items():
         assert torch.equal(value, rank1[key]), f"ranks disagree on {key}"
+    return rank0
+
+
+def test_two_cpu_processes_equal_one_process_averaging_two_half_batches(tmp_path: Path, request) -> None:
+    from tests.scripts import ddp_gan_steps as script
+
+    rank0 = ddp_ranks_agree(tmp_path)
 
     # the reference: one process, plain modules, each half-batch's gradients averaged by hand. One
     # thread, as in each rank: Adam's first steps move every weight by +-lr whatever its gradient's
@@ -419,16 +426,7 @@ def test_validation_scores_exactly_as_evaluation_does(
 def test_compiled_ddp_training_with_autocast_and_a_grad_scaler(tmp_path: Path) -> None:
     """compile + bf16 autocast + a live GradScaler + DDP (2 CPU processes): the ranks stay identical,
     the graphs are captured once (no recompilation per step), the scaler lives."""
-    env = {**os.environ, "PYTHONPATH": str(KIT_ROOT), "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(KIT_ROOT / "tests" / "scripts" / "ddp_gan_steps.py"), str(tmp_path), "compiled"],
-        cwd=KIT_ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
-    for key, value in rank0.items():
-        assert torch.equal(value, rank1[key]), f"ranks disagree on {key}"
+    rank0 = ddp_ranks_agree(tmp_path, "compiled")
     assert 0 < int(rank0["graphs"]) <= 8, f"{int(rank0['graphs'])} graphs for 3 steps: recompiling"
     assert float(rank0["scale"]) == 2.0**10
     fresh = train.build_gan(config.resolve_params("demo", {"image_size": 32}), torch.device("cpu"))
