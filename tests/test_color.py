@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import skimage.color
 import skimage.data
 import torch
@@ -58,3 +59,16 @@ def test_zero_ab_is_gray() -> None:
     gray = color.colorized_rgb(l_norm, torch.zeros_like(l_norm).repeat(1, 2, 1, 1))
     assert torch.allclose(gray[:, 0], gray[:, 1], atol=1e-4) and torch.allclose(gray[:, 1], gray[:, 2], atol=1e-4)
     assert not torch.allclose(gray, rgb, atol=1e-2)
+
+
+def test_uint8_to_rgb_takes_channels_last_only() -> None:
+    # one image 3 pixels tall: channels last, not to be taken for N x 3 x H x W
+    three_tall = torch.zeros(1, 3, 50, 3, dtype=torch.uint8)
+    assert color.uint8_to_rgb(three_tall).shape == (1, 3, 3, 50)
+    channels_first = torch.zeros(1, 3, 40, 50, dtype=torch.uint8)
+    unbatched = torch.zeros(40, 50, 3, dtype=torch.uint8)
+    floats = torch.zeros(1, 40, 50, 3)
+    for bad in (channels_first, unbatched, floats):
+        shape = ", ".join(map(str, bad.shape))
+        with pytest.raises(ValueError, match=rf"N x H x W x 3 uint8 .*got shape \({shape}\) of {bad.dtype}"):
+            color.uint8_to_rgb(bad)

@@ -11,7 +11,8 @@ import skimage.data
 from PIL import Image
 from skimage.color import rgb2lab
 
-from utils import colorize, train
+from utils import colorize, config, train
+from utils.images import load_rgb
 
 SIZES = {"photo.jpg": (300, 200), "wide.png": (100, 37), "tiny.png": (7, 5), "gray.png": (64, 48),
          "nested/sub/frame.bmp": (50, 80)}  # fmt: skip
@@ -22,7 +23,7 @@ def checkpoint(tmp_path_factory, prepared_run: Path, tiny_params) -> Path:
     run = tmp_path_factory.mktemp("colorize_run")
     (run / "data").symlink_to(prepared_run / "data")
     train.train(dataclasses.replace(tiny_params, epochs=1), run, "movie", show_progress=False)
-    return run / "models" / "movie" / "best.pt"
+    return config.model_dir(run, "movie", 0) / "best.pt"
 
 
 @pytest.fixture()
@@ -50,6 +51,14 @@ def shown_size(path: Path) -> tuple[int, int]:
         return ImageOps.exif_transpose(image).size
 
 
+def assert_same_lightness(output: np.ndarray, source: Path) -> None:
+    """The output's lightness is the input's, up to 8-bit rounding (skimage's Lab, independently)."""
+    given = load_rgb(source, accept_gray=True)[0]
+    assert output.shape == given.shape, (source.name, output.shape, given.shape)
+    delta_l = np.abs(rgb2lab(output)[..., 0] - rgb2lab(given)[..., 0])
+    assert delta_l.mean() < 0.5 and np.percentile(delta_l, 99) < 1.5, (source.name, delta_l.mean(), delta_l.max())
+
+
 def test_outputs_keep_every_input_size_and_its_lightness(checkpoint: Path, inputs: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     report = colorize.colorize_path(checkpoint, inputs, out, compare=True, batch_size=2, show_progress=False)
@@ -65,14 +74,25 @@ def test_outputs_keep_every_input_size_and_its_lightness(checkpoint: Path, input
             output = np.asarray(image.convert("RGB"))
         with Image.open(out / Path(name).parent / f"{Path(name).stem}_compare.png") as image:
             assert image.size == (2 * output.shape[1] + 8, output.shape[0])
-        # the output's lightness is the input's, up to 8-bit rounding (skimage's Lab, independently)
-        from utils.images import load_rgb
-
-        given = load_rgb(source, accept_gray=True)[0]
-        delta_l = np.abs(rgb2lab(output)[..., 0] - rgb2lab(given)[..., 0])
-        assert delta_l.mean() < 0.5 and np.percentile(delta_l, 99) < 1.5, (name, delta_l.mean(), delta_l.max())
+        assert_same_lightness(output, source)
     colourful = np.asarray(Image.open(out / "photo_colorized.png"))
     assert np.abs(colourful[..., 0].astype(int) - colourful[..., 2]).mean() > 1, "no colour was added"
+
+
+def test_images_3_pixels_tall_or_wide_keep_their_size_and_lightness(checkpoint: Path, tmp_path: Path) -> None:
+    """H x W x 3 with H or W = 3: the channels-last batch 1 x 3 x W x 3 must not pass for channels first."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    photo = Image.fromarray(skimage.data.coffee())
+    sizes = {"strip_3_tall.png": (50, 3), "strip_3_wide.png": (3, 50), "square_3.png": (3, 3)}  # (width, height)
+    for name, size in sizes.items():
+        photo.resize(size, Image.Resampling.BOX).save(folder / name)
+    report = colorize.colorize_path(checkpoint, folder, out, show_progress=False)
+    assert len(report.written) == len(sizes) and not report.rejected
+    for name, size in sizes.items():
+        with Image.open(out / f"{Path(name).stem}_colorized.png") as image:
+            assert image.size == size, name
+            assert_same_lightness(np.asarray(image.convert("RGB")), folder / name)
 
 
 def test_existing_outputs_are_kept_unless_overwrite(checkpoint: Path, inputs: Path, tmp_path: Path) -> None:

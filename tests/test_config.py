@@ -74,11 +74,30 @@ def test_plan_runs_one_train_notebook_per_model(tmp_path) -> None:
     steps = pipeline.plan_steps("demo", tmp_path, {"models": "movie,mixed"})
     assert [s.rendered for s in steps] == [
         "01_prepare_data.ipynb",
-        "02_train_movie.ipynb",
-        "02_train_mixed.ipynb",
+        "02_train_movie_seed0.ipynb",
+        "02_train_mixed_seed0.ipynb",
         "03_evaluate.ipynb",
         "04_figures.ipynb",
         "05_colorize.ipynb",
     ]
     assert steps[1].parameters["domain"] == "movie" and steps[-1].parameters["model"] == "mixed"
     assert all(s.parameters["overrides"] == {"models": "movie,mixed"} for s in steps)
+
+
+def test_each_seed_trains_every_model_in_a_folder_of_its_own(tmp_path) -> None:
+    params = config.resolve_params("demo", {"seeds": 2, "seed": 5, "models": "movie,mixed"})
+    assert config.training_seeds(params) == (5, 6)
+    assert config.trained_models(params) == [("movie", 5), ("mixed", 5), ("movie", 6), ("mixed", 6)]
+    assert config.model_dir(tmp_path, "mixed", 6) == tmp_path / "models" / "seed6" / "mixed"
+    trains = [s for s in pipeline.plan_steps("demo", tmp_path, {"seeds": "2", "seed": "5", "models": "movie,mixed"})
+              if s.notebook == "02_train.ipynb"]  # fmt: skip
+    assert [(s.rendered, s.parameters["seed_index"], s.stage) for s in trains] == [
+        ("02_train_movie_seed5.ipynb", 0, "train_movie_seed5"),
+        ("02_train_mixed_seed5.ipynb", 0, "train_mixed_seed5"),
+        ("02_train_movie_seed6.ipynb", 1, "train_movie_seed6"),
+        ("02_train_mixed_seed6.ipynb", 1, "train_mixed_seed6"),
+    ]
+    with pytest.raises(config.ParameterError, match="'seed_index' = 2"):
+        config.training_seed(params, 2)
+    with pytest.raises(config.ParameterError, match="'seeds'"):
+        config.resolve_params("demo", {"seeds": 0})

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -84,14 +85,81 @@ def test_all_bad_kinds_are_recorded_when_every_file_is_read(tmp_path: Path, kagg
     assert set(counts.reason) == set(BAD_FILES.values()) | {"duplicate"}
 
 
-def test_no_group_or_pixels_in_both_train_and_test(kaggle_run: Path) -> None:
-    manifest = data.load_manifest(kaggle_run)
+def assert_no_group_or_pixels_in_both_splits(manifest: pd.DataFrame) -> None:
     for domain in config.DOMAINS:
         rows = manifest[manifest.domain == domain]
         train, test = rows[rows.split == "train"], rows[rows.split == "test"]
-        assert not set(train.group) & set(test.group)
-        assert not set(train.sha1) & set(test.sha1)
-        assert rows.sha1.is_unique
+        assert not set(train.group) & set(test.group), domain
+        assert not set(train.sha1) & set(test.sha1), domain
+        assert rows.sha1.is_unique, domain
+
+
+def test_no_group_or_pixels_in_both_train_and_test(kaggle_run: Path) -> None:
+    assert_no_group_or_pixels_in_both_splits(data.load_manifest(kaggle_run))
+
+
+def test_demo_movie_splits_by_photograph(prepared_run: Path) -> None:
+    """No photograph gives crops to both splits, and every declared photograph gives crops to its own."""
+    manifest = data.load_manifest(prepared_run)
+    assert_no_group_or_pixels_in_both_splits(manifest)
+    movie = manifest[manifest.domain == "movie"]
+    test_photos = set(sources.DEMO_MOVIE_TEST_PHOTOS)
+    assert set(movie[movie.split == "test"].group) == test_photos
+    assert set(movie[movie.split == "train"].group) == set(sources.DEMO_PHOTOS) - test_photos
+
+
+def _strict_demo_params() -> config.RunParams:
+    # at 32 px a few crops of chelsea, astronaut and the motorcycle score below 35: near-gray for the filter
+    return config.resolve_params("demo", {**TINY, "min_colorfulness": 35})
+
+
+@pytest.fixture(scope="module")
+def strict_demo_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("strict-demo") / "run"
+    data.prepare_data(_strict_demo_params(), run_dir)
+    return run_dir
+
+
+def test_demo_crops_pass_the_near_grayscale_filter_and_still_fill_the_splits(strict_demo_run: Path) -> None:
+    counts = data.load_manifest(strict_demo_run).groupby(["domain", "split"]).size()
+    for domain in config.DOMAINS:
+        assert counts[(domain, "train")] == TINY["train_per_domain"]
+        assert counts[(domain, "test")] == TINY["test_per_domain"]
+    rejected = pd.read_csv(strict_demo_run / "data" / "rejected.csv")
+    assert len(rejected) >= 3 and set(rejected.domain) == {"movie"}
+    assert rejected.reason.str.startswith("near-grayscale: colorfulness").all()
+    assert rejected.source.str.match(r"scikit-image:\w+\[\d+:\d+,\d+:\d+\]$").all()  # which crop of which photo
+
+
+def test_interrupted_demo_prepare_resumes_to_the_same_shards(
+    tmp_path: Path, strict_demo_run: Path, monkeypatch, capsys
+) -> None:
+    """Cut inside the movie train split, between its rejected crops: the resumed stream starts where it left off."""
+    calls = {"n": 0}
+    original = data.ShardJournal.record
+    monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 4)
+
+    def interrupted(self, entry, rgb=None):
+        calls["n"] += 1
+        if calls["n"] == 55:  # 32 cartoon and 9 movie test decisions, then 14 of the movie train split's
+            raise KeyboardInterrupt
+        return original(self, entry, rgb)
+
+    monkeypatch.setattr(data.ShardJournal, "record", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        data.prepare_data(_strict_demo_params(), tmp_path)
+    monkeypatch.setattr(data.ShardJournal, "record", original)
+    journal = [json.loads(line) for line in (tmp_path / "data" / ".movie_journal.jsonl").read_text().splitlines()[1:]]
+    assert any("reason" in e for e in journal if e["split"] == "train")  # a rejected crop before the cut
+    resumed = data.prepare_data(_strict_demo_params(), tmp_path)
+    assert "prepare movie: resuming after 20 images" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(resumed, data.load_manifest(strict_demo_run))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "data" / "rejected.csv"),
+                                  pd.read_csv(strict_demo_run / "data" / "rejected.csv"))  # fmt: skip
+    for domain in config.DOMAINS:
+        for split in ("train", "test"):
+            np.testing.assert_array_equal(data.load_shard(tmp_path, domain, split),
+                                          data.load_shard(strict_demo_run, domain, split))  # fmt: skip
 
 
 class RecordedExecutor(ProcessPoolExecutor):

@@ -78,12 +78,12 @@ def test_the_bundled_kernel_runs_alone_and_keeps_the_run_directory(kernel_run: d
     text = kernel_run["rendered"].read_text()
     assert f"kit: {work / 'kit' / 'utils'}" in text, "the kernel imported a kit other than the unpacked one"
     assert "every requirement is already installed" in text
-    for stage in ("01_prepare_data", "02_train_mixed", "03_evaluate", "04_figures", "05_colorize"):
+    for stage in ("01_prepare_data", "02_train_mixed_seed0", "03_evaluate", "04_figures", "05_colorize"):
         assert (work / "notebooks" / f"{stage}.ipynb").is_file()
     assert (work / "report.md").is_file() and (work / "eval" / "summary.csv").is_file()
     assert (work / "data" / "manifest.csv").is_file() and (work / "figures" / "ciede2000.png").is_file()
     # the output keeps each model's best checkpoint, not the shards or the resumable checkpoints
-    assert sorted(p.relative_to(work).as_posix() for p in work.rglob("*.pt")) == ["models/mixed/best.pt"]
+    assert sorted(p.relative_to(work).as_posix() for p in work.rglob("*.pt")) == ["models/seed0/mixed/best.pt"]
     assert (work / "colorized" / "camera_colorized.png").is_file()
     assert not list((work / "data").glob("*.npy"))
     assert "CIEDE2000 (lower is better)" in text  # the report, shown inline

@@ -26,6 +26,7 @@ def test_the_stage_notebooks_exist() -> None:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_clean_and_parameterized(path: Path) -> None:
     nb = json.loads(path.read_text())
+    assert all(cell.get("id") for cell in nb["cells"]), f"{path.name}: a cell without an id (nbformat 4.5)"
     code_cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
     for cell in code_cells:
         assert not cell.get("outputs"), f"{path.name}: a code cell carries outputs"
@@ -34,8 +35,8 @@ def test_notebook_is_clean_and_parameterized(path: Path) -> None:
     assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged 'parameters', expected 1"
     names = {t.id for node in ast.parse("".join(tagged[0]["source"])).body for t in node.targets}
     own = {
-        "02_train.ipynb": {"domain"},
-        "05_colorize.ipynb": {"model", "input_path", "output_dir", "model_size", "compare", "overwrite"},
+        "02_train.ipynb": {"domain", "seed_index"},
+        "05_colorize.ipynb": {"model", "seed_index", "input_path", "output_dir", "model_size", "compare", "overwrite"},
     }
     expected = {"profile", "run_dir", "overrides"} | own.get(path.name, set())
     assert names == expected

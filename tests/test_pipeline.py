@@ -66,13 +66,15 @@ def test_run_directory_holds_every_stage_output(pipeline_run: Path) -> None:
     record = json.loads((run / "run.json").read_text())
     assert record["profile"] == "demo" and record["parameters"]["image_size"] == TINY["image_size"]
     assert record["parameters"]["source"] == "kaggle" and record["stages"]["prepare"]["rejected"] > 0
-    assert {"prepare", "train_cartoon", "train_movie", "train_mixed", "evaluate", "figures"} <= set(record["stages"])
+    assert {"prepare", "train_cartoon_seed0", "train_movie_seed0", "train_mixed_seed0", "evaluate", "figures"} <= set(
+        record["stages"]
+    )
     assert {"torch", "timm", "kornia"} <= set(record["packages"]) and "gpus" in record["devices"]
     for domain in config.DOMAINS:
         for split in ("train", "test"):
             assert (run / "data" / f"{domain}_{split}.npy").is_file()
     for model in config.MODEL_DOMAINS:
-        out = run / "models" / model
+        out = config.model_dir(run, model, 0)
         for name in ("checkpoint_last.pt", "best.pt", "history.csv", "samples/epoch_01.png"):
             assert (out / name).is_file(), f"{model}: {name}"
     for name in (
@@ -90,20 +92,28 @@ def test_run_directory_holds_every_stage_output(pipeline_run: Path) -> None:
     rendered = sorted(p.name for p in (run / "notebooks").glob("*.ipynb"))
     assert rendered == [
         "01_prepare_data.ipynb",
-        "02_train_cartoon.ipynb",
-        "02_train_mixed.ipynb",
-        "02_train_movie.ipynb",
+        "02_train_cartoon_seed0.ipynb",
+        "02_train_mixed_seed0.ipynb",
+        "02_train_movie_seed0.ipynb",
         "03_evaluate.ipynb",
         "04_figures.ipynb",
         "05_colorize.ipynb",
     ]
     for model in config.MODEL_DOMAINS:  # each train notebook's outputs, live, in its own log
-        assert f"{model} epoch 1/1" in (run / "logs" / f"train_{model}.log").read_text()
+        assert f"{model} epoch 1/1" in (run / "logs" / f"train_{model}_seed0.log").read_text()
 
 
 def test_run_json_holds_each_stages_startup(pipeline_run: Path) -> None:
     stages = json.loads((pipeline_run / "run.json").read_text())["stages"]
-    assert set(stages) == {"prepare", "train_cartoon", "train_movie", "train_mixed", "evaluate", "figures", "colorize"}
+    assert set(stages) == {
+        "prepare",
+        "train_cartoon_seed0",
+        "train_movie_seed0",
+        "train_mixed_seed0",
+        "evaluate",
+        "figures",
+        "colorize",
+    }
     for name, stage in stages.items():
         startup = stage["startup"]
         assert set(startup) == {"launch_s", "kernel_s", "imports_s", "total_s"}, name
@@ -119,7 +129,8 @@ def test_concurrent_train_notebooks_give_the_weights_of_sequential_runs(pipeline
     """The pipeline trained cartoon and movie at once, two processes with their share of the cores each;
     trained one after the other here, at that thread count, each model's weights are the same, bit for bit."""
     notebooks = {
-        m: json.loads((pipeline_run / "notebooks" / f"02_train_{m}.ipynb").read_text()) for m in ("cartoon", "movie")
+        m: json.loads((pipeline_run / "notebooks" / f"02_train_{m}_seed0.ipynb").read_text())
+        for m in ("cartoon", "movie")
     }
     spans = {m: [dt.datetime.fromisoformat(nb["metadata"]["papermill"][k]) for k in ("start_time", "end_time")]
              for m, nb in notebooks.items()}  # fmt: skip
@@ -137,7 +148,7 @@ def test_concurrent_train_notebooks_give_the_weights_of_sequential_runs(pipeline
     finally:
         torch.set_num_threads(threads)
     for model in ("cartoon", "movie"):
-        ours, pipelines = (torch.load(d / "models" / model / "checkpoint_last.pt", weights_only=True)
+        ours, pipelines = (torch.load(config.model_dir(d, model, 0) / "checkpoint_last.pt", weights_only=True)
                            for d in (run_dir, pipeline_run))  # fmt: skip
         for net in ("generator", "discriminator"):
             assert ours[net].keys() == pipelines[net].keys()
@@ -148,21 +159,23 @@ def test_a_failing_model_is_named_and_the_other_finishes(
     pipeline_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     run_dir = prepared_copy(pipeline_run, tmp_path / "run")
-    corrupt = run_dir / "models" / "cartoon" / "checkpoint_last.pt"
+    corrupt = config.model_dir(run_dir, "cartoon", 0) / "checkpoint_last.pt"
     corrupt.parent.mkdir(parents=True)
     corrupt.write_bytes(b"not a checkpoint")  # resuming from it raises, naming the file
     overrides = run_overrides(run_dir, models="cartoon,movie")
     with pytest.raises(pipeline.StageFailed) as err:
         pipeline.run_train_steps(train_steps(run_dir, overrides), run_dir, config.resolve_params("demo", overrides))
     message = str(err.value)
-    assert "1 of 2 models failed" in message and "model cartoon" in message and "model movie" not in message
-    assert str(corrupt) in message and "ValueError" in message and "02_train_cartoon.ipynb" in message
-    assert str(run_dir / "logs" / "train_cartoon.log") in message
+    assert "1 of 2 models failed" in message and "model cartoon_seed0" in message and "model movie" not in message
+    assert str(corrupt) in message and "ValueError" in message and "02_train_cartoon_seed0.ipynb" in message
+    assert str(run_dir / "logs" / "train_cartoon_seed0.log") in message
     out = capsys.readouterr().out
-    assert out.index("02_train_movie started") < out.index("02_train_cartoon FAILED")  # at once, not one by one
-    assert (run_dir / "models" / "movie" / "best.pt").is_file() and "02_train_movie done" in out
+    assert out.index("02_train_movie_seed0 started") < out.index(
+        "02_train_cartoon_seed0 FAILED"
+    )  # at once, not one by one
+    assert (config.model_dir(run_dir, "movie", 0) / "best.pt").is_file() and "02_train_movie_seed0 done" in out
     stages = json.loads((run_dir / "run.json").read_text())["stages"]
-    assert set(stages) == {"train_movie"} and stages["train_movie"]["startup"]["total_s"] > 0
+    assert set(stages) == {"train_movie_seed0"} and stages["train_movie_seed0"]["startup"]["total_s"] > 0
 
 
 def test_the_pipeline_stops_before_evaluate_when_a_model_fails(
@@ -179,7 +192,7 @@ def test_the_pipeline_stops_before_evaluate_when_a_model_fails(
     monkeypatch.setattr(pipeline, "run_train_steps", failing_training)
     exit_code = pipeline.main(["--profile", "demo", "--run-dir", str(tmp_path / "run"), "-p", "epochs=1"])
     assert exit_code == 1 and "model movie" in capsys.readouterr().err
-    assert ran == ["prepare", "train_cartoon", "train_movie", "train_mixed"]
+    assert ran == ["prepare", "train_cartoon_seed0", "train_movie_seed0", "train_mixed_seed0"]
 
 
 def test_ctrl_c_leaves_no_notebook_process_behind(pipeline_run: Path, tmp_path: Path) -> None:
@@ -193,7 +206,7 @@ def test_ctrl_c_leaves_no_notebook_process_behind(pipeline_run: Path, tmp_path: 
     )
     launcher = subprocess.Popen([sys.executable, "-c", script, str(run_dir), json.dumps(overrides)],
                                 cwd=pipeline.KIT_ROOT, stdout=subprocess.DEVNULL)  # fmt: skip
-    logs = [run_dir / "logs" / f"train_{m}.log" for m in ("cartoon", "movie")]
+    logs = [run_dir / "logs" / f"train_{m}_seed0.log" for m in ("cartoon", "movie")]
     deadline = time.monotonic() + 120
     while not all(log.is_file() and "Executing Cell 2" in log.read_text() for log in logs):  # kernels at work
         assert launcher.poll() is None and time.monotonic() < deadline
@@ -236,8 +249,14 @@ def test_prepare_notebook_reports_rejections_by_reason(pipeline_run: Path) -> No
 def test_figures_are_inline_and_report_states_directions(pipeline_run: Path) -> None:
     images = [o for o in _outputs(pipeline_run / "notebooks" / "04_figures.ipynb") if "image/png" in o.get("data", {})]
     assert len(images) >= 9
-    assert any("image/png" in o.get("data", {}) for o in _outputs(pipeline_run / "notebooks" / "02_train_mixed.ipynb"))
+    assert any(
+        "image/png" in o.get("data", {}) for o in _outputs(pipeline_run / "notebooks" / "02_train_mixed_seed0.ipynb")
+    )
     report = (pipeline_run / "report.md").read_text()
+    assert report.index("## Does the paper hold?") < report.index("## Findings")  # the claims open the report
+    assert report.count("| as meant") == 3 and "**Little test data**" in report
+    first_output = next(o for o in _outputs(pipeline_run / "notebooks" / "04_figures.ipynb") if "data" in o)
+    assert "## Does the paper hold?" in "".join(first_output["data"]["text/markdown"])  # and the figures notebook
     assert "CIEDE2000 (lower is better)" in report and "SSIM (higher is better)" in report
     assert "| gray" in report and "| truth" in report and "| mixed" in report
     assert "## Findings" in report and "best is" in report and "ahead of" in report

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import signal
@@ -27,20 +28,47 @@ def test_cartoon_frames_are_seeded() -> None:
     assert (frame.max(axis=2) < 60).mean() > 0.01  # dark outlines
 
 
-def test_movie_stills_come_from_skimage_photos() -> None:
-    stills = list(sources.demo_movie_stills(4, 64, seed=0))
-    assert all(s.rgb.shape == (64, 64, 3) for s in stills)
-    assert all(s.group in sources.skimage_photos() for s in stills)
+def test_demo_photographs_load_offline_as_distinct_colour_photographs() -> None:
+    photos = sources.demo_photos()
+    assert list(photos) == list(sources.DEMO_PHOTOS)
+    for name, photo in photos.items():
+        assert photo.ndim == 3 and photo.shape[2] == 3 and photo.dtype == np.uint8, name
+        assert min(photo.shape[:2]) >= 256, name  # a photograph, not an icon
+        assert sources.near_grayscale_reason(photo, min_colorfulness=10) is None, name  # colour, not gray
+    pixels = [hashlib.sha1(photo.tobytes()).hexdigest() for photo in photos.values()]
+    assert len(set(pixels)) == len(pixels)  # one photograph once: skimage's cat is chelsea
+    test, train = sources.demo_movie_photos("test"), sources.demo_movie_photos("train")
+    assert test == sources.DEMO_MOVIE_TEST_PHOTOS and len(train) >= 2 * len(test)
+    assert sorted(test + train) == sorted(sources.DEMO_PHOTOS)
 
 
-def test_demo_stream_resumes_at_an_offset() -> None:
+def test_movie_stills_are_crops_of_the_photographs_asked_for() -> None:
+    stills = list(sources.demo_movie_stills(6, 64, seed=0, photos=("coffee", "rocket")))
+    assert all(s.rgb.shape == (64, 64, 3) and s.reason is None for s in stills)
+    assert [s.group for s in stills] == ["coffee", "rocket"] * 3  # in turn: every photograph its share
+    assert all(s.source.startswith(f"scikit-image:{s.group}[") for s in stills)
+    again = list(sources.demo_movie_stills(6, 64, seed=0, photos=("coffee", "rocket")))
+    assert [s.sha1 for s in again] == [s.sha1 for s in stills]
+
+
+@pytest.mark.parametrize("domain", config.DOMAINS)
+def test_demo_stream_resumes_at_an_offset(domain: str) -> None:
     params = config.resolve_params("demo", TINY)
-    full = list(sources.demo_stream(params, "cartoon", "train"))
-    assert len(full) == TINY["train_per_domain"]
-    tail = list(sources.demo_stream(params, "cartoon", "train", start=5))
+    full = list(sources.demo_stream(params, domain, "train"))
+    assert len(full) == TINY["train_per_domain"] * sources.DEMO_CANDIDATES_PER_IMAGE  # spares for rejected ones
+    tail = list(sources.demo_stream(params, domain, "train", start=5))
     assert [c.sha1 for c in tail] == [c.sha1 for c in full[5:]]
-    test = list(sources.demo_stream(params, "cartoon", "test"))
+    test = list(sources.demo_stream(params, domain, "test"))
     assert not {c.sha1 for c in test} & {c.sha1 for c in full}
+    assert not {c.group for c in test} & {c.group for c in full}
+
+
+def test_demo_candidates_pass_the_near_grayscale_filter() -> None:
+    # at 32 px chelsea's crops (a tabby cat) score 25-50 in colorfulness, coffee's 60-100
+    stills = list(sources.demo_movie_stills(6, 32, seed=0, photos=("chelsea", "coffee"), min_colorfulness=55))
+    assert [s.reason is None for s in stills] == [False, True] * 3
+    assert all(s.rgb is None and s.reason.startswith("near-grayscale: colorfulness") for s in stills[::2])
+    assert all(s.reason is None for s in sources.demo_movie_stills(6, 32, seed=0, photos=("chelsea", "coffee")))
 
 
 def _files(groups: dict[str, int]) -> list[sources.SourceFile]:

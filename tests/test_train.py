@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from utils import color, config, sources, train
-from utils.checkpoints import load_checkpoint, model_dir
+from utils.checkpoints import load_checkpoint
+from utils.config import model_dir
 from utils.data import ShardDataset
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +101,7 @@ def trained_twice(tmp_path_factory, prepared_run: Path, tiny_params) -> dict[str
 
 
 def test_train_writes_history_samples_and_checkpoints(trained_twice: dict[str, Path]) -> None:
-    out = trained_twice["straight"] / "models" / "cartoon"
+    out = model_dir(trained_twice["straight"], "cartoon", 0)
     history = pd.read_csv(out / "history.csv")
     assert list(history.columns) == train.HISTORY_COLUMNS
     assert list(history.epoch) == [1, 2] and list(history.phase) == ["gan", "gan"]
@@ -119,10 +120,10 @@ def test_train_writes_history_samples_and_checkpoints(trained_twice: dict[str, P
 
 
 def test_resumed_run_equals_uninterrupted_run(trained_twice: dict[str, Path]) -> None:
-    a = load_checkpoint(trained_twice["straight"] / "models" / "cartoon" / "checkpoint_last.pt")
-    b = load_checkpoint(trained_twice["resumed"] / "models" / "cartoon" / "checkpoint_last.pt")
+    a = load_checkpoint(model_dir(trained_twice["straight"], "cartoon", 0) / "checkpoint_last.pt")
+    b = load_checkpoint(model_dir(trained_twice["resumed"], "cartoon", 0) / "checkpoint_last.pt")
     assert_same_weights(a, b, "after an epoch-end resume")
-    history = pd.read_csv(trained_twice["resumed"] / "models" / "cartoon" / "history.csv")
+    history = pd.read_csv(model_dir(trained_twice["resumed"], "cartoon", 0) / "history.csv")
     assert list(history.epoch) == [1, 2]
 
 
@@ -157,14 +158,14 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(
         timeout=300,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    out = model_dir(tmp_path, "cartoon")
+    out = model_dir(tmp_path, "cartoon", 0)
     position = load_checkpoint(out / "checkpoint_last.pt")["position"]
     assert (position["epoch"], position["batch"]) == (2, 2), "expected a mid-epoch checkpoint"
     assert list(pd.read_csv(out / "history.csv").epoch) == [1]
 
     params = config.resolve_params("demo", overrides)
     train.train(params, tmp_path, "cartoon", show_progress=False)
-    uninterrupted = trained_twice["straight"] / "models" / "cartoon"
+    uninterrupted = model_dir(trained_twice["straight"], "cartoon", 0)
     assert_same_weights(
         load_checkpoint(out / "checkpoint_last.pt"),
         load_checkpoint(uninterrupted / "checkpoint_last.pt"),
@@ -187,7 +188,7 @@ def test_pretraining_trains_the_generator_alone(tmp_path: Path, prepared_run: Pa
     assert list(history.phase) == ["pretrain", "gan"]
     assert history.loss_D.isna().tolist() == [True, False]
     assert np.isfinite(history.loss_G_L1).all()
-    after_pretraining = load_checkpoint(model_dir(tmp_path, "movie") / "checkpoint_epoch_001.pt")
+    after_pretraining = load_checkpoint(model_dir(tmp_path, "movie", 0) / "checkpoint_epoch_001.pt")
     fresh = train.build_gan(params, torch.device("cpu"))
     for key, value in fresh.discriminator_module.state_dict().items():
         assert torch.equal(value, after_pretraining["discriminator"][key]), f"pretraining changed D: {key}"
@@ -214,7 +215,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
 ) -> None:
     (tmp_path / "data").symlink_to(prepared_run / "data")
     train.train(tiny_params, tmp_path, "movie", show_progress=False)
-    last = tmp_path / "models" / "movie" / "checkpoint_last.pt"
+    last = model_dir(tmp_path, "movie", 0) / "checkpoint_last.pt"
     before = last.read_bytes()
     calls = iter(range(100))
 
@@ -234,8 +235,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
 def test_the_cli_rebuilds_the_same_parameters(tiny_params) -> None:
     args = train.param_arguments(tiny_params)
     assert config.resolve_params("paper", config.parse_overrides(args[1::2])) == tiny_params
-    command = train.torchrun_command(tiny_params, "runs/x", "mixed", 2)
+    command = train.torchrun_command(tiny_params, "runs/x", "mixed", 1, 2)
     assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    assert command[command.index("--seed-index") + 1] == "1"
     assert train.gpu_processes(tiny_params) == 1  # the CPU trains in-process
 
 
@@ -318,7 +320,7 @@ def test_with_several_processes_training_runs_under_torchrun_and_rank_zero_write
     streamed = capfd.readouterr().out
     assert "torchrun --nproc_per_node=2" in streamed and "mixed epoch 1/1 (gan)" in streamed
     assert list(history.epoch) == [1] and np.isfinite(history.val_ciede2000).all()
-    out = model_dir(tmp_path, "mixed")
+    out = model_dir(tmp_path, "mixed", 0)
     last = load_checkpoint(out / "checkpoint_last.pt")
     assert last["position"]["world_size"] == 2 and last["step"] == 5  # 22 images, global batch 4
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "checkpoint_last.pt", "history.csv", "samples"]
@@ -415,7 +417,7 @@ def test_validation_scores_exactly_as_evaluation_does(
     scored = per_image[(per_image.model == "cartoon") & (per_image.test_domain == "movie")]
 
     gan = train.build_gan(params, torch.device("cpu"))
-    gan.generator_module.load_state_dict(load_checkpoint(model_dir(tmp_path, "cartoon") / "best.pt")["generator"])
+    gan.generator_module.load_state_dict(load_checkpoint(model_dir(tmp_path, "cartoon", 0) / "best.pt")["generator"])
     shard = load_shard(tmp_path, "movie", "test")
     loader = torch.utils.data.DataLoader(ShardDataset(shard, np.arange(len(shard))), batch_size=3)  # other batches
     _, val_ciede2000, _ = train.validate(gan, loader, evaluate.BatchScorer(False, 3), n_samples=2)

@@ -1,6 +1,6 @@
 """Checkpoint files: the format, atomic writes, safe reads, RNG states, retention.
 
-A model's directory ``<run_dir>/models/<model>/`` holds ``checkpoint_last.pt`` (everything a
+A model's directory ``<run_dir>/models/seed<S>/<model>/`` (S: its training seed) holds ``checkpoint_last.pt`` (everything a
 resume needs), ``best.pt`` (the generator with the best validation CIEDE2000, and its record) and,
 when ``keep_every`` is set, ``checkpoint_epoch_NNN.pt`` for every k-th epoch.
 """
@@ -17,10 +17,6 @@ import numpy as np
 import torch
 
 CHECKPOINT_FORMAT = "cross-domain-colorization/2"  # 2: mid-epoch position, validation CIEDE2000
-
-
-def model_dir(run_dir: str | Path, model: str) -> Path:
-    return Path(run_dir) / "models" / model
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:

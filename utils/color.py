@@ -23,10 +23,14 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
 
 
 def uint8_to_rgb(batch: torch.Tensor) -> torch.Tensor:
-    """N x H x W x 3 or N x 3 x H x W uint8 -> N x 3 x H x W float in [0, 1]."""
-    if batch.shape[-1] == 3 and batch.shape[1] != 3:
-        batch = batch.permute(0, 3, 1, 2)
-    return batch.float().div_(255.0)
+    """N x H x W x 3 uint8 (channels last: as decoded images and the shards hold them) -> N x 3 x H x W float in
+    [0, 1]. The layout is declared, never guessed from the shape: a 3-pixel-tall image looks channels-first."""
+    if batch.ndim != 4 or batch.shape[-1] != 3 or batch.dtype != torch.uint8:
+        raise ValueError(
+            f"uint8_to_rgb: expected an N x H x W x 3 uint8 batch (channels last), got shape {tuple(batch.shape)} "
+            f"of {batch.dtype}"
+        )
+    return batch.permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def rgb_to_uint8(rgb: torch.Tensor) -> torch.Tensor:

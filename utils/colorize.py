@@ -173,19 +173,18 @@ def save_image(rgb: np.ndarray, path: Path, jpeg: bool) -> None:  # rgb: H x W x
 
 def write_sample_inputs(folder: str | Path) -> Path:
     """A few images to try a model on, nothing downloaded: scikit-image's black-and-white camera
-    photograph, two of its colour photographs (colorized from their L only) and a demo cartoon
-    frame, at their own (non-square) sizes."""
+    photograph, the demo's movie test photographs (colorized from their L only; no demo model trained
+    on them) and a demo cartoon frame, at their own (non-square) sizes."""
     import skimage.data
 
-    from utils.sources import demo_cartoon_frames
+    from utils.sources import DEMO_MOVIE_TEST_PHOTOS, demo_cartoon_frames, load_demo_photo
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     frame = next(demo_cartoon_frames(1, 256, seed=7)).rgb
     samples = {
         "camera.png": skimage.data.camera(),
-        "chelsea.png": skimage.data.chelsea(),
-        "coffee.png": skimage.data.coffee(),
+        **{f"{name}.png": load_demo_photo(name) for name in DEMO_MOVIE_TEST_PHOTOS},
         "cartoon_frame.png": np.asarray(Image.fromarray(frame).resize((320, 240), Image.Resampling.LANCZOS)),
     }
     for name, pixels in samples.items():

@@ -53,7 +53,7 @@ class RunParams:
     train_per_domain: int = 8000
     test_per_domain: int = 2000
     val_fraction: float = 0.1
-    seed: int = 0
+    seed: int = 0  # the data's split; training seed k of ``seeds`` is seed + k
     # model and GAN recipe (pix2pix / the tutorial the paper follows)
     pretrained: bool = True
     epochs: int = 20
@@ -64,6 +64,7 @@ class RunParams:
     lambda_l1: float = 100.0
     pretrain_epochs: int = 0  # generator-only L1 epochs before the GAN epochs (the tutorial's recipe)
     flip: bool = True  # random horizontal flip, decided per sample by the seeded data order
+    seeds: int = 1  # train each model once per seed (seed, seed + 1, ...): run-to-run variation; all are evaluated
     # training speed and survival
     precision: str = "auto"  # auto: bf16 on GPUs that have it, fp16 + GradScaler otherwise (T4), fp32 on CPU
     channels_last: bool = True
@@ -183,6 +184,8 @@ def validate(params: RunParams) -> RunParams:
         fail("val_fraction", "must lie strictly between 0 and 1")
     if params.epochs < 1:
         fail("epochs", "must be at least 1")
+    if params.seeds < 1:
+        fail("seeds", "must be at least 1 (each model is trained once per seed)")
     for name in ("batch_size", "eval_batch_size"):
         if getattr(params, name) < 1:
             fail(name, "must be at least 1")
@@ -262,6 +265,36 @@ def check_domain(domain: str) -> str:
     return domain
 
 
+def training_seeds(params: RunParams) -> tuple[int, ...]:
+    """The training seeds, one per trained copy of each model: ``seed``, ``seed + 1``, ... (``seeds`` of them).
+    A seed sets the initial weights, the batch order and the flips; the data's split stays ``seed``'s."""
+    return tuple(params.seed + k for k in range(params.seeds))
+
+
+def training_seed(params: RunParams, seed_index: int) -> int:
+    """The train stage's ``seed_index`` parameter (0 .. seeds - 1) -> its training seed."""
+    if not 0 <= seed_index < params.seeds:
+        raise ParameterError(
+            f"parameter 'seed_index' = {seed_index!r}: must lie in 0 .. {params.seeds - 1} ('seeds' = {params.seeds})"
+        )
+    return params.seed + seed_index
+
+
+def trained_models(params: RunParams) -> list[tuple[str, int]]:
+    """Every (model, training seed) the run trains and evaluates, seed by seed."""
+    return [(model, seed) for seed in training_seeds(params) for model in params.models]
+
+
+def model_dir(run_dir: str | Path, model: str, seed: int) -> Path:
+    """One trained model's directory: each training seed's models in a folder of their own."""
+    return Path(run_dir) / "models" / f"seed{seed}" / model
+
+
+def trained_name(model: str, seed: int) -> str:
+    """How notebooks, logs and run.json name one trained model: ``mixed_seed0``."""
+    return f"{model}_seed{seed}"
+
+
 def check_stage_inputs(run_dir: str | Path, stage: str, params: RunParams) -> Path:
     """Fail before any work when an earlier stage's output is missing from ``run_dir``."""
     if stage not in STAGES:
@@ -275,11 +308,13 @@ def check_stage_inputs(run_dir: str | Path, stage: str, params: RunParams) -> Pa
     if not manifest.is_file():
         raise ParameterError(f"parameter 'run_dir' = '{run_dir}': {manifest} is missing; run the prepare stage first")
     if stage in ("evaluate", "figures"):
-        missing = [m for m in params.models if not (run_dir / "models" / m / "best.pt").is_file()]
+        missing = [
+            f"{m} (seed {s})" for m, s in trained_models(params) if not (model_dir(run_dir, m, s) / "best.pt").is_file()
+        ]
         if missing:
             raise ParameterError(
-                f"parameter 'models': no trained model {missing} in '{run_dir}/models'; "
-                "train them first or drop them from 'models'"
+                f"parameter 'models': no trained model {', '.join(missing)} in '{run_dir}/models'; "
+                "train them first, or drop them from 'models' (or lower 'seeds')"
             )
     if stage == "figures" and not (run_dir / "eval" / "summary.csv").is_file():
         raise ParameterError(f"parameter 'run_dir' = '{run_dir}': eval/summary.csv is missing; run evaluate first")
@@ -389,7 +424,7 @@ def package_versions() -> dict[str, str | None]:
 def record_run(run_dir: str | Path, stage: str, profile: str, params: RunParams, **extra: Any) -> Path:
     """Merge this stage's parameters, commit, package versions and devices into ``run.json``.
 
-    ``stage`` is the record's key: "prepare", "train_<domain>", "evaluate", "figures", "colorize".
+    ``stage`` is the record's key: "prepare", "train_<model>_seed<S>", "evaluate", "figures", "colorize".
     """
     # what takes a while (git, package metadata, the device query) before the lock is taken
     environment = {

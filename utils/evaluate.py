@@ -3,6 +3,11 @@
 Baselines: ``gray`` (ab = 0, the grayscale input shown as colour: a model that does not beat it
 has learned nothing) and ``truth`` (the ground truth through the same Lab round trip: checks the
 pipeline, CIEDE2000 near 0 and SSIM near 1).
+
+With several training seeds (``seeds``), every seed's models are scored. The summary and the paired
+comparisons use each image's score averaged over the seeds (the expected score of one training run,
+with intervals over the test images); ``summary_by_seed.csv`` holds each seed's own means, whose
+spread is the run-to-run variation.
 """
 
 from __future__ import annotations
@@ -18,8 +23,16 @@ import torch
 from tqdm import tqdm
 
 from utils import color, metrics
-from utils.checkpoints import load_checkpoint, model_dir
-from utils.config import DOMAINS, RunParams, amp_settings, select_device, write_csv_atomic
+from utils.checkpoints import load_checkpoint
+from utils.config import (
+    DOMAINS,
+    RunParams,
+    amp_settings,
+    model_dir,
+    select_device,
+    trained_models,
+    write_csv_atomic,
+)
 from utils.data import load_shard
 
 if TYPE_CHECKING:
@@ -28,6 +41,7 @@ if TYPE_CHECKING:
 GRAY = "gray"
 TRUTH = "truth"
 BASELINES = (GRAY, TRUTH)
+BASELINE_SEED = -1  # the baselines' seed in per_image.csv: nothing was trained
 ALPHA = 0.05
 SUMMARY_COLUMNS = ["model", "test_domain", "metric", "mean", "ci_low", "ci_high", "std", "n"]
 COMPARISON_COLUMNS = [
@@ -116,12 +130,15 @@ class BatchScorer:
 def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool = True) -> pd.DataFrame:
     """Score both baselines and each model in ``params.models`` on every domain's test split.
 
-    Writes ``eval/per_image.csv``, ``eval/summary.csv`` (means with bootstrap intervals),
-    ``eval/comparisons.csv`` (paired tests) and ``eval/examples/<model>_<domain>.npy`` (the first
-    ``n_examples`` outputs, uint8 RGB; ``gray_*`` is the input, ``truth_*`` the original).
+    Every training seed's copy of each model is scored. Writes ``eval/per_image.csv`` (a row per
+    model, seed, test domain and image), ``eval/summary.csv`` (means with bootstrap intervals) and
+    ``eval/comparisons.csv`` (paired tests), both on the scores averaged over the seeds,
+    ``eval/summary_by_seed.csv`` (each seed's means) and ``eval/examples/<model>_<domain>.npy`` (the
+    first ``n_examples`` outputs of the first seed's model, uint8 RGB; ``gray_*`` is the input,
+    ``truth_*`` the original).
 
     Returns:
-        The per-image table: model, test_domain, image_index and one column per metric.
+        The per-image table: model, seed, test_domain, image_index and one column per metric.
     """
     run_dir = Path(run_dir)
     examples_dir = run_dir / "eval" / "examples"
@@ -129,7 +146,10 @@ def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool 
     device = select_device(params)
     amp_dtype = amp_settings(device, params.precision)[0]
     memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
-    generators = {m: load_generator(model_dir(run_dir, m) / "best.pt", device)[0] for m in params.models}
+    first_seed = params.seed
+    generators = {
+        (m, s): load_generator(model_dir(run_dir, m, s) / "best.pt", device)[0] for m, s in trained_models(params)
+    }
     for generator in generators.values():
         generator.to(memory_format=memory_format)
     score = BatchScorer(params.compile_metrics, params.eval_batch_size)
@@ -141,13 +161,14 @@ def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool 
         for start in tqdm(starts, desc=f"evaluate on {domain}", disable=not show_progress):
             batch = torch.from_numpy(np.array(shard[start : start + params.eval_batch_size])).to(device)
             rgb_true, l_norm, ab_true = truth_and_inputs(batch)
-            predictions = {GRAY: torch.zeros_like(ab_true), TRUTH: ab_true}
-            predictions |= {m: predict_ab(g, l_norm, amp_dtype, memory_format) for m, g in generators.items()}
+            predictions = {(GRAY, BASELINE_SEED): torch.zeros_like(ab_true), (TRUTH, BASELINE_SEED): ab_true}
+            predictions |= {key: predict_ab(g, l_norm, amp_dtype, memory_format) for key, g in generators.items()}
             index = np.arange(start, start + len(batch))
-            for model, ab in predictions.items():
+            for (model, seed), ab in predictions.items():
                 scores = {k: v.cpu().numpy() for k, v in score(rgb_true, l_norm, ab).items()}
-                rows.append(pd.DataFrame({"model": model, "test_domain": domain, "image_index": index, **scores}))
-                if start == 0 and model != TRUTH:
+                rows.append(pd.DataFrame({"model": model, "seed": seed, "test_domain": domain, "image_index": index,
+                                          **scores}))  # fmt: skip
+                if start == 0 and model != TRUTH and seed in (first_seed, BASELINE_SEED):
                     shown = color.rgb_to_uint8(color.colorized_rgb(l_norm, ab))
                     examples[model] = shown[: params.n_examples].cpu().numpy()
             if start == 0:
@@ -155,10 +176,57 @@ def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool 
         for name, images in examples.items():
             np.save(examples_dir / f"{name}_{domain}.npy", images)
     per_image = pd.concat(rows, ignore_index=True)
+    averaged = seed_averaged(per_image)
+    summary = summarize(averaged, params.n_bootstrap, params.seed)
+    comparisons = compare_models(averaged, params.n_bootstrap, params.seed)
     write_csv_atomic(run_dir / "eval" / "per_image.csv", per_image)
-    write_csv_atomic(run_dir / "eval" / "summary.csv", summarize(per_image, params.n_bootstrap, params.seed))
-    write_csv_atomic(run_dir / "eval" / "comparisons.csv", compare_models(per_image, params.n_bootstrap, params.seed))
+    write_csv_atomic(run_dir / "eval" / "summary.csv", summary)
+    write_csv_atomic(run_dir / "eval" / "comparisons.csv", comparisons)
+    write_csv_atomic(
+        run_dir / "eval" / "summary_by_seed.csv", summarize_by_seed(per_image, params.n_bootstrap, params.seed)
+    )
+    write_csv_atomic(run_dir / "eval" / "claims.csv", assess_run_claims(per_image, summary, comparisons, params))
     return per_image
+
+
+def assess_run_claims(
+    per_image: pd.DataFrame, summary: pd.DataFrame, comparisons: pd.DataFrame, params: RunParams
+) -> pd.DataFrame:
+    """The paper's claims checked on this run (utils.claims): on the seed-averaged scores, and seed by seed."""
+    from utils.claims import assess_claims  # it builds on this module
+
+    per_seed = {s: one_seed(per_image, s) for s in training_seeds_in(per_image)}
+    return assess_claims(seed_averaged(per_image), per_seed, params.n_bootstrap, params.seed, comparisons=comparisons)
+
+
+# --- seeds -------------------------------------------------------------------------------------
+
+
+def training_seeds_in(per_image: pd.DataFrame) -> list[int]:
+    """The training seeds of a per-image table, in order (the baselines' aside)."""
+    return sorted(int(s) for s in per_image["seed"].unique() if s != BASELINE_SEED)
+
+
+def seed_averaged(per_image: pd.DataFrame) -> pd.DataFrame:
+    """One row per model, test domain and image: each metric averaged over the model's training seeds
+    (the baselines have one). With one seed, the table itself without its seed column."""
+    keys = ["model", "test_domain", "image_index"]
+    return per_image.groupby(keys, sort=False)[list(metrics.METRICS)].mean().reset_index()
+
+
+def one_seed(per_image: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The models trained with ``seed``, and the baselines, as a per-image table without its seed column."""
+    return per_image[per_image["seed"].isin([seed, BASELINE_SEED])].drop(columns="seed").reset_index(drop=True)
+
+
+def summarize_by_seed(per_image: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """:func:`summarize` for each training seed's models (the baselines aside), with a ``seed`` column."""
+    models = per_image[per_image["seed"] != BASELINE_SEED]
+    parts = [
+        summarize(group.drop(columns="seed"), n_bootstrap, seed).assign(seed=int(training_seed))
+        for training_seed, group in models.groupby("seed", sort=True)
+    ]
+    return pd.concat(parts, ignore_index=True)[["seed", *SUMMARY_COLUMNS]]
 
 
 # --- statistics ---------------------------------------------------------------------------------

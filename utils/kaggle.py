@@ -200,7 +200,7 @@ def prune_for_output(run_dir: str | Path) -> list[Path]:
     """Remove the data shards and every checkpoint but ``best.pt``; returns what was removed."""
     run_dir = Path(run_dir)
     doomed = [*(run_dir / "data").glob("*.npy"), *(run_dir / "data").glob(".*")]
-    doomed += [p for p in (run_dir / "models").glob("*/*.pt") if p.name != "best.pt"]
+    doomed += [p for p in (run_dir / "models").rglob("*.pt") if p.name != "best.pt"]
     freed = sum(p.stat().st_size for p in doomed if p.is_file())
     for path in doomed:
         path.unlink()

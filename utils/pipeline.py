@@ -5,9 +5,9 @@
 Parameters are validated before any notebook starts. Rendered notebooks land in
 ``<run_dir>/notebooks/``; a failing cell stops the run and names the notebook, cell and error.
 
-The train notebooks (one per model) run ``train_concurrency`` at a time, each in its own papermill
+The train notebooks (one per model and training seed) run ``train_concurrency`` at a time, each in its own papermill
 process with its share of the machine: its GPUs through ``CUDA_VISIBLE_DEVICES``, or on the CPU its
-share of the cores through ``OMP_NUM_THREADS``. Each logs to ``<run_dir>/logs/train_<model>.log``;
+share of the cores through ``OMP_NUM_THREADS``. Each logs to ``<run_dir>/logs/train_<model>_seed<S>.log``;
 a model that fails is named and the others train to the end, then the pipeline stops before
 evaluate. Every notebook's start-up (process launch, kernel start, imports) goes to ``run.json``.
 """
@@ -28,7 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from utils.config import ParameterError, RunParams, parse_overrides, record_stage_fields, resolve_params
+from utils.config import (
+    ParameterError,
+    RunParams,
+    model_dir,
+    parse_overrides,
+    record_stage_fields,
+    resolve_params,
+    trained_name,
+    training_seeds,
+)
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = KIT_ROOT / "notebooks"
@@ -42,7 +51,7 @@ class Step:
     notebook: str  # file name in notebooks/
     rendered: str  # file name in <run_dir>/notebooks/
     parameters: dict[str, Any]
-    stage: str  # its key in run.json's "stages": prepare, train_<model>, evaluate, figures, colorize
+    stage: str  # its key in run.json's "stages": prepare, train_<model>_seed<S>, evaluate, figures, colorize
 
     @property
     def label(self) -> str:
@@ -54,14 +63,16 @@ class StageFailed(RuntimeError):
 
 
 def plan_steps(profile: str, run_dir: str | Path, overrides: dict[str, Any]) -> list[Step]:
-    """Validate everything, then list the notebooks to run: prepare, one train per model, evaluate, figures,
-    colorize (sample images)."""
+    """Validate everything, then list the notebooks to run: prepare, one train per model and training seed,
+    evaluate, figures, colorize (sample images)."""
     params = resolve_params(profile, overrides)
     common = {"profile": profile, "run_dir": str(Path(run_dir).resolve()), "overrides": dict(overrides)}
     steps = [Step("01_prepare_data.ipynb", "01_prepare_data.ipynb", common, "prepare")]
-    steps += [
-        Step("02_train.ipynb", f"02_train_{m}.ipynb", {**common, "domain": m}, f"train_{m}") for m in params.models
-    ]
+    for index, seed in enumerate(training_seeds(params)):
+        for m in params.models:
+            name = trained_name(m, seed)
+            parameters = {**common, "domain": m, "seed_index": index}
+            steps.append(Step("02_train.ipynb", f"02_train_{name}.ipynb", parameters, f"train_{name}"))
     steps += [
         Step("03_evaluate.ipynb", "03_evaluate.ipynb", common, "evaluate"),
         Step("04_figures.ipynb", "04_figures.ipynb", common, "figures"),
@@ -176,6 +187,11 @@ class TrainLaunch:
     def model(self) -> str:
         return self.step.parameters["domain"]
 
+    @property
+    def name(self) -> str:
+        """The trained model it makes: ``mixed_seed0``."""
+        return self.step.stage.removeprefix("train_")
+
     def environment(self) -> dict[str, str]:
         env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads), "PYTHONUNBUFFERED": "1"}
         if self.gpus:
@@ -251,9 +267,9 @@ class TrainProcess:
     def __init__(self, launch: TrainLaunch, run_dir: Path, label: str) -> None:
         self.launch, self.run_dir, self.label = launch, run_dir, label
         self.output = rendered_path(run_dir, launch.step)
-        self.log_path = run_dir / "logs" / f"train_{launch.model}.log"
+        self.log_path = run_dir / "logs" / f"train_{launch.name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.history_path = run_dir / "models" / launch.model / "history.csv"
+        self.history_path = self._model_dir() / "history.csv"
         self.epochs_seen = self._epochs_done()
         self.launched = now()
         self.started = time.perf_counter()
@@ -269,6 +285,12 @@ class TrainProcess:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+        )
+
+    def _model_dir(self) -> Path:
+        params = resolve_params(self.launch.step.parameters["profile"], self.launch.step.parameters["overrides"])
+        return model_dir(
+            self.run_dir, self.launch.model, training_seeds(params)[self.launch.step.parameters["seed_index"]]
         )
 
     def _epochs_done(self) -> list[dict[str, str]]:
@@ -292,7 +314,7 @@ class TrainProcess:
         else:  # stopped before or outside the notebook's cells
             tail = "\n    ".join(log.strip().splitlines()[-5:])
             why = f"notebook {self.launch.step.notebook} stopped with exit code {self.process.returncode}:\n    {tail}"
-        return f"model {self.launch.model}: {why}\nits log: {self.log_path}"
+        return f"model {self.launch.name}: {why}\nits log: {self.log_path}"
 
     def interrupt(self) -> None:
         """Ctrl-C for papermill, which then shuts its kernel down (and what the kernel started)."""

@@ -9,16 +9,16 @@ notebook's loss curves need matplotlib alone; each saves their import time (READ
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from utils.checkpoints import model_dir
-from utils.config import DOMAINS, MODEL_DOMAINS, write_text_atomic
-from utils.data import load_shard
-from utils.evaluate import BASELINES, GRAY, TRUTH
+from utils.config import DOMAINS, MODEL_DOMAINS, model_dir, write_text_atomic
+from utils.data import load_manifest, load_shard
+from utils.evaluate import BASELINES, GRAY, TRUTH, seed_averaged
 from utils.metrics import METRICS
 
 if TYPE_CHECKING:
@@ -46,20 +46,20 @@ def _save(fig: plt.Figure, path: Path) -> Image:
     return Image(data=png.getvalue())
 
 
-def plot_loss_curves(run_dir: str | Path, models: tuple[str, ...], name: str = "loss_curves") -> Image:
-    """Paper Fig. 2: loss per epoch for each model, one row per model; saved as figures/<name>.png."""
+def plot_loss_curves(run_dir: str | Path, trained: list[tuple[str, int]], name: str = "loss_curves") -> Image:
+    """Paper Fig. 2: loss per epoch, one row per trained (model, seed); saved as figures/<name>.png."""
     import matplotlib.pyplot as plt
 
     run_dir = Path(run_dir)
-    fig, axes = plt.subplots(len(models), len(LOSS_PANELS), figsize=(16, 3.2 * len(models)), squeeze=False)
-    for row, model in zip(axes, models):
-        history = pd.read_csv(model_dir(run_dir, model) / "history.csv")
+    fig, axes = plt.subplots(len(trained), len(LOSS_PANELS), figsize=(16, 3.2 * len(trained)), squeeze=False)
+    for row, (model, seed) in zip(axes, trained):
+        history = pd.read_csv(model_dir(run_dir, model, seed) / "history.csv")
         for ax, (title, columns) in zip(row, LOSS_PANELS.items()):
             for column in columns:
                 ax.plot(history["epoch"], history[column], marker="o", label=column)
             ax.legend(title="loss")
             ylabel = "Delta E00" if columns == ["val_ciede2000"] else "loss (each network minimises its own)"
-            ax.set(title=f"{model} model: {title}", xlabel="epoch", ylabel=ylabel)
+            ax.set(title=f"{model} model, seed {seed}: {title}", xlabel="epoch", ylabel=ylabel)
             ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     return _save(fig, run_dir / "figures" / f"{name}.png")
@@ -80,18 +80,39 @@ def model_colors(models: list[str]) -> dict[str, tuple]:
     return {m: fixed.get(m, palette[-1]) for m in models}
 
 
-def bars_with_intervals(ax: plt.Axes, rows: pd.DataFrame, order: list[str], colors: dict[str, tuple]) -> None:
+def bars_with_intervals(
+    ax: plt.Axes,
+    rows: pd.DataFrame,
+    order: list[str],
+    colors: dict[str, tuple],
+    seed_rows: pd.DataFrame | None = None,
+) -> None:
     """Grouped bars of one metric's summary rows: a group per test domain, a bar per model (in
-    ``order``), each with its bootstrap 95% interval as the error bar."""
+    ``order``), each with its bootstrap 95% interval as the error bar. With several training seeds
+    (``seed_rows``: summary_by_seed.csv's rows of the metric), each seed's mean is a point beside its bar."""
     cells = rows.set_index(["test_domain", "model"])
+    several_seeds = seed_rows is not None and seed_rows["seed"].nunique() > 1
     width = 0.8 / len(order)
+    point_label = "one seed's mean"  # in the legend once
     for i, model in enumerate(order):
         bars = cells.loc[[(d, model) for d in DOMAINS]]
         x = np.arange(len(DOMAINS)) + (i - (len(order) - 1) / 2) * width
         errors = [bars["mean"] - bars["ci_low"], bars["ci_high"] - bars["mean"]]
         ax.bar(x, bars["mean"], width, yerr=errors, capsize=3, color=colors[model], label=model)
+        if several_seeds and model not in BASELINES:
+            for xi, domain in zip(x, DOMAINS):
+                seeds = seed_rows[(seed_rows["model"] == model) & (seed_rows["test_domain"] == domain)]
+                ax.scatter(np.full(len(seeds), xi + 0.3 * width), seeds["mean"], s=14, color="white",
+                           edgecolor="black", linewidth=0.8, zorder=3, label=point_label)  # fmt: skip
+                point_label = None
     ax.set_xticks(np.arange(len(DOMAINS)), DOMAINS)
     ax.legend(title="model", fontsize=8)
+
+
+def seed_summary(run_dir: Path) -> pd.DataFrame | None:
+    """eval/summary_by_seed.csv: each training seed's means (None for a run evaluated before seeds)."""
+    path = run_dir / "eval" / "summary_by_seed.csv"
+    return pd.read_csv(path) if path.is_file() else None
 
 
 def plot_metric(run_dir: str | Path, metric: str) -> Image:
@@ -105,12 +126,14 @@ def plot_metric(run_dir: str | Path, metric: str) -> Image:
 
     run_dir = Path(run_dir)
     summary = pd.read_csv(run_dir / "eval" / "summary.csv")
-    per_image = pd.read_csv(run_dir / "eval" / "per_image.csv")
+    per_image = seed_averaged(pd.read_csv(run_dir / "eval" / "per_image.csv"))
+    by_seed = seed_summary(run_dir)
     info = METRICS[metric]
     order = model_order(per_image["model"].unique())
     colors = model_colors(order)
     fig, (ax_mean, ax_dist) = plt.subplots(1, 2, figsize=(13, 4.2))
-    bars_with_intervals(ax_mean, summary[summary["metric"] == metric], order, colors)
+    seed_rows = None if by_seed is None else by_seed[by_seed["metric"] == metric]
+    bars_with_intervals(ax_mean, summary[summary["metric"] == metric], order, colors, seed_rows)
     if info.goal == "one":
         ax_mean.axhline(1.0, color="black", linestyle="--", linewidth=1)
     ax_mean.set(title="(a) mean, bootstrap 95% interval", xlabel="test domain", ylabel=info.label)
@@ -133,8 +156,9 @@ def plot_saturation(run_dir: str | Path) -> Image:
     import seaborn as sns
 
     run_dir = Path(run_dir)
-    per_image = pd.read_csv(run_dir / "eval" / "per_image.csv")
+    per_image = seed_averaged(pd.read_csv(run_dir / "eval" / "per_image.csv"))
     summary = pd.read_csv(run_dir / "eval" / "summary.csv")
+    by_seed = seed_summary(run_dir)
     shown = per_image[per_image["model"] != TRUTH]
     order = model_order(shown["model"].unique())
     colors = model_colors(order)
@@ -148,7 +172,8 @@ def plot_saturation(run_dir: str | Path) -> Image:
         ax.set(title=f"{domain} test images", xlabel="colorfulness of the truth", ylabel="colorfulness of the output")
         ax.legend(fontsize=8)
     ax = axes[-1]
-    bars_with_intervals(ax, summary[summary["metric"] == "colorfulness_ratio"], order, colors)
+    seed_rows = None if by_seed is None else by_seed[by_seed["metric"] == "colorfulness_ratio"]
+    bars_with_intervals(ax, summary[summary["metric"] == "colorfulness_ratio"], order, colors, seed_rows)
     ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
     ax.set(title="colorfulness ratio: mean, 95% interval", ylabel="output / truth (1 = right, < 1 = washed out)")
     fig.suptitle("Saturation: output colorfulness against the truth's (Hasler & Suesstrunk 2003)")
@@ -269,13 +294,85 @@ def findings_in_words(summary: pd.DataFrame, comparisons: pd.DataFrame) -> list[
     return lines
 
 
+LITTLE_DATA_IMAGES = 500  # test images per domain below which the report warns
+LITTLE_DATA_GROUPS = 20  # test groups (films, shows, photographs) per domain below which it warns
+SEED_METRICS = ("ciede2000", "ssim", "colorfulness_ratio")  # the claims' metrics
+
+
+def data_caveats(run_dir: str | Path) -> list[str]:
+    """What the test data can carry: a warning when a domain has few test images or few groups (crops of a
+    few photographs are not independent images), and on demo data, that it shows the pipeline, not the paper."""
+    run_dir = Path(run_dir)
+    test = load_manifest(run_dir).query("split == 'test'")
+    record = run_dir / "run.json"
+    source = json.loads(record.read_text()).get("parameters", {}).get("source") if record.is_file() else None
+    small = []
+    for domain in DOMAINS:
+        part = test[test["domain"] == domain]
+        n, groups = len(part), part["group"].nunique()
+        if n < LITTLE_DATA_IMAGES or groups < LITTLE_DATA_GROUPS:
+            small.append(f"{domain} {n} images from {groups} group{'s' if groups != 1 else ''}")
+    lines = []
+    if source == "demo":
+        lines.append("> **Demo data.** Procedural cartoon frames and crops of the few colour photographs that ship "
+                     "with scikit-image and matplotlib, small images, a short training: this run shows the "
+                     "pipeline working, not the paper's result.")  # fmt: skip
+    if small:
+        lines.append(f"> **Little test data** ({'; '.join(small)}; groups are films, shows or photographs). "
+                     f"The intervals treat test images as independent, and images of one group are not: with "
+                     f"fewer than {LITTLE_DATA_IMAGES} images or {LITTLE_DATA_GROUPS} groups per domain, read the "
+                     "verdicts as the pipeline's output, not as evidence about the paper.")  # fmt: skip
+    return [line for text in lines for line in (text, ">")][:-1] if lines else []
+
+
+def seed_variation_markdown(by_seed: pd.DataFrame | None) -> list[str]:
+    """Run-to-run variation: per model, test domain and claim metric, each seed's mean [interval] and the
+    range of the seeds' means."""
+    lines = ["## Run-to-run variation", ""]
+    if by_seed is None or by_seed["seed"].nunique() < 2:
+        return lines + ["One training seed: how much the results move between training runs is not measured "
+                        "here. `seeds=3` trains and evaluates every model three times (README, \"Seeds\").", ""]  # fmt: skip
+    seeds = sorted(by_seed["seed"].unique())
+    rows = []
+    for (model, domain, metric), part in by_seed.groupby(["model", "test_domain", "metric"], sort=False):
+        if metric not in SEED_METRICS:
+            continue
+        cells = part.set_index("seed")
+        row = {"model": model, "test domain": domain, "metric": METRICS[metric].label}
+        row |= {f"seed {s}": f"{cells.at[s, 'mean']:.3f} [{cells.at[s, 'ci_low']:.3f}, {cells.at[s, 'ci_high']:.3f}]"
+                for s in seeds}  # fmt: skip
+        row["range of the seeds' means"] = f"{part['mean'].max() - part['mean'].min():.3f}"
+        rows.append(row)
+    table = pd.DataFrame(rows).sort_values(["metric", "test domain", "model"], kind="stable")
+    return lines + [
+        f"Each model trained with {len(seeds)} seeds ({', '.join(map(str, seeds))}: initial weights, batch order "
+        "and flips; the same data). Each seed's mean with its bootstrap 95% interval over the test images, and "
+        "the range of the seeds' means: when the range is as wide as the gaps between models, one run cannot "
+        "rank them. The other tables average each image's score over the seeds.",
+        "",
+        table.to_markdown(index=False),
+        "",
+    ]
+
+
+def claims_section(run_dir: str | Path) -> str:
+    """The paper's claims checked (eval/claims.csv, written by evaluation), then what the data can carry."""
+    from utils.claims import claims_markdown
+
+    run_dir = Path(run_dir)
+    table = pd.read_csv(run_dir / "eval" / "claims.csv", keep_default_na=False)
+    return "\n".join([claims_markdown(table), "", *data_caveats(run_dir), ""])
+
+
 def results_markdown(run_dir: str | Path) -> str:
-    """The findings in words, one model x test-domain table per metric, and the paired comparisons."""
+    """The run-to-run variation, the findings in words, one model x test-domain table per metric, and the
+    paired comparisons."""
     run_dir = Path(run_dir)
     summary = pd.read_csv(run_dir / "eval" / "summary.csv")
     comparisons = pd.read_csv(run_dir / "eval" / "comparisons.csv")
     n_images = ", ".join(f"{d}: {int(summary[summary.test_domain == d]['n'].iloc[0])}" for d in DOMAINS)
-    lines = ["## Findings", "", *findings_in_words(summary, comparisons), ""]
+    lines = [*seed_variation_markdown(seed_summary(run_dir))]
+    lines += ["## Findings", "", *findings_in_words(summary, comparisons), ""]
     lines += [
         "## Tables",
         "",
@@ -301,10 +398,10 @@ def results_markdown(run_dir: str | Path) -> str:
 
 
 def write_report(run_dir: str | Path) -> Path:
-    """report.md: the results tables and links to every figure of the run."""
+    """report.md: the paper's claims checked, the results tables and links to every figure of the run."""
     run_dir = Path(run_dir)
     lines = ["# Cross-domain colorization: results", "", f"Run directory: `{run_dir}`.", ""]
-    lines += [results_markdown(run_dir), "## Figures", ""]
+    lines += [claims_section(run_dir), results_markdown(run_dir), "## Figures", ""]
     lines += [f"![{png.stem}](figures/{png.name})" for png in sorted((run_dir / "figures").glob("*.png"))]
     path = run_dir / "report.md"
     write_text_atomic(path, "\n".join(lines) + "\n")

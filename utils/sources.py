@@ -2,19 +2,22 @@
 
 Every source yields, per split, a stream of :class:`Candidate` images (decoded and resized, or
 rejected with a reason). File sources assign whole groups (the parent folder: a film, a show)
-to one split, so frames of one film never straddle train and test.
+to one split, so frames of one film never straddle train and test; the demo's movie crops are
+grouped and split by photograph in the same way (``DEMO_MOVIE_TEST_PHOTOS``).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import math
 import multiprocessing
 import multiprocessing.context
 import os
 import signal
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,34 +52,112 @@ class Candidate:
         return cls(source, group, rgb, None, sha1, decoded_shape[1], decoded_shape[0])
 
 
+def near_grayscale_reason(rgb: np.ndarray, min_colorfulness: float) -> str | None:
+    """Why an image is too gray to learn colour from (colorfulness below ``min_colorfulness``; 0 disables), or None."""
+    if min_colorfulness <= 0:
+        return None
+    # One image is too little work to share: more torch threads only contend (10x slower with 2 on a busy 2-core
+    # machine). Decoding workers run one thread anyway; demo images are scored in the prepare's own process.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        score = colorfulness(rgb)
+    finally:
+        torch.set_num_threads(threads)
+    if score < min_colorfulness:
+        return f"near-grayscale: colorfulness {score:.1f} < min_colorfulness {min_colorfulness:g}"
+    return None
+
+
 # --- demo sources ------------------------------------------------------------------------------
 
-_SKIMAGE_PHOTOS: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle")
+# The demo's "movie" photographs: the colour photographs that scikit-image and matplotlib ship inside their
+# packages (checked with scikit-image 0.26, matplotlib 3.11), so nothing is downloaded; name -> the package.
+# Left out: scikit-image's hubble_deep_field (black sky with small galaxies: at the demo's 64 px half its crops
+# are near-gray, rejected by min_colorfulness, and the rest teach little colour), colorwheel and logo (synthetic
+# drawings), cat (the same photograph as chelsea), camera, coins and its other gray images, skin, lily, eagle and
+# the other colour images it downloads on first use; matplotlib's logo2.png (a logo) and
+# Minduka_Present_Blue_Pack.png (a 128 px drawing).
+DEMO_PHOTOS: dict[str, str] = {
+    "astronaut": "scikit-image",
+    "chelsea": "scikit-image",
+    "coffee": "scikit-image",
+    "rocket": "scikit-image",
+    "stereo_motorcycle": "scikit-image",  # its left view: the right one is the same scene
+    "grace_hopper": "matplotlib",
+    # photographs, though not of everyday scenes (a fundus camera's, a microscope's): train only, for variety
+    "retina": "scikit-image",
+    "immunohistochemistry": "scikit-image",
+}
+# Split by photograph, as a real dataset is split by film: the test crops come from these photographs only,
+# the train crops from the others. Both splits hold everyday scenes.
+DEMO_MOVIE_TEST_PHOTOS: tuple[str, ...] = ("chelsea", "coffee")
+DEMO_CANDIDATES_PER_IMAGE = 4  # crops offered per image wanted: rejected ones are replaced, yet the stream ends
+
+
+def demo_movie_photos(split: str) -> tuple[str, ...]:
+    """The photographs whose crops make the demo's movie ``split``, in a fixed order."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r}: must be one of {', '.join(SPLITS)}")
+    return tuple(name for name in DEMO_PHOTOS if (name in DEMO_MOVIE_TEST_PHOTOS) == (split == "test"))
+
+
+@functools.cache
+def load_demo_photo(name: str) -> np.ndarray:
+    """One of ``DEMO_PHOTOS`` as H x W x 3 uint8 (read-only: it is cached), loaded from its package's files."""
+    if name not in DEMO_PHOTOS:
+        raise ValueError(f"demo photograph {name!r}: must be one of {', '.join(DEMO_PHOTOS)}")
+    try:
+        if DEMO_PHOTOS[name] == "matplotlib":
+            from matplotlib.cbook import get_sample_data
+
+            with Image.open(get_sample_data(f"{name}.jpg")) as image:
+                photo = np.asarray(image.convert("RGB"))
+        else:
+            photo = getattr(skimage.data, name)()
+    except Exception as err:  # noqa: BLE001 - whatever the package raises, the message names the photograph
+        raise RuntimeError(
+            f"demo photograph {name!r} ({DEMO_PHOTOS[name]}) cannot be loaded ({type(err).__name__}: {err}); the "
+            "demo's split names it, so it is needed: install the package's full data, or use source='folder'"
+        ) from err
+    photo = np.ascontiguousarray(photo[0] if isinstance(photo, tuple) else photo, dtype=np.uint8)
+    photo.flags.writeable = False
+    return photo
+
+
+def demo_photos(names: Iterable[str] = tuple(DEMO_PHOTOS)) -> dict[str, np.ndarray]:
+    """Photographs of ``DEMO_PHOTOS`` by name, in the order given."""
+    return {name: load_demo_photo(name) for name in names}
 
 
 def skimage_photos() -> dict[str, np.ndarray]:
-    """The colour photographs that ship inside scikit-image (those that load without network)."""
-    photos = {}
-    for name in _SKIMAGE_PHOTOS:
-        try:
-            image = getattr(skimage.data, name)()
-        except Exception:  # noqa: BLE001 - a photo that needs a download is simply not used
-            continue
-        image = image[0] if isinstance(image, tuple) else image
-        if image.ndim == 3 and image.shape[2] == 3:
-            photos[name] = np.ascontiguousarray(image, dtype=np.uint8)
-    if not photos:
-        raise RuntimeError("none of scikit-image's bundled colour photographs could be loaded")
-    return photos
+    """The everyday scenes among scikit-image's photographs: the benchmarks' test images."""
+    return demo_photos(("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle"))
 
 
-def demo_movie_stills(count: int, size: int, seed: int) -> Iterator[Candidate]:
-    """Random crops, scales and horizontal flips of scikit-image's photographs ("movie" domain)."""
-    photos = skimage_photos()
-    names = sorted(photos)
+def demo_candidate(source: str, group: str, image: np.ndarray, size: int, min_colorfulness: float) -> Candidate:
+    """A generated image resized to ``size``, then filtered as a decoded file is (near-grayscale).
+
+    Measured on the resized image, what the model would learn from: a crop of black sky with a few
+    galaxies is near-gray at 64 px even where its full-resolution noise counts as colour.
+    """
+    rgb = resize_square(image, size)
+    reason = near_grayscale_reason(rgb, min_colorfulness)
+    if reason is not None:
+        return Candidate(source, group, None, reason)
+    return Candidate.accepted(source, group, rgb, image.shape)
+
+
+def demo_movie_stills(
+    count: int, size: int, seed: int, photos: Iterable[str], min_colorfulness: float = 0.0
+) -> Iterator[Candidate]:
+    """Random crops, scales and horizontal flips of ``photos`` ("movie" domain), one photograph after the
+    other in turn; same seed, same images. Each candidate's group is its photograph's name."""
+    photos = demo_photos(photos)
+    names = list(photos)
     rng = np.random.default_rng(seed)
-    for _ in range(count):
-        name = names[rng.integers(len(names))]
+    for i in range(count):
+        name = names[i % len(names)]
         photo = photos[name]
         height, width = photo.shape[:2]
         side = int(rng.uniform(0.35, 1.0) * min(height, width))
@@ -85,8 +166,8 @@ def demo_movie_stills(count: int, size: int, seed: int) -> Iterator[Candidate]:
         crop = photo[top : top + side, left : left + side]
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
-        rgb = resize_square(np.ascontiguousarray(crop), size)
-        yield Candidate.accepted(f"skimage:{name}[{top}:{top + side},{left}:{left + side}]", name, rgb, crop.shape)
+        source = f"{DEMO_PHOTOS[name]}:{name}[{top}:{top + side},{left}:{left + side}]"
+        yield demo_candidate(source, name, np.ascontiguousarray(crop), size, min_colorfulness)
 
 
 _SKIES = [(120, 190, 250), (250, 170, 90), (250, 150, 190), (30, 40, 110), (170, 220, 250)]
@@ -178,22 +259,28 @@ def draw_cartoon_frame(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
-def demo_cartoon_frames(count: int, size: int, seed: int) -> Iterator[Candidate]:
-    """Seeded procedural cel-style frames ("cartoon" domain): same seed, same images."""
+def demo_cartoon_frames(count: int, size: int, seed: int, min_colorfulness: float = 0.0) -> Iterator[Candidate]:
+    """Seeded procedural cel-style frames ("cartoon" domain): same seed, same images; each its own group."""
     rng = np.random.default_rng(seed)
     for i in range(count):
         frame = draw_cartoon_frame(rng, size)
-        yield Candidate.accepted(f"procedural:seed{seed}:{i}", f"frame{i}", frame, frame.shape)
+        yield demo_candidate(f"procedural:seed{seed}:{i}", f"seed{seed}:frame{i}", frame, size, min_colorfulness)
 
 
 def demo_stream(params: RunParams, domain: str, split: str, start: int = 0) -> Iterator[Candidate]:
-    """The demo source: one seeded generator per domain and split; ``start`` skips that many."""
+    """The demo source: one seeded generator per domain and split; ``start`` skips that many.
+
+    It offers ``DEMO_CANDIDATES_PER_IMAGE`` candidates per image wanted, so near-grayscale ones can be
+    replaced; the prepare stops taking them when the split is full.
+    """
     seed = (params.seed * 1000 + DOMAINS.index(domain)) * 2 + SPLITS.index(split)
-    count = params.test_per_domain if split == "test" else params.train_per_domain
-    make = demo_cartoon_frames if domain == "cartoon" else demo_movie_stills
-    for i, candidate in enumerate(make(count, params.image_size, seed)):
-        if i >= start:
-            yield candidate
+    count = (params.test_per_domain if split == "test" else params.train_per_domain) * DEMO_CANDIDATES_PER_IMAGE
+    if domain == "cartoon":
+        stream = demo_cartoon_frames(count, params.image_size, seed, params.min_colorfulness)
+    else:
+        photos = demo_movie_photos(split)
+        stream = demo_movie_stills(count, params.image_size, seed, photos, params.min_colorfulness)
+    yield from itertools.islice(stream, start, None)
 
 
 # --- files: folders and Kaggle datasets ----------------------------------------------------------
@@ -252,10 +339,9 @@ def decode_source_file(task: tuple[SourceFile, DecodeSettings]) -> Candidate:
     rgb, reason = load_rgb(file.path, min_side=max(1, settings.size // 2), max_pixels=settings.max_pixels)
     if rgb is None:
         return Candidate(file.path, file.group, None, reason)
-    score = colorfulness(rgb)
-    if score < settings.min_colorfulness:
-        return Candidate(file.path, file.group, None,
-                         f"near-grayscale: colorfulness {score:.1f} < min_colorfulness {settings.min_colorfulness:g}")  # fmt: skip
+    reason = near_grayscale_reason(rgb, settings.min_colorfulness)
+    if reason is not None:
+        return Candidate(file.path, file.group, None, reason)
     sha1 = hashlib.sha1(rgb.tobytes()).hexdigest()
     resized = resize_square(rgb, settings.size, settings.resize)
     return Candidate(file.path, file.group, resized, None, sha1, rgb.shape[1], rgb.shape[0])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import dataclasses
 import os
 import random
 import subprocess
@@ -37,7 +38,6 @@ from utils.checkpoints import (
     CHECKPOINT_FORMAT,
     keep_epoch_copy,
     load_checkpoint,
-    model_dir,
     rng_states,
     save_atomic,
     set_rng_states,
@@ -46,9 +46,11 @@ from utils.config import (
     RunParams,
     amp_settings,
     check_domain,
+    model_dir,
     parse_overrides,
     select_device,
     stage_params,
+    training_seed,
     write_csv_atomic,
 )
 from utils.data import training_sets
@@ -428,7 +430,7 @@ class TrainingState:
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """One model's directory and files (``run_dir/models/<domain>/``)."""
+    """One trained model's directory and files (``run_dir/models/seed<S>/<domain>/``)."""
 
     domain: str
     out_dir: Path
@@ -543,8 +545,11 @@ def end_epoch(
     barrier(procs)
 
 
-def train(params: RunParams, run_dir: str | Path, domain: str, show_progress: bool = True) -> pd.DataFrame:
-    """Train one model (``domain`` in cartoon, movie, mixed) in ``run_dir/models/<domain>/``.
+def train(
+    params: RunParams, run_dir: str | Path, domain: str, seed_index: int = 0, show_progress: bool = True
+) -> pd.DataFrame:
+    """Train one model (``domain`` in cartoon, movie, mixed) with training seed ``seed_index`` (0 .. seeds - 1)
+    in ``run_dir/models/seed<S>/<domain>/``.
 
     ``params.pretrain_epochs`` generator-only L1 epochs come first, then ``params.epochs`` GAN
     epochs. Resumes from ``checkpoint_last.pt`` (written every epoch, and inside an epoch every
@@ -560,16 +565,23 @@ def train(params: RunParams, run_dir: str | Path, domain: str, show_progress: bo
     if procs.world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        return _train(params, Path(run_dir), domain, procs, device, show_progress and procs.main)
+        seed = training_seed(params, seed_index)
+        return _train(params, Path(run_dir), domain, seed, procs, device, show_progress and procs.main)
     finally:
         if procs.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
 
 def _train(
-    params: RunParams, run_dir: Path, domain: str, procs: Processes, device: torch.device, show_progress: bool
+    params: RunParams,
+    run_dir: Path,
+    domain: str,
+    seed: int,
+    procs: Processes,
+    device: torch.device,
+    show_progress: bool,
 ) -> pd.DataFrame:
-    files = ModelFiles(domain, model_dir(run_dir, domain))
+    files = ModelFiles(domain, model_dir(run_dir, domain, seed))
     if procs.main:
         (files.out_dir / "samples").mkdir(parents=True, exist_ok=True)
     if params.batch_size % procs.world_size:
@@ -579,7 +591,8 @@ def _train(
         )
 
     # data: uint8 batches, pinned; flips and Lab happen on the device, per batch
-    train_set, val_set = training_sets(run_dir, domain, params)
+    train_set, val_set = training_sets(run_dir, domain, params)  # the data's split: the same for every seed
+    params = dataclasses.replace(params, seed=seed)  # from here on the training seed: weights, order, flips
     n_train = len(train_set)
     if n_train < params.batch_size:
         raise ValueError(
@@ -650,21 +663,26 @@ def param_arguments(params: RunParams) -> list[str]:
     return args
 
 
-def torchrun_command(params: RunParams, run_dir: str | Path, domain: str, n_processes: int) -> list[str]:
+def torchrun_command(
+    params: RunParams, run_dir: str | Path, domain: str, seed_index: int, n_processes: int
+) -> list[str]:
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n_processes}",
         "-m", "utils.train", "--run-dir", str(Path(run_dir).resolve()), "--domain", domain,
-        *param_arguments(params),
+        "--seed-index", str(seed_index), *param_arguments(params),
     ]  # fmt: skip
 
 
-def run_training(params: RunParams, run_dir: str | Path, domain: str, show_progress: bool = True) -> pd.DataFrame:
+def run_training(
+    params: RunParams, run_dir: str | Path, domain: str, seed_index: int = 0, show_progress: bool = True
+) -> pd.DataFrame:
     """What the train notebook calls: in-process on one GPU or the CPU; with several GPUs, torchrun
     with one process per GPU, its output streamed here as it comes."""
+    seed = training_seed(params, seed_index)  # a bad index fails here, before torchrun starts
     n_processes = gpu_processes(params)
     if n_processes == 1:
-        return train(params, run_dir, domain, show_progress)
-    command = torchrun_command(params, run_dir, domain, n_processes)
+        return train(params, run_dir, domain, seed_index, show_progress)
+    command = torchrun_command(params, run_dir, domain, seed_index, n_processes)
     print(f"training {domain} on {n_processes} GPUs: torchrun --nproc_per_node={n_processes} -m utils.train ...")
     kit_root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -686,7 +704,7 @@ def run_training(params: RunParams, run_dir: str | Path, domain: str, show_progr
         raise RuntimeError(
             f"torchrun training of model {domain} failed (exit code {proc.returncode}); see the output above"
         )
-    return pd.read_csv(model_dir(run_dir, domain) / "history.csv")
+    return pd.read_csv(model_dir(run_dir, domain, seed) / "history.csv")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -694,14 +712,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--profile", default="demo")
     parser.add_argument("--domain", required=True)
+    parser.add_argument("--seed-index", type=int, default=0, help="which training seed: 0 .. seeds - 1")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
     params = stage_params("train", args.profile, args.run_dir, parse_overrides(args.param))
     domain = check_domain(args.domain)
     if "WORLD_SIZE" in os.environ:  # one process of a torchrun launch
-        history = train(params, args.run_dir, domain)
+        history = train(params, args.run_dir, domain, args.seed_index)
     else:
-        history = run_training(params, args.run_dir, domain)
+        history = run_training(params, args.run_dir, domain, args.seed_index)
     if processes_from_env().main:
         print(history.to_string(index=False))
 

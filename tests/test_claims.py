@@ -1,0 +1,204 @@
+"""The paper's claims checked (utils.claims): every verdict on synthetic per-image scores built to make it
+hold, fail or stay open; missing models; the count over seeds; the report's section."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from utils import claims, evaluate
+from utils.claims import CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_TESTABLE
+from utils.metrics import METRICS
+
+N_BOOTSTRAP = 300
+Offsets = dict[str, dict[str, tuple[float, float]]]  # test domain -> model -> (CIEDE2000, SSIM) added to each image
+
+# The paper as its bars show it: mixed has the highest CIEDE2000 on both domains (as stated), cartoon
+# and mixed above movie on cartoon images; movie best SSIM on cartoon, mixed worst on movie; SSIM's
+# spread (0.01 over a per-image SD of ~0.07) far below CIEDE2000's (3-4 over ~5.8).
+AS_STATED: Offsets = {
+    "cartoon": {"cartoon": (2.0, 0.0), "movie": (0.0, 0.01), "mixed": (4.0, 0.0)},
+    "movie": {"cartoon": (0.0, 0.0), "movie": (1.0, 0.0), "mixed": (3.0, -0.01)},
+}
+# The paper as meant (mixed lowest CIEDE2000, cartoon and mixed below movie), with (d) and (e) turned
+# round and SSIM's spread (0.1 = 1.4 SD) above CIEDE2000's.
+AS_MEANT: Offsets = {
+    "cartoon": {"cartoon": (2.0, 0.0), "movie": (4.0, -0.1), "mixed": (0.0, 0.0)},
+    "movie": {"cartoon": (3.0, 0.0), "movie": (2.0, 0.0), "mixed": (0.0, 0.1)},
+}
+EQUAL: Offsets = {d: {m: (0.0, 0.0) for m in ("cartoon", "movie", "mixed")} for d in ("cartoon", "movie")}
+# mixed better than cartoon, but no different from movie, on cartoon images
+PARTIAL: Offsets = {
+    "cartoon": {"cartoon": (2.0, 0.0), "movie": (0.0, 0.0), "mixed": (0.0, 0.0)},
+    "movie": AS_STATED["movie"],
+}
+
+
+def per_image_scores(
+    offsets: Offsets, saturation: dict[str, float] | float = 0.7, n: int = 40, seed: int = 0
+) -> pd.DataFrame:
+    """A per-image table, baselines included: each image has a difficulty shared by every model (paired),
+    each model adds its offset and a little noise of its own; outputs have ``saturation`` x the truth's
+    colorfulness (per model, or one for all). The noise is the same fraction of each metric's spread."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for domain, models in offsets.items():
+        ciede_base, ssim_base = rng.uniform(10, 30, n), rng.uniform(0.7, 0.95, n)
+        colourful_truth = rng.uniform(20, 60, n)
+        index = np.arange(n)
+        for model, (ciede_offset, ssim_offset) in models.items():
+            ratio = saturation[model] if isinstance(saturation, dict) else saturation
+            colourful = colourful_truth * ratio + rng.normal(0, 1.0, n)
+            rows.append({"model": model, "test_domain": domain, "image_index": index,
+                         "ciede2000": ciede_base + ciede_offset + rng.normal(0, 0.3, n),
+                         "ssim": ssim_base + ssim_offset + rng.normal(0, 0.0036, n),
+                         "colorfulness": colourful, "colorfulness_truth": colourful_truth})  # fmt: skip
+        rows.append(
+            {
+                "model": "gray",
+                "test_domain": domain,
+                "image_index": index,
+                "ciede2000": ciede_base + 10,
+                "ssim": ssim_base - 0.05,
+                "colorfulness": np.zeros(n),
+                "colorfulness_truth": colourful_truth,
+            }
+        )
+        rows.append(
+            {
+                "model": "truth",
+                "test_domain": domain,
+                "image_index": index,
+                "ciede2000": np.zeros(n),
+                "ssim": np.ones(n),
+                "colorfulness": colourful_truth,
+                "colorfulness_truth": colourful_truth,
+            }
+        )
+    table = pd.concat([pd.DataFrame(r) for r in rows], ignore_index=True)
+    other = rng.uniform(0.2, 0.9, size=(len(table), 3))  # not read by any claim
+    return table.assign(ssim_ab=other[:, 0], psnr=other[:, 1] * 30, chroma_ratio=other[:, 2],
+                        colorfulness_ratio=table["colorfulness"] / table["colorfulness_truth"])  # fmt: skip
+
+
+def verdicts(per_image: pd.DataFrame, **kwargs: object) -> dict[tuple[str, str], str]:
+    table = claims.assess_claims(per_image, n_bootstrap=N_BOOTSTRAP, **kwargs)
+    return {(row.claim, row.reading): row.verdict for row in table.itertuples()}
+
+
+STATED, MEANT, ONE = claims.AS_STATED, claims.AS_MEANT, claims.ONE_READING
+
+
+@pytest.fixture(scope="module")
+def as_stated_table() -> pd.DataFrame:
+    return claims.assess_claims(per_image_scores(AS_STATED), n_bootstrap=N_BOOTSTRAP)
+
+
+def test_the_paper_as_its_bars_show_it_holds_as_stated_and_is_contradicted_as_meant(as_stated_table) -> None:
+    got = {(row.claim, row.reading): row.verdict for row in as_stated_table.itertuples()}
+    assert got == {
+        ("a", STATED): HOLDS, ("a", MEANT): CONTRADICTED,
+        ("b", STATED): HOLDS, ("b", MEANT): CONTRADICTED,
+        ("c", STATED): HOLDS, ("c", MEANT): CONTRADICTED,
+        ("d", ONE): HOLDS, ("e", ONE): HOLDS, ("f", ONE): HOLDS, ("g", ONE): HOLDS,
+    }  # fmt: skip
+    assert list(as_stated_table.columns) == claims.CLAIM_COLUMNS
+    assert (as_stated_table["seeds_holding"] == np.where(as_stated_table["verdict"] == HOLDS, "1 of 1", "0 of 1")).all()
+
+
+def test_the_paper_as_meant_holds_as_meant_and_the_rest_is_contradicted() -> None:
+    assert verdicts(per_image_scores(AS_MEANT, saturation=1.3)) == {
+        ("a", STATED): CONTRADICTED, ("a", MEANT): HOLDS,
+        ("b", STATED): CONTRADICTED, ("b", MEANT): HOLDS,
+        ("c", STATED): CONTRADICTED, ("c", MEANT): HOLDS,
+        ("d", ONE): CONTRADICTED, ("e", ONE): CONTRADICTED, ("f", ONE): CONTRADICTED, ("g", ONE): CONTRADICTED,
+    }  # fmt: skip
+
+
+def test_equal_models_and_tiny_samples_are_inconclusive() -> None:
+    equal = verdicts(per_image_scores(EQUAL, saturation=1.0))
+    assert set(equal.values()) == {INCONCLUSIVE}
+    # real differences, 5 images: a two-sided Wilcoxon p cannot go below 2 / 2^5 = 0.0625
+    tiny = verdicts(per_image_scores(AS_STATED, n=5))
+    assert {k: v for k, v in tiny.items() if k[0] != "f"} == dict.fromkeys(tiny.keys() - {("f", ONE)}, INCONCLUSIVE)
+
+
+def test_every_needed_pair_and_every_model_must_agree() -> None:
+    # (a) on cartoon images: mixed beats cartoon, ties movie; (g): mixed as colourful as the truth
+    got = verdicts(per_image_scores(PARTIAL, saturation={"cartoon": 0.7, "movie": 0.7, "mixed": 1.0}))
+    assert got[("a", MEANT)] == INCONCLUSIVE and got[("a", STATED)] == CONTRADICTED
+    assert got[("b", STATED)] == INCONCLUSIVE  # cartoon above movie, mixed level with it
+    assert got[("g", ONE)] == INCONCLUSIVE
+
+
+def test_spread_must_be_smaller_on_every_domain() -> None:
+    offsets = {"cartoon": AS_STATED["cartoon"], "movie": {**AS_STATED["movie"], "mixed": (3.0, -0.3)}}
+    evidence = claims.gather_evidence(per_image_scores(offsets), N_BOOTSTRAP, 0)
+    spread = evidence.spread.set_index("test_domain")
+    assert spread.at["cartoon", "ci_high"] < 0 < spread.at["movie", "ci_low"]
+    assert claims.spread_verdict(evidence.spread) == CONTRADICTED
+    # it must hold on every domain: equal models on movie images leave it open
+    open_on_movie = claims.gather_evidence(per_image_scores({**offsets, "movie": EQUAL["movie"]}), N_BOOTSTRAP, 0)
+    assert open_on_movie.spread.set_index("test_domain").at["cartoon", "ci_high"] < 0
+    assert claims.spread_verdict(open_on_movie.spread) == INCONCLUSIVE
+    # the standardised spread is scale-free: SSIM x 100 leaves it as it was
+    scaled = per_image_scores(offsets).assign(ssim=lambda t: t["ssim"] * 100)
+    again = claims.gather_evidence(scaled, N_BOOTSTRAP, 0).spread
+    assert again["log_ratio"].to_numpy() == pytest.approx(evidence.spread["log_ratio"].to_numpy())
+
+
+def test_a_missing_model_makes_its_claims_not_testable() -> None:
+    scores = per_image_scores(AS_STATED)
+    table = claims.assess_claims(scores[scores["model"] != "movie"], n_bootstrap=N_BOOTSTRAP)
+    untestable = table[table["claim"].isin(list("abcde"))]
+    assert (untestable["verdict"] == NOT_TESTABLE).all() and (untestable["seeds_holding"] == "n/a").all()
+    assert untestable["this_run"].str.contains("needs the movie model; this run has cartoon, mixed").all()
+    assert table.set_index("claim").loc[["f", "g"], "verdict"].tolist() == [HOLDS, HOLDS]  # two models suffice
+
+
+def test_seeds_holding_counts_each_seeds_own_verdict() -> None:
+    per_seed = {0: per_image_scores(AS_STATED, seed=1), 1: per_image_scores(AS_STATED, seed=2),
+                2: per_image_scores(EQUAL, seed=3)}  # fmt: skip
+    averaged = evaluate.seed_averaged(pd.concat(per_seed.values(), ignore_index=True))
+    table = claims.assess_claims(averaged, per_seed, n_bootstrap=N_BOOTSTRAP)
+    holding = {(row.claim, row.reading): row.seeds_holding for row in table.itertuples()}
+    assert holding[("a", STATED)] == "2 of 3" and holding[("d", ONE)] == "2 of 3"
+    assert holding[("a", MEANT)] == "0 of 3"
+
+
+def test_the_figures_name_the_models_means_and_intervals(as_stated_table) -> None:
+    text = as_stated_table.set_index(["claim", "reading"])["this_run"]
+    assert text[("a", STATED)].startswith("mixed ") and " vs cartoon " in text[("a", STATED)]
+    assert "Holm p mixed/cartoon" in text[("a", STATED)] and "; gray " in text[("a", STATED)]
+    assert text[("a", STATED)] == text[("a", MEANT)]
+    assert "cartoon: SSIM" in text[("f", ONE)] and "movie: SSIM" in text[("f", ONE)]
+    assert "cartoon: cartoon 0.70 [" in text[("g", ONE)]
+
+
+def test_bad_tables_are_refused_with_their_name() -> None:
+    scores = per_image_scores(EQUAL, n=8)
+    with pytest.raises(ValueError, match="per_image: more than one row"):
+        claims.assess_claims(pd.concat([scores, scores]), n_bootstrap=N_BOOTSTRAP)
+    with pytest.raises(ValueError, match=r"per_seed\[4\]: missing column\(s\) ssim"):
+        claims.assess_claims(scores, {4: scores.drop(columns="ssim")}, n_bootstrap=N_BOOTSTRAP)
+    shifted = scores.assign(image_index=np.where(scores["model"] == "mixed", scores["image_index"] + 1, 0))
+    with pytest.raises(ValueError, match="different"):
+        claims.check_per_image(shifted.drop_duplicates(["model", "test_domain", "image_index"]), "per_image")
+
+
+def test_markdown_section_reads_back_from_csv(as_stated_table) -> None:
+    text = as_stated_table.to_csv(index=False)
+    markdown = claims.claims_markdown(pd.read_csv(io.StringIO(text), keep_default_na=False))
+    assert markdown == claims.claims_markdown(as_stated_table)
+    assert markdown.startswith("## Does the paper hold?") and "lower is better" in markdown
+    table_lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert len(table_lines) == 2 + len(as_stated_table)  # header, rule, a row per claim and reading
+    for key in "abc":
+        rows = [line for line in table_lines if f"({key}) Fig. 4" in line]
+        assert len(rows) == 1 and f"| {STATED} " in rows[0]  # the second reading's row repeats no claim
+    assert sum(f"| {MEANT} " in line for line in table_lines) == 3
+    assert "**holds**" in markdown and "**contradicted**" in markdown
+    assert all(METRICS[m].name in markdown for m in ("ciede2000", "ssim"))

@@ -1,0 +1,448 @@
+"""The paper's claims (its Results section), checked on a run's own test scores.
+
+Each claim is declared once (:data:`CLAIMS`) with the paper's words, what is measured and what the
+claim says in correct terms; its verdict comes from the run's data alone:
+
+- Orderings (a)-(e): the paired comparisons of :func:`utils.evaluate.compare_models` (Wilcoxon,
+  Holm within test domain and metric, bootstrap interval). ``holds``: every pair the claim needs is
+  significant in the claimed direction; ``contradicted``: at least one is significant the other way;
+  else ``inconclusive at this n``. The paper read CIEDE2000, a distance, as "higher is better", so
+  (a)-(c) have two readings: *as stated* (the named models have the higher CIEDE2000, what its bars
+  show) and *as meant* (they have the better colour: the lower CIEDE2000).
+- (f) SSIM differs little between models next to CIEDE2000: :func:`spread_ratio`.
+- (g) the outputs lack saturation: :func:`saturation_tests`.
+
+With several training seeds, the same verdicts are computed on each seed's own table, and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from utils import evaluate
+from utils.config import DOMAINS, MODEL_DOMAINS
+from utils.evaluate import ALPHA, GRAY
+from utils.metrics import METRICS
+
+HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = "holds", "contradicted", "inconclusive at this n", "not testable"
+AS_STATED, AS_MEANT, ONE_READING = "as stated", "as meant", "one reading"
+CLAIM_COLUMNS = [
+    "claim", "figure", "reading", "paper_says", "measurement", "in_correct_terms", "this_run", "verdict",
+    "seeds_holding",
+]  # fmt: skip
+SPREAD_METRICS = ("ssim", "ciede2000")  # (f): the first's spread over the second's
+BOOTSTRAP_CHUNK = 100  # resamples drawn at once for (f): bounds memory at images x 4 models x 100
+TINY = 1e-12  # floors a spread or SD of exactly 0 before the log and the division
+DIGITS = {"ciede2000": 2, "ssim": 3, "colorfulness_ratio": 2}  # decimals shown per metric
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One way to read a claim: its name, what it then says in correct terms, and for an ordering
+    whether the named models' metric value is the higher one."""
+
+    name: str
+    in_correct_terms: str
+    named_higher: bool = True
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper and how it is tested: ``test`` is "order" (``named`` against each of
+    ``others`` on ``metric`` and ``test_domain``), "spread" (f) or "saturation" (g)."""
+
+    key: str
+    figure: str
+    paper_says: str
+    measurement: str
+    readings: tuple[Reading, ...]
+    test: str
+    test_domain: str = ""
+    metric: str = ""
+    named: tuple[str, ...] = ()
+    others: tuple[str, ...] = ()
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        key="a", figure="Fig. 4a", test="order", test_domain="cartoon", metric="ciede2000",
+        named=("mixed",), others=("cartoon", "movie"),
+        paper_says="the average score for the dataset trained with mixed images is higher compared to other scores, "
+        "with it consistently yielding better results",
+        measurement="CIEDE2000 on cartoon test images: mixed against the cartoon and movie models",
+        readings=(
+            Reading(AS_STATED, "mixed has the highest CIEDE2000: its colours are the furthest from the truth"),
+            Reading(AS_MEANT, "mixed has the lowest CIEDE2000: its colours are the closest to the truth",
+                    named_higher=False),
+        ),
+    ),
+    Claim(
+        key="b", figure="Fig. 4a", test="order", test_domain="cartoon", metric="ciede2000",
+        named=("cartoon", "mixed"), others=("movie",),
+        paper_says="in instances where a cartoon dataset was present, it demonstrated superior performance compared "
+        "to the movie dataset",
+        measurement="CIEDE2000 on cartoon test images: the cartoon and mixed models each against the movie model",
+        readings=(
+            Reading(AS_STATED, "cartoon and mixed have a higher CIEDE2000 than movie: worse colour"),
+            Reading(AS_MEANT, "cartoon and mixed have a lower CIEDE2000 than movie: better colour", named_higher=False),
+        ),
+    ),
+    Claim(
+        key="c", figure="Fig. 4b", test="order", test_domain="movie", metric="ciede2000",
+        named=("mixed",), others=("cartoon", "movie"),
+        paper_says="the mixed dataset exhibits significantly higher scores compared to others, reflecting "
+        "outstanding performance",
+        measurement="CIEDE2000 on movie (real) test images: mixed against the cartoon and movie models",
+        readings=(
+            Reading(AS_STATED, "mixed has the highest CIEDE2000: its colours are the furthest from the truth"),
+            Reading(AS_MEANT, "mixed has the lowest CIEDE2000: its colours are the closest to the truth",
+                    named_higher=False),
+        ),
+    ),
+    Claim(
+        key="d", figure="Fig. 5a", test="order", test_domain="cartoon", metric="ssim",
+        named=("movie",), others=("cartoon", "mixed"),
+        paper_says="when using Cartoon images as input, our model using the Movie has a higher SSIM Score",
+        measurement="SSIM on cartoon test images: movie against the cartoon and mixed models",
+        readings=(Reading(ONE_READING, "movie has the highest SSIM: the best structure (SSIM is read the right way)"),),
+    ),
+    Claim(
+        key="e", figure="Fig. 5b", test="order", test_domain="movie", metric="ssim",
+        named=("mixed",), others=("cartoon", "movie"),
+        paper_says="using real images as input makes our Mix model the worst overall",
+        measurement="SSIM on movie (real) test images: mixed against the cartoon and movie models",
+        readings=(Reading(ONE_READING, "mixed has the lowest SSIM: the worst structure", named_higher=False),),
+    ),
+    Claim(
+        key="f", figure="Fig. 5 vs 4", test="spread",
+        paper_says="the differences among the scores is fairly minimum, in contrast to the said score",
+        measurement="per test domain: (max - min of the models' means) / pooled per-image SD, SSIM's over "
+        "CIEDE2000's; paired bootstrap of the test images",
+        readings=(
+            Reading(ONE_READING, "on every test domain the models' SSIM means lie fewer per-image standard "
+                    "deviations apart than their CIEDE2000 means"),
+        ),  # fmt: skip
+    ),
+    Claim(
+        key="g", figure="Sec. 3.1, App. A.4", test="saturation",
+        paper_says="a general flaw of the colorized images produced by our models was a lack of saturation",
+        measurement="colorfulness of each model's output minus the truth's on the same images, per model and test "
+        "domain, Holm over all of them; shown: output / truth",
+        readings=(
+            Reading(ONE_READING, "every model's outputs are less colourful than the originals on every test domain "
+                    "(Hasler-Suesstrunk colorfulness)"),
+        ),  # fmt: skip
+    ),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the verdicts read from one per-image table: its trained models and test domains, the paired
+    comparisons, (f)'s spread ratios and (g)'s colourfulness tests."""
+
+    models: tuple[str, ...]
+    domains: tuple[str, ...]
+    comparisons: pd.DataFrame
+    spread: pd.DataFrame
+    saturation: pd.DataFrame
+
+
+def check_per_image(per_image: pd.DataFrame, name: str) -> None:
+    """Raise ValueError (naming ``name``) unless the table has one row per model, test domain and image,
+    every metric, and the same images for every model of a test domain (the tests are paired)."""
+    missing = [c for c in ["model", "test_domain", "image_index", *METRICS] if c not in per_image.columns]
+    if missing:
+        raise ValueError(f"{name}: missing column(s) {', '.join(missing)}")
+    keys = ["model", "test_domain", "image_index"]
+    if per_image.duplicated(keys).any():
+        raise ValueError(f"{name}: more than one row per model, test domain and image (several seeds? average them "
+                         "first with evaluate.seed_averaged, and pass each seed's table in per_seed)")  # fmt: skip
+    for domain, part in per_image.groupby("test_domain"):
+        if part.groupby("model")["image_index"].apply(frozenset).nunique() > 1:
+            raise ValueError(f"{name}: the models were scored on different {domain} test images")
+
+
+def trained_models_in(per_image: pd.DataFrame) -> tuple[str, ...]:
+    """The trained models of a per-image table, in the kit's order (the baselines aside)."""
+    present = set(per_image["model"])
+    return tuple(m for m in MODEL_DOMAINS if m in present)
+
+
+def untestable_reason(claim: Claim, models: tuple[str, ...], domains: tuple[str, ...]) -> str:
+    """Why the claim cannot be tested on a run with these trained models and test domains ('' if it can)."""
+    has = f"this run has {', '.join(models) or 'no trained model'}"
+    if claim.test == "order":
+        absent = [m for m in (*claim.named, *claim.others) if m not in models]
+        if absent:
+            return f"needs the {' and '.join(absent)} model{'s' if len(absent) > 1 else ''}; {has}"
+        if claim.test_domain not in domains:
+            return f"no {claim.test_domain} test images in this run"
+    if claim.test == "spread" and len(models) < 2:
+        return f"needs two trained models; {has}"
+    if claim.test == "saturation" and not models:
+        return f"needs a trained model; {has}"
+    return ""
+
+
+def standardised_spread(means: np.ndarray) -> np.ndarray:
+    """(..., 2k) means of k models' values then of their squares -> (...) the models' range of means
+    over their pooled per-image standard deviation (root mean of the k variances)."""
+    k = means.shape[-1] // 2
+    value_means, square_means = means[..., :k], means[..., k:]
+    pooled_sd = np.sqrt(np.maximum(square_means - value_means**2, 0.0).mean(axis=-1))
+    return np.ptp(value_means, axis=-1) / np.maximum(pooled_sd, TINY)
+
+
+def spread_ratio(
+    per_image: pd.DataFrame, domain: str, models: tuple[str, ...], n_bootstrap: int, seed: int
+) -> dict[str, float | str]:
+    """(f) on one test domain: log(SSIM's standardised spread / CIEDE2000's) with its bootstrap 95% interval.
+
+    Standardised spread: (max - min of the models' mean scores) / the pooled per-image standard
+    deviation of that metric: how far apart the models are in units of the metric's own variation
+    over images, so SSIM (~0.9, differences in the third decimal) and CIEDE2000 (~10-30) compare. Not
+    divided by the mean: that depends on where a scale starts (SSIM's ceiling at 1 would make any
+    spread look small); not by the paired differences' SD: that measures how detectable a difference
+    is, not how large. The bootstrap resamples the images, the same ones for every model and both
+    metrics (paired), with :func:`evaluate.bootstrap_means` on the rows of one matrix.
+    """
+    part = per_image[per_image["test_domain"] == domain]
+    blocks = []
+    for metric in SPREAD_METRICS:
+        wide = part.pivot(index="image_index", columns="model", values=metric)[list(models)].to_numpy(np.float64)
+        blocks += [wide, wide**2]
+    columns = np.concatenate(blocks, axis=1)  # images x (values, squares) of SSIM, then of CIEDE2000
+    half = columns.shape[1] // 2
+
+    def log_ratio(means: np.ndarray) -> np.ndarray:
+        ssim_spread, ciede_spread = standardised_spread(means[..., :half]), standardised_spread(means[..., half:])
+        return np.log(np.maximum(ssim_spread, TINY)) - np.log(np.maximum(ciede_spread, TINY))
+
+    rng = np.random.default_rng(seed)
+    resampled = np.concatenate([
+        evaluate.bootstrap_means(columns, min(BOOTSTRAP_CHUNK, n_bootstrap - start), rng)
+        for start in range(0, n_bootstrap, BOOTSTRAP_CHUNK)
+    ])  # fmt: skip
+    low, high = np.percentile(log_ratio(resampled), [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)])
+    point = columns.mean(axis=0)
+    return {
+        "test_domain": domain,
+        "ssim_spread": float(standardised_spread(point[:half])),
+        "ciede2000_spread": float(standardised_spread(point[half:])),
+        "log_ratio": float(log_ratio(point)),
+        "ci_low": float(low),
+        "ci_high": float(high),
+    }
+
+
+def saturation_tests(
+    per_image: pd.DataFrame, models: tuple[str, ...], domains: tuple[str, ...], n_bootstrap: int, seed: int
+) -> pd.DataFrame:
+    """(g): per model and test domain, the output's colorfulness minus the truth's on the same images
+    (:func:`evaluate.paired_comparison`), Holm-adjusted over the whole model x domain family."""
+    rows = []
+    for domain in domains:
+        for model in models:
+            part = per_image[(per_image["model"] == model) & (per_image["test_domain"] == domain)]
+            part = part.sort_values("image_index")
+            output, truth = part["colorfulness"].to_numpy(), part["colorfulness_truth"].to_numpy()
+            rows.append([model, domain, *evaluate.paired_comparison(output, truth, n_bootstrap, seed)])
+    table = pd.DataFrame(rows, columns=["model", "test_domain", "difference", "ci_low", "ci_high", "p_wilcoxon"])
+    return table.assign(p_holm=evaluate.holm(table["p_wilcoxon"].tolist()) if rows else [])
+
+
+def gather_evidence(
+    per_image: pd.DataFrame, n_bootstrap: int, seed: int, comparisons: pd.DataFrame | None = None
+) -> Evidence:
+    """Everything the verdicts need from one per-image table (``comparisons``: its compare_models, if at hand)."""
+    models = trained_models_in(per_image)
+    domains = tuple(d for d in DOMAINS if d in set(per_image["test_domain"]))
+    if comparisons is None:
+        comparisons = evaluate.compare_models(per_image, n_bootstrap, seed)
+    spread = pd.DataFrame(
+        [spread_ratio(per_image, d, models, n_bootstrap, seed) for d in domains] if len(models) >= 2 else [],
+        columns=["test_domain", "ssim_spread", "ciede2000_spread", "log_ratio", "ci_low", "ci_high"],
+    )
+    saturation = saturation_tests(per_image, models, domains, n_bootstrap, seed)
+    return Evidence(models, domains, comparisons, spread, saturation)
+
+
+def pair_row(comparisons: pd.DataFrame, domain: str, metric: str, a: str, b: str) -> pd.Series:
+    """The comparisons' row of models ``a`` and ``b`` (either order) on one test domain and metric."""
+    rows = comparisons[
+        (comparisons["test_domain"] == domain) & (comparisons["metric"] == metric)
+        & comparisons["model_a"].isin([a, b]) & comparisons["model_b"].isin([a, b])
+    ]  # fmt: skip
+    if rows.empty:
+        raise ValueError(f"comparisons: no row for {a} vs {b} on {metric}, {domain} test images")
+    return rows.iloc[0]
+
+
+def claimed_better(claim: Claim, reading: Reading, named: str, other: str) -> str:
+    """The model of the pair with the lower loss (the better one) if the reading is right."""
+    named_has_higher_loss = reading.named_higher == (METRICS[claim.metric].goal == "lower")
+    return other if named_has_higher_loss else named
+
+
+def order_verdict(claim: Claim, reading: Reading, comparisons: pd.DataFrame) -> str:
+    """holds: every needed pair significant the claimed way; contradicted: one significant the other way."""
+    outcomes = []
+    for named in claim.named:
+        for other in claim.others:
+            row = pair_row(comparisons, claim.test_domain, claim.metric, named, other)
+            if bool(row["significant"]):
+                outcomes.append(row["better"] == claimed_better(claim, reading, named, other))
+    if not all(outcomes):
+        return CONTRADICTED
+    return HOLDS if len(outcomes) == len(claim.named) * len(claim.others) else INCONCLUSIVE
+
+
+def spread_verdict(spread: pd.DataFrame) -> str:
+    """holds: the log ratio's interval below 0 on every domain; contradicted: above 0 on one."""
+    if (spread["ci_low"] > 0).any():
+        return CONTRADICTED
+    return HOLDS if (spread["ci_high"] < 0).all() else INCONCLUSIVE
+
+
+def saturation_verdict(saturation: pd.DataFrame) -> str:
+    """holds: every model x domain significantly less colourful than the truth (Holm p < 0.05 and the
+    interval below 0); contradicted: one significantly more colourful; else inconclusive."""
+    significant = saturation["p_holm"] < ALPHA
+    if (significant & (saturation["ci_low"] > 0)).any():
+        return CONTRADICTED
+    return HOLDS if (significant & (saturation["ci_high"] < 0)).all() else INCONCLUSIVE
+
+
+def verdict(claim: Claim, reading: Reading, evidence: Evidence) -> str:
+    """The claim's verdict under one reading, from one table's evidence."""
+    if untestable_reason(claim, evidence.models, evidence.domains):
+        return NOT_TESTABLE
+    if claim.test == "order":
+        return order_verdict(claim, reading, evidence.comparisons)
+    if claim.test == "spread":
+        return spread_verdict(evidence.spread)
+    return saturation_verdict(evidence.saturation)
+
+
+def mean_with_interval(cells: pd.DataFrame, model: str, domain: str, metric: str) -> str:
+    """'model mean [low, high]' from the summary indexed by (model, test_domain, metric)."""
+    row, digits = cells.loc[(model, domain, metric)], DIGITS[metric]
+    return f"{model} {row['mean']:.{digits}f} [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
+
+
+def run_figures(claim: Claim, evidence: Evidence, summary: pd.DataFrame) -> str:
+    """The run's numbers behind a claim, as one line of text."""
+    cells = summary.set_index(["model", "test_domain", "metric"])
+    if claim.test == "order":
+        d, metric = claim.test_domain, claim.metric
+        named = ", ".join(mean_with_interval(cells, m, d, metric) for m in claim.named)
+        others = ", ".join(mean_with_interval(cells, m, d, metric) for m in claim.others)
+        p_values = ", ".join(
+            f"{n}/{o} {pair_row(evidence.comparisons, d, metric, n, o)['p_holm']:.2g}"
+            for n in claim.named
+            for o in claim.others
+        )
+        text = f"{named} vs {others}; Holm p {p_values}"
+        gray = f"; {mean_with_interval(cells, GRAY, d, metric)}" if (GRAY, d, metric) in cells.index else ""
+        return text + gray
+    if claim.test == "spread":
+        return "; ".join(
+            f"{r.test_domain}: SSIM {r.ssim_spread:.2f} SD, CIEDE2000 {r.ciede2000_spread:.2f} SD, ratio "
+            f"{np.exp(r.log_ratio):.2f} [{np.exp(r.ci_low):.2f}, {np.exp(r.ci_high):.2f}]"
+            for r in evidence.spread.itertuples()
+        )
+    ratios = (
+        ", ".join(mean_with_interval(cells, m, d, "colorfulness_ratio") for m in evidence.models)
+        for d in evidence.domains
+    )
+    return "output / truth colorfulness: " + "; ".join(f"{d}: {r}" for d, r in zip(evidence.domains, ratios))
+
+
+def assess_claims(
+    per_image: pd.DataFrame,
+    per_seed: dict[int, pd.DataFrame] | None = None,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+    comparisons: pd.DataFrame | None = None,
+    summary: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Every claim of :data:`CLAIMS` under each of its readings, checked on a run's per-image scores.
+
+    Args:
+        per_image: one row per model, test domain and image (the seed-averaged scores, baselines included).
+        per_seed: each training seed's own per-image table (same shape); None: ``per_image`` is one seed's.
+        n_bootstrap, seed: the bootstrap's resamples and seed (the comparisons' and intervals').
+        comparisons, summary: ``evaluate.compare_models`` and ``evaluate.summarize`` of ``per_image``
+            when already at hand (eval/comparisons.csv, eval/summary.csv); computed otherwise.
+
+    Returns:
+        One row per claim and reading (:data:`CLAIM_COLUMNS`): the claim, the paper's words, what is
+        measured, what it says in correct terms, this run's numbers, the verdict (holds, contradicted,
+        inconclusive at this n, not testable) and in how many training seeds it holds ("2 of 3").
+    """
+    check_per_image(per_image, "per_image")
+    for training_seed, table in (per_seed or {}).items():
+        check_per_image(table, f"per_seed[{training_seed}]")
+    evidence = gather_evidence(per_image, n_bootstrap, seed, comparisons)
+    if summary is None:
+        summary = evaluate.summarize(per_image, n_bootstrap, seed)
+    seeds = [gather_evidence(table, n_bootstrap, seed) for table in (per_seed or {}).values()]
+    rows = []
+    for claim in CLAIMS:
+        reason = untestable_reason(claim, evidence.models, evidence.domains)
+        figures = f"not testable: {reason}" if reason else run_figures(claim, evidence, summary)
+        for reading in claim.readings:
+            here = verdict(claim, reading, evidence)
+            if reason:
+                holding = "n/a"
+            elif seeds:
+                holding = f"{sum(verdict(claim, reading, e) == HOLDS for e in seeds)} of {len(seeds)}"
+            else:
+                holding = f"{int(here == HOLDS)} of 1"
+            rows.append([claim.key, claim.figure, reading.name, claim.paper_says, claim.measurement,
+                         reading.in_correct_terms, figures, here, holding])  # fmt: skip
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+
+
+MARKDOWN_HEADERS = {
+    "claim": "claim",
+    "paper_says": "the paper says",
+    "measurement": "measured",
+    "reading": "reading",
+    "in_correct_terms": "in correct terms",
+    "this_run": "this run: mean [95% interval]",
+    "verdict": "verdict",
+    "seeds_holding": "holds in seeds",
+}
+
+
+def claims_markdown(table: pd.DataFrame) -> str:
+    """The report's opening section: how to read it, then the table of :func:`assess_claims` (also as read
+    back from eval/claims.csv); a claim's second reading repeats only what differs."""
+    shown = table.astype(str).apply(lambda column: column.str.replace("|", "\\|", regex=False))
+    repeated = shown["claim"].eq(shown["claim"].shift())
+    shown["paper_says"] = "\u201c" + shown["paper_says"] + "\u201d"
+    shown["claim"] = "(" + shown["claim"] + ") " + shown["figure"]
+    for column in ("claim", "paper_says", "measurement", "this_run"):
+        shown.loc[repeated, column] = ""
+    decided = shown["verdict"].isin([HOLDS, CONTRADICTED])
+    shown.loc[decided, "verdict"] = "**" + shown.loc[decided, "verdict"] + "**"
+    shown = shown[list(MARKDOWN_HEADERS)].rename(columns=MARKDOWN_HEADERS)
+    return "\n".join([
+        "## Does the paper hold?",
+        "",
+        "Each claim of the paper's Results section, checked on this run's test images. CIEDE2000 is a colour "
+        "distance: **lower is better**. The paper read it the other way round, so claims (a)-(c) have two "
+        "readings: *as stated* (the named models have the higher CIEDE2000, what its bars and words say) and "
+        "*as meant* (they have the better colour, the lower CIEDE2000).",
+        "Verdicts come from paired comparisons on the same test images (Wilcoxon signed-rank, Holm-adjusted, "
+        "with a bootstrap 95% interval): *holds* = every comparison the claim needs is significant its way, "
+        "*contradicted* = one is significant the other way, *inconclusive at this n* = the data cannot tell. "
+        "*Holds in seeds*: the same verdict on each training seed's models alone.",
+        "",
+        shown.to_markdown(index=False),
+    ])  # fmt: skip
