@@ -114,7 +114,8 @@ def test_demo_figures_read_the_pipelines_stage_lines() -> None:
         "[1/7] 01_prepare_data ...",
         "[1/7] 01_prepare_data done in 9 s (start-up 3.1 s: launch 0.2, kernel 1.4, imports 1.5)",
         "training 3 model(s), 1 at a time",
-        "[2/7] 02_train_cartoon epoch 1 done in 12 s: val CIEDE2000 20.10, 80.0 images/s",
+        "[2/7] 02_train_cartoon epoch 1/2 done in 12 s: D 0.69, G_GAN 0.72, G_L1 11.3, val CIEDE2000 20.10, "
+        "80.0 images/s; model ETA 12 s, run ETA 36 s",
         "[2/7] 02_train_cartoon done in 31 s",
     ]
     stages = gpu_check.demo_figures(135.0)(lines, float("nan"))

@@ -8,19 +8,24 @@ import io
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
+import torch
 
 from tests.conftest import TINY
+from utils import config, data, pipeline, train
 from utils import kaggle as kit_kaggle
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = {"cartoon_dataset": "someone/cartoon-frames", "movie_dataset": "someone/movie-stills"}
+BUDGET_SEAM = train.TEST_BUDGET_EPOCHS_ENV  # the test-only environment variable that spends the budget after N epochs
 
 
 def test_top_level_metadata_is_valid_for_the_kaggle_cli() -> None:
@@ -53,24 +58,42 @@ def fake_key() -> str:
     return secrets.token_hex(16)
 
 
-@pytest.fixture(scope="module")
-def kernel_run(tmp_path_factory, fake_key: str) -> dict[str, Path]:
-    """The bundled notebook executed by papermill in an empty directory, by a process that cannot
-    import the repository, with a fake Kaggle key in its environment."""
-    base = tmp_path_factory.mktemp("kernel")
-    overrides = {**TINY, "models": "mixed"}  # one model: the pipeline test covers all three
-    bundle_dir = kit_kaggle.bundle("demo", overrides, "tester/cross-domain-colorization", base / "bundle")
-    work, rendered = base / "work", base / "rendered.ipynb"
-    work.mkdir()
+KERNEL_ID = "tester/cross-domain-colorization"
+
+
+def run_bundled_kernel(bundle_dir: Path, work: Path, fake_key: str, extra_env: dict[str, str]) -> Path:
+    """The bundled notebook executed by papermill in the empty folder ``work`` (Kaggle's working directory),
+    by a process that cannot import the repository, with a fake Kaggle key in its environment; returns
+    the rendered notebook."""
+    work.mkdir(parents=True)
+    rendered = work.parent / f"{work.name}_rendered.ipynb"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env |= {"KAGGLE_USERNAME": "tester", "KAGGLE_KEY": fake_key}
+    env |= {"KAGGLE_USERNAME": "tester", "KAGGLE_KEY": fake_key, **extra_env}
     run = subprocess.run(
         [sys.executable, "-m", "papermill", str(bundle_dir / kit_kaggle.NOTEBOOK_NAME), str(rendered),
-         "--no-progress-bar", "-p", "profile", "demo"],
+         "--no-progress-bar"],
         cwd=work, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    return {"bundle": bundle_dir, "work": work, "rendered": rendered}
+    return rendered
+
+
+@pytest.fixture(scope="module")
+def kernel_run(tmp_path_factory, fake_key: str) -> dict[str, Path]:
+    """Two versions of the bundled kernel on a fake /kaggle tree. Version 1 runs out of its time budget after
+    epoch 1 of a 2-epoch run (the budget's test seam); version 2, pushed with --continue, finds version 1's
+    pruned output attached as its own kernel's input and continues the run to its end."""
+    base = tmp_path_factory.mktemp("kernel")
+    input_root = base / "kaggle" / "input"
+    overrides = {**TINY, "models": "mixed", "epochs": 2, "kaggle_input_root": str(input_root)}
+    first = kit_kaggle.bundle("demo", overrides, KERNEL_ID, base / "bundle_v1")
+    rendered_first = run_bundled_kernel(first, base / "v1", fake_key, {BUDGET_SEAM: "1"})
+    # Kaggle mounts the kernel's last output under the input root, e.g. /kaggle/input/notebooks/<user>/<slug>/
+    shutil.copytree(base / "v1", input_root / "notebooks" / "tester" / KERNEL_ID.split("/")[1])
+    second = kit_kaggle.bundle("demo", overrides, KERNEL_ID, base / "bundle_v2", continue_previous=True)
+    rendered = run_bundled_kernel(second, base / "v2", fake_key, {})
+    return {"bundle": second, "work": base / "v2", "rendered": rendered, "first": base / "v1",
+            "rendered_first": rendered_first, "overrides": overrides}  # fmt: skip
 
 
 def test_the_bundled_kernel_runs_alone_and_keeps_the_run_directory(kernel_run: dict[str, Path]) -> None:
@@ -87,11 +110,52 @@ def test_the_bundled_kernel_runs_alone_and_keeps_the_run_directory(kernel_run: d
     assert (work / "colorized" / "camera_colorized.png").is_file()
     assert not list((work / "data").glob("*.npy"))
     assert "CIEDE2000 (lower is better)" in text  # the report, shown inline
+    assert "without encryption" not in text  # no ipykernel warning per stage notebook
+    assert " epoch 2/2 done in " in text  # one line per epoch and model in the kernel's log
+
+
+def test_a_run_out_of_time_keeps_what_a_new_version_resumes_from(kernel_run: dict[str, Path]) -> None:
+    first = kernel_run["first"]
+    record = json.loads((first / "run.json").read_text())
+    assert record["partial"], "the budget ran out: run.json says the run is partial"
+    assert "push --continue" in (first / "report.md").read_text()
+    assert not (first / "notebooks" / "03_evaluate.ipynb").exists()  # evaluation waits for finished models
+    kept = sorted(p.relative_to(first).as_posix() for p in first.rglob("*.pt"))
+    assert kept == ["models/seed0/mixed/best.pt", "models/seed0/mixed/checkpoint_last.pt"]
+    assert len(pd.read_csv(first / "models" / "seed0" / "mixed" / "history.csv")) == 1
+
+
+def test_the_continued_version_ends_with_the_weights_of_an_uninterrupted_run(
+    kernel_run: dict[str, Path], tmp_path: Path
+) -> None:
+    work = kernel_run["work"]
+    assert "continuing from" in kernel_run["rendered"].read_text()
+    assert not json.loads((work / "run.json").read_text()).get("partial")
+    first_epoch, continued_epochs = (pd.read_csv(config.model_dir(d, "mixed", 0) / "history.csv")
+                                     for d in (kernel_run["first"], work))  # fmt: skip
+    # epoch 1 was trained by version 1 alone: its row, timing included, came with the checkpoint
+    pd.testing.assert_frame_equal(continued_epochs.iloc[:1], first_epoch)
+    params = config.resolve_params("demo", kernel_run["overrides"])
+    data.prepare_data(params, tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(pipeline.cpu_cores())  # the pipeline's one train notebook gets every core
+    try:
+        train.train(params, tmp_path, "mixed", show_progress=False)  # both epochs, uninterrupted
+    finally:
+        torch.set_num_threads(threads)
+    ours, continued = (
+        torch.load(config.model_dir(d, "mixed", 0) / "best.pt", weights_only=True) for d in (tmp_path, work)
+    )
+    assert ours["epoch"] == continued["epoch"]
+    assert all(torch.equal(ours["generator"][k], continued["generator"][k]) for k in ours["generator"])
+    losses = ["epoch", "loss_D", "loss_G_GAN", "loss_G_L1", "val_ciede2000"]
+    history, straight = (pd.read_csv(config.model_dir(d, "mixed", 0) / "history.csv")[losses] for d in (work, tmp_path))
+    pd.testing.assert_frame_equal(history, straight)
 
 
 def test_no_output_or_rendered_notebook_contains_the_key(kernel_run: dict[str, Path], fake_key: str) -> None:
-    files = [p for root in ("bundle", "work") for p in kernel_run[root].rglob("*") if p.is_file()]
-    files.append(kernel_run["rendered"])
+    files = [p for root in ("bundle", "work", "first") for p in kernel_run[root].rglob("*") if p.is_file()]
+    files += [kernel_run["rendered"], kernel_run["rendered_first"]]
     assert len(files) > 30
     leaking = [str(p) for p in files if fake_key.encode() in p.read_bytes()]
     assert not leaking, f"the Kaggle key was written into {leaking}"
@@ -125,7 +189,7 @@ def test_push_passes_kaggles_own_validation_and_sends_the_notebook(
     requests: list = []
     monkeypatch.setattr(api, "build_kaggle_client", lambda: RecordingClient(requests))
 
-    kernel_id = kit_kaggle.push("paper", DATASETS, api=api, out_dir=tmp_path / "bundle")
+    kernel_id = kit_kaggle.push("paper", DATASETS, api=api, out_dir=tmp_path / "bundle", check=False)
 
     assert kernel_id == "tester/cross-domain-colorization"  # the placeholder owner replaced
     (request,) = requests
@@ -139,6 +203,53 @@ def test_push_passes_kaggles_own_validation_and_sends_the_notebook(
     assert any("KIT_ARCHIVE = " in s for s in sources) and any("profile = 'paper'" in s for s in sources)
     assert fake_key not in request.text
     assert "watch it with" in capsys.readouterr().out
+
+
+def test_push_checks_both_datasets_and_refuses_a_bad_handle_before_any_upload(tmp_path: Path, monkeypatch) -> None:
+    import requests
+
+    extended = importlib.import_module("kaggle.api.kaggle_api_extended")
+    api = extended.KaggleApi()
+    api.config_values = {"username": "tester"}
+    uploads: list = []
+    monkeypatch.setattr(api, "build_kaggle_client", lambda: RecordingClient(uploads))
+    frames = SimpleNamespace(files=[SimpleNamespace(name=f"show/{i}.png", total_bytes=10) for i in range(9000)],
+                             next_page_token="")  # fmt: skip
+
+    def dataset_list_files(handle, page_token=None, page_size=20):
+        if handle == DATASETS["movie_dataset"]:
+            raise requests.exceptions.HTTPError("404 Client Error", response=SimpleNamespace(status_code=404))
+        return frames
+
+    monkeypatch.setattr(api, "dataset_list_files", dataset_list_files)
+    with pytest.raises(kit_kaggle.DatasetUnavailable, match="someone/movie-stills"):
+        kit_kaggle.push("paper", DATASETS, api=api, out_dir=tmp_path / "bundle")
+    assert uploads == [] and not (tmp_path / "bundle").exists()  # nothing bundled, nothing sent
+
+
+def test_a_continued_push_lists_the_kernel_itself_as_a_source(tmp_path: Path) -> None:
+    folder = kit_kaggle.bundle("paper", DATASETS, KERNEL_ID, tmp_path, continue_previous=True)
+    meta = json.loads((folder / "kernel-metadata.json").read_text())
+    assert meta["kernel_sources"] == [KERNEL_ID] and meta["dataset_sources"] == list(DATASETS.values())
+    notebook = json.loads((folder / kit_kaggle.NOTEBOOK_NAME).read_text())
+    parameters = next("".join(c["source"]) for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", []))
+    assert "continue_previous = True" in parameters and "'time_limit_hours': 11.0" in parameters
+    plain = kit_kaggle.bundle("paper", {**DATASETS, "time_limit_hours": 5}, KERNEL_ID, tmp_path / "plain")
+    assert json.loads((plain / "kernel-metadata.json").read_text())["kernel_sources"] == []
+    parameters = next("".join(c["source"]) for c in json.loads((plain / kit_kaggle.NOTEBOOK_NAME).read_text())["cells"]
+                      if "parameters" in c["metadata"].get("tags", []))  # fmt: skip
+    assert "continue_previous = False" in parameters and "'time_limit_hours': 5" in parameters
+
+
+def test_the_previous_output_is_found_in_either_layout(tmp_path: Path) -> None:
+    for layout in ("cross-domain-colorization", "notebooks/tester/cross-domain-colorization"):
+        root = tmp_path / layout.replace("/", "_") / "input"
+        (root / layout / "models").mkdir(parents=True)
+        (root / layout / "run.json").write_text("{}")
+        (root / "someone-cartoon-frames" / "frames").mkdir(parents=True)  # an attached dataset beside it
+        assert kit_kaggle.find_previous_output(root, KERNEL_ID) == root / layout
+    with pytest.raises(kit_kaggle.KaggleSetupError, match="no output of tester/cross-domain-colorization"):
+        kit_kaggle.find_previous_output(tmp_path / "empty", KERNEL_ID)
 
 
 def test_kaggles_validation_rejects_a_bad_bundle(tmp_path: Path, monkeypatch) -> None:
@@ -201,3 +312,22 @@ def test_output_lands_in_a_run_directory_ready_to_read(tmp_path: Path, monkeypat
     assert dest == tmp_path / "runs" / "kaggle-cross-domain-colorization"
     assert calls == [("tester/cross-domain-colorization", str(dest))] and (dest / "report.md").is_file()
     assert "start with" in capsys.readouterr().out
+
+
+def test_the_datasets_and_check_commands(monkeypatch, capsys) -> None:
+    found = [SimpleNamespace(ref="someone/cartoon-frames", title="Cartoon frames", total_bytes=2 * 2**30,
+                             last_updated="2023-05-01", download_count=1234, file_count=10000)]  # fmt: skip
+    few = SimpleNamespace(
+        files=[SimpleNamespace(name=f"{i}.jpg", total_bytes=10) for i in range(30)], next_page_token=""
+    )
+    api = SimpleNamespace(dataset_list=lambda search, page=1, **kw: found if page == 1 else [],
+                          dataset_list_files=lambda handle, page_token=None, page_size=20: few)  # fmt: skip
+    monkeypatch.setattr(kit_kaggle, "kaggle_api", lambda: api)
+    assert kit_kaggle.main(["datasets", "cartoon", "frames"]) == 0
+    out = capsys.readouterr().out
+    assert "someone/cartoon-frames" in out and "Cartoon frames" in out and "1234" in out
+    assert kit_kaggle.main(["check", "someone/cartoon-frames", "--profile", "demo"]) == 1  # 30 images, demo needs 544
+    assert "someone/cartoon-frames" in capsys.readouterr().out
+    assert kit_kaggle.main(["check", "someone/cartoon-frames", "--profile", "demo", "-p", "train_per_domain=20",
+                            "-p", "test_per_domain=5"]) == 0  # fmt: skip
+    assert kit_kaggle.main(["check"]) == 2 and "owner/slug" in capsys.readouterr().err

@@ -100,7 +100,8 @@ def test_run_directory_holds_every_stage_output(pipeline_run: Path) -> None:
         "05_colorize.ipynb",
     ]
     for model in config.MODEL_DOMAINS:  # each train notebook's outputs, live, in its own log
-        assert f"{model} epoch 1/1" in (run / "logs" / f"train_{model}_seed0.log").read_text()
+        log = (run / "logs" / f"train_{model}_seed0.log").read_text()
+        assert f"{model} epoch 1/1" in log and "without encryption" not in log  # ipykernel's start-up warning
 
 
 def test_run_json_holds_each_stages_startup(pipeline_run: Path) -> None:
@@ -263,7 +264,7 @@ def test_figures_are_inline_and_report_states_directions(pipeline_run: Path) -> 
     assert "of the truth's colorfulness" in report and "Wilcoxon" in report
 
 
-def test_failing_cell_names_notebook_cell_and_error(tmp_path: Path, pipeline_run: Path) -> None:
+def test_failing_cell_names_notebook_cell_and_error(tmp_path: Path, pipeline_run: Path, capfd) -> None:
     run_dir = tmp_path / "run"
     (run_dir / "data").mkdir(parents=True)
     (run_dir / "data" / "manifest.csv").write_text((pipeline_run / "data" / "manifest.csv").read_text())
@@ -275,6 +276,7 @@ def test_failing_cell_names_notebook_cell_and_error(tmp_path: Path, pipeline_run
     assert "03_evaluate.ipynb" in message and "cell" in message and "ParameterError" in message
     assert "'models'" in message
     assert (run_dir / "notebooks" / "03_evaluate.ipynb").is_file()
+    assert "without encryption" not in capfd.readouterr().err  # the kernel's warnings are off, its cell errors not
 
 
 def _record_stages(run_dir: Path, worker: int, barrier: multiprocessing.synchronize.Barrier) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 import os
 import platform
 import subprocess
@@ -74,6 +75,7 @@ class RunParams:
     resume: bool = True
     checkpoint_minutes: float = 0.0  # also checkpoint inside an epoch after this many minutes; 0 = epoch ends only
     keep_every: int = 0  # keep checkpoint_epoch_NNN.pt every k epochs; 0 = keep none
+    time_limit_hours: float = 0.0  # from the pipeline's start: then training stops at a checkpoint; 0 = no limit
     # evaluation and figures
     models: tuple[str, ...] = MODEL_DOMAINS
     eval_batch_size: int = 32
@@ -199,10 +201,12 @@ def validate(params: RunParams) -> RunParams:
     if params.lambda_l1 < 0:
         fail("lambda_l1", "must be non-negative")
     zero_means = {"pretrain_epochs": "off", "checkpoint_minutes": "off", "keep_every": "off", "gpus": "all",
-                  "train_concurrency": "auto"}  # fmt: skip
+                  "train_concurrency": "auto", "time_limit_hours": "no limit"}  # fmt: skip
     for name, meaning in zero_means.items():
-        if getattr(params, name) < 0:
+        if not getattr(params, name) >= 0:  # not >=: NaN fails too
             fail(name, f"must be non-negative (0 = {meaning})")
+    if not math.isfinite(params.time_limit_hours):
+        fail("time_limit_hours", "must be a finite number of hours (0 = no limit)")
     if params.precision not in PRECISIONS:
         fail("precision", f"must be one of {', '.join(PRECISIONS)}")
     if not params.models:

@@ -1,13 +1,20 @@
 """Run the kit on Kaggle: bundle it into one self-contained notebook, push it, watch it, fetch its output.
 
-    python -m utils.kaggle bundle [--id OWNER/SLUG] [--profile paper] [-p name=value ...]
-    python -m utils.kaggle push   [--id OWNER/SLUG] [--profile paper] [-p name=value ...]
+    python -m utils.kaggle datasets QUERY                      find dataset handles (owner/slug)
+    python -m utils.kaggle check OWNER/SLUG [OWNER/SLUG ...]   images, size, enough for a profile?
+    python -m utils.kaggle bundle [--id OWNER/SLUG] [--profile paper] [--continue] [-p name=value ...]
+    python -m utils.kaggle push   [--id OWNER/SLUG] [--profile paper] [--continue] [--no-check] [-p name=value ...]
     python -m utils.kaggle status [--id OWNER/SLUG] [--interval 60]
     python -m utils.kaggle output [--id OWNER/SLUG]
 
 ``kaggle kernels push`` uploads only the file named by ``code_file``, so ``bundle`` embeds the
 kit (``utils/``, ``notebooks/``) in that notebook as a compressed archive. Credentials are the
 kaggle client's business: this module never reads, prints or writes a key.
+
+A Kaggle session stops after 12 hours: the bundle sets ``time_limit_hours`` (unless given) so that
+training stops at a checkpoint in time for the run to finish and Kaggle to save its output; a run
+cut short that way is continued in a new version with ``push --continue``, whose kernel reads the
+previous version's output (its own kernel, listed in ``kernel_sources``) and resumes from it.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import base64
 import gzip
 import io
 import json
+import os
 import re
 import shutil
 import sys
@@ -28,6 +36,16 @@ from typing import Any
 import nbformat
 
 from utils.config import ParameterError, git_commit, parse_overrides, resolve_params, write_text_atomic
+from utils.kaggle_client import (
+    DatasetUnavailable,
+    check_dataset,
+    check_datasets,
+    format_dataset_table,
+    kernel_failure_message,
+    kernel_state,
+    last_epoch_line,
+    search_datasets,
+)
 from utils.sources import kaggle_credentials_present
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +55,8 @@ NOTEBOOK_NAME = "cross-domain-colorization.ipynb"
 PLACEHOLDER_OWNER = "your-kaggle-username"
 DEV_ONLY = ("pytest", "ruff")  # requirements the kernel never needs
 FINISHED = ("complete", "error", "cancel")  # kernel states after which polling stops
+KAGGLE_TIME_LIMIT_HOURS = 11.0  # a session stops at 12 h: an hour for evaluation, figures and saving the output
+PREVIOUS_OUTPUT_DEPTH = 4  # /kaggle/input/<slug>/ or /kaggle/input/notebooks/<user>/<slug>/, and a level to spare
 CREDENTIAL_PLACES = (
     "~/.kaggle/kaggle.json (or $KAGGLE_CONFIG_DIR/kaggle.json), ~/.kaggle/access_token, "
     "the KAGGLE_USERNAME + KAGGLE_KEY environment variables, or KAGGLE_API_TOKEN"
@@ -108,13 +128,27 @@ This notebook carries the whole kit: its first cell unpacks `utils/` and the sta
 cartoon, movie and mixed models, evaluate each on both domains, figures) with papermill into the
 working directory and keeps, for the output: the rendered stage notebooks, figures, CSVs,
 `report.md`, `run.json` and each model's `best.pt`. The data shards and the resumable checkpoints
-are removed at the end (Kaggle keeps at most 20 GB of output).
+are removed at the end (Kaggle keeps at most 20 GB of output), except when the time budget
+(`time_limit_hours`) stopped training: then each model's `checkpoint_last.pt` stays, and
+`python -m utils.kaggle push --continue` runs a new version that resumes from this one's output.
 
 Bundled from commit `{commit}` with profile `{profile}`."""
 
+RUN_CELL = """import utils
+from utils import kaggle as kit_kaggle
+from utils.pipeline import run_pipeline
 
-def bundled_notebook(profile: str, overrides: dict[str, Any]) -> nbformat.NotebookNode:
-    """The self-contained kernel notebook; ``profile`` and ``overrides`` fill its parameters cell."""
+print("kit:", os.path.dirname(utils.__file__))
+if continue_previous:  # resume from the previous version's output, attached under the input root
+    kit_kaggle.seed_from_previous_output(run_dir, kernel_id, profile, overrides)
+rendered = run_pipeline(profile, run_dir, overrides, progress=False)  # one line per epoch of each model"""
+
+
+def bundled_notebook(
+    profile: str, overrides: dict[str, Any], kernel_id: str = "", continue_previous: bool = False
+) -> nbformat.NotebookNode:
+    """The self-contained kernel notebook; ``profile`` and ``overrides`` fill its parameters cell;
+    ``continue_previous``: seed the run from the previous version's output first."""
     archive = base64.b64encode(kit_archive()).decode()
     cells = [
         nbformat.v4.new_markdown_cell(INTRO.format(commit=git_commit() or "unknown", profile=profile)),
@@ -122,17 +156,13 @@ def bundled_notebook(profile: str, overrides: dict[str, Any]) -> nbformat.Notebo
         nbformat.v4.new_code_cell(
             f"profile = {profile!r}  # demo or paper\n"
             f"overrides = {overrides!r}  # any kit parameter, as in utils/config.py\n"
-            'run_dir = "."  # the working directory: what Kaggle keeps as output',
+            'run_dir = "."  # the working directory: what Kaggle keeps as output\n'
+            f"kernel_id = {kernel_id!r}  # this kernel\n"
+            f"continue_previous = {continue_previous!r}  # resume from the previous version's output (push --continue)",
             metadata={"tags": ["parameters"]},
         ),
         nbformat.v4.new_markdown_cell("## Run every stage"),
-        nbformat.v4.new_code_cell(
-            "import utils\n"
-            "from utils import kaggle as kit_kaggle\n"
-            "from utils.pipeline import run_pipeline\n\n"
-            'print("kit:", os.path.dirname(utils.__file__))\n'
-            "rendered = run_pipeline(profile, run_dir, overrides, progress=False)  # one line per stage"
-        ),
+        nbformat.v4.new_code_cell(RUN_CELL),
         nbformat.v4.new_markdown_cell("## Keep what is worth reading (and each model's best checkpoint)"),
         nbformat.v4.new_code_cell("kit_kaggle.prune_for_output(run_dir)"),
         nbformat.v4.new_markdown_cell("## Results"),
@@ -148,13 +178,23 @@ def read_metadata() -> dict[str, Any]:
     return json.loads(METADATA_PATH.read_text())
 
 
-def kernel_metadata(kernel_id: str, profile: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The top-level kernel-metadata.json, for the bundle: its id, its notebook, the run's datasets."""
+def kernel_metadata(
+    kernel_id: str, profile: str, overrides: dict[str, Any], continue_previous: bool = False
+) -> dict[str, Any]:
+    """The top-level kernel-metadata.json, for the bundle: its id, its notebook, the run's datasets, and
+    when continuing, the kernel itself as a source (Kaggle then attaches its latest version's output)."""
     params = resolve_params(profile, overrides)
     meta = read_metadata() | {"id": kernel_id, "code_file": NOTEBOOK_NAME}
     if params.source == "kaggle":
         meta["dataset_sources"] = [params.cartoon_dataset, params.movie_dataset]
+    if continue_previous:
+        meta["kernel_sources"] = [*meta.get("kernel_sources", []), kernel_id]
     return meta
+
+
+def kernel_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The run's overrides in the kernel: a time budget that ends training before the session does."""
+    return {"time_limit_hours": KAGGLE_TIME_LIMIT_HOURS, **overrides}
 
 
 def bundle(
@@ -162,22 +202,23 @@ def bundle(
     overrides: dict[str, Any] | None = None,
     kernel_id: str | None = None,
     out_dir: Path = BUILD_DIR,
+    continue_previous: bool = False,
 ) -> Path:
     """Write ``out_dir/kernel-metadata.json`` and the self-contained notebook; returns ``out_dir``.
 
     Parameters are validated first (the paper profile needs its two dataset handles).
     """
-    overrides = dict(overrides or {})
+    overrides = kernel_overrides(dict(overrides or {}))
     kernel_id = kernel_id or read_metadata()["id"]
     check_kernel_id(kernel_id)
-    meta = kernel_metadata(kernel_id, profile, overrides)
+    meta = kernel_metadata(kernel_id, profile, overrides, continue_previous)
     if kernel_id.split("/")[0] == PLACEHOLDER_OWNER:
         print(f"note: the kernel id is still the placeholder {kernel_id!r}; push fills in your username")
     out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
-    nbformat.write(bundled_notebook(profile, overrides), str(out_dir / NOTEBOOK_NAME))
+    nbformat.write(bundled_notebook(profile, overrides, kernel_id, continue_previous), str(out_dir / NOTEBOOK_NAME))
     write_text_atomic(out_dir / "kernel-metadata.json", json.dumps(meta, indent=2) + "\n")
     size = (out_dir / NOTEBOOK_NAME).stat().st_size
     print(f"bundled {kernel_id} (profile {profile}) into {out_dir}: {NOTEBOOK_NAME}, {size / 1024:.0f} KiB")
@@ -196,16 +237,68 @@ def check_kernel_id(kernel_id: str) -> str:
 # --- in the kernel: what the output keeps ------------------------------------------------------
 
 
+def run_is_partial(run_dir: str | Path) -> bool:
+    """Whether the time budget stopped the run's training (run.json's ``partial``)."""
+    record = Path(run_dir) / "run.json"
+    return record.is_file() and bool(json.loads(record.read_text()).get("partial"))
+
+
 def prune_for_output(run_dir: str | Path) -> list[Path]:
-    """Remove the data shards and every checkpoint but ``best.pt``; returns what was removed."""
+    """Remove the data shards and every checkpoint but ``best.pt``, and ``checkpoint_last.pt`` too unless
+    the run is partial (a new version resumes from it); returns what was removed."""
     run_dir = Path(run_dir)
+    kept = {"best.pt", "checkpoint_last.pt"} if run_is_partial(run_dir) else {"best.pt"}
     doomed = [*(run_dir / "data").glob("*.npy"), *(run_dir / "data").glob(".*")]
-    doomed += [p for p in (run_dir / "models").rglob("*.pt") if p.name != "best.pt"]
+    doomed += [p for p in (run_dir / "models").rglob("*.pt") if p.name not in kept]
     freed = sum(p.stat().st_size for p in doomed if p.is_file())
     for path in doomed:
         path.unlink()
-    print(f"removed {len(doomed)} files ({freed / 2**20:.0f} MiB): data shards and resumable checkpoints")
+    print(f"removed {len(doomed)} files ({freed / 2**20:.0f} MiB): data shards and "
+          f"{'checkpoints no resume needs' if 'checkpoint_last.pt' in kept else 'resumable checkpoints'}")  # fmt: skip
     return doomed
+
+
+# --- in the kernel: continuing the previous version ------------------------------------------------
+
+
+def find_previous_output(input_root: str | Path, kernel_id: str) -> Path:
+    """The previous version's output under ``input_root``: a run directory (``run.json`` beside ``models/``)
+    whose path names this kernel's slug. Searched to a few levels, since layouts differ
+    (``/kaggle/input/<slug>/``, ``/kaggle/input/notebooks/<user>/<slug>/``)."""
+    root, slug = Path(input_root), kernel_id.split("/")[-1]
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        depth = len(Path(folder).relative_to(root).parts)
+        if "run.json" in files and "models" in subfolders and slug in Path(folder).parts:
+            found.append(Path(folder))
+            subfolders.clear()
+        elif depth >= PREVIOUS_OUTPUT_DEPTH:
+            subfolders.clear()
+    if not found:
+        raise KaggleSetupError(
+            f"continue: no output of {kernel_id} under {root} (a folder named {slug!r} holding run.json and "
+            "models/); push with --continue lists the kernel in kernel_sources so that Kaggle attaches its last "
+            "version's output: was that version's run saved, and is this the same kernel?"
+        )
+    if len(found) > 1:
+        raise KaggleSetupError(f"continue: several outputs of {kernel_id} under {root}: {', '.join(map(str, found))}")
+    return found[0]
+
+
+def seed_from_previous_output(run_dir: str | Path, kernel_id: str, profile: str, overrides: dict[str, Any]) -> Path:
+    """Copy the previous version's models (checkpoints, histories, samples) and run.json into ``run_dir``, so
+    that the pipeline resumes every model where it stopped. The data is prepared again from the datasets;
+    resuming checks it is the data the checkpoints were trained on."""
+    params = resolve_params(profile, overrides)
+    previous = find_previous_output(params.kaggle_input_root, kernel_id)
+    run_dir = Path(run_dir)
+    shutil.copytree(previous / "models", run_dir / "models", dirs_exist_ok=True)
+    shutil.copy2(previous / "run.json", run_dir / "run.json")
+    resumable = sorted(
+        p.parent.relative_to(run_dir).as_posix() for p in (run_dir / "models").rglob("checkpoint_last.pt")
+    )
+    print(f"continuing from {previous}: {len(resumable)} resumable model(s) ({', '.join(resumable) or 'none'})")
+    return previous
 
 
 def show_results(run_dir: str | Path) -> None:
@@ -258,11 +351,18 @@ def push(
     kernel_id: str | None = None,
     api: Any | None = None,
     out_dir: Path = BUILD_DIR,
+    check: bool = True,
+    continue_previous: bool = False,
 ) -> str:
-    """Bundle, then push (and so run) the kernel; returns its id."""
+    """Check the run's two datasets (unless ``check`` is False), bundle, then push (and so run) the kernel;
+    returns its id. ``continue_previous``: the new version resumes from the last version's output."""
     api = api if api is not None else kaggle_api()
     kernel_id = resolve_kernel_id(kernel_id, api)
-    folder = bundle(profile, overrides, kernel_id, out_dir)
+    params = resolve_params(profile, overrides)
+    if check and params.source == "kaggle":
+        for checked in check_datasets(api, params):  # a bad handle raises here, before any upload
+            print(checked.summary())
+    folder = bundle(profile, overrides, kernel_id, out_dir, continue_previous)
     response = api.kernels_push(str(folder))
     error = getattr(response, "error", None)
     if error:
@@ -272,23 +372,25 @@ def push(
     return kernel_id
 
 
-def kernel_state(response: Any) -> str:
-    """'complete', 'running', ... from the API's status enum (printed as e.g. KernelWorkerStatus.COMPLETE)."""
-    return str(getattr(response, "status", response)).rsplit(".", 1)[-1].lower()
-
-
 def wait_for_kernel(kernel_id: str, api: Any | None = None, interval: float = 60.0, timeout: float = 13 * 3600) -> str:
-    """Poll until the kernel completes, fails or is cancelled; print each state change; return the last."""
+    """Poll until the kernel completes, fails or is cancelled; print each state change, and while it runs the
+    last epoch line of its log (clients with a logs call); return the last state."""
     api = api if api is not None else kaggle_api()
-    started, last = time.monotonic(), None
+    started, last, last_line = time.monotonic(), None, None
     while True:
         response = api.kernels_status(kernel_id)
         state = kernel_state(response)
+        minutes = f"[{(time.monotonic() - started) / 60:5.1f} min]"
         if state != last:
-            print(f"[{(time.monotonic() - started) / 60:5.1f} min] {kernel_id}: {state}", flush=True)
+            print(f"{minutes} {kernel_id}: {state}", flush=True)
             last = state
+        if state == "running":
+            line = last_epoch_line(api, kernel_id)
+            if line and line != last_line:
+                print(f"{minutes}   {line}", flush=True)
+                last_line = line
         if any(state.startswith(done) for done in FINISHED):
-            message = getattr(response, "failure_message", None)
+            message = kernel_failure_message(response)
             if message:
                 print(f"failure message: {message}")
             return state
@@ -311,18 +413,38 @@ def fetch_output(kernel_id: str, api: Any | None = None, dest: Path | None = Non
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.kaggle", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("bundle", "push", "status", "output"))
+    parser.add_argument("command", choices=("datasets", "check", "bundle", "push", "status", "output"))
+    parser.add_argument("terms", nargs="*", help="datasets: the search words; check: dataset handles owner/slug")
     parser.add_argument("--id", default=None, help="owner/slug of the kernel (default: kernel-metadata.json)")
-    parser.add_argument("--profile", default="paper", help="bundle/push: the kit profile the kernel runs")
+    parser.add_argument("--profile", default="paper", help="bundle/push/check: the kit profile the kernel runs")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--interval", type=float, default=60.0, help="status: seconds between polls")
+    parser.add_argument("--no-check", action="store_true", help="push: skip checking the two datasets first")
+    parser.add_argument(
+        "--continue", dest="continue_previous", action="store_true",
+        help="bundle/push: a new version that resumes from the last version's output (after the time limit)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
         overrides = parse_overrides(args.param)
-        if args.command == "bundle":
-            bundle(args.profile, overrides, args.id)
+        if args.command in ("datasets", "check") and not args.terms:
+            raise ParameterError(
+                f"{args.command}: give {'search words' if args.command == 'datasets' else 'owner/slug handles'}"
+            )
+        if args.command == "datasets":
+            print(format_dataset_table(search_datasets(kaggle_api(), " ".join(args.terms))))
+        elif args.command == "check":
+            api = kaggle_api()
+            params = resolve_params(args.profile, overrides)
+            needed = params.train_per_domain + params.test_per_domain
+            checks = [check_dataset(api, handle, needed) for handle in args.terms]
+            for checked in checks:
+                print(checked.summary())
+            return 0 if all(c.enough for c in checks) else 1
+        elif args.command == "bundle":
+            bundle(args.profile, overrides, args.id, continue_previous=args.continue_previous)
         elif args.command == "push":
-            push(args.profile, overrides, args.id)
+            push(args.profile, overrides, args.id, check=not args.no_check, continue_previous=args.continue_previous)
         elif args.command == "status":
             api = kaggle_api()
             state = wait_for_kernel(resolve_kernel_id(args.id, api), api, args.interval)
@@ -330,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             api = kaggle_api()
             fetch_output(resolve_kernel_id(args.id, api), api)
-    except (ParameterError, KaggleSetupError) as err:
+    except (ParameterError, KaggleSetupError, DatasetUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -10,6 +10,10 @@ process with its share of the machine: its GPUs through ``CUDA_VISIBLE_DEVICES``
 share of the cores through ``OMP_NUM_THREADS``. Each logs to ``<run_dir>/logs/train_<model>_seed<S>.log``;
 a model that fails is named and the others train to the end, then the pipeline stops before
 evaluate. Every notebook's start-up (process launch, kernel start, imports) goes to ``run.json``.
+
+With ``time_limit_hours``, the pipeline records its deadline in ``run.json`` (``budget``) and the
+trainings stop at a checkpoint when it passes; the run then ends cleanly as a partial run: no
+evaluation, ``run.json``'s ``partial`` and a report.md that say how far each model got and how to continue.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -31,6 +36,7 @@ from typing import IO, Any
 from utils.config import (
     ParameterError,
     RunParams,
+    locked_run_record,
     model_dir,
     parse_overrides,
     record_stage_fields,
@@ -44,6 +50,9 @@ NOTEBOOKS_DIR = KIT_ROOT / "notebooks"
 POLL_S = 0.5  # how often a running train notebook's state is looked at
 STOP_GRACE_S = 30.0  # after Ctrl-C: time for papermill to shut its kernel down before it is killed
 FAILURE_MARK = "step failed: "  # what a train process prints before run_step's message
+# ipykernel warns on every start that its local TCP sockets are unencrypted (seven lines per run); its
+# log at ERROR drops that, while a failing cell still comes back as the cell's error, as before
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,11 @@ class Step:
     @property
     def label(self) -> str:
         return self.rendered.removesuffix(".ipynb")
+
+    @property
+    def trained_name(self) -> str:
+        """The model a train step makes: ``mixed_seed0``."""
+        return self.stage.removeprefix("train_")
 
 
 class StageFailed(RuntimeError):
@@ -103,6 +117,7 @@ def run_step(step: Step, run_dir: Path, progress: bool = True, log_output: bool 
             # every cell has run and every output has arrived: a graceful shutdown would only wait
             # 1-3 s for the interpreter's teardown (README, "Start-up")
             shutdown_kernel="immediate",
+            extra_arguments=KERNEL_ARGUMENTS,  # to nbclient, which starts the kernel with them
         )
     except PapermillExecutionError as err:
         first_line = (err.source or "").strip().splitlines()[:1]
@@ -189,8 +204,7 @@ class TrainLaunch:
 
     @property
     def name(self) -> str:
-        """The trained model it makes: ``mixed_seed0``."""
-        return self.step.stage.removeprefix("train_")
+        return self.step.trained_name
 
     def environment(self) -> dict[str, str]:
         env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads), "PYTHONUNBUFFERED": "1"}
@@ -261,6 +275,30 @@ def train_rounds(
     return rounds
 
 
+@dataclass(frozen=True)
+class ModelProgress:
+    """How far a train step's model has got: its history.csv (one row per finished epoch) and the epochs planned."""
+
+    history_path: Path
+    epochs_planned: int
+
+    @classmethod
+    def of(cls, step: Step, run_dir: Path) -> ModelProgress:
+        params = resolve_params(step.parameters["profile"], step.parameters["overrides"])
+        seed = training_seeds(params)[step.parameters["seed_index"]]
+        history_path = model_dir(run_dir, step.parameters["domain"], seed) / "history.csv"
+        return cls(history_path, params.pretrain_epochs + params.epochs)
+
+    def epochs(self) -> list[dict[str, str]]:
+        if not self.history_path.is_file():
+            return []
+        with self.history_path.open(newline="") as f:  # written atomically by the trainer: never half a file
+            return list(csv.DictReader(f))
+
+    def epochs_left(self) -> int:
+        return max(0, self.epochs_planned - len(self.epochs()))
+
+
 class TrainProcess:
     """One train notebook in its own papermill process, logging to ``<run_dir>/logs/train_<model>.log``."""
 
@@ -269,8 +307,8 @@ class TrainProcess:
         self.output = rendered_path(run_dir, launch.step)
         self.log_path = run_dir / "logs" / f"train_{launch.name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.history_path = self._model_dir() / "history.csv"
-        self.epochs_seen = self._epochs_done()
+        self.progress = ModelProgress.of(launch.step, run_dir)
+        self.epochs_seen = self.progress.epochs()
         self.launched = now()
         self.started = time.perf_counter()
         self.tree: list[Any] = []  # psutil.Process: the notebook's processes, listed when it is interrupted
@@ -287,21 +325,9 @@ class TrainProcess:
             start_new_session=True,
         )
 
-    def _model_dir(self) -> Path:
-        params = resolve_params(self.launch.step.parameters["profile"], self.launch.step.parameters["overrides"])
-        return model_dir(
-            self.run_dir, self.launch.model, training_seeds(params)[self.launch.step.parameters["seed_index"]]
-        )
-
-    def _epochs_done(self) -> list[dict[str, str]]:
-        if not self.history_path.is_file():
-            return []
-        with self.history_path.open(newline="") as f:  # written atomically by the trainer: never half a file
-            return list(csv.DictReader(f))
-
     def new_epochs(self) -> list[dict[str, str]]:
         """history.csv rows written since the last look."""
-        rows = self._epochs_done()
+        rows = self.progress.epochs()
         fresh = rows[len(self.epochs_seen) :] if len(rows) > len(self.epochs_seen) else []
         self.epochs_seen = rows
         return fresh
@@ -341,22 +367,57 @@ class TrainProcess:
         self.log.close()
 
 
-EPOCH_FIGURES = {
-    "seconds": "done in {:.0f} s",
-    "val_ciede2000": "val CIEDE2000 {:.2f}",
-    "images_per_s": "{:.1f} images/s",
-}
+def mean_epoch_seconds(rows: list[dict[str, str]]) -> float | None:
+    return sum(float(row["seconds"]) for row in rows) / len(rows) if rows else None
 
 
-def report_new_epochs(job: TrainProcess) -> None:
-    """One line per epoch a model has finished, from its history.csv (what of it is there)."""
-    for row in job.new_epochs():
-        shown = [text.format(float(row[name])) for name, text in EPOCH_FIGURES.items() if row.get(name)]
-        print(f"{job.label} epoch {row.get('epoch', '?')} {', '.join(shown)}", flush=True)
+def seconds_left(seen: list[list[dict[str, str]]], planned: list[int], later_epochs: int) -> tuple[list[float], float]:
+    """Time left, in seconds, for each model of the running round (its history rows ``seen``, its ``planned``
+    epochs) and for the whole training.
+
+    A model: its epochs left x its mean epoch time so far (before its first epoch, the round's). The
+    training: the round's slowest model, plus ``later_epochs`` (the later rounds' slowest models' epochs
+    left, summed) at the round's mean epoch time. That assumes a later round trains as fast as this one:
+    the same data, the same share of the machine (a smaller last round gets more of it: the estimate errs long).
+    """
+    typical = mean_epoch_seconds([row for rows in seen for row in rows]) or 0.0
+    models = [max(0, n - len(rows)) * (mean_epoch_seconds(rows) or typical) for rows, n in zip(seen, planned)]
+    return models, max(models) + later_epochs * typical
 
 
-def run_train_round(round_: list[TrainLaunch], run_dir: Path, labels: dict[str, str]) -> list[str]:
-    """Start every notebook of the round and follow them to the end; returns the failures' messages."""
+def duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
+
+
+def epoch_line(label: str, row: dict[str, str], planned: int, model_left_s: float, run_left_s: float) -> str:
+    """``[2/7] 02_train_cartoon_seed0 epoch 1/2 done in 82 s: D 0.69, G_GAN 0.72, G_L1 11.3, val CIEDE2000
+    22.88, 5.2 images/s; model ETA 1.4 min, run ETA 1.5 min`` (a pretraining epoch has G_L1 alone)."""
+    losses = ["loss_G_L1"] if row["phase"] == "pretrain" else ["loss_D", "loss_G_GAN", "loss_G_L1"]
+    figures = [f"{name.removeprefix('loss_')} {float(row[name]):.3g}" for name in losses]
+    figures += [f"val CIEDE2000 {float(row['val_ciede2000']):.2f}", f"{float(row['images_per_s']):.1f} images/s"]
+    return (f"{label} epoch {row['epoch']}/{planned} done in {float(row['seconds']):.0f} s: {', '.join(figures)}; "
+            f"model ETA {duration(model_left_s)}, run ETA {duration(run_left_s)}")  # fmt: skip
+
+
+def report_new_epochs(jobs: list[TrainProcess], later_epochs: int) -> None:
+    """One line per epoch a model of the running round has finished, from its history.csv, with the time left
+    (``later_epochs``: see :func:`seconds_left`)."""
+    fresh = [(i, row) for i, job in enumerate(jobs) for row in job.new_epochs()]
+    if not fresh:
+        return
+    planned = [job.progress.epochs_planned for job in jobs]
+    models_left, run_left = seconds_left([job.epochs_seen for job in jobs], planned, later_epochs)
+    for i, row in fresh:
+        print(epoch_line(jobs[i].label, row, planned[i], models_left[i], run_left), flush=True)
+
+
+def run_train_round(
+    round_: list[TrainLaunch], run_dir: Path, labels: dict[str, str], later_epochs: int = 0
+) -> list[str]:
+    """Start every notebook of the round and follow them to the end; returns the failures' messages.
+    ``later_epochs``: the epochs the later rounds will take (for the time left)."""
     jobs: list[TrainProcess] = []
     failures = []
     try:
@@ -366,10 +427,9 @@ def run_train_round(round_: list[TrainLaunch], run_dir: Path, labels: dict[str, 
         running = list(jobs)
         while running:
             time.sleep(POLL_S)
-            for job in list(running):
-                report_new_epochs(job)
-                if job.process.poll() is None:
-                    continue
+            ended = [job for job in running if job.process.poll() is not None]
+            report_new_epochs(jobs, later_epochs)  # after the poll: an ended notebook's last epoch is reported
+            for job in ended:
                 running.remove(job)
                 job.log.close()
                 seconds = time.perf_counter() - job.started
@@ -396,13 +456,60 @@ def run_train_steps(steps: list[Step], run_dir: Path, params: RunParams, labels:
     concurrency = train_concurrency(params, len(gpus), len(steps))
     print(f"training {len(steps)} model(s), {concurrency} at a time", flush=True)
     failures = []
-    for round_ in train_rounds(steps, concurrency, gpus, cpu_cores(), params.gpus):
-        failures += run_train_round(round_, run_dir, labels)
+    rounds = train_rounds(steps, concurrency, gpus, cpu_cores(), params.gpus)
+    for index, round_ in enumerate(rounds):
+        later = [[ModelProgress.of(launch.step, run_dir).epochs_left() for launch in r] for r in rounds[index + 1 :]]
+        failures += run_train_round(round_, run_dir, labels, sum(max(epochs) for epochs in later))
     if failures:
         raise StageFailed(
             f"{len(failures)} of {len(steps)} models failed to train; the stages after training did not run\n"
             + "\n".join(failures)
         )
+
+
+# --- the time budget -------------------------------------------------------------------------------
+
+
+def record_budget(run_dir: Path, hours: float) -> None:
+    """run.json's ``budget``, where each train process reads the deadline (none without a time limit)."""
+    started = now()
+    with locked_run_record(run_dir) as record:
+        record.pop("budget", None)
+        if hours:
+            deadline = started + dt.timedelta(hours=hours)
+            record["budget"] = {"time_limit_hours": hours, "started": started.isoformat(timespec="seconds"),
+                                "deadline": deadline.isoformat(timespec="seconds")}  # fmt: skip
+
+
+def close_budget(run_dir: Path) -> None:
+    """The pipeline has ended: a train notebook run alone later counts from its own start, not to this deadline."""
+    with locked_run_record(run_dir) as record:
+        if record.get("budget"):
+            record["budget"]["finished"] = now().isoformat(timespec="seconds")
+
+
+def record_partial(run_dir: Path, params: RunParams, trains: list[Step], continue_how: str) -> dict[str, Any] | None:
+    """run.json's ``partial``: why training stopped short, each model's epochs, how to continue; None when
+    every model has all its epochs."""
+    progress = {step.trained_name: ModelProgress.of(step, run_dir) for step in trains}
+    done = {name: len(p.epochs()) for name, p in progress.items()}
+    partial = None
+    if any(done[name] < p.epochs_planned for name, p in progress.items()):
+        partial = {
+            "reason": f"time budget of {params.time_limit_hours:g} h ran out",
+            "models": {name: f"{done[name]} of {p.epochs_planned} epochs" for name, p in progress.items()},
+            "continue": continue_how,
+        }
+    with locked_run_record(run_dir) as record:
+        record["partial"] = partial
+    return partial
+
+
+def how_to_continue(profile: str, run_dir: Path, overrides: dict[str, Any]) -> str:
+    command = ["python", "-m", "utils.pipeline", "--profile", profile, "--run-dir", str(run_dir)]
+    command += [arg for name, value in overrides.items() for arg in ("-p", f"{name}={value}")]
+    return (f"locally, run the same command on the same run directory: `{shlex.join(command)}` (each model "
+            "resumes from its checkpoint_last.pt); on Kaggle: `python -m utils.kaggle push --continue`")  # fmt: skip
 
 
 # --- the whole pipeline --------------------------------------------------------------------------
@@ -422,18 +529,36 @@ def run_pipeline(
     labels = {step.rendered: f"[{i}/{len(steps)}] {step.label}" for i, step in enumerate(steps, 1)}
     trains = [step for step in steps if step.notebook == "02_train.ipynb"]
     started = time.perf_counter()
-    for step in steps:
-        if step is trains[0]:
-            run_train_steps(trains, run_dir, params, labels)
-        if step in trains:
-            continue
-        label = labels[step.rendered]
-        print(f"{label} ...", flush=True)
-        t0, launched = time.perf_counter(), now()
-        startup = record_timing(run_dir, step, run_step(step, run_dir, progress), launched)
-        print(f"{label} done in {time.perf_counter() - t0:.0f} s{describe_startup(startup)}", flush=True)
+    record_budget(run_dir, params.time_limit_hours)
+    try:
+        for step in steps:
+            if step is trains[0]:
+                run_train_steps(trains, run_dir, params, labels)
+                partial = record_partial(run_dir, params, trains, how_to_continue(profile, run_dir, overrides))
+                if partial:
+                    end_partial(run_dir, partial, time.perf_counter() - started)
+                    return [run_dir / "notebooks" / s.rendered for s in steps[: steps.index(trains[-1]) + 1]]
+            if step in trains:
+                continue
+            label = labels[step.rendered]
+            print(f"{label} ...", flush=True)
+            t0, launched = time.perf_counter(), now()
+            startup = record_timing(run_dir, step, run_step(step, run_dir, progress), launched)
+            print(f"{label} done in {time.perf_counter() - t0:.0f} s{describe_startup(startup)}", flush=True)
+    finally:
+        close_budget(run_dir)
     print(f"pipeline finished in {time.perf_counter() - started:.0f} s; results in {run_dir}")
     return [run_dir / "notebooks" / step.rendered for step in steps]
+
+
+def end_partial(run_dir: Path, partial: dict[str, Any], seconds: float) -> None:
+    """A run the time budget cut short ends cleanly (Kaggle keeps its output): its report says how far it got."""
+    from utils import plots  # torch, through the data module: only here
+
+    report = plots.write_partial_report(run_dir)
+    reached = ", ".join(f"{name} {epochs}" for name, epochs in partial["models"].items())
+    print(f"pipeline stopped after training, in {seconds:.0f} s: the {partial['reason']} ({reached}). Evaluate, "
+          f"figures and colorize need finished models and did not run; {report} says how to continue.")  # fmt: skip
 
 
 def run_one_step(step_json: str, run_dir: str) -> int:

@@ -397,6 +397,35 @@ def results_markdown(run_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
+def write_partial_report(run_dir: str | Path) -> Path:
+    """report.md of a run the time budget cut short (run.json's ``partial``): how far each model got, what did
+    not run, and how to continue."""
+    run_dir = Path(run_dir)
+    partial = json.loads((run_dir / "run.json").read_text())["partial"]
+    lines = [
+        "# Cross-domain colorization: partial run",
+        "",
+        f"Run directory: `{run_dir}`.",
+        "",
+        f"**This run is partial: the {partial['reason']}** before every model had trained all its epochs.",
+        "Each model stopped at a checkpoint. Evaluation, the figures and the sample colorizations did not run:",
+        "they need finished models, so this report has no results yet.",
+        "",
+        "| model | trained |",
+        "| --- | --- |",
+        *(f"| {name} | {epochs} |" for name, epochs in partial["models"].items()),
+        "",
+        "## How to continue",
+        "",
+        f"{partial['continue'][0].upper()}{partial['continue'][1:]}.",
+        "Training resumes exactly where each model stopped, to the batch; a model already done is not trained again.",
+        "",
+    ]
+    path = run_dir / "report.md"
+    write_text_atomic(path, "\n".join(lines))
+    return path
+
+
 def write_report(run_dir: str | Path) -> Path:
     """report.md: the paper's claims checked, the results tables and links to every figure of the run."""
     run_dir = Path(run_dir)

@@ -12,6 +12,10 @@ from __future__ import annotations
 import argparse
 import codecs
 import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
 import os
 import random
 import subprocess
@@ -43,6 +47,7 @@ from utils.checkpoints import (
     set_rng_states,
 )
 from utils.config import (
+    DOMAINS,
     RunParams,
     amp_settings,
     check_domain,
@@ -53,7 +58,7 @@ from utils.config import (
     training_seed,
     write_csv_atomic,
 )
-from utils.data import training_sets
+from utils.data import load_manifest, training_sets
 from utils.models import GANLoss, PatchDiscriminator, UNetGenerator
 
 HISTORY_COLUMNS = [
@@ -74,6 +79,9 @@ LOG_EVERY = 25  # steps between sync points: losses read, non-finite check, chec
 NO_BAD_STEP = 2**62
 FLIP_SEED_OFFSET = 7_919  # the flips' generator is seeded apart from the order's
 COMPILE_BACKEND = "inductor"  # tests use "aot_eager": the same graph capture, without code generation
+# Test-only: with a time budget on, it counts as spent once this many epochs have finished in this process
+# (tests/test_budget.py, and the Kaggle test's "version 1 runs out after epoch 1"). Never set in real runs.
+TEST_BUDGET_EPOCHS_ENV = "KIT_TEST_BUDGET_EPOCHS"
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -122,6 +130,72 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def any_process(flag: bool, procs: Processes, device: torch.device) -> bool:
+    """Whether ``flag`` holds in any process: one decision that every process takes alike."""
+    if procs.world_size == 1:
+        return flag
+    value = torch.tensor(int(flag), device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+# --- the time budget and the data a model trains on ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimeBudget:
+    """When training must stop, at a checkpoint: ``time_limit_hours`` from the pipeline's start (run.json's
+    ``budget``, which the pipeline records while it runs), or from this process's start when trained alone."""
+
+    hours: float  # 0: no limit
+    deadline: float  # a time.time() value; inf without a limit
+    epochs_allowed: int | None = None  # the test seam (TEST_BUDGET_EPOCHS_ENV)
+
+    @classmethod
+    def for_run(cls, params: RunParams, run_dir: Path) -> TimeBudget:
+        if not params.time_limit_hours:
+            return cls(0.0, math.inf)
+        record = run_dir / "run.json"
+        budget = json.loads(record.read_text()).get("budget") if record.is_file() else None
+        if budget and not budget.get("finished"):  # a pipeline is running this training
+            deadline = dt.datetime.fromisoformat(budget["deadline"]).timestamp()
+        else:
+            deadline = cls.now() + params.time_limit_hours * 3600
+        seam = os.environ.get(TEST_BUDGET_EPOCHS_ENV)
+        return cls(params.time_limit_hours, deadline, int(seam) if seam else None)
+
+    @staticmethod
+    def now() -> float:
+        return time.time()  # wall time: the deadline is a moment, shared by processes through run.json
+
+    def spent(self, epochs_done: int) -> bool:
+        """``epochs_done``: the epochs finished in this process (the test seam counts them)."""
+        if self.epochs_allowed is not None and epochs_done >= self.epochs_allowed:
+            return True
+        return self.now() >= self.deadline
+
+    def describe(self) -> str:
+        return f"the time budget of {self.hours:g} h ran out"
+
+
+@dataclass(frozen=True)
+class TrainingImages:
+    """What a model trains on, as its checkpoints record it: a resume on other data is refused."""
+
+    count: int
+    sha1: str  # over the manifest rows of the model's training shards (see training_data_sha1)
+
+
+def training_data_sha1(run_dir: Path, model: str) -> str:
+    """sha1 over the manifest rows (domain, split, index, sha1) of the train shards ``model`` trains and
+    validates on: the same images in the same shard rows give the same digest, wherever they were read from."""
+    manifest = load_manifest(run_dir)
+    domains = DOMAINS if model == "mixed" else (model,)
+    rows = manifest[manifest["domain"].isin(domains) & (manifest["split"] == "train")]
+    rows = rows.sort_values(["domain", "index"])[["domain", "split", "index", "sha1"]]
+    return hashlib.sha1(rows.to_csv(index=False).encode()).hexdigest()
 
 
 # --- data order --------------------------------------------------------------------------------
@@ -383,14 +457,17 @@ def validate(
     return float(l1_sum) / count * gan.lambda_l1, float(de_sum) / count, grid
 
 
-def sync_point(first_bad_step: torch.Tensor, checkpoint_due: bool, procs: Processes) -> tuple[int, bool]:
-    """Every LOG_EVERY steps, one host sync that every process agrees on: the first step with a
-    non-finite loss (any process's), and whether a checkpoint is due (any process's clock)."""
-    flags = torch.stack([first_bad_step, torch.tensor(0 if checkpoint_due else 1, device=first_bad_step.device)])
+def sync_point(
+    first_bad_step: torch.Tensor, checkpoint_due: bool, out_of_time: bool, procs: Processes
+) -> tuple[int, bool, bool]:
+    """Every LOG_EVERY steps, one host sync that every process agrees on: the first step with a non-finite
+    loss (any process's), whether a checkpoint is due and whether the time budget ran out (any process's clock)."""
+    yes_as_zero = torch.tensor([0 if checkpoint_due else 1, 0 if out_of_time else 1], device=first_bad_step.device)
+    flags = torch.cat([first_bad_step.view(1), yes_as_zero])
     if procs.world_size > 1:
-        dist.all_reduce(flags, op=dist.ReduceOp.MIN)
-    bad_step, not_due = flags.tolist()
-    return bad_step, not_due == 0
+        dist.all_reduce(flags, op=dist.ReduceOp.MIN)  # any process's bad step, due checkpoint or clock decides
+    bad_step, not_due, in_time = flags.tolist()
+    return bad_step, not_due == 0, in_time == 0
 
 
 def raise_if_non_finite(bad_step: int, domain: str, epoch: int, last_path: Path) -> None:
@@ -449,19 +526,20 @@ class ModelFiles:
 
 
 def checkpoint_record(
-    state: TrainingState, files: ModelFiles, params: RunParams, procs: Processes, n_train: int
+    state: TrainingState, files: ModelFiles, params: RunParams, procs: Processes, data: TrainingImages
 ) -> dict[str, Any]:
-    """The record every checkpoint carries: the epochs completed and where the next batch starts."""
+    """The record every checkpoint carries: the epochs completed, where the next batch starts, the data."""
     return {
         "format": CHECKPOINT_FORMAT, "model": files.domain, "image_size": params.image_size,
         "epoch": state.epoch - 1, "step": state.step, "best_val": state.best_val, "params": params.to_dict(),
         "position": {"epoch": state.epoch, "batch": state.batch, "world_size": procs.world_size,
-                     "train_images": n_train, "seed": params.seed},
+                     "train_images": data.count, "seed": params.seed},
+        "data_sha1": data.sha1,
     }  # fmt: skip
 
 
 def resume_state(
-    files: ModelFiles, params: RunParams, procs: Processes, gan: GANTraining, n_train: int
+    files: ModelFiles, params: RunParams, procs: Processes, gan: GANTraining, data: TrainingImages
 ) -> TrainingState:
     """The state saved in ``checkpoint_last.pt`` (loaded into ``gan``), after checking it fits this run."""
     ckpt = load_checkpoint(files.last, gan.device)
@@ -471,10 +549,16 @@ def resume_state(
             f"{files.last}: trained for model {ckpt['model']!r} at {ckpt['image_size']} px; "
             f"this run asks for {files.domain!r} at {params.image_size} px (set resume=False to start over)"
         )
-    if position["train_images"] != n_train:
+    if ckpt.get("data_sha1", data.sha1) != data.sha1:  # checkpoints before the digest: the count check alone
+        raise ValueError(
+            f"{files.last}: trained on other data than the run directory now holds for model {files.domain!r} "
+            f"(the data changed: its manifest rows have digest {data.sha1}, the checkpoint's {ckpt['data_sha1']}); "
+            "set resume=False to start over"
+        )
+    if position["train_images"] != data.count:
         raise ValueError(
             f"{files.last}: trained on {position['train_images']} images, the run directory now has "
-            f"{n_train} for model {files.domain!r} (set resume=False to start over)"
+            f"{data.count} for model {files.domain!r} (set resume=False to start over)"
         )
     if position["batch"] and position["world_size"] != procs.world_size:
         raise ValueError(
@@ -494,9 +578,9 @@ def resume_state(
 
 
 def save_mid_epoch_checkpoint(
-    state: TrainingState, files: ModelFiles, params: RunParams, procs: Processes, gan: GANTraining, n_train: int
+    state: TrainingState, files: ModelFiles, params: RunParams, procs: Processes, gan: GANTraining, data: TrainingImages
 ) -> None:
-    record = checkpoint_record(state, files, params, procs, n_train)
+    record = checkpoint_record(state, files, params, procs, data)
     record |= {"epoch_sums": mean_over_processes(state.sums, procs), "rng": rng_states(), **gan.state()}
     if procs.main:
         save_atomic(record, files.last)
@@ -509,7 +593,7 @@ def end_epoch(
     params: RunParams,
     procs: Processes,
     gan: GANTraining,
-    n_train: int,
+    data: TrainingImages,
     phase: str,
     seconds: float,
     trained_images: int,
@@ -535,7 +619,7 @@ def end_epoch(
         )  # fmt: skip
         # history first: a crash before the checkpoint resumes from the previous one and drops this row
         write_csv_atomic(files.history, pd.DataFrame(state.history, columns=HISTORY_COLUMNS))
-        record = checkpoint_record(state, files, params, procs, n_train)
+        record = checkpoint_record(state, files, params, procs, data)
         record |= {"val_ciede2000": val_de, "val_loss_G_L1": val_l1}
         if is_best:  # the generator and its record: all that evaluation needs
             save_atomic(record | {"generator": gan.generator_module.state_dict()}, files.best)
@@ -553,8 +637,10 @@ def train(
 
     ``params.pretrain_epochs`` generator-only L1 epochs come first, then ``params.epochs`` GAN
     epochs. Resumes from ``checkpoint_last.pt`` (written every epoch, and inside an epoch every
-    ``checkpoint_minutes``) when present and ``params.resume``. Under torchrun this is one
-    process of a DDP run; only rank 0 writes.
+    ``checkpoint_minutes``) when present and ``params.resume``. With ``time_limit_hours``, training
+    stops at a checkpoint once the time budget runs out (checked at every sync point and epoch end),
+    and starts nothing when it already has: the history then holds fewer epochs than planned (see
+    :func:`training_record`). Under torchrun this is one process of a DDP run; only rank 0 writes.
 
     Returns:
         The training history, one row per epoch.
@@ -582,6 +668,11 @@ def _train(
     show_progress: bool,
 ) -> pd.DataFrame:
     files = ModelFiles(domain, model_dir(run_dir, domain, seed))
+    budget = TimeBudget.for_run(params, run_dir)
+    if any_process(budget.spent(0), procs, device):
+        if procs.main:
+            print(f"model {domain}: {budget.describe()} before its turn; nothing trained")
+        return read_history(files.history)
     if procs.main:
         (files.out_dir / "samples").mkdir(parents=True, exist_ok=True)
     if params.batch_size % procs.world_size:
@@ -593,10 +684,10 @@ def _train(
     # data: uint8 batches, pinned; flips and Lab happen on the device, per batch
     train_set, val_set = training_sets(run_dir, domain, params)  # the data's split: the same for every seed
     params = dataclasses.replace(params, seed=seed)  # from here on the training seed: weights, order, flips
-    n_train = len(train_set)
-    if n_train < params.batch_size:
+    data = TrainingImages(len(train_set), training_data_sha1(run_dir, domain))
+    if data.count < params.batch_size:
         raise ValueError(
-            f"parameter 'batch_size' = {params.batch_size}: larger than the {n_train} "
+            f"parameter 'batch_size' = {params.batch_size}: larger than the {data.count} "
             f"training images of model {domain!r}"
         )
     loader, sampler = training_loader(train_set, params, procs, device)
@@ -607,12 +698,12 @@ def _train(
     gan = build_gan(params, device, procs)
     state = TrainingState.fresh(device)
     if params.resume and files.last.is_file():
-        state = resume_state(files, params, procs, gan, n_train)
+        state = resume_state(files, params, procs, gan, data)
 
     total_epochs = params.pretrain_epochs + params.epochs
     if state.epoch > total_epochs and procs.main:
         print(f"model {domain}: {files.last} already holds all {total_epochs} epochs; nothing to train")
-    last_checkpoint = time.monotonic()
+    last_checkpoint, epochs_done = time.monotonic(), 0  # epochs_done: in this process, for the budget
     while state.epoch <= total_epochs:
         phase = "pretrain" if state.epoch <= params.pretrain_epochs else "gan"
         step_fn = l1_step if phase == "pretrain" else gan_step
@@ -620,6 +711,7 @@ def _train(
         sampler.set_position(state.epoch, state.batch)
         n_batches = sampler.batches_per_epoch
         first_bad_step = torch.full((), NO_BAD_STEP, dtype=torch.int64, device=device)
+        out_of_time = False
         bar = tqdm(
             loader,
             desc=f"{domain} epoch {state.epoch}/{total_epochs} ({phase})",
@@ -637,18 +729,47 @@ def _train(
             )
             if state.batch % LOG_EVERY == 0 or state.batch == n_batches:
                 due = 0 < params.checkpoint_minutes * 60 <= time.monotonic() - last_checkpoint
-                bad_step, due = sync_point(first_bad_step, due, procs)
+                bad_step, due, out_of_time = sync_point(first_bad_step, due, budget.spent(epochs_done), procs)
                 raise_if_non_finite(bad_step, domain, state.epoch, files.last)
                 d, g_gan, g_l1 = (state.sums / state.batch).tolist()
                 bar.set_postfix(D=f"{d:.3f}", G_GAN=f"{g_gan:.3f}", G_L1=f"{g_l1:.3f}")
-                if due and state.batch < n_batches:  # the epoch's end writes its own checkpoint
-                    save_mid_epoch_checkpoint(state, files, params, procs, gan, n_train)
+                if (due or out_of_time) and state.batch < n_batches:  # the epoch's end writes its own checkpoint
+                    save_mid_epoch_checkpoint(state, files, params, procs, gan, data)
                     last_checkpoint = time.monotonic()
+                if out_of_time:
+                    break
         bar.close()
+        if out_of_time and state.batch < n_batches:  # at the checkpoint just written
+            break
         seconds = time.perf_counter() - started
-        end_epoch(state, files, params, procs, gan, n_train, phase, seconds, trained_images, validation)
-        last_checkpoint = time.monotonic()
-    return pd.read_csv(files.history) if files.history.is_file() else pd.DataFrame(columns=HISTORY_COLUMNS)
+        end_epoch(state, files, params, procs, gan, data, phase, seconds, trained_images, validation)
+        last_checkpoint, epochs_done = time.monotonic(), epochs_done + 1
+        if state.epoch <= total_epochs and any_process(budget.spent(epochs_done), procs, device):
+            break
+    if state.epoch <= total_epochs and procs.main:  # the time budget stopped it
+        inside = f" and {state.batch} batches of epoch {state.epoch}" if state.batch else ""
+        print(f"model {domain}: {budget.describe()}; stopped after {state.epoch - 1} of {total_epochs} epochs{inside}. "
+              f"Run the training again to continue from {files.last}")  # fmt: skip
+    return read_history(files.history)
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    """A model's history.csv: one row per finished epoch (none yet: an empty table)."""
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=HISTORY_COLUMNS)
+
+
+def training_record(params: RunParams, history: pd.DataFrame) -> dict[str, Any]:
+    """What the train notebook records in run.json: the epochs done and planned; ``partial`` when the time
+    budget stopped the training short of them."""
+    planned = params.pretrain_epochs + params.epochs
+    return {"epochs_done": len(history), "epochs_planned": planned, "partial": len(history) < planned}
+
+
+def last_sample_grid(run_dir: str | Path, domain: str, seed: int, history: pd.DataFrame) -> Path | None:
+    """The validation sample grid of the last epoch trained; None before the first."""
+    if history.empty:
+        return None
+    return model_dir(run_dir, domain, seed) / "samples" / f"epoch_{int(history['epoch'].iloc[-1]):02d}.png"
 
 
 # --- launching ---------------------------------------------------------------------------------
@@ -704,7 +825,7 @@ def run_training(
         raise RuntimeError(
             f"torchrun training of model {domain} failed (exit code {proc.returncode}); see the output above"
         )
-    return pd.read_csv(model_dir(run_dir, domain, seed) / "history.csv")
+    return read_history(model_dir(run_dir, domain, seed) / "history.csv")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,284 @@
+"""utils.kaggle_client against stub clients shaped like kaggle 1.6 (camelCase objects and dicts, ApiException)
+and like kaggle 1.7+/2.x (snake_case objects, enums, requests' HTTPError). Offline: no stub calls the real client."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import requests
+
+from utils import kaggle_client as client
+from utils.config import RunParams
+
+ROOT = Path(__file__).resolve().parent.parent
+UPDATED = dt.datetime(2021, 3, 4, 5, 6, 7)
+
+
+class KernelWorkerStatus(enum.Enum):  # as in kagglesdk.kernels.types.kernels_enums
+    QUEUED = 0
+    RUNNING = 1
+    COMPLETE = 2
+    ERROR = 3
+    CANCEL_REQUESTED = 4
+    CANCEL_ACKNOWLEDGED = 5
+
+
+class LegacyObject:
+    """kaggle 1.6's model objects (Dataset, File, ListFilesResult): a JSON dict's camelCase keys as attributes."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.__dict__.update(fields)
+
+
+class ApiException(Exception):
+    """kaggle 1.6's kaggle.rest.ApiException."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"({status})\nReason: {reason}")
+        self.status, self.reason = status, reason
+
+
+def http_error(status: int) -> requests.exceptions.HTTPError:
+    """What kaggle 2.x's client raises for an HTTP error status."""
+    response = requests.Response()
+    response.status_code = status
+    return requests.exceptions.HTTPError(f"{status} Client Error", response=response)
+
+
+# (name, bytes) per page of a dataset's file list; the last page alone holds .png files and a hidden file
+PAGES = [
+    [("frames/0001.jpg", 1000), ("frames/0002.JPG", 1000), ("README.md", 50)],
+    [("frames/0003.jpeg", 1000), ("labels.csv", 20)],
+    [("frames/0004.png", 2000), ("frames/0005.png", 2000), ("__MACOSX/._0005.png", 10)],
+]
+TEXT_ONLY = [[("train.csv", 100), ("test.csv", 100), ("README", 10)]]
+
+
+class StubApi16:
+    """kaggle 1.6: camelCase model objects, ``nextPageToken``, dict from kernels_status, no kernels_logs."""
+
+    def __init__(self, pages: list | None = None, error: Exception | None = None) -> None:
+        self.pages, self.error, self.calls = pages or PAGES, error, []
+
+    def dataset_list(self, search: str = "", page: int = 1) -> list[LegacyObject]:
+        self.calls.append(("dataset_list", search, page))
+        if page > 1:
+            return []
+        return [
+            LegacyObject({"ref": "alice/cartoon-frames", "title": "Cartoon frames", "totalBytes": 3 * 2**30,
+                          "size": "3GB", "lastUpdated": UPDATED, "downloadCount": 1234, "files": []}),
+            LegacyObject({"ref": "bob/toons", "title": "Toons", "size": "12MB", "lastUpdated": UPDATED,
+                          "downloadCount": 7, "files": [LegacyObject({"name": "a.png"})] * 2}),
+        ]  # fmt: skip
+
+    def dataset_list_files(self, dataset: str, page_token: str | None = None, page_size: int = 20) -> LegacyObject:
+        self.calls.append(("dataset_list_files", dataset, page_token, page_size))
+        if self.error is not None:
+            raise self.error
+        index = int(page_token or 0)
+        files = [
+            LegacyObject({"name": name, "totalBytes": size, "size": f"{size}B"}) for name, size in self.pages[index]
+        ]
+        following = str(index + 1) if index + 1 < len(self.pages) else ""
+        return LegacyObject({"error_message": None, "files": files, "nextPageToken": following})
+
+    def kernels_status(self, kernel: str) -> dict[str, Any]:
+        return {"status": "error", "failureMessage": "CUDA out of memory"}
+
+
+class StubApi2:
+    """kaggle 1.7+/2.x: snake_case objects, ``next_page_token``, an enum status, a kernels_logs call."""
+
+    def __init__(self, pages: list | None = None, error: Exception | None = None, log: str | Exception = "") -> None:
+        self.pages, self.error, self.log, self.calls = pages or PAGES, error, log, []
+
+    def dataset_list(self, search: str = "", page: int = 1) -> list[SimpleNamespace]:
+        self.calls.append(("dataset_list", search, page))
+        ref = f"carol/movie-stills-{page}"
+        return [SimpleNamespace(ref=ref, title=f"Movie stills {page}", total_bytes=1536, last_updated=UPDATED,
+                                download_count=page, files=[])]  # fmt: skip
+
+    def dataset_list_files(self, dataset: str, page_token: str | None = None, page_size: int = 20) -> SimpleNamespace:
+        self.calls.append(("dataset_list_files", dataset, page_token, page_size))
+        if self.error is not None:
+            raise self.error
+        index = int(page_token or 0)
+        files = [SimpleNamespace(name=name, total_bytes=size) for name, size in self.pages[index]]
+        following = str(index + 1) if index + 1 < len(self.pages) else ""
+        return SimpleNamespace(files=files, next_page_token=following, error_message="")
+
+    def kernels_status(self, kernel: str) -> SimpleNamespace:
+        return SimpleNamespace(status=KernelWorkerStatus.COMPLETE, failure_message="")
+
+    def kernels_logs(self, kernel: str) -> str:
+        if isinstance(self.log, Exception):
+            raise self.log
+        return self.log
+
+
+BOTH = pytest.mark.parametrize("stub", [StubApi16, StubApi2], ids=["kaggle-1.6", "kaggle-2.x"])
+
+
+def test_response_field_reads_attributes_and_keys_in_either_spelling() -> None:
+    assert client.response_field({"totalBytes": 5}, "total_bytes") == 5
+    assert client.response_field(LegacyObject({"nextPageToken": "p2"}), "next_page_token") == "p2"
+    assert client.response_field(SimpleNamespace(total_bytes=7), "total_bytes") == 7
+    assert client.response_field({"failure_message": "x"}, "failure_message") == "x"
+    assert client.response_field(SimpleNamespace(total_bytes=None, totalBytes=9), "total_bytes") == 9
+    assert client.response_field(SimpleNamespace(), "total_bytes", "unknown") == "unknown"
+
+
+def test_search_tables_the_16_shape() -> None:
+    table = client.search_datasets(StubApi16(), "cartoon frames")
+    assert list(table.columns) == list(client.DATASET_COLUMNS)
+    assert table.to_dict("records") == [
+        {"handle": "alice/cartoon-frames", "title": "Cartoon frames", "size": "3.0 GB", "files": "",
+         "last_updated": "2021-03-04", "downloads": 1234},
+        {"handle": "bob/toons", "title": "Toons", "size": "12MB", "files": 2, "last_updated": "2021-03-04",
+         "downloads": 7},
+    ]  # fmt: skip
+    assert "alice/cartoon-frames" in client.format_dataset_table(table)
+
+
+def test_search_tables_the_2x_shape_and_pages_up_to_max_results() -> None:
+    api = StubApi2()
+    table = client.search_datasets(api, client.PAPER_DATASET_QUERIES["movie"], max_results=3)
+    assert table["handle"].tolist() == ["carol/movie-stills-1", "carol/movie-stills-2", "carol/movie-stills-3"]
+    assert table.iloc[0].to_dict() == {
+        "handle": "carol/movie-stills-1", "title": "Movie stills 1", "size": "1.5 KB", "files": "",
+        "last_updated": "2021-03-04", "downloads": 1,
+    }  # fmt: skip
+    assert [call[1:] for call in api.calls] == [("movie stills 2000-2020", page) for page in (1, 2, 3)]
+    assert client.format_dataset_table(table.iloc[:0]) == "no datasets found"
+
+
+@BOTH
+def test_check_counts_the_images_of_every_page(stub) -> None:
+    api = stub()
+    checked = client.check_dataset(api, "alice/cartoon-frames", needed_images=5, page_size=3)
+    assert checked.images_by_extension == {".jpg": 2, ".jpeg": 1, ".png": 2}  # the hidden ._0005.png skipped
+    assert checked.images == 5 and checked.enough
+    assert checked.other_files == 3 and checked.total_bytes == 7080
+    assert [call[2:] for call in api.calls] == [(None, 3), ("1", 3), ("2", 3)]
+    assert "alice/cartoon-frames: 5 images" in checked.summary() and "enough" in checked.summary()
+
+
+@BOTH
+def test_too_few_images_is_reported_not_raised(stub) -> None:
+    checked = client.check_dataset(stub(), "alice/cartoon-frames", needed_images=10_000)
+    assert not checked.enough
+    assert "NOT ENOUGH: 5 images against the 10000 the profile needs" in checked.summary()
+
+
+@pytest.mark.parametrize(
+    ("stub", "error", "expected"),
+    [
+        (StubApi16, ApiException(404, "Not Found"), "not found on Kaggle (HTTP 404)"),
+        (StubApi2, http_error(404), "not found on Kaggle (HTTP 404)"),
+        (StubApi16, ApiException(403, "Forbidden"), "access denied (HTTP 403)"),
+        (StubApi2, http_error(403), "access denied (HTTP 403)"),
+        (StubApi2, http_error(401), "access denied (HTTP 401)"),
+    ],
+    ids=["1.6-missing", "2.x-missing", "1.6-private", "2.x-private", "2.x-unauthorized"],
+)
+def test_missing_or_private_datasets_raise_naming_the_handle(stub, error: Exception, expected: str) -> None:
+    with pytest.raises(client.DatasetUnavailable, match=r"'someone/typo-slug'") as caught:
+        client.check_dataset(stub(error=error), "someone/typo-slug", needed_images=10)
+    assert expected in str(caught.value)
+
+
+@BOTH
+def test_a_dataset_without_images_is_unavailable(stub) -> None:
+    with pytest.raises(client.DatasetUnavailable, match=r"'someone/tables': has 3 files, none an image"):
+        client.check_dataset(stub(pages=TEXT_ONLY), "someone/tables", needed_images=10)
+
+
+@pytest.mark.parametrize("handle", ["cartoon-frames", "alice/cartoon/frames", "", "alice/ frames", "/frames"])
+def test_a_malformed_handle_is_refused_before_any_request(handle: str) -> None:
+    api = StubApi2()
+    with pytest.raises(client.DatasetUnavailable, match=r"expected 'owner/slug'") as caught:
+        client.check_dataset(api, handle, needed_images=10)
+    assert repr(handle) in str(caught.value) and api.calls == []
+
+
+def test_check_datasets_names_every_bad_handle_at_once() -> None:
+    params = dataclasses.replace(RunParams(), source="kaggle", cartoon_dataset="cartoons",
+                                 movie_dataset="carol/gone", train_per_domain=8, test_per_domain=2)  # fmt: skip
+    with pytest.raises(client.DatasetUnavailable) as caught:
+        client.check_datasets(StubApi2(error=http_error(404)), params)
+    message = str(caught.value)
+    assert "parameter 'cartoon_dataset'" in message and "'cartoons'" in message
+    assert "parameter 'movie_dataset'" in message and "'carol/gone'" in message and "HTTP 404" in message
+
+    good = dataclasses.replace(params, cartoon_dataset="alice/cartoon-frames", movie_dataset="carol/stills")
+    checks = client.check_datasets(StubApi16(), good)
+    assert [c.handle for c in checks] == ["alice/cartoon-frames", "carol/stills"]
+    assert all(c.needed == 10 and not c.enough for c in checks)
+
+
+def test_kernel_state_and_failure_message_from_both_generations() -> None:
+    response_16 = StubApi16().kernels_status("tester/kernel")
+    assert client.kernel_state(response_16) == "error"
+    assert client.kernel_failure_message(response_16) == "CUDA out of memory"
+    assert client.kernel_state({"status": "cancelAcknowledged"}) == "cancel_acknowledged"
+
+    response_2x = StubApi2().kernels_status("tester/kernel")
+    assert client.kernel_state(response_2x) == "complete" and client.kernel_failure_message(response_2x) == ""
+    failed = SimpleNamespace(status=KernelWorkerStatus.CANCEL_ACKNOWLEDGED, failure_message="stopped by the user")
+    assert client.kernel_state(failed) == "cancel_acknowledged"
+    assert client.kernel_failure_message(failed) == "stopped by the user"
+    assert client.kernel_state(SimpleNamespace(status="KernelWorkerStatus.RUNNING")) == "running"
+
+
+EPOCH_1 = "[2/7] 02_train_cartoon_seed0 epoch 1 done in 82 s, val CIEDE2000 9.12, 41.0 images/s"
+EPOCH_2 = "[2/7] 02_train_cartoon_seed0 epoch 2 done in 80 s, val CIEDE2000 8.70, 41.5 images/s"
+LOG_TEXT = f"training 3 model(s), 1 at a time\n{EPOCH_1}\n{EPOCH_2}\n[2/7] 02_train_cartoon_seed0 done in 170 s\n"
+
+
+def test_last_epoch_line_from_a_json_log() -> None:
+    # the JSON log splits the printed text into chunks that need not end at a line break
+    chunks = [LOG_TEXT[:30], LOG_TEXT[30:100], LOG_TEXT[100:]]
+    log = json.dumps([{"stream_name": "stdout", "time": 1.5 * i, "data": chunk} for i, chunk in enumerate(chunks)])
+    assert client.last_epoch_line(StubApi2(log=log), "tester/kernel") == EPOCH_2
+
+
+def test_last_epoch_line_from_a_plain_log_and_when_there_is_none() -> None:
+    assert client.last_epoch_line(StubApi2(log=LOG_TEXT), "tester/kernel") == EPOCH_2
+    assert client.last_epoch_line(StubApi2(log="installing what this image lacks\n"), "tester/kernel") is None
+    assert client.last_epoch_line(StubApi2(log=http_error(403)), "tester/kernel") is None
+    assert client.last_epoch_line(StubApi16(), "tester/kernel") is None  # 1.6 has no kernels_logs
+
+
+def test_importing_the_module_does_not_import_kaggle() -> None:
+    probe = "import sys, utils.kaggle_client; sys.exit('kaggle' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr or "importing utils.kaggle_client imported kaggle"
+
+
+def test_the_real_2x_response_objects_are_read() -> None:
+    """kagglesdk's own classes, built offline (no request): the fields the stubs above assume exist."""
+    service = pytest.importorskip("kagglesdk.datasets.types.dataset_api_service")
+    kernels = pytest.importorskip("kagglesdk.kernels.types.kernels_api_service")
+    enums = pytest.importorskip("kagglesdk.kernels.types.kernels_enums")
+    dataset = service.ApiDataset()
+    dataset.ref, dataset.title, dataset.total_bytes, dataset.download_count = "a/b", "Stills", 2048, 3
+    dataset.last_updated = UPDATED
+    assert client.dataset_row(dataset) == {"handle": "a/b", "title": "Stills", "size": "2.0 KB", "files": "",
+                                           "last_updated": "2021-03-04", "downloads": 3}  # fmt: skip
+    file, page = service.ApiDatasetFile(), service.ApiListDatasetFilesResponse()
+    file.name, file.total_bytes = "stills/1.png", 10
+    page.dataset_files, page.next_page_token = [file], ""
+    api = SimpleNamespace(dataset_list_files=lambda handle, page_token=None, page_size=20: page)
+    assert client.check_dataset(api, "a/b", needed_images=1).images_by_extension == {".png": 1}
+    status = kernels.ApiGetKernelSessionStatusResponse()
+    status.status, status.failure_message = enums.KernelWorkerStatus.ERROR, "out of memory"
+    assert client.kernel_state(status) == "error" and client.kernel_failure_message(status) == "out of memory"
