@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,3 +32,20 @@ def prepared_run(tmp_path_factory: pytest.TempPathFactory, tiny_params: config.R
     run_dir = tmp_path_factory.mktemp("prepared") / "run"
     data.prepare_data(tiny_params, run_dir)
     return run_dir
+
+
+@contextmanager
+def time_limit(seconds: int) -> Iterator[None]:
+    """Fail the test after ``seconds``, so a hang fails it instead of stopping the suite (SIGALRM: the main
+    thread only). pytest's failure is a BaseException: no handler in the code under test takes it for its own."""
+
+    def expire(signum: int, frame: object) -> None:
+        pytest.fail(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

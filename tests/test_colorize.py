@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import kornia.color
 import numpy as np
 import pytest
 import skimage.data
+import torch
 from PIL import Image
 from skimage.color import rgb2lab
 
-from utils import colorize, config, train
+from utils import color, colorize, config, train
 from utils.images import load_rgb
 
 SIZES = {"photo.jpg": (300, 200), "wide.png": (100, 37), "tiny.png": (7, 5), "gray.png": (64, 48),
@@ -115,7 +117,6 @@ def test_a_bad_checkpoint_is_a_clear_error(tmp_path: Path, inputs: Path, capsys)
     bad.write_bytes(b"\x00garbage")
     with pytest.raises(ValueError, match="best.pt: not a readable checkpoint"):
         colorize.colorize_path(bad, inputs, tmp_path / "out", show_progress=False)
-    import torch
 
     torch.save({"format": "cross-domain-colorization/1", "generator": {}}, bad)  # an older kit version
     assert colorize.main(["--checkpoint", str(bad), "--input", str(inputs), "--output", str(tmp_path / "o")]) == 2
@@ -131,3 +132,52 @@ def test_the_sample_inputs_cover_gray_colour_and_cartoon(tmp_path: Path) -> None
         assert camera.mode == "L"
     with Image.open(folder / "cartoon_frame.png") as frame:
         assert frame.size == (320, 240)
+
+
+class StrongColour(torch.nn.Module):
+    """A generator that predicts the same strong colour (normalised ab) everywhere, white included."""
+
+    def __init__(self, ab_norm: tuple[float, float]) -> None:
+        super().__init__()
+        self.register_buffer("ab_norm", torch.tensor(ab_norm).view(1, 2, 1, 1))
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        return self.ab_norm.expand(len(l_norm), 2, *l_norm.shape[2:])
+
+
+def write_clip_art(path: Path) -> np.ndarray:
+    """An RGBA clip-art PNG (saturated fills and a black outline on a transparent background that hides
+    black, plus an opaque white patch); returns the mask of what shows white once composited on white."""
+    rgba = np.zeros((96, 128, 4), np.uint8)  # transparent black
+    rgba[10:40, 10:60] = (230, 20, 30, 255)  # red
+    rgba[50:90, 20:50] = (20, 60, 220, 255)  # blue
+    rgba[15:45, 75:120] = (250, 220, 10, 255)  # yellow
+    rgba[55:85, 70:100] = (255, 255, 255, 255)  # opaque white
+    rgba[55:85, 100:104] = (0, 0, 0, 255)  # outline
+    Image.fromarray(rgba, "RGBA").save(path)
+    return (rgba[..., 3] == 0) | (rgba[..., :3] == 255).all(axis=-1)
+
+
+def test_white_stays_white_and_lightness_is_kept_when_the_model_predicts_strong_colour(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(
+        colorize, "load_generator", lambda path, device: (StrongColour((0.9, -0.7)), {"image_size": 64})
+    )
+    white = write_clip_art(tmp_path / "clip_art.png")
+    composited = load_rgb(tmp_path / "clip_art.png")[0]  # transparency on white, as the kit reads it
+    colorize.colorize_path("stub.pt", tmp_path / "clip_art.png", tmp_path / "chroma", show_progress=False)
+    mapped = np.asarray(Image.open(tmp_path / "chroma" / "clip_art_colorized.png"))
+    assert mapped[white].min() >= 254, mapped[white].min()
+    delta_l = np.abs(rgb2lab(mapped)[..., 0] - rgb2lab(composited)[..., 0])
+    assert np.percentile(delta_l, 99) < 0.5 and delta_l.max() < 1.5, (np.percentile(delta_l, 99), delta_l.max())
+    assert np.abs(mapped[..., 0].astype(int) - mapped[..., 1])[~white].mean() > 20, "the fills lost their colour"
+
+    args = ["--checkpoint", "stub.pt", "--input", str(tmp_path / "clip_art.png"), "--output", str(tmp_path / "clip")]
+    assert colorize.main([*args, "--gamut", "clip"]) == 0
+    clipped = np.asarray(Image.open(tmp_path / "clip" / "clip_art_colorized.png"))
+    lab = color.rgb_to_lab(color.uint8_to_rgb(torch.tensor(composited)[None]))
+    lab[:, 1:] = torch.tensor([0.9, -0.7]).view(1, 2, 1, 1) * color.AB_SCALE
+    todays = color.rgb_to_uint8(kornia.color.lab_to_rgb(lab, clip=True))[0].numpy()
+    np.testing.assert_array_equal(clipped, todays)
+    assert clipped[white].min() < 200, "the clipped background is tinted: the case the mapping is for"

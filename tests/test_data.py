@@ -2,15 +2,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 from PIL import Image
 
-from tests.conftest import TINY
+from tests.conftest import TINY, time_limit
 from tests.messy_data import BAD_FILES, write_kaggle_like_dataset
 from utils import config, data, sources
 
@@ -256,6 +261,100 @@ def test_interrupted_prepare_resumes_to_the_same_result(
                                   data.load_shard(tmp_path / "reference", "movie", "train"))  # fmt: skip
     data.prepare_data(params, tmp_path / "run")
     assert "already prepared" in capsys.readouterr().out
+
+
+def assert_same_data(run_dir: Path, reference: Path, reasons: dict[str, str]) -> None:
+    """The same manifest and shards as ``reference``, and the same rejections but for ``reasons``: the reason
+    here of each file whose path ends with the key."""
+    pd.testing.assert_frame_equal(data.load_manifest(run_dir), data.load_manifest(reference))
+    for domain in config.DOMAINS:
+        for split in ("train", "test"):
+            np.testing.assert_array_equal(
+                data.load_shard(run_dir, domain, split), data.load_shard(reference, domain, split)
+            )
+    expected = pd.read_csv(reference / "data" / "rejected.csv")
+    for path_end, reason in reasons.items():
+        changed = expected.source.str.endswith(path_end)
+        assert changed.any(), f"{path_end} is not among the reference's rejected files"
+        expected.loc[changed, "reason"] = reason
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "data" / "rejected.csv"), expected)
+
+
+def test_a_file_that_kills_its_decoder_is_rejected_and_costs_no_other_file(
+    tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, recorded_executors: list, monkeypatch, capsys
+) -> None:
+    """In both domains, notes.jpg (rejected as not-an-image in the reference) kills its worker, and again when
+    decoded alone; the prepare is interrupted in the movie domain and resumed, the poison file still there."""
+    monkeypatch.setenv(sources.DECODE_FAULT_ENV, "kill:notes.jpg")
+    monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 4)
+    original, calls = data.ShardJournal.record, {"n": 0}
+
+    def interrupted(self, entry, rgb=None):
+        calls["n"] += 1
+        if calls["n"] == 60:  # the movie domain, several commits in
+            raise KeyboardInterrupt
+        return original(self, entry, rgb)
+
+    params = _kaggle_params(kaggle_mount, prepare_workers=2)
+    with time_limit(60):
+        monkeypatch.setattr(data.ShardJournal, "record", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            data.prepare_data(params, tmp_path)
+        monkeypatch.setattr(data.ShardJournal, "record", original)
+        data.prepare_data(params, tmp_path)
+    out = capsys.readouterr().out
+    assert "prepare movie: resuming after" in out and "prepare: a decoding process died" in out
+    assert len(recorded_executors) >= 3  # a fresh pool after each death, and one for the resumed run
+    crashed = "decoder crashed: killed by signal 9 (SIGKILL)"
+    assert_same_data(tmp_path, kaggle_run, {"cartoon-frames/group_misc/notes.jpg": crashed,
+                                            "movie-stills/group_misc/notes.jpg": crashed})  # fmt: skip
+
+
+def decoding_workers() -> list[psutil.Process]:
+    """This process's decoding workers: the children of its forkserver."""
+    workers = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if "forkserver" in " ".join(process.parent().cmdline()):
+                workers.append(process)
+        except psutil.Error:  # ended meanwhile
+            pass
+    return workers
+
+
+def test_a_worker_killed_from_outside_costs_no_file(
+    tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, recorded_executors: list, monkeypatch
+) -> None:
+    monkeypatch.setenv(sources.DECODE_FAULT_ENV, "slow:0.05")  # each file takes a while: the kill lands mid-decode
+    killed: list[int] = []
+
+    def kill_a_worker() -> None:  # as the out-of-memory killer would, once decoding is under way
+        deadline = time.monotonic() + 30
+        while not killed and time.monotonic() < deadline:
+            if workers := decoding_workers():
+                time.sleep(0.5)
+                os.kill(workers[0].pid, signal.SIGKILL)
+                killed.append(workers[0].pid)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_a_worker, daemon=True)
+    killer.start()
+    with time_limit(60):
+        data.prepare_data(_kaggle_params(kaggle_mount, prepare_workers=2), tmp_path)
+    killer.join()
+    assert killed and len(recorded_executors) == 2  # the pool was replaced once
+    assert_same_data(tmp_path, kaggle_run, {})
+
+
+def test_a_file_that_hangs_its_decoder_is_rejected_after_the_timeout(
+    tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv(sources.DECODE_FAULT_ENV, "hang:movie-stills/group_misc/notes.jpg")
+    params = _kaggle_params(kaggle_mount, prepare_workers=2, decode_timeout_s=2)
+    with time_limit(60):
+        data.prepare_data(params, tmp_path)
+    timed_out = "decoder timed out after 2 s (decode_timeout_s)"
+    assert_same_data(tmp_path, kaggle_run, {"movie-stills/group_misc/notes.jpg": timed_out})
 
 
 def test_stretch_and_crop_give_different_shards(tmp_path: Path, kaggle_mount: Path, kaggle_run: Path) -> None:

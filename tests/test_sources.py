@@ -157,6 +157,7 @@ def test_importing_the_kit_does_not_import_kaggle() -> None:
 
 # --- the decode pool -----------------------------------------------------------------------------
 
+TIMEOUT_S = config.RunParams.decode_timeout_s
 SETTINGS = sources.DecodeSettings(size=32, resize="crop", min_colorfulness=10.0, max_pixels=50_000_000)
 
 
@@ -183,9 +184,9 @@ def _same_candidates(a: list[sources.Candidate], b: list[sources.Candidate]) -> 
 
 
 def test_pool_gives_the_in_process_candidates_in_file_order(image_files: list[sources.SourceFile]) -> None:
-    with sources.DecodePool(1) as pool:
+    with sources.DecodePool(1, TIMEOUT_S) as pool:
         in_process = list(pool.decode(image_files, SETTINGS))
-    with sources.DecodePool(2) as pool:
+    with sources.DecodePool(2, TIMEOUT_S) as pool:
         pooled = list(pool.decode(image_files, SETTINGS))
     assert [c.source for c in pooled] == [f.path for f in image_files]
     assert {c.reason is None for c in pooled} == {True, False}  # accepted and rejected files both
@@ -206,7 +207,7 @@ def _counting_submissions(pool: sources.DecodePool) -> list[int]:
 
 
 def test_decoding_runs_ahead_only_by_what_is_still_needed(image_files: list[sources.SourceFile]) -> None:
-    with sources.DecodePool(2) as pool:
+    with sources.DecodePool(2, TIMEOUT_S) as pool:
         submitted = _counting_submissions(pool)
         stream = pool.decode(image_files, SETTINGS, still_needed=lambda: 5)
         first = next(stream)
@@ -242,7 +243,7 @@ def _worker_state() -> tuple[int, bool, bool]:
 
 
 def test_workers_run_one_torch_thread_and_do_not_import_torch_themselves() -> None:
-    with sources.DecodePool(2) as pool:
+    with sources.DecodePool(2, TIMEOUT_S) as pool:
         threads, imported_itself, ignores_interrupt = pool.start().submit(_worker_state).result()
     assert threads == 1
     assert not imported_itself  # forked from the forkserver that imported utils.sources (and torch) once
@@ -253,8 +254,28 @@ def test_in_process_decoding_uses_one_torch_thread_while_the_pool_is_open() -> N
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        with sources.DecodePool(1):
+        with sources.DecodePool(1, TIMEOUT_S):
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_decode_timeout_must_be_positive_and_finite(value: str) -> None:
+    with pytest.raises(config.ParameterError, match="parameter 'decode_timeout_s'"):
+        config.resolve_params("demo", {"decode_timeout_s": value})
+
+
+def test_a_dead_decoders_reason_names_its_signal_or_exit_code() -> None:
+    assert sources.crash_reason(-9) == "decoder crashed: killed by signal 9 (SIGKILL)"
+    assert sources.crash_reason(-11) == "decoder crashed: killed by signal 11 (SIGSEGV)"
+    assert "exited with code 1" in sources.crash_reason(1)
+    assert "unknown exit code" in sources.crash_reason(None)
+
+
+@pytest.mark.parametrize("fault", ["kill:", "hang", "slow:soon", "explode:a.png"])
+def test_the_test_only_decoder_fault_is_checked(fault: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(sources.DECODE_FAULT_ENV, fault)
+    with pytest.raises(ValueError, match=sources.DECODE_FAULT_ENV):
+        sources.DecodePool(2, TIMEOUT_S)

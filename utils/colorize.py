@@ -2,11 +2,14 @@
 
     python -m utils.colorize --checkpoint RUN/models/mixed/best.pt --input PATH --output DIR
                              [--model-size 256] [--compare] [--jpeg] [--overwrite] [--batch-size 16]
+                             [--gamut chroma|clip]
 
 The model sees the image's lightness resized to its training size and predicts the colour (ab)
 there; ab is upsampled to the original size and joined with the original full-resolution
 lightness, so no detail is lost to the model's resolution. Colour inputs are turned to gray
-(their L) first.
+(their L) first. A predicted colour that sRGB cannot show keeps its L and hue with less chroma
+(``--gamut chroma``, the default), so the lightness stays the input's; ``--gamut clip`` clips RGB
+as the paper did.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from utils import color
-from utils.config import device_named, write_csv_atomic
+from utils.config import GAMUTS, device_named, write_csv_atomic
 from utils.evaluate import load_generator
 from utils.images import find_images, load_rgb
 from utils.models import UNetGenerator
@@ -62,12 +65,16 @@ def output_path(source: Path, root: Path, out_dir: Path, extension: str, tag: st
 
 @torch.no_grad()
 def colorize_full_resolution(
-    generator: UNetGenerator, images: list[np.ndarray], model_size: int, device: torch.device
+    generator: UNetGenerator,
+    images: list[np.ndarray],
+    model_size: int,
+    device: torch.device,
+    gamut: str = "chroma",
 ) -> list[np.ndarray]:
     """Colorize a batch of H x W x 3 uint8 images of any sizes; returns uint8 RGB of the same sizes.
 
     L (full resolution) -> resized to ``model_size`` -> generator -> ab upsampled back -> Lab of
-    the original L with the predicted ab -> RGB.
+    the original L with the predicted ab -> RGB (``gamut``: see :func:`color.lab_to_rgb`).
     """
     labs = [color.rgb_to_lab(color.uint8_to_rgb(torch.tensor(img)[None].to(device))) for img in images]
     l_small = torch.cat(
@@ -77,7 +84,7 @@ def colorize_full_resolution(
     outputs = []
     for lab, ab in zip(labs, ab_small):
         ab_full = F.interpolate(ab[None], size=lab.shape[-2:], mode="bilinear", align_corners=False)
-        rgb = color.lab_to_rgb(torch.cat([lab[:, :1], ab_full], dim=1))
+        rgb = color.lab_to_rgb(torch.cat([lab[:, :1], ab_full], dim=1), gamut)
         outputs.append(color.rgb_to_uint8(rgb)[0].cpu().numpy())
     return outputs
 
@@ -106,12 +113,14 @@ def colorize_path(
     batch_size: int = 16,
     device: str = "auto",
     show_progress: bool = True,
+    gamut: str = "chroma",
 ) -> ColorizeReport:
     """Colorize a file or every image under a folder into ``out_dir``.
 
     ``model_size`` 0 means the size the checkpoint was trained at. A file that cannot be read is
     skipped and recorded (with its reason) in ``out_dir/rejected.csv``; an existing output is
-    kept unless ``overwrite``.
+    kept unless ``overwrite``. ``gamut``: how predicted colours outside sRGB are shown
+    (:func:`color.lab_to_rgb`).
     """
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no GPU is visible")
@@ -145,7 +154,7 @@ def colorize_path(
         if not batch:
             continue
         for (source, target, rgb), output in zip(
-            batch, colorize_full_resolution(generator, [b[2] for b in batch], model_size, torch_device)
+            batch, colorize_full_resolution(generator, [b[2] for b in batch], model_size, torch_device, gamut)
         ):
             save_image(output, target, jpeg)
             if compare:
@@ -204,10 +213,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument(
+        "--gamut",
+        default="chroma",
+        choices=GAMUTS,
+        help="colours sRGB cannot show: chroma (keep L and hue, less chroma) or clip (RGB clipped)",
+    )
     args = parser.parse_args(argv)
     try:
         colorize_path(args.checkpoint, args.input, args.output, args.model_size, args.compare, args.jpeg,
-                      args.overwrite, args.batch_size, args.device)  # fmt: skip
+                      args.overwrite, args.batch_size, args.device, gamut=args.gamut)  # fmt: skip
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ RESIZE_MODES: tuple[str, ...] = ("crop", "stretch")
 STAGES: tuple[str, ...] = ("prepare", "train", "evaluate", "figures")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+GAMUTS: tuple[str, ...] = ("chroma", "clip")  # how out-of-sRGB predicted colours are shown: utils/color.py
 
 
 class ParameterError(ValueError):
@@ -51,6 +52,7 @@ class RunParams:
     min_colorfulness: float = 10.0  # below: rejected as near-grayscale (0 disables)
     max_pixels: int = 50_000_000  # decompression-bomb guard
     prepare_workers: int = 0  # decoding processes; 0 = every CPU core
+    decode_timeout_s: float = 60.0  # one file's decode, at most: then its worker is killed and the file rejected
     train_per_domain: int = 8000
     test_per_domain: int = 2000
     val_fraction: float = 0.1
@@ -82,6 +84,9 @@ class RunParams:
     n_examples: int = 4
     n_bootstrap: int = 2000  # resamples for the confidence intervals and paired comparisons
     compile_metrics: bool = True  # torch.compile the scoring (pays off from a few thousand images)
+    # predicted colours outside sRGB, wherever shown or scored (validation, evaluation, figures, colorize):
+    # "chroma" keeps L and hue and reduces chroma; "clip" clips each RGB channel (the paper's; changes L)
+    gamut: str = "chroma"
     # execution
     device: str = "auto"
     num_workers: int = 2
@@ -176,6 +181,8 @@ def validate(params: RunParams) -> RunParams:
         fail("max_pixels", "must be positive")
     if params.prepare_workers < 0:
         fail("prepare_workers", "must be non-negative (0 = every CPU core)")
+    if not (math.isfinite(params.decode_timeout_s) and params.decode_timeout_s > 0):
+        fail("decode_timeout_s", "must be a positive, finite number of seconds (one file's decode, at most)")
     if params.image_size < 32 or params.image_size % 32:
         fail("image_size", "must be a positive multiple of 32 (the encoder downsamples 32x)")
     if params.train_per_domain < 2:
@@ -209,6 +216,8 @@ def validate(params: RunParams) -> RunParams:
         fail("time_limit_hours", "must be a finite number of hours (0 = no limit)")
     if params.precision not in PRECISIONS:
         fail("precision", f"must be one of {', '.join(PRECISIONS)}")
+    if params.gamut not in GAMUTS:
+        fail("gamut", f"must be one of {', '.join(GAMUTS)}")
     if not params.models:
         fail("models", "must name at least one model")
     for model in params.models:

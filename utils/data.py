@@ -59,7 +59,8 @@ def _write_npy_atomic(path: Path, images: np.ndarray) -> None:
 
 
 def prepare_fingerprint(params: RunParams) -> dict[str, Any]:
-    """Everything that decides a domain's shards: a journal or finished data with another one is stale."""
+    """Everything that decides a domain's shards: a journal or finished data with another one is stale.
+    (Not ``decode_timeout_s``: it decides only what becomes of a file that hangs its decoder.)"""
     keys = ("source", "cartoon_dir", "movie_dir", "cartoon_dataset", "movie_dataset", "image_size", "resize",
             "train_per_domain", "test_per_domain", "seed", "min_colorfulness", "max_pixels")  # fmt: skip
     return {k: getattr(params, k) for k in keys}
@@ -241,7 +242,8 @@ def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
     done_path.unlink(missing_ok=True)
     manifest_rows: list[dict] = []
     rejected_rows: list[dict] = []
-    with DecodePool(prepare_workers(params)) as pool:  # one pool for every domain and split
+    # one pool for every domain and split; a worker that dies or hangs is replaced, costing at most its own file
+    with DecodePool(prepare_workers(params), params.decode_timeout_s) as pool:
         for domain in DOMAINS:
             # a domain finished by an interrupted prepare is not redone
             domain_done = data_dir / f".{domain}_done.json"

@@ -83,9 +83,12 @@ def predict_ab(
 
 
 @torch.no_grad()
-def score_batch(rgb_true: torch.Tensor, l_norm: torch.Tensor, ab_pred: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every metric of :data:`metrics.METRICS` per image, on what is displayed (RGB clipped to [0, 1])."""
-    rgb_pred = color.colorized_rgb(l_norm, ab_pred)
+def score_batch(
+    rgb_true: torch.Tensor, l_norm: torch.Tensor, ab_pred: torch.Tensor, gamut: str = "chroma"
+) -> dict[str, torch.Tensor]:
+    """Every metric of :data:`metrics.METRICS` per image, on what is displayed: the prediction converted to RGB
+    in [0, 1] as ``gamut`` says (:func:`color.lab_to_rgb`)."""
+    rgb_pred = color.colorized_rgb(l_norm, ab_pred, gamut)
     lab_true, lab_pred = color.rgb_to_lab(rgb_true), color.rgb_to_lab(rgb_pred)
     colorful_pred, colorful_true = metrics.colorfulness(rgb_pred), metrics.colorfulness(rgb_true)
     return {
@@ -103,26 +106,28 @@ def score_batch(rgb_true: torch.Tensor, l_norm: torch.Tensor, ab_pred: torch.Ten
 class BatchScorer:
     """:func:`score_batch`, optionally through ``torch.compile`` (one fused kernel per step: several
     times faster; the first batch pays the compilation). Batches are padded to one shape so it
-    compiles once; if compiling fails (no C++ compiler, say) it says so and scores eagerly."""
+    compiles once; if compiling fails (no C++ compiler, say) it says so and scores eagerly. ``gamut``: how
+    predicted colours outside sRGB are shown, for scoring and for every picture drawn with this scorer."""
 
-    def __init__(self, compiled: bool, batch_size: int) -> None:
+    def __init__(self, compiled: bool, batch_size: int, gamut: str = "chroma") -> None:
         self.batch_size = batch_size
+        self.gamut = gamut
         self.compiled = torch.compile(score_batch, dynamic=False) if compiled else None
 
     def __call__(self, rgb_true: torch.Tensor, l_norm: torch.Tensor, ab_pred: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.compiled is None:
-            return score_batch(rgb_true, l_norm, ab_pred)
+            return score_batch(rgb_true, l_norm, ab_pred, self.gamut)
         n, missing = len(rgb_true), self.batch_size - len(rgb_true)
         if missing > 0:
             rgb_true, l_norm, ab_pred = (
                 torch.cat([t, t[-1:].expand(missing, *t.shape[1:])]) for t in (rgb_true, l_norm, ab_pred)
             )
         try:
-            scores = self.compiled(rgb_true, l_norm, ab_pred)
+            scores = self.compiled(rgb_true, l_norm, ab_pred, self.gamut)
         except Exception as err:  # noqa: BLE001 - any compiler failure: the eager path gives the same numbers
             print(f"compile_metrics: torch.compile failed ({type(err).__name__}: {str(err)[:200]}); scoring eagerly")
             self.compiled = None
-            scores = score_batch(rgb_true, l_norm, ab_pred)
+            scores = score_batch(rgb_true, l_norm, ab_pred, self.gamut)
         return {k: v[:n] for k, v in scores.items()}
 
 
@@ -152,7 +157,7 @@ def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool 
     }
     for generator in generators.values():
         generator.to(memory_format=memory_format)
-    score = BatchScorer(params.compile_metrics, params.eval_batch_size)
+    score = BatchScorer(params.compile_metrics, params.eval_batch_size, params.gamut)
     rows = []
     for domain in DOMAINS:
         shard = load_shard(run_dir, domain, "test")
@@ -169,7 +174,7 @@ def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool 
                 rows.append(pd.DataFrame({"model": model, "seed": seed, "test_domain": domain, "image_index": index,
                                           **scores}))  # fmt: skip
                 if start == 0 and model != TRUTH and seed in (first_seed, BASELINE_SEED):
-                    shown = color.rgb_to_uint8(color.colorized_rgb(l_norm, ab))
+                    shown = color.rgb_to_uint8(color.colorized_rgb(l_norm, ab, params.gamut))
                     examples[model] = shown[: params.n_examples].cpu().numpy()
             if start == 0:
                 examples[TRUTH] = batch[: params.n_examples].cpu().numpy()

@@ -102,6 +102,7 @@ def plan_steps(profile: str, run_dir: str | Path, overrides: dict[str, Any]) -> 
 def run_step(step: Step, run_dir: Path, progress: bool = True, log_output: bool = False) -> Path:
     """Execute one notebook with papermill; raise StageFailed naming the failing cell."""
     import papermill
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     output = rendered_path(run_dir, step)
@@ -125,6 +126,11 @@ def run_step(step: Step, run_dir: Path, progress: bool = True, log_output: bool 
             f"notebook {step.notebook} ({step.rendered}) failed in cell {err.cell_index} "
             f"[{''.join(first_line)}]: {err.ename}: {err.evalue}\n"
             f"the rendered notebook, with the traceback, is at {output}"
+        ) from None
+    except DeadKernelError:  # nbclient notices within a second or two; the cells after it did not run
+        raise StageFailed(
+            f"notebook {step.notebook} ({step.rendered}): its kernel died while running it (killed by a signal: "
+            f"the out-of-memory killer, or a crash in native code); the rendered notebook is at {output}"
         ) from None
     return output
 
@@ -299,6 +305,17 @@ class ModelProgress:
         return max(0, self.epochs_planned - len(self.epochs()))
 
 
+def ended_how(exit_code: int) -> str:
+    """``was killed by signal 9 (SIGKILL)`` for a negative exit code, else ``exited with code 1``."""
+    if exit_code >= 0:
+        return f"exited with code {exit_code}"
+    try:
+        name = signal.Signals(-exit_code).name
+    except ValueError:
+        name = "an unnamed signal"
+    return f"was killed by signal {-exit_code} ({name})"
+
+
 class TrainProcess:
     """One train notebook in its own papermill process, logging to ``<run_dir>/logs/train_<model>.log``."""
 
@@ -337,9 +354,9 @@ class TrainProcess:
         log = self.log_path.read_text(errors="replace")
         if FAILURE_MARK in log:
             why = log.rsplit(FAILURE_MARK, 1)[1].strip()
-        else:  # stopped before or outside the notebook's cells
+        else:  # stopped before or outside the notebook's cells: killed, say (its kernel then exits by itself)
             tail = "\n    ".join(log.strip().splitlines()[-5:])
-            why = f"notebook {self.launch.step.notebook} stopped with exit code {self.process.returncode}:\n    {tail}"
+            why = f"the process running notebook {self.launch.step.notebook} {ended_how(self.process.returncode)}:\n    {tail}"
         return f"model {self.launch.name}: {why}\nits log: {self.log_path}"
 
     def interrupt(self) -> None:

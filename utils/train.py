@@ -437,7 +437,7 @@ def validate(
 
     The generator predicts and is scored exactly as evaluation does it (``evaluate.predict_ab``
     under the training's autocast, the scorer on the displayed RGB). The grid is uint8 RGB: rows
-    gray input / output / truth, one column per sample.
+    gray input / output / truth, one column per sample, shown with the scorer's ``gamut``.
     """
     generator = gan.generator_module.eval()
     l1_sum, de_sum, count = torch.zeros((), device=gan.device), torch.zeros((), device=gan.device), 0
@@ -451,7 +451,7 @@ def validate(
         if len(rows[0]) < n_samples:
             k = n_samples - len(rows[0])
             for row, ab in zip(rows, (torch.zeros_like(fake), fake, ab_norm)):
-                row.extend(color.rgb_to_uint8(color.colorized_rgb(l_norm[:k], ab[:k])).cpu())
+                row.extend(color.rgb_to_uint8(color.colorized_rgb(l_norm[:k], ab[:k], scorer.gamut)).cpu())
     generator.train()
     grid = np.concatenate([np.concatenate([img.numpy() for img in row], axis=1) for row in rows], axis=0)
     return float(l1_sum) / count * gan.lambda_l1, float(de_sum) / count, grid
@@ -693,7 +693,7 @@ def _train(
     loader, sampler = training_loader(train_set, params, procs, device)
     validation = (
         torch.utils.data.DataLoader(val_set, batch_size=params.eval_batch_size),  # small: read in-process
-        evaluate.BatchScorer(params.compile_metrics, params.eval_batch_size),  # evaluation's own scorer
+        evaluate.BatchScorer(params.compile_metrics, params.eval_batch_size, params.gamut),  # evaluation's own
     )
     gan = build_gan(params, device, procs)
     state = TrainingState.fresh(device)
