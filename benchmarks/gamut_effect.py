@@ -10,6 +10,7 @@ verdict is the same. The re-evaluation goes to ``--scratch`` (the run's data and
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -25,13 +26,15 @@ SHOWN = {"ciede2000": "CIEDE2000", "ssim_ab": "chroma SSIM", "colorfulness_ratio
 
 
 def clipped_evaluation(run_dir: Path, profile: str, scratch: Path) -> Path:
-    """The run's models evaluated again with gamut=clip, into ``scratch``."""
+    """The run's models evaluated again, with the parameters its evaluation ran with but gamut=clip, into ``scratch``."""
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     for folder in ("data", "models"):
         (scratch / folder).symlink_to((run_dir / folder).resolve())
     shutil.copy(run_dir / "run.json", scratch / "run.json")
-    evaluate.evaluate_models(config.resolve_params(profile, {"gamut": "clip"}), scratch, show_progress=False)
+    recorded = json.loads((run_dir / "run.json").read_text())["stages"]["evaluate"]["parameters"]
+    params = config.resolve_params(profile, {**recorded, "gamut": "clip"})  # the run's own evaluation, clipped
+    evaluate.evaluate_models(params, scratch, show_progress=False)
     return scratch
 
 

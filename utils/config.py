@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -347,6 +348,18 @@ def stage_params(
 
 
 # --- environment -------------------------------------------------------------------------------
+
+
+def exit_code_meaning(exit_code: int) -> str:
+    """``killed by signal 9 (SIGKILL)`` for a negative exit code (a process killed by a signal), else
+    ``exited with code N``: how a dead child process is described."""
+    if exit_code >= 0:
+        return f"exited with code {exit_code}"
+    try:
+        name = signal.Signals(-exit_code).name
+    except ValueError:
+        name = "an unnamed signal"
+    return f"killed by signal {-exit_code} ({name})"
 
 
 def on_kaggle() -> bool:

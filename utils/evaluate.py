@@ -190,18 +190,25 @@ def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool 
     write_csv_atomic(
         run_dir / "eval" / "summary_by_seed.csv", summarize_by_seed(per_image, params.n_bootstrap, params.seed)
     )
-    write_csv_atomic(run_dir / "eval" / "claims.csv", assess_run_claims(per_image, summary, comparisons, params))
+    claims = assess_run_claims(per_image, averaged, summary, comparisons, params)
+    write_csv_atomic(run_dir / "eval" / "claims.csv", claims)
     return per_image
 
 
 def assess_run_claims(
-    per_image: pd.DataFrame, summary: pd.DataFrame, comparisons: pd.DataFrame, params: RunParams
+    per_image: pd.DataFrame,
+    averaged: pd.DataFrame,
+    summary: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    params: RunParams,
 ) -> pd.DataFrame:
-    """The paper's claims checked on this run (utils.claims): on the seed-averaged scores, and seed by seed."""
+    """The paper's claims checked on this run (utils.claims): on the seed-averaged scores (``averaged``, with its
+    ``summary`` and ``comparisons``), and with several training seeds, seed by seed (one seed is the average)."""
     from utils.claims import assess_claims  # it builds on this module
 
-    per_seed = {s: one_seed(per_image, s) for s in training_seeds_in(per_image)}
-    return assess_claims(seed_averaged(per_image), per_seed, params.n_bootstrap, params.seed, comparisons=comparisons)
+    seeds = training_seeds_in(per_image)
+    per_seed = {s: one_seed(per_image, s) for s in seeds} if len(seeds) > 1 else None
+    return assess_claims(averaged, per_seed, params.n_bootstrap, params.seed, comparisons=comparisons, summary=summary)
 
 
 # --- seeds -------------------------------------------------------------------------------------

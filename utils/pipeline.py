@@ -36,6 +36,7 @@ from typing import IO, Any
 from utils.config import (
     ParameterError,
     RunParams,
+    exit_code_meaning,
     locked_run_record,
     model_dir,
     parse_overrides,
@@ -307,13 +308,8 @@ class ModelProgress:
 
 def ended_how(exit_code: int) -> str:
     """``was killed by signal 9 (SIGKILL)`` for a negative exit code, else ``exited with code 1``."""
-    if exit_code >= 0:
-        return f"exited with code {exit_code}"
-    try:
-        name = signal.Signals(-exit_code).name
-    except ValueError:
-        name = "an unnamed signal"
-    return f"was killed by signal {-exit_code} ({name})"
+    meaning = exit_code_meaning(exit_code)
+    return f"was {meaning}" if exit_code < 0 else meaning
 
 
 class TrainProcess:

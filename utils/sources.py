@@ -32,7 +32,7 @@ import skimage.data
 import torch
 from PIL import Image, ImageDraw
 
-from utils.config import DOMAINS, RunParams
+from utils.config import DOMAINS, RunParams, exit_code_meaning
 from utils.images import colorfulness, find_images, load_rgb, resize_square
 
 SPLITS: tuple[str, ...] = ("test", "train")  # test first: its images win any duplicate
@@ -404,11 +404,7 @@ def crash_reason(exit_code: int | None) -> str:
     if exit_code is None:
         return "decoder crashed: its process ended with an unknown exit code"
     if exit_code < 0:
-        try:
-            name = signal.Signals(-exit_code).name
-        except ValueError:
-            name = "an unnamed signal"
-        return f"decoder crashed: killed by signal {-exit_code} ({name})"
+        return f"decoder crashed: {exit_code_meaning(exit_code)}"
     return f"decoder crashed: its process exited with code {exit_code} before returning a result"
 
 
