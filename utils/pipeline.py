@@ -43,6 +43,7 @@ from utils.config import (
     record_stage_fields,
     resolve_params,
     trained_name,
+    training_seed,
     training_seeds,
 )
 
@@ -290,9 +291,8 @@ class ModelProgress:
     epochs_planned: int
 
     @classmethod
-    def of(cls, step: Step, run_dir: Path) -> ModelProgress:
-        params = resolve_params(step.parameters["profile"], step.parameters["overrides"])
-        seed = training_seeds(params)[step.parameters["seed_index"]]
+    def of(cls, step: Step, run_dir: Path, params: RunParams) -> ModelProgress:
+        seed = training_seed(params, step.parameters["seed_index"])
         history_path = model_dir(run_dir, step.parameters["domain"], seed) / "history.csv"
         return cls(history_path, params.pretrain_epochs + params.epochs)
 
@@ -315,12 +315,12 @@ def ended_how(exit_code: int) -> str:
 class TrainProcess:
     """One train notebook in its own papermill process, logging to ``<run_dir>/logs/train_<model>.log``."""
 
-    def __init__(self, launch: TrainLaunch, run_dir: Path, label: str) -> None:
+    def __init__(self, launch: TrainLaunch, run_dir: Path, label: str, params: RunParams) -> None:
         self.launch, self.run_dir, self.label = launch, run_dir, label
         self.output = rendered_path(run_dir, launch.step)
         self.log_path = run_dir / "logs" / f"train_{launch.name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.progress = ModelProgress.of(launch.step, run_dir)
+        self.progress = ModelProgress.of(launch.step, run_dir, params)
         self.epochs_seen = self.progress.epochs()
         self.launched = now()
         self.started = time.perf_counter()
@@ -427,7 +427,7 @@ def report_new_epochs(jobs: list[TrainProcess], later_epochs: int) -> None:
 
 
 def run_train_round(
-    round_: list[TrainLaunch], run_dir: Path, labels: dict[str, str], later_epochs: int = 0
+    round_: list[TrainLaunch], run_dir: Path, labels: dict[str, str], params: RunParams, later_epochs: int = 0
 ) -> list[str]:
     """Start every notebook of the round and follow them to the end; returns the failures' messages.
     ``later_epochs``: the epochs the later rounds will take (for the time left)."""
@@ -435,7 +435,7 @@ def run_train_round(
     failures = []
     try:
         for launch in round_:
-            jobs.append(TrainProcess(launch, run_dir, labels[launch.step.rendered]))
+            jobs.append(TrainProcess(launch, run_dir, labels[launch.step.rendered], params))
             print(f"{jobs[-1].label} started on {launch.where()}; log {jobs[-1].log_path}", flush=True)
         running = list(jobs)
         while running:
@@ -471,8 +471,10 @@ def run_train_steps(steps: list[Step], run_dir: Path, params: RunParams, labels:
     failures = []
     rounds = train_rounds(steps, concurrency, gpus, cpu_cores(), params.gpus)
     for index, round_ in enumerate(rounds):
-        later = [[ModelProgress.of(launch.step, run_dir).epochs_left() for launch in r] for r in rounds[index + 1 :]]
-        failures += run_train_round(round_, run_dir, labels, sum(max(epochs) for epochs in later))
+        later = [
+            [ModelProgress.of(launch.step, run_dir, params).epochs_left() for launch in r] for r in rounds[index + 1 :]
+        ]
+        failures += run_train_round(round_, run_dir, labels, params, sum(max(epochs) for epochs in later))
     if failures:
         raise StageFailed(
             f"{len(failures)} of {len(steps)} models failed to train; the stages after training did not run\n"
@@ -504,7 +506,7 @@ def close_budget(run_dir: Path) -> None:
 def record_partial(run_dir: Path, params: RunParams, trains: list[Step], continue_how: str) -> dict[str, Any] | None:
     """run.json's ``partial``: why training stopped short, each model's epochs, how to continue; None when
     every model has all its epochs."""
-    progress = {step.trained_name: ModelProgress.of(step, run_dir) for step in trains}
+    progress = {step.trained_name: ModelProgress.of(step, run_dir, params) for step in trains}
     done = {name: len(p.epochs()) for name, p in progress.items()}
     partial = None
     if any(done[name] < p.epochs_planned for name, p in progress.items()):
@@ -568,7 +570,7 @@ def end_partial(run_dir: Path, partial: dict[str, Any], seconds: float) -> None:
     """A run the time budget cut short ends cleanly (Kaggle keeps its output): its report says how far it got."""
     from utils import plots  # torch, through the data module: only here
 
-    report = plots.write_partial_report(run_dir)
+    report = plots.write_partial_report(run_dir, partial)
     reached = ", ".join(f"{name} {epochs}" for name, epochs in partial["models"].items())
     print(f"pipeline stopped after training, in {seconds:.0f} s: the {partial['reason']} ({reached}). Evaluate, "
           f"figures and colorize need finished models and did not run; {report} says how to continue.")  # fmt: skip

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -397,11 +397,10 @@ def results_markdown(run_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
-def write_partial_report(run_dir: str | Path) -> Path:
-    """report.md of a run the time budget cut short (run.json's ``partial``): how far each model got, what did
-    not run, and how to continue."""
+def write_partial_report(run_dir: str | Path, partial: dict[str, Any]) -> Path:
+    """report.md of a run the time budget cut short (``partial``, as run.json records it): how far each model
+    got, what did not run, and how to continue."""
     run_dir = Path(run_dir)
-    partial = json.loads((run_dir / "run.json").read_text())["partial"]
     lines = [
         "# Cross-domain colorization: partial run",
         "",

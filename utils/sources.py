@@ -61,14 +61,7 @@ def near_grayscale_reason(rgb: np.ndarray, min_colorfulness: float) -> str | Non
     """Why an image is too gray to learn colour from (colorfulness below ``min_colorfulness``; 0 disables), or None."""
     if min_colorfulness <= 0:
         return None
-    # One image is too little work to share: more torch threads only contend (10x slower with 2 on a busy 2-core
-    # machine). Decoding workers run one thread anyway; demo images are scored in the prepare's own process.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        score = colorfulness(rgb)
-    finally:
-        torch.set_num_threads(threads)
+    score = colorfulness(rgb)  # one torch thread in the prepare (DecodePool) and its workers: see DecodePool
     if score < min_colorfulness:
         return f"near-grayscale: colorfulness {score:.1f} < min_colorfulness {min_colorfulness:g}"
     return None
@@ -588,9 +581,10 @@ class DecodePool:
         self._threads_before: int | None = None
 
     def __enter__(self) -> DecodePool:
-        if self.workers == 1:
-            self._threads_before = torch.get_num_threads()
-            torch.set_num_threads(1)
+        # The prepare's own process decodes (one worker) or scores the demo's generated images: one image is too
+        # little work to share, and more torch threads only contend (10x slower with 2 on a busy 2-core machine).
+        self._threads_before = torch.get_num_threads()
+        torch.set_num_threads(1)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
