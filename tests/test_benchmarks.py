@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import bench_metrics, gpu_check
+from benchmarks import bench_gamut, bench_metrics, gpu_check
 from benchmarks.results import Results, read_results
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
@@ -173,3 +173,16 @@ def test_bench_metrics_warms_up_every_batch_shape_before_timing() -> None:
     assert shapes_scored(40, 32) == [32, 8]
     assert shapes_scored(64, 32) == [32]
     assert shapes_scored(8, 32) == [8]
+
+
+def test_bench_gamut_writes_its_figures_from_one_run(tmp_path: Path) -> None:
+    path = tmp_path / "gamut.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        bench_gamut.main(["--images", "2", "--size", "64", "--colorize-size", "96", "--repeats", "1",
+                          "--devices", "cpu", "--json", str(path)])  # fmt: skip
+    figures = {f.name: f.value for f in read_results(path).figures}
+    for batch in ("plausible", "saturated"):
+        ratio = figures[f"{batch}, cpu: chroma (eager)"] / figures[f"{batch}, cpu: clip"]
+        assert figures[f"{batch}, cpu: chroma / clip"] == pytest.approx(ratio)
+        assert 0 < figures[f"{batch}, cpu: pixels outside sRGB"] <= 100
+    assert figures["saturated, cpu: pixels outside sRGB"] > figures["plausible, cpu: pixels outside sRGB"]
