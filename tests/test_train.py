@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.helpers import on_accelerator
 from utils import color, config, sources, train
 from utils.checkpoints import load_checkpoint
 from utils.config import model_dir
@@ -88,7 +90,8 @@ def test_every_process_count_sees_the_same_global_batches_and_flips() -> None:
 
 @pytest.fixture(scope="module")
 def trained_twice(tmp_path_factory, prepared_run: Path, tiny_params) -> dict[str, Path]:
-    """Two epochs in one go, and one epoch followed by a resumed second epoch."""
+    """Two epochs in one go; one epoch followed by a resumed second epoch; and the same resume as on a GPU,
+    where every tensor the checkpoint load returns sits on the device (tests/helpers.py's stand-in)."""
     params = dataclasses.replace(tiny_params, epochs=2)
     straight = tmp_path_factory.mktemp("straight")
     resumed = tmp_path_factory.mktemp("resumed")
@@ -96,8 +99,14 @@ def trained_twice(tmp_path_factory, prepared_run: Path, tiny_params) -> dict[str
         (run / "data").symlink_to(prepared_run / "data")
     train.train(params, straight, "cartoon", show_progress=False)
     train.train(dataclasses.replace(params, epochs=1), resumed, "cartoon", show_progress=False)
+    on_gpu = tmp_path_factory.mktemp("on_accelerator") / "run"
+    shutil.copytree(resumed, on_gpu, symlinks=True)
     train.train(params, resumed, "cartoon", show_progress=False)
-    return {"straight": straight, "resumed": resumed}
+    real_load = torch.load
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch, "load", lambda *a, **k: on_accelerator(real_load(*a, **k)))
+        train.train(params, on_gpu, "cartoon", show_progress=False)
+    return {"straight": straight, "resumed": resumed, "on_accelerator": on_gpu}
 
 
 def test_train_writes_history_samples_and_checkpoints(trained_twice: dict[str, Path]) -> None:
@@ -125,6 +134,14 @@ def test_resumed_run_equals_uninterrupted_run(trained_twice: dict[str, Path]) ->
     assert_same_weights(a, b, "after an epoch-end resume")
     history = pd.read_csv(model_dir(trained_twice["resumed"], "cartoon", 0) / "history.csv")
     assert list(history.epoch) == [1, 2]
+
+
+def test_a_resume_whose_checkpoint_tensors_sit_on_an_accelerator_equals_the_uninterrupted_run(
+    trained_twice: dict[str, Path],
+) -> None:
+    a = load_checkpoint(model_dir(trained_twice["straight"], "cartoon", 0) / "checkpoint_last.pt")
+    b = load_checkpoint(model_dir(trained_twice["on_accelerator"], "cartoon", 0) / "checkpoint_last.pt")
+    assert_same_weights(a, b, "after a resume from tensors on the accelerator")
 
 
 KILL_DRIVER = """
@@ -434,3 +451,13 @@ def test_compiled_ddp_training_with_autocast_and_a_grad_scaler(tmp_path: Path) -
     fresh = train.build_gan(config.resolve_params("demo", {"image_size": 32}), torch.device("cpu"))
     changed = [k for k, p in fresh.generator_module.named_parameters() if not torch.equal(p, rank0[f"generator.{k}"])]
     assert changed, "the compiled steps left the generator unchanged"
+
+
+def test_compile_is_skipped_with_a_warning_under_sync_batchnorm(tiny_params) -> None:
+    asked = dataclasses.replace(tiny_params, compile=True)
+    cuda = torch.device("cuda", 0)
+    with pytest.warns(UserWarning, match="SyncBatchNorm"):
+        assert not train.should_compile(asked, train.Processes(0, 2, 0), cuda)
+    assert train.should_compile(asked, train.Processes(), cuda)  # one GPU: plain BatchNorm compiles
+    assert train.should_compile(asked, train.Processes(0, 2, 0), torch.device("cpu"))  # no SyncBatchNorm on the CPU
+    assert not train.should_compile(tiny_params, train.Processes(), cuda)

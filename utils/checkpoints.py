@@ -27,11 +27,14 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint of this kit (``weights_only=True``); anything else is a clear error."""
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint of this kit (``weights_only=True``) into CPU memory; anything else is a clear error.
+
+    Always on the CPU: ``load_state_dict`` moves networks' and optimisers' states to their parameters'
+    device, and the RNG states must stay on the CPU (a numpy key on a GPU cannot be restored)."""
     path = Path(path)
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -65,9 +68,10 @@ def rng_states() -> dict[str, Any]:
 
 
 def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore :func:`rng_states`; its tensors may sit on any device (``.numpy()`` needs a CPU tensor)."""
     random.setstate((3, tuple(states["python"]), None))
     name, keys, *rest = states["numpy"]
-    np.random.set_state((name, keys.numpy(), *rest))
+    np.random.set_state((name, keys.cpu().numpy(), *rest))
     torch.set_rng_state(states["torch"].cpu())
     if torch.cuda.is_available():  # a run resumed on fewer GPUs restores the ones it has
         for index, state in enumerate(states["cuda"][: torch.cuda.device_count()]):

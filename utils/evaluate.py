@@ -54,7 +54,7 @@ def load_generator(path: str | Path, device: torch.device) -> tuple[UNetGenerato
     """A trained generator (eval mode) from ``best.pt`` or ``checkpoint_last.pt``, and its record."""
     from utils.models import UNetGenerator  # here: timm is slow to import, and the notebooks without a model skip it
 
-    ckpt = load_checkpoint(path, device)
+    ckpt = load_checkpoint(path)
     generator = UNetGenerator(pretrained=False)
     generator.load_state_dict(ckpt["generator"])
     return generator.to(device).eval(), ckpt

@@ -21,6 +21,7 @@ import random
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -325,6 +326,27 @@ def adam(module: nn.Module, params: RunParams) -> torch.optim.Adam:
     return torch.optim.Adam(module.parameters(), lr=params.lr, betas=(params.beta1, params.beta2), fused=True)
 
 
+def uses_sync_batchnorm(procs: Processes, device: torch.device) -> bool:
+    """Several GPU processes share batch statistics (the recipe's batch); SyncBatchNorm needs CUDA, so on the
+    CPU each process keeps its own."""
+    return procs.world_size > 1 and device.type == "cuda"
+
+
+def should_compile(params: RunParams, procs: Processes, device: torch.device) -> bool:
+    """``params.compile``, except under SyncBatchNorm: torch.compile breaks the graph at every
+    SyncBatchNorm layer (pytorch/pytorch#161302; 46 in the generator, 3 in the discriminator), and the synced batch
+    statistics of the recipe come first, so training runs eager there, with a warning."""
+    if params.compile and uses_sync_batchnorm(procs, device):
+        if procs.main:
+            warnings.warn(
+                f"parameter 'compile' = True is ignored with {procs.world_size} GPU processes: torch.compile "
+                "breaks the graph at every SyncBatchNorm layer, so training runs eager (set gpus=1 to compile)",
+                stacklevel=2,
+            )
+        return False
+    return params.compile
+
+
 def build_gan(params: RunParams, device: torch.device, procs: Processes = Processes()) -> GANTraining:
     """Networks, optimisers and scaler for ``params``; the same initial weights in every process."""
     seed_everything(params.seed)
@@ -334,7 +356,7 @@ def build_gan(params: RunParams, device: torch.device, procs: Processes = Proces
     if procs.main:
         barrier(procs)
     discriminator = PatchDiscriminator().to(device)
-    if procs.world_size > 1 and device.type == "cuda":  # SyncBatchNorm needs CUDA; on the CPU each rank keeps its own
+    if uses_sync_batchnorm(procs, device):
         generator = nn.SyncBatchNorm.convert_sync_batchnorm(generator)
         discriminator = nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
     memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
@@ -345,7 +367,7 @@ def build_gan(params: RunParams, device: torch.device, procs: Processes = Proces
         device_ids = [device.index] if device.type == "cuda" else None
         g_run = DistributedDataParallel(generator, device_ids=device_ids)
         d_run = DistributedDataParallel(discriminator, device_ids=device_ids)
-    if params.compile:  # around DDP, not inside it: the compiler then splits graphs at DDP's gradient buckets
+    if should_compile(params, procs, device):  # around DDP, not inside it: graphs split at DDP's gradient buckets
         g_run, d_run = (torch.compile(m, backend=COMPILE_BACKEND) for m in (g_run, d_run))
         d_local = torch.compile(discriminator, backend=COMPILE_BACKEND) if procs.world_size > 1 else d_run
     amp_dtype, use_scaler = amp_settings(device, params.precision)
@@ -542,7 +564,7 @@ def resume_state(
     files: ModelFiles, params: RunParams, procs: Processes, gan: GANTraining, data: TrainingImages
 ) -> TrainingState:
     """The state saved in ``checkpoint_last.pt`` (loaded into ``gan``), after checking it fits this run."""
-    ckpt = load_checkpoint(files.last, gan.device)
+    ckpt = load_checkpoint(files.last)
     position = ckpt["position"]
     if ckpt["model"] != files.domain or ckpt["image_size"] != params.image_size:
         raise ValueError(

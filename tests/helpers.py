@@ -1,0 +1,35 @@
+"""Helpers the tests share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class AcceleratorTensor(torch.Tensor):
+    """A tensor as a checkpoint loaded onto a GPU holds it: ``.numpy()`` raises until ``.cpu()``."""
+
+    def numpy(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        raise TypeError(
+            "can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor to host memory first."
+        )
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN206
+        result = super().__torch_function__(func, types, args, kwargs or {})
+        if func in (torch.Tensor.cpu, torch.Tensor.to) and isinstance(result, torch.Tensor):
+            return result.as_subclass(torch.Tensor)  # on the host now: a plain tensor
+        return result
+
+
+def on_accelerator(value: Any) -> Any:
+    """Every tensor in a (nested) checkpoint, as if loaded with ``map_location`` a GPU."""
+    if isinstance(value, torch.Tensor):
+        return value.as_subclass(AcceleratorTensor)
+    if isinstance(value, dict):
+        return {k: on_accelerator(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_accelerator(v) for v in value)
+    return value
