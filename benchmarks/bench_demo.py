@@ -12,7 +12,7 @@ The GPU check compares its demo runs with this benchmark's result file from the 
 
     python benchmarks/bench_demo.py --json benchmarks/measured/bench_demo_cpu.json
 
-``--time-limit`` and SIGTERM stop the pipeline as Ctrl-C does (it stops its notebooks); the stages
+``--time-limit``, SIGTERM and Ctrl-C stop the pipeline as Ctrl-C does (it stops its notebooks); the stages
 finished by then keep their rows, and the wall time's row says why it has no value. Exit code: the
 pipeline's (0 when it ran to its end), 124 after ``--time-limit``, 128 + N after signal N.
 """
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     results.describe(profile="demo", overrides=" ".join(args.param) or "none")
     scratch = None if args.run_dir else Path(tempfile.mkdtemp(prefix="bench_demo_"))
     try:
-        with children.stopping_on(signal.SIGTERM):
+        with children.stopping_on(signal.SIGTERM, signal.SIGINT):  # caught, so the pipeline gets Ctrl-C's default
             return run_demo(results, args.run_dir or scratch / "run", args)
     finally:
         results.write()

@@ -15,6 +15,7 @@ import queue
 import re
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -298,3 +299,26 @@ def test_bench_demo_records_each_stage_as_it_ends_and_the_wall_time(
     run_dir, override = (tmp_path / "argv").read_text().split()
     assert override == "device=cpu" and not Path(run_dir).exists()  # a temporary run directory, removed
     assert results.context["overrides"] == "device=cpu"
+
+
+@pytest.mark.slow
+def test_bench_demo_stopped_by_sigterm_stops_the_pipeline_and_keeps_its_stages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        bench_demo,
+        "pipeline_command",
+        lambda run_dir, overrides: fake_pipeline(tmp_path, "import time; time.sleep(60)"),
+    )
+    path = tmp_path / "demo.json"
+    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    started = time.monotonic()
+    with contextlib.redirect_stdout(io.StringIO()):
+        returned = bench_demo.main(["--json", str(path)])
+    timer.join()
+    assert returned == 128 + signal.SIGTERM and time.monotonic() - started < 20  # the fake pipeline took Ctrl-C
+    figures = read_results(path).figures
+    assert [f.name for f in figures] == ["stage 01_prepare_data", "stage 02_train_cartoon", bench_demo.WALL_TIME]
+    assert not figures[-1].measured and figures[-1].note.startswith("stopped by SIGTERM after")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # bench_demo's handler is gone again
