@@ -421,7 +421,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"every part together, seconds (default {FULL_BUDGET_S:.0f}, --quick {QUICK_BUDGET_S:.0f})")  # fmt: skip
     parser.add_argument("--cpu-demo-s", type=float, default=None,
                         help=f"the demo's time on the CPU, s (default: the wall time in {CPU_BASELINE.relative_to(KIT_ROOT)})")  # fmt: skip
-    parser.add_argument("--work-dir", type=Path, default=None, help="the parts' JSON files (default: <out>_parts/)")
+    parser.add_argument(
+        "--work-dir", type=Path, default=None, help="the parts' JSON files (default: beside --out, <its stem>_parts/)"
+    )
     args = parser.parse_args(argv)
     args.budget_s = args.budget_s or (QUICK_BUDGET_S if args.quick else FULL_BUDGET_S)
     if args.budget_s <= 0 or (args.cpu_demo_s is not None and args.cpu_demo_s <= 0):
