@@ -21,8 +21,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# One GPU check (README, "Checking a GPU"): every GPU figure and target in one table, runs/gpu_check.md;
-# e.g. make gpu-check GPU_CHECK_ARGS="--budget-s 600"
+# One GPU check: every GPU figure and target in one table, runs/gpu_check.md (and runs/gpu_check.json);
+# the 5-minute form: make gpu-check GPU_CHECK_ARGS=--quick; a longer budget: GPU_CHECK_ARGS="--budget-s 600"
 gpu-check: $(STAMP)
 	$(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 

@@ -1,7 +1,7 @@
 """Several trainings at once on one machine: total images/s of 1, 2 and 3 concurrent training processes.
 
     python benchmarks/bench_concurrency.py [--size 256] [--batch-size 16] [--steps 30] [--warmup 10]
-                                           [--max-processes 3] [--json PATH]
+                                           [--max-processes 3] [--run-timeout-s 600] [--json PATH]
 
 What the pipeline does with ``train_concurrency`` = n on one GPU (or on the CPU): n processes, each
 training its own model with the kit's step (``train.train_on_batch``: uint8 batch to the device,
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import children  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils import config, pipeline, train  # noqa: E402
 
@@ -52,7 +52,7 @@ def trainer(n_processes: int, args: argparse.Namespace, start: Any, queue: Any) 
         steps(args.warmup)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        start.wait()
+        start.wait(timeout=args.run_timeout_s)  # a sibling that died never arrives
         began = time.time()  # wall clock: the same across processes
         steps(args.steps)
         ended = time.time()
@@ -64,18 +64,29 @@ def trainer(n_processes: int, args: argparse.Namespace, start: Any, queue: Any) 
 
 
 def run_concurrently(n_processes: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One report per process; a process that dies, or reports nothing within ``--run-timeout-s``, is an
+    error report naming its exit code, and the others are ended."""
     context = multiprocessing.get_context("spawn")
     start, queue = context.Barrier(n_processes), context.Queue()
     processes = [context.Process(target=trainer, args=(n_processes, args, start, queue)) for _ in range(n_processes)]
     for process in processes:
         process.start()
-    results = [queue.get() for _ in processes]
-    for process in processes:
-        process.join()
-    return results
+    deadline = time.monotonic() + args.run_timeout_s
+    reports: list[dict[str, Any]] = []
+    try:
+        for _ in processes:
+            what = f"{n_processes} training(s) at once"
+            reports.append(children.receive(queue, processes, deadline - time.monotonic(), what))
+    except children.ChildFailed as err:
+        reports.append({"error": str(err)})
+    finally:
+        start.abort()  # releases any process still waiting for a sibling
+        children.end_workers(processes)
+        queue.close()
+    return reports
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     cuda = torch.cuda.is_available()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256 if cuda else 64)
@@ -83,16 +94,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30 if cuda else 6, help="timed steps per process")
     parser.add_argument("--warmup", type=int, default=10 if cuda else 2)
     parser.add_argument("--max-processes", type=int, default=3)
+    parser.add_argument("--run-timeout-s", type=float, default=600.0, help="for each round of processes")
     add_json_argument(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     device = torch.cuda.get_device_name() if cuda else f"CPU ({pipeline.cpu_cores()} cores)"
     precision = config.amp_settings(torch.device("cuda" if cuda else "cpu"))[0] or "fp32"
     results = Results("bench_concurrency", args.json)
-    results.describe(device=device, torch=torch.__version__, size=args.size, batch_size=args.batch_size,
-                     steps=args.steps, warmup=args.warmup, precision=precision,
-                     gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1) if cuda else 0,
-                     cores=os.cpu_count())  # fmt: skip
+    results.describe(device=device, size=args.size, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
+                     precision=precision,
+                     gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1) if cuda else 0)  # fmt: skip
     alone = None
     for n in range(1, args.max_processes + 1):
         runs = run_concurrently(n, args)

@@ -293,8 +293,7 @@ def main() -> None:
     bench = DataBench(Results("bench_data", args.json), args)
     bench.results.describe(
         images_per_domain=args.images, size=args.size, cores=cores, prepare_workers=counts,
-        load_average=" ".join(f"{x:.1f}" for x in os.getloadavg()), torch=torch.__version__,
-        cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+        load_average=" ".join(f"{x:.1f}" for x in os.getloadavg()),
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").is_file() else "?"
     results.describe(
         devices=",".join(args.devices), gpu=torch.cuda.get_device_name() if "cuda" in args.devices else "none",
-        torch=torch.__version__, cpu_threads=torch.get_num_threads(), load_average=load,
+        cpu_threads=torch.get_num_threads(), load_average=load,
         batch=f"{args.images} x 3 x {args.size} x {args.size}", colorize_size=args.colorize_size, repeats=args.repeats,
     )  # fmt: skip
     for device in args.devices:

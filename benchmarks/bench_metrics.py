@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     bench = MetricsBench(Results("bench_metrics", args.json), Deadline(args.time_limit), args)
     gpu = torch.cuda.get_device_name() if "cuda" in args.devices else "none"
     bench.results.describe(
-        devices=",".join(args.devices), gpu=gpu, torch=torch.__version__, cpu_threads=torch.get_num_threads(),
+        devices=",".join(args.devices), gpu=gpu, cpu_threads=torch.get_num_threads(),
         pairs=f"{args.images} at {args.size} x {args.size}", gpu_pairs=args.gpu_images, batch=args.batch,
         repeats=args.repeats, time_limit_s=args.time_limit,
     )  # fmt: skip

@@ -1,39 +1,53 @@
 """Training speed: the kit's loop vs a plain fp32 reference loop, same networks, one run.
 
     python benchmarks/bench_train.py [--size 256] [--batch-sizes 16,32,64,128] [--compile]
-                                     [--window-s 5] [--warmup 5] [--repeats 3] [--workers 2] [--json PATH]
+                                     [--compile-batch-sizes 16,B] [--window-s 5] [--warmup 5] [--repeats 3]
+                                     [--workers 2] [--time-limit S] [--shard-images N] [--json PATH]
 
 Kit: the loop ``train()`` runs, set up by the same functions (``train.build_gan``,
 ``train.training_loader``, ``train.train_on_batch``): uint8 shard batches, pinned, to the device;
 flip, Lab and normalisation on the device per batch; mixed precision (fp16 + GradScaler on a T4,
 bf16 from Ampere on; fp32 on the CPU); channels_last; fused Adam; losses read every
-``train.LOG_EVERY`` steps. Measured at each ``--batch-sizes`` value (the paper's is 16), one
-process for all of them.
+``train.LOG_EVERY`` steps and at an epoch's end (the loop's sync points). Measured at each
+``--batch-sizes`` value (the paper's is 16), one process for all of them.
 Reference (the tutorial recipe the paper follows): a Dataset that flips and converts every sample
 with ``skimage.color.rgb2lab`` on the CPU in DataLoader workers; fp32; contiguous tensors; every
 loss read with ``.item()`` each step. Same UNetGenerator and PatchDiscriminator. Measured at the
 paper's batch only: at large batches its per-sample CPU work would take minutes.
-With ``--compile`` the kit is also measured compiled (``compile=True``) at the paper's batch and
-at the best eager batch: the compilation time, and whether it pays over a paper run.
+With ``--compile`` the kit is also measured compiled (``compile=True``) at each
+``--compile-batch-sizes`` value (default: the paper's batch and the best eager batch), each in its
+own process (one static compilation each): the compilation time, and whether it pays over a paper run.
 
-Every figure is timed in windows of ``--window-s`` seconds (median of ``--repeats``, after
-``--warmup`` steps), so the whole benchmark takes a bounded time, and printed as soon as it is
-measured (benchmarks/results.py; ``--json`` for gpu_check). Also printed: peak memory (CUDA: max
-allocated per batch size; CPU: peak RSS of the process), FLOPs per training image (torch's
-FlopCounterMode over one kit step), the fraction of the GPU's dense half-precision peak, the
-paper profile's training time at the measured speed, and a Kaggle T4 x2 projection.
+Order: the kit eager, the reference, the kit compiled. Each loop runs in a fresh process, which
+sends every row the moment it is measured; a batch that runs out of memory is a row (without a
+value) and the larger ones are not tried. ``--time-limit`` ends a loop that outlives it, and the
+rows it had not measured say so; a process that dies is named with its exit code.
+
+Every figure is timed in windows of at least ``--window-s`` seconds (median of ``--repeats``, after
+``--warmup`` steps), each ending right after a sync point, so every window holds the loop's host
+syncs (by default the shard holds ``LOG_EVERY`` batches of the largest batch size, so an epoch
+holds the training's sync points as a paper epoch does). Each figure is printed as soon as it is measured
+(benchmarks/results.py; ``--json`` for gpu_check). Also printed: peak memory (CUDA: max allocated
+per batch size; CPU: peak RSS of the process), FLOPs per training image (torch's FlopCounterMode
+over one kit step), the fraction of the GPU's dense half-precision peak (a row says so when the
+card is not in ``GPU_PEAK_FLOPS``), the paper profile's training time at the measured speed, and
+a Kaggle T4 x2 projection.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import math
 import multiprocessing
+import re
 import resource
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,21 +58,58 @@ from skimage.color import rgb2lab
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import children  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils import config, train  # noqa: E402
 from utils.data import ShardDataset  # noqa: E402
 from utils.models import PatchDiscriminator, UNetGenerator  # noqa: E402
 from utils.sources import demo_cartoon_frames  # noqa: E402
 
-# dense fp16/bf16 tensor-core peak, FLOP/s, from the vendors' data sheets
-GPU_PEAK_FLOPS = {"T4": 65e12, "A100": 312e12, "H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "L4": 121e12,
-                  "A10G": 70e12, "V100": 125e12, "P100": 18.7e12}  # fmt: skip
-T4_PEAK_FLOPS = GPU_PEAK_FLOPS["T4"]
+# Dense fp16/bf16 tensor-core peak, FLOP/s, by normalised device name (normalised_gpu_name). From NVIDIA's
+# data sheets, without the 2:4 sparsity they quote first: T4 65 (mixed precision), P100 PCIe 18.7 (plain
+# fp16: no tensor cores), V100 SXM2 125 / PCIe 112, A10 125, A100 (SXM4 and PCIe) 312, L4 121, L40 181,
+# L40S 362, H100 SXM 989, H100 PCIe 756, H100 NVL 835, H200 989, H200 NVL 835 TFLOPS.
+GPU_PEAK_FLOPS = {
+    "t4": 65e12,
+    "p100-pcie-16gb": 18.7e12,
+    "v100-sxm2-16gb": 125e12,
+    "v100-sxm2-32gb": 125e12,
+    "v100-pcie-16gb": 112e12,
+    "v100-pcie-32gb": 112e12,
+    "a10": 125e12,
+    "a100-sxm4-40gb": 312e12,
+    "a100-sxm4-80gb": 312e12,
+    "a100-pcie-40gb": 312e12,
+    "a100 80gb pcie": 312e12,
+    "l4": 121e12,
+    "l40": 181e12,
+    "l40s": 362e12,
+    "h100 80gb hbm3": 989e12,  # the SXM card
+    "h100 pcie": 756e12,
+    "h100 nvl": 835e12,
+    "h200": 989e12,
+    "h200 nvl": 835e12,
+}
+T4_PEAK_FLOPS = GPU_PEAK_FLOPS["t4"]
+PAPER_BATCH = 16
+PAPER_IMAGES_PER_MODEL = 20 * 7200  # the paper profile: 20 epochs x 7,200 training images (8,000 less validation)
+UNIQUE_FRAMES = 256  # a larger shard repeats them: the loop's speed does not depend on the pictures
+
+
+def normalised_gpu_name(name: str) -> str:
+    """``"NVIDIA H100 80GB HBM3"`` -> ``"h100 80gb hbm3"``, ``"Tesla T4"`` -> ``"t4"``: lower case, single
+    spaces, without the vendor and brand words torch's device names start with."""
+    return re.sub(r"^((nvidia|tesla)\s+)+", "", " ".join(name.lower().split()))
+
+
+def peak_flops(gpu: str) -> float | None:
+    return GPU_PEAK_FLOPS.get(normalised_gpu_name(gpu))
 
 
 def write_shard(path: Path, n_images: int, size: int) -> None:
     """Demo cartoon frames as a uint8 .npy shard, read back memory-mapped like the kit's data."""
-    np.save(path, np.stack([c.rgb for c in demo_cartoon_frames(n_images, size, seed=0)]))
+    frames = np.stack([c.rgb for c in demo_cartoon_frames(min(n_images, UNIQUE_FRAMES), size, seed=0)])
+    np.save(path, np.resize(frames, (n_images, *frames.shape[1:])))
 
 
 class TutorialDataset(torch.utils.data.Dataset):
@@ -78,8 +129,10 @@ class TutorialDataset(torch.utils.data.Dataset):
         return lab[[0]] / 50.0 - 1.0, lab[[1, 2]] / 110.0
 
 
-def reference_loop(images: np.ndarray, batch_size: int, workers: int, device: torch.device) -> Iterator[int]:
-    """The tutorial's training loop, fp32, one step per yielded item."""
+def reference_loop(
+    images: np.ndarray, batch_size: int, workers: int, device: torch.device
+) -> Iterator[tuple[int, bool]]:
+    """The tutorial's training loop, fp32, one step per yielded (images, synced): it syncs every step."""
     torch.manual_seed(0)
     generator, discriminator = UNetGenerator().to(device), PatchDiscriminator().to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -110,11 +163,7 @@ def reference_loop(images: np.ndarray, batch_size: int, workers: int, device: to
             opt_g.step()
             for name, loss in zip(meters, (loss_d, loss_g_gan, loss_g_l1)):
                 meters[name].append(loss.item())
-            yield len(l_norm)
-
-
-PAPER_BATCH = 16
-PAPER_IMAGES_PER_MODEL = 20 * 7200  # the paper profile: 20 epochs x 7,200 training images (8,000 less validation)
+            yield len(l_norm), True
 
 
 def kit_params(size: int, batch_size: int, workers: int, compile: bool) -> config.RunParams:
@@ -123,8 +172,9 @@ def kit_params(size: int, batch_size: int, workers: int, compile: bool) -> confi
     )
 
 
-def kit_loop(images: np.ndarray, params: config.RunParams, device: torch.device) -> Iterator[int]:
-    """The kit's training loop, set up by the functions ``train()`` uses; one step per yielded item."""
+def kit_loop(images: np.ndarray, params: config.RunParams, device: torch.device) -> Iterator[tuple[int, bool]]:
+    """The kit's training loop, set up by the functions ``train()`` uses; one step per yielded
+    (images, synced), syncing where ``train()`` does: every LOG_EVERY batches and at an epoch's end."""
     gan = train.build_gan(params, device)
     loader, sampler = train.training_loader(ShardDataset(images, np.arange(len(images))), params, train.Processes(),
                                             device)  # fmt: skip
@@ -135,44 +185,53 @@ def kit_loop(images: np.ndarray, params: config.RunParams, device: torch.device)
         sampler.set_position(epoch, 0)
         for i, (batch, flips) in enumerate(loader, 1):
             sums += train.train_on_batch(gan, batch, flips)
-            if i % train.LOG_EVERY == 0:
+            synced = i % train.LOG_EVERY == 0 or i == sampler.batches_per_epoch
+            if synced:
                 sums.tolist()  # the loop's sync point
-            yield len(batch)
+            yield len(batch), synced
 
 
 def kit_flops_per_image(size: int, device: torch.device) -> float:
-    """FLOPs of one training step (G forward, three D forwards, both backwards) per image."""
+    """FLOPs of one training step (G forward, three D forwards, both backwards) per image: counted over a
+    batch of two (they grow with the batch in proportion; BatchNorm needs two), so counting is quick anywhere."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    params = kit_params(size, PAPER_BATCH, 0, False)
-    gan = train.build_gan(params, device)
-    batch = torch.from_numpy(np.stack([c.rgb for c in demo_cartoon_frames(PAPER_BATCH, size, seed=1)]))
+    n = 2
+    gan = train.build_gan(kit_params(size, n, 0, False), device)
+    batch = torch.from_numpy(np.stack([c.rgb for c in demo_cartoon_frames(n, size, seed=1)]))
     counter = FlopCounterMode(display=False)
     with counter:
-        train.train_on_batch(gan, batch, torch.zeros(PAPER_BATCH, dtype=torch.bool))
-    return counter.get_total_flops() / PAPER_BATCH
+        train.train_on_batch(gan, batch, torch.zeros(n, dtype=torch.bool))
+    del gan
+    if device.type == "cuda":  # the loops run in their own processes: leave them the memory
+        torch.cuda.empty_cache()
+    return counter.get_total_flops() / n
 
 
-def timed_rate(loop: Iterator[int], args: argparse.Namespace, sync: Callable[[], None]) -> tuple[float, float]:
-    """(images/s, median of ``repeats`` windows of ``window_s`` seconds; seconds the warm-up steps took)."""
+def timed_rate(loop: Iterator[tuple[int, bool]], args: argparse.Namespace, sync: Callable[[], None]) -> dict:
+    """images/s (median of ``repeats`` windows of at least ``window_s`` seconds, each ending right after a
+    sync point), and the warm-up's seconds and images."""
     sync()
-    started = time.perf_counter()
+    started, warmup_images = time.perf_counter(), 0
     for _ in range(args.warmup):
-        next(loop)
+        warmup_images += next(loop)[0]
     sync()
     warmup_s = time.perf_counter() - started
     rates = []
     for _ in range(args.repeats):
         started, n = time.perf_counter(), 0
-        while time.perf_counter() - started < args.window_s or n == 0:
-            n += next(loop)
+        while True:
+            images, synced = next(loop)
+            n += images
+            if synced and time.perf_counter() - started >= args.window_s:
+                break
         sync()
         rates.append(n / (time.perf_counter() - started))
-    return statistics.median(rates), warmup_s
+    return {"images_per_s": statistics.median(rates), "warmup_s": warmup_s, "warmup_images": warmup_images}
 
 
-def measure(which: str, shard: str, args: argparse.Namespace, batch_sizes: list[int], compile: bool) -> list[dict]:
-    """Run in a fresh process: one row per batch size (images/s, warm-up seconds, peak memory)."""
+def measure(which: str, shard: str, args: argparse.Namespace, batch_size: int, compile: bool) -> dict:
+    """One row: images/s, the warm-up, peak memory (CUDA: of this batch size; CPU: of the process)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     images = np.load(shard, mmap_mode="r")
 
@@ -180,51 +239,105 @@ def measure(which: str, shard: str, args: argparse.Namespace, batch_sizes: list[
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    rows = []
-    for batch_size in batch_sizes:
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-        if which == "kit":
-            loop = kit_loop(images, kit_params(args.size, batch_size, args.workers, compile), device)
-        else:
-            loop = reference_loop(images, batch_size, args.workers, device)
-        rate, warmup_s = timed_rate(loop, args, sync)
-        loop.close()
-        if device.type == "cuda":
-            peak = torch.cuda.max_memory_allocated() / 2**20
-        else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        rows.append({"batch_size": batch_size, "images_per_s": rate, "warmup_s": warmup_s, "peak_mib": peak})
-        del loop
-    return rows
-
-
-def _measure_into(queue: multiprocessing.Queue, *args: Any) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    if which == "kit":
+        loop = kit_loop(images, kit_params(args.size, batch_size, args.workers, compile), device)
+    else:
+        loop = reference_loop(images, batch_size, args.workers, device)
     try:
-        queue.put(measure(*args))
-    except BaseException as err:  # noqa: BLE001 - reported by the parent, which names the loop
-        queue.put(err)
+        row = {"batch_size": batch_size, **timed_rate(loop, args, sync)}
+    finally:
+        loop.close()
+    if compile:
+        row["backend"] = train.COMPILE_BACKEND
+    if device.type == "cuda":
+        row["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        row["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return row
+
+
+def measure_into(queue: Any, which: str, shard: str, args: argparse.Namespace, batch_sizes: list[int],
+                 compile: bool, backend: str) -> None:  # fmt: skip
+    """A fresh process: one ("row", row) message per batch size as it is measured, then ("done", None);
+    a batch out of memory is a row with its "error", and the larger ones are not tried."""
+    train.COMPILE_BACKEND = backend  # the parent's (tests switch it)
+    try:
+        for batch_size in batch_sizes:
+            try:
+                queue.put(("row", measure(which, shard, args, batch_size, compile)))
+            except torch.OutOfMemoryError as err:
+                queue.put(
+                    ("row", {"batch_size": batch_size, "error": f"out of memory: {(str(err).splitlines() or [''])[0]}"})
+                )
+                gc.collect()
+                torch.cuda.empty_cache()
+                break
+        queue.put(("done", None))
+    except BaseException as err:  # reported by the parent, which names the loop
+        queue.put(("error", f"{type(err).__name__}: {err}"))
         raise
 
 
-def in_fresh_process(which: str, shard: str, args: argparse.Namespace, batch_sizes: list[int], compile: bool = False):
-    """Each loop in its own process: its peak memory is its own, and a crash names the loop."""
+def rows_from_fresh_process(
+    which: str, shard: str, args: argparse.Namespace, batch_sizes: list[int], compile: bool, deadline: float
+) -> Iterator[dict]:
+    """Each row of ``measure_into`` as it comes; raises children.ChildFailed when the process fails, dies,
+    or outlives ``deadline`` (time.monotonic()), and ends the process either way."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_measure_into, args=(queue, which, shard, args, batch_sizes, compile))
+    process = context.Process(
+        target=measure_into, args=(queue, which, shard, args, batch_sizes, compile, train.COMPILE_BACKEND)
+    )
     process.start()
-    result = queue.get()
-    process.join()
-    if isinstance(result, BaseException):
-        raise RuntimeError(f"bench_train: the {which} loop failed: {type(result).__name__}: {result}") from result
-    return result
+    try:
+        while True:
+            kind, payload = children.receive(queue, [process], deadline - time.monotonic(), f"the {which} loop")
+            if kind == "done":
+                return
+            if kind == "error":
+                raise children.ChildFailed(f"the {which} loop failed: {payload}")
+            yield payload
+    finally:
+        children.end_workers([process])
+        queue.close()
 
 
-def peak_flops(gpu: str | None) -> float | None:
-    if gpu is None:
-        return None
-    return next((flops for name, flops in GPU_PEAK_FLOPS.items() if name in gpu), None)
+@dataclass
+class TrainBench:
+    """The rows of one run: each loop's rows as they come, and those it could not measure."""
+
+    results: Results
+    args: argparse.Namespace
+    shard: str
+    deadline: float  # time.monotonic() at --time-limit
+    memory: str  # how peak memory is measured here
+
+    def rows(self, which: str, name: Callable[[int], str], batch_sizes: list[int], compile: bool = False) -> dict:
+        """batch size -> row, for the rows measured; every other batch size is a row saying why not."""
+        measured: dict[int, dict] = {}
+        reported: set[int] = set()
+        try:
+            if time.monotonic() >= self.deadline:  # no process started only to be ended
+                raise children.ChildFailed("--time-limit reached")
+            for row in rows_from_fresh_process(which, self.shard, self.args, batch_sizes, compile, self.deadline):
+                reported.add(row["batch_size"])
+                if "error" in row:
+                    self.results.not_measured(name(row["batch_size"]), "images/s", row["error"])
+                    continue
+                measured[row["batch_size"]] = row
+                backend = f"; torch.compile backend {row['backend']}" if "backend" in row else ""
+                self.results.add(name(row["batch_size"]), row["images_per_s"], "images/s",
+                                 note=f"{self.memory} {row['peak_mib']:.0f} MiB{backend}")  # fmt: skip
+            why = "a smaller batch ran out of memory"
+        except children.ChildFailed as err:
+            why = "--time-limit reached" if time.monotonic() >= self.deadline else str(err)
+        for batch_size in batch_sizes:
+            if batch_size not in reported:
+                self.results.not_measured(name(batch_size), "images/s", why)
+        return measured
 
 
 def paper_hours(images_per_s: float) -> float:
@@ -234,84 +347,132 @@ def paper_hours(images_per_s: float) -> float:
     return 3 * paper.epochs * train_images / images_per_s / 3600
 
 
-def main() -> None:
-    cuda = torch.cuda.is_available()
+def batch_list(text: str) -> list[int]:
+    sizes = sorted({int(b) for b in text.split(",") if b.strip()})
+    if not sizes or sizes[0] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated positive batch sizes")
+    return sizes
+
+
+def parse_args(argv: list[str] | None, cuda: bool) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256 if cuda else 128)
-    parser.add_argument("--batch-sizes", default="16,32,64,128" if cuda else "16",
+    parser.add_argument("--batch-sizes", type=batch_list, default="16,32,64,128" if cuda else "16",
                         help="comma-separated; the kit is measured at each, the reference at 16 (the paper's)")  # fmt: skip
-    parser.add_argument("--compile", action="store_true", help="also the kit compiled, at 16 and the best batch")
+    parser.add_argument("--compile", action="store_true", help="also the kit compiled")
+    parser.add_argument("--compile-batch-sizes", type=batch_list, default=None,
+                        help="compiled at these (default: 16 and the best eager batch), one process each")  # fmt: skip
     parser.add_argument("--window-s", type=float, default=5.0 if cuda else 20.0, help="seconds per timed window")
     parser.add_argument("--warmup", type=int, default=10 if cuda else 1, help="steps before timing")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers, the same for both loops")
+    parser.add_argument("--time-limit", type=float, default=math.inf, help="seconds, for the whole benchmark")
+    parser.add_argument("--shard-images", type=int, default=None,
+                        help=f"images in the shard (default: {train.LOG_EVERY} batches of the largest batch size, so an "
+                             "epoch holds the loop's sync points; fewer, for a quick smoke run: each epoch's end syncs)")  # fmt: skip
     add_json_argument(parser)
-    args = parser.parse_args()
-    batch_sizes = sorted({int(b) for b in args.batch_sizes.split(",")})
-    paper_batch = PAPER_BATCH if PAPER_BATCH in batch_sizes else batch_sizes[0]
-    device = torch.device("cuda" if cuda else "cpu")
-    gpu = torch.cuda.get_device_name() if cuda else None
-    results = Results("bench_train", args.json)
-    results.describe(device=gpu or "CPU", torch=torch.__version__, precision=str(config.amp_settings(device)[0] or "fp32"),
-                     size=args.size, batch_sizes=args.batch_sizes, workers=args.workers, threads=torch.get_num_threads(),
-                     timing=f"median of {args.repeats} windows of {args.window_s:g} s after {args.warmup} warm-up steps")  # fmt: skip
-    memory = "peak CUDA memory" if cuda else "peak RSS"
-    peak = peak_flops(gpu)
-    flops = results.add(
-        f"FLOPs per training image, {args.size} px", kit_flops_per_image(args.size, device) / 1e9, "GFLOP"
-    )
-    flops *= 1e9
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be at least 1 and --warmup at least 0")
+    largest = max(args.batch_sizes + (args.compile_batch_sizes or []))
+    args.shard_images = args.shard_images or train.LOG_EVERY * largest
+    if args.shard_images < largest:
+        parser.error(f"--shard-images {args.shard_images}: fewer than one batch of {largest}")
+    return args
 
-    with tempfile.TemporaryDirectory() as tmp:
-        shard = str(Path(tmp) / "train.npy")
-        write_shard(Path(shard), min(max(8 * max(batch_sizes), 64), 2048), args.size)
-        reference = in_fresh_process("reference", shard, args, [paper_batch])[0]
-        results.add(f"reference images/s, batch {paper_batch} (fp32, CPU Lab, .item())", reference["images_per_s"],
-                    "images/s", note=f"{memory} {reference['peak_mib']:.0f} MiB")  # fmt: skip
-        eager = {}
-        for row in in_fresh_process("kit", shard, args, batch_sizes):
-            eager[row["batch_size"]] = row["images_per_s"]
-            results.add(f"kit images/s, batch {row['batch_size']}", row["images_per_s"], "images/s",
-                        note=f"{memory} {row['peak_mib']:.0f} MiB")  # fmt: skip
-        ratio = eager[paper_batch] / reference["images_per_s"]
-        results.add(f"kit vs reference, batch {paper_batch}", ratio, "x", *((">= 3x", ratio >= 3) if cuda else ()),
-                    note="" if cuda else "CPU: reported only, the target is for a GPU")  # fmt: skip
-        best = max(eager, key=eager.get)
-        results.add("best batch (eager)", best, "images", note=f"{eager[best]:.1f} images/s")
-        if peak:
-            results.add(f"fraction of {gpu}'s dense half-precision peak, batch {best}, eager",
-                        100 * flops * eager[best] / peak, "%")  # fmt: skip
-        if args.compile:
-            compiled_sizes = sorted({paper_batch, best})
-            rows = in_fresh_process("kit", shard, args, compiled_sizes, compile=True)
-            compiled = {r["batch_size"]: r["images_per_s"] for r in rows}
-            for row in rows:
-                results.add(f"kit compiled images/s, batch {row['batch_size']}", row["images_per_s"], "images/s",
-                            note=f"{memory} {row['peak_mib']:.0f} MiB")  # fmt: skip
-            first = rows[0]  # the paper's batch: its warm-up holds the compilation
-            compile_s = max(0.0, first["warmup_s"] - args.warmup * first["batch_size"] / compiled[first["batch_size"]])
-            results.add(f"compilation time, batch {first['batch_size']} (warm-up less its steps)", compile_s, "s")
-            saved = PAPER_IMAGES_PER_MODEL * (1 / eager[paper_batch] - 1 / compiled[paper_batch])
-            results.add(f"compile: time saved per paper model at batch {paper_batch}, less compilation",
-                        saved - compile_s, "s", note=f"pays if > 0 ({PAPER_IMAGES_PER_MODEL} images per model)")  # fmt: skip
-            best_compiled = max(compiled, key=compiled.get)
-            if peak:
-                fraction = 100 * flops * compiled[best_compiled] / peak
-                results.add(f"fraction of {gpu}'s dense half-precision peak, batch {best_compiled}, compiled",
-                            fraction, "%", ">= 10%", fraction >= 10)  # fmt: skip
 
-    if args.size == 256:
-        results.add(f"paper profile (3 models x {PAPER_IMAGES_PER_MODEL} images) here, batch {paper_batch}",
-                    paper_hours(eager[paper_batch]), "h")  # fmt: skip
-    t4_flops_256 = flops * (256 / args.size) ** 2
-    if peak:  # measured on a GPU: scale this card's speed by the peak ratio, then two T4s, one model each
-        t4_images_per_s = eager[paper_batch] * (T4_PEAK_FLOPS / peak) * (args.size / 256) ** 2
+def compiled_rows(bench: TrainBench, eager: dict[int, dict], paper_batch: int) -> dict[int, float]:
+    """The kit compiled, one process (one compilation) per batch size; compilation times, and whether it pays."""
+    best = max(eager, key=lambda b: eager[b]["images_per_s"]) if eager else paper_batch
+    compiled: dict[int, dict] = {}
+    for batch_size in bench.args.compile_batch_sizes or sorted({paper_batch, best}):
+        compiled |= bench.rows("kit", lambda b: f"kit compiled images/s, batch {b}", [batch_size], compile=True)
+    compile_s = {}
+    for batch_size, row in compiled.items():  # its warm-up holds the compilation
+        compile_s[batch_size] = max(0.0, row["warmup_s"] - row["warmup_images"] / row["images_per_s"])
+        bench.results.add(f"compilation time, batch {batch_size} (warm-up less its steps)", compile_s[batch_size], "s")
+    if paper_batch in compiled and paper_batch in eager:
+        eager_s, compiled_s = (1 / rows[paper_batch]["images_per_s"] for rows in (eager, compiled))
+        saved = PAPER_IMAGES_PER_MODEL * (eager_s - compiled_s) - compile_s[paper_batch]
+        bench.results.add(f"compile: time saved per paper model at batch {paper_batch}, less compilation", saved,
+                          "s", note=f"pays if > 0 ({PAPER_IMAGES_PER_MODEL} images per model)")  # fmt: skip
+    return {b: row["images_per_s"] for b, row in compiled.items()}
+
+
+def peak_fraction(results: Results, gpu: str | None, flops: float, rates: dict[int, float], kind: str,
+                  target: float | None = None) -> None:  # fmt: skip
+    """The fraction of the card's dense half-precision peak at the best of ``rates``, or a row saying why not."""
+    if gpu is None:
+        return
+    peak, goal = peak_flops(gpu), f">= {target:g}%" if target else None
+    name = f"fraction of {gpu}'s dense half-precision peak"
+    if peak is None:
+        results.not_measured(f"{name}, {kind}", "%", f"peak unknown for {gpu}: not in bench_train.GPU_PEAK_FLOPS", goal)
+    elif not rates:
+        results.not_measured(f"{name}, {kind}", "%", f"no {kind} row was measured", goal)
+    else:
+        best = max(rates, key=rates.get)
+        fraction = 100 * flops * rates[best] / peak
+        results.add(f"{name}, batch {best}, {kind}", fraction, "%", goal, fraction >= target if target else None)
+
+
+def projections(results: Results, args: argparse.Namespace, gpu: str | None, flops: float, rate: float | None,
+                batch: int) -> None:  # fmt: skip
+    """The paper profile here at ``rate`` (images/s at ``batch``), and on Kaggle's two T4s (from that speed, and
+    from assumed utilisations)."""
+    if args.size == 256 and rate:
+        results.add(f"paper profile (3 models x {PAPER_IMAGES_PER_MODEL} images) here, batch {batch}",
+                    paper_hours(rate), "h")  # fmt: skip
+    peak = peak_flops(gpu) if gpu else None
+    if peak and rate:  # measured on a GPU: scale this card's speed by the peak ratio, then two T4s, one model each
+        t4_images_per_s = rate * (T4_PEAK_FLOPS / peak) * (args.size / 256) ** 2
         results.add("projection, Kaggle T4 x2 (measured speed x peak ratio), paper profile",
                     paper_hours(2 * t4_images_per_s), "h", note=f"{t4_images_per_s:.0f} images/s per T4")  # fmt: skip
+    t4_flops_256 = flops * (256 / args.size) ** 2
     for utilisation in (0.10, 0.25):
         images_per_s = 2 * utilisation * T4_PEAK_FLOPS / t4_flops_256
         results.add(f"projection, Kaggle T4 x2 at an assumed {utilisation:.0%} of fp16 peak, paper profile",
                     paper_hours(images_per_s), "h", note=f"{images_per_s:.0f} images/s")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    cuda = torch.cuda.is_available()
+    args = parse_args(argv, cuda)
+    deadline = time.monotonic() + args.time_limit
+    batch_sizes = args.batch_sizes
+    paper_batch = PAPER_BATCH if PAPER_BATCH in batch_sizes else batch_sizes[0]
+    device = torch.device("cuda" if cuda else "cpu")
+    gpu = torch.cuda.get_device_name() if cuda else None
+    results = Results("bench_train", args.json)
+    results.describe(device=gpu or "CPU", precision=str(config.amp_settings(device)[0] or "fp32"), size=args.size,
+                     batch_sizes=",".join(map(str, batch_sizes)), workers=args.workers, threads=torch.get_num_threads(),
+                     timing=f"median of {args.repeats} windows of at least {args.window_s:g} s after {args.warmup} "
+                            f"warm-up steps, each ending at a sync point (every {train.LOG_EVERY} steps)")  # fmt: skip
+    flops = 1e9 * results.add(
+        f"FLOPs per training image, {args.size} px", kit_flops_per_image(args.size, device) / 1e9, "GFLOP"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        shard = str(Path(tmp) / "train.npy")
+        write_shard(Path(shard), args.shard_images, args.size)
+        bench = TrainBench(results, args, shard, deadline, "peak CUDA memory" if cuda else "peak RSS")
+        eager = bench.rows("kit", lambda b: f"kit images/s, batch {b}", batch_sizes)
+        reference = bench.rows("reference", lambda b: f"reference images/s, batch {b} (fp32, CPU Lab, .item())",
+                               [paper_batch]).get(paper_batch)  # fmt: skip
+        ratio_name, target = f"kit vs reference, batch {paper_batch}", ">= 3x" if cuda else None
+        if reference and paper_batch in eager:
+            ratio = eager[paper_batch]["images_per_s"] / reference["images_per_s"]
+            results.add(ratio_name, ratio, "x", target, ratio >= 3 if cuda else None,
+                        note="" if cuda else "CPU: reported only, the target is for a GPU")  # fmt: skip
+        else:
+            results.not_measured(ratio_name, "x", "the kit's or the reference's row was not measured", target)
+        rates = {b: row["images_per_s"] for b, row in eager.items()}
+        if rates:
+            best = max(rates, key=rates.get)
+            results.add("best batch (eager)", best, "images", note=f"{rates[best]:.1f} images/s")
+        peak_fraction(results, gpu, flops, rates, "eager")
+        if args.compile:
+            peak_fraction(results, gpu, flops, compiled_rows(bench, eager, paper_batch), "compiled", 10)
+    projections(results, args, gpu, flops, rates.get(paper_batch), paper_batch)
     results.write()
 
 

@@ -1,23 +1,29 @@
-"""One GPU check: the demo pipeline, bench_train, bench_metrics and bench_data, in one markdown table.
+"""One GPU check: bench_train, bench_metrics, the demo pipeline and bench_data, in one markdown table.
 
-    python benchmarks/gpu_check.py [--out runs/gpu_check.md] [--budget-s 480] [--cpu-demo-s 135] [--work-dir DIR]
+    python benchmarks/gpu_check.py [--quick] [--out runs/gpu_check.md] [--json PATH] [--budget-s 480]
+                                   [--cpu-demo-s S] [--work-dir DIR]
 
-Every part runs as its own subprocess with its own timeout, inside one overall budget: a part gets
-at most its share of the budget, and at least its minimum; a part whose minimum no longer fits is
-not started, and the table says so. A benchmark writes its figures with ``--json`` after every
-figure, so one that times out keeps what it measured. On a GPU, in this order:
+Every part runs as its own subprocess with its own timeout, inside one overall budget. The parts'
+shares of the budget add up to 1; a part's timeout is its share of what is left (what an earlier
+part did not use goes to the later ones), less the later parts' minimums and a margin for ending
+it, and at least its own minimum; a part whose minimum no longer fits is not started, and the
+table says so. A benchmark writes its figures with ``--json`` after every figure, and the table
+(``--out``) and the gathered JSON (``--json``, default: beside the table) are written after every
+part, so a part that times out, a SIGTERM or a Ctrl-C keeps what was measured. On a GPU, in this
+order (the most valuable first):
 
+- bench_train at 256 px: eager at batch 16 (the paper's) and 64, the reference loop, compiled at 16;
 - bench_metrics on the GPU (eager and compiled, vs scikit-image on one CPU thread);
-- bench_data;
-- the demo pipeline on CUDA in fp16 + GradScaler (the T4 path), then in the default precision
-  (``precision=auto``), each into a fresh run directory, timed as a whole and per stage, against
-  the 2-core CPU's time (``--cpu-demo-s``);
-- bench_train with ``--compile``: eager at batch 16 (the paper's) and larger ones, then compiled
-  at 16 and the best eager batch.
+- the demo pipeline on CUDA in fp16 + GradScaler (the T4 path) through bench_demo, then in the
+  default precision (``precision=auto``), each timed as a whole and per stage, against the CPU
+  baseline: bench_demo's result file from the 2-core CPU machine (benchmarks/measured/bench_demo_cpu.json);
+- bench_data.
 
-Without a GPU it says so, runs the CPU parts in reduced form (a smoke check of the same code, not
-figures to quote) and lists the GPU parts as not run. The exit code is 0 when every part that
-applies here ran to its end, 1 otherwise; unmet targets do not change it (the table shows them).
+``--quick`` (5 minutes; 300 s unless ``--budget-s``): bench_train at batch 16 only, bench_metrics
+and the fp16 demo. Without a GPU it says so, runs the CPU parts in reduced form (a smoke check of
+the same code, not figures to quote) and lists the GPU parts as not run. The exit code is 0 when
+every part that applies here ran to its end, 1 otherwise, 128 + N when stopped by signal N; unmet
+targets do not change it (the table shows them).
 """
 
 from __future__ import annotations
@@ -25,29 +31,29 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import re
-import shutil
+import math
 import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.results import Figure, read_results  # noqa: E402
+from benchmarks import children  # noqa: E402
+from benchmarks.bench_demo import WALL_TIME  # noqa: E402
+from benchmarks.results import Figure, Results, measured_path, read_results  # noqa: E402
+from utils.config import write_text_atomic  # noqa: E402
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = KIT_ROOT / "benchmarks"
-DEMO_CPU_2CORE_S = 135.0  # README, "What `make demo` does": the demo pipeline on the 2-core CPU machine
-TRAIN_BATCHES = "16,32,64,128"  # the paper's batch, and larger ones to find the best
+CPU_BASELINE = measured_path("bench_demo", "cpu")  # bench_demo on the 2-core CPU machine
+FULL_BUDGET_S, QUICK_BUDGET_S = 480.0, 300.0
+KILL_MARGIN_S = children.STOP_GRACE_S + 4  # a part past its timeout: SIGTERM, the grace, SIGKILL, its last output
+OWN_LIMIT_MARGIN_S = 15.0  # a benchmark's own --time-limit leaves this much of its part's timeout
 TAIL_LINES = 20  # of a part's output, shown when it did not finish
-STAGE_DONE = re.compile(r"^\[\d+/\d+\] (\S+) done in (\d+(?:\.\d+)?) s\b")  # utils.pipeline's line per stage
 
 GPU_ONLY_PARTS = (
     "bench_train, compiled",
@@ -55,38 +61,38 @@ GPU_ONLY_PARTS = (
     "demo pipeline, precision auto",
 )  # not run on a CPU
 
-PROBE = """
-import json, os, platform, torch
-cuda = torch.cuda.is_available()
-print(json.dumps({"gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
-                  "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
-                  "cpus": os.cpu_count()}))
+PROBE = f"""
+import json, sys
+sys.path.insert(0, {str(KIT_ROOT)!r})
+from benchmarks.results import describe_machine
+print(json.dumps(describe_machine()))
 """
 
 
 @dataclass(frozen=True)
 class Part:
     """One subprocess of the check. ``command`` gets the part's timeout in seconds (a benchmark may
-    bound itself by it); ``figures`` turns its output lines into figures (default: its JSON)."""
+    bound itself by it); ``extra`` adds figures of the check's own to the part's (its JSON's)."""
 
     name: str
     command: Callable[[float], list[str]]
-    share: float  # of the budget, at most
+    share: float  # of the budget; the shares of a check's parts add up to 1
     min_s: float  # started only with this much left
     json_path: Path | None = None
-    figures: Callable[[list[str], float], list[Figure]] | None = None
+    extra: Callable[[list[Figure]], list[Figure]] | None = None
     not_run: str = ""  # why this part does not apply on this machine ("no GPU")
 
 
 @dataclass
 class Outcome:
     part: Part
-    status: str  # "ok", "failed (exit 2)", "timed out after 96 s", "not run: ..."
+    status: str  # "ok", "failed (exit 2)", "timed out after 96 s", "stopped by SIGTERM after 12 s", "not run: ..."
     seconds: float = 0.0
     output: list[str] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     context: dict[str, str] = field(default_factory=dict)
     command: list[str] = field(default_factory=list)
+    stopped: children.Stopped | None = None
 
     @property
     def ran(self) -> bool:
@@ -110,64 +116,24 @@ class Budget:
 
 
 def probe_machine() -> dict:
-    """GPU names, torch and CUDA versions, from a child process: this one holds no CUDA context."""
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
+    """benchmarks.results.describe_machine(), from a child process: this one holds no CUDA context."""
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=180)
     if done.returncode != 0:
         raise SystemExit(f"gpu_check: cannot import torch with {sys.executable}:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def end_process_group(process: subprocess.Popen) -> None:
-    """SIGTERM to the part's process group (the benchmark and its own workers), SIGKILL if it lingers."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=10)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def run_subprocess(command: list[str], timeout_s: float, prefix: str) -> tuple[int | None, list[str], float]:
-    """Run ``command`` from the kit's root, echoing its output as it comes; on timeout, end its
-    process group (its own children too). Returns (exit code or None on timeout, output lines, seconds)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    started = time.monotonic()
-    process = subprocess.Popen(
-        command, cwd=KIT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    lines: list[str] = []
-
-    def echo() -> None:
-        assert process.stdout is not None
-        for raw in process.stdout:  # a progress bar redraws with \r: keep its last state only
-            lines.append(raw.decode(errors="replace").rstrip("\r\n").split("\r")[-1])
-            print(f"{prefix}{lines[-1]}", flush=True)
-
-    reader = threading.Thread(target=echo, daemon=True)
-    reader.start()
-    try:
-        code: int | None = process.wait(timeout=max(timeout_s, 0.1))
-    except subprocess.TimeoutExpired:
-        code = None
-        end_process_group(process)
-    except BaseException:  # Ctrl-C: the part runs in its own session, so it would not see the signal
-        end_process_group(process)
-        raise
-    reader.join(timeout=10)
-    return code, lines, time.monotonic() - started
-
-
 def part_timeout(part: Part, later: list[Part], budget: Budget) -> float:
-    """Its share of the budget, less the minimums of the later parts that can still fit after its own
-    minimum (earlier parts come first), but never under its own minimum."""
-    spare, reserve = budget.left() - part.min_s, 0.0
+    """Its share of what is left (shared with the later parts that apply), less the minimums of the later
+    parts that still fit after its own minimum, and less the margin for ending it; at least its minimum."""
+    later = [other for other in later if not other.not_run]
+    shares = part.share + sum(other.share for other in later)
+    proportional = budget.left() * part.share / shares if shares > 0 else budget.left()
+    spare, reserve = budget.left() - part.min_s - KILL_MARGIN_S, 0.0
     for other in later:
-        if not other.not_run and reserve + other.min_s <= spare:
+        if reserve + other.min_s <= spare:
             reserve += other.min_s
-    return min(part.share * budget.seconds, budget.left(), max(part.min_s, budget.left() - reserve))
+    return max(part.min_s, min(proportional, budget.left() - reserve - KILL_MARGIN_S))
 
 
 def run_part(part: Part, later: list[Part], budget: Budget) -> Outcome:
@@ -177,16 +143,21 @@ def run_part(part: Part, later: list[Part], budget: Budget) -> Outcome:
         return Outcome(part, f"not run: {budget.left():.0f} s of the budget left, it needs at least {part.min_s:.0f} s")
     timeout_s = part_timeout(part, later, budget)
     command = part.command(timeout_s)
+    if part.json_path is not None:
+        part.json_path.unlink(missing_ok=True)  # a figure from an earlier check is not this one's
     print(f"== {part.name} (timeout {timeout_s:.0f} s): {' '.join(command)}", flush=True)
     try:
-        code, lines, seconds = run_subprocess(command, timeout_s, "   ")
+        finished = children.run_command(command, timeout_s, lambda line: print(f"   {line}", flush=True))
     except OSError as err:  # the interpreter or script is missing: a row, like any other failure
         return Outcome(part, f"failed to start: {err}", command=command)
-    status = "ok" if code == 0 else f"timed out after {timeout_s:.0f} s" if code is None else f"failed (exit {code})"
-    outcome = Outcome(part, status, seconds, lines, command=command)
-    if part.figures is not None:
-        outcome.figures = part.figures(lines, seconds if outcome.ran else float("nan"))
-    elif part.json_path is not None and part.json_path.exists():  # partial after a timeout: still worth showing
+    if finished.stopped is not None:
+        status = f"stopped by {finished.stopped} after {finished.seconds:.0f} s"
+    elif finished.code is None:
+        status = f"timed out after {timeout_s:.0f} s"
+    else:
+        status = "ok" if finished.code == 0 else f"failed (exit {finished.code})"
+    outcome = Outcome(part, status, finished.seconds, finished.lines, command=command, stopped=finished.stopped)
+    if part.json_path is not None and part.json_path.exists():  # partial after a timeout: still worth showing
         try:
             results = read_results(part.json_path)
             outcome.figures, outcome.context = results.figures, results.context
@@ -194,23 +165,45 @@ def run_part(part: Part, later: list[Part], budget: Budget) -> Outcome:
             outcome.status = (
                 f"{status}, but its --json {part.json_path.name} is unreadable ({type(err).__name__}: {err})"
             )
-    print(f"== {part.name}: {outcome.status} in {seconds:.0f} s", flush=True)
+    if part.extra is not None:
+        outcome.figures = outcome.figures + part.extra(outcome.figures)
+    print(f"== {part.name}: {outcome.status} in {finished.seconds:.0f} s", flush=True)
     return outcome
 
 
-def demo_figures(cpu_demo_s: float) -> Callable[[list[str], float], list[Figure]]:
-    """The pipeline's stage times from its output, its wall time and the verdict against the 2-core CPU."""
+# --- the parts ----------------------------------------------------------------------------------
 
-    def figures(lines: list[str], wall_s: float) -> list[Figure]:
-        stages = [m.groups() for m in map(STAGE_DONE.match, lines) if m]
-        found = [Figure(f"stage {label}", float(seconds), "s") for label, seconds in stages]
-        if wall_s == wall_s:  # NaN when the run did not finish: no verdict on a partial run
-            found.append(Figure("wall time (papermill, every notebook)", wall_s, "s"))
-            found.append(
-                Figure(f"speed-up vs the 2-core CPU ({cpu_demo_s:g} s)", cpu_demo_s / wall_s, "x", "> 1x",
-                       wall_s < cpu_demo_s)
-            )  # fmt: skip
-        return found
+
+def cpu_baseline(path: Path) -> tuple[float, str] | str:
+    """(the demo's wall time on the CPU, where it was measured) from bench_demo's result file, or why not."""
+    shown = path.relative_to(KIT_ROOT) if path.is_relative_to(KIT_ROOT) else path
+    if not path.is_file():
+        return f"no CPU baseline recorded ({shown} is missing)"
+    results = read_results(path)
+    other = [
+        p for p in results.context.get("overrides", "none").split() if p.split("=")[0] not in ("device", "precision")
+    ]
+    if other and other != ["none"]:
+        return f"the CPU baseline in {shown} ran with -p {' -p '.join(other)}: not the demo's parameters"
+    wall = next((f.value for f in results.figures if f.name == WALL_TIME and f.measured), None)
+    if wall is None:
+        return f"the CPU baseline in {shown} has no wall time (its run did not finish)"
+    return wall, f"{shown.name}, {results.machine.get('cpu_count', '?')} cores"
+
+
+def demo_speedup(baseline: Path, cpu_demo_s: float | None) -> Callable[[list[Figure]], list[Figure]]:
+    """The demo's speed-up on the GPU vs the CPU baseline (``cpu_demo_s`` when given, else ``baseline``)."""
+
+    def figures(measured: list[Figure]) -> list[Figure]:
+        found = (cpu_demo_s, "--cpu-demo-s") if cpu_demo_s else cpu_baseline(baseline)
+        wall = next((f.value for f in measured if f.name == WALL_TIME and f.measured), None)
+        if isinstance(found, str):
+            return [Figure("speed-up vs the CPU", math.nan, "x", "> 1x", None, found)]
+        cpu_s, source = found
+        name = f"speed-up vs the CPU ({cpu_s:.0f} s, {source})"
+        if wall is None:
+            return [Figure(name, math.nan, "x", "> 1x", None, "the demo's wall time was not measured")]
+        return [Figure(name, cpu_s / wall, "x", "> 1x", cpu_s / wall > 1)]
 
     return figures
 
@@ -219,46 +212,57 @@ def bench_command(script: str, *args: str) -> list[str]:
     return [sys.executable, str(BENCHMARKS / script), *args]
 
 
-def gpu_parts(work: Path, cpu_demo_s: float) -> list[Part]:
-    metrics_json, data_json, train_json = (
-        work / "bench_metrics.json",
-        work / "bench_data.json",
-        work / "bench_train.json",
+def own_limit(timeout_s: float) -> str:
+    return f"{max(timeout_s - OWN_LIMIT_MARGIN_S, 1):.0f}"
+
+
+def gpu_parts(work: Path, cpu_demo_s: float | None, quick: bool) -> list[Part]:
+    """bench_train first (eager at 16 and 64, then compiled at 16), then bench_metrics, the demo, bench_data;
+    ``quick``: batch 16 only, and no second demo or bench_data."""
+    train_json, metrics_json, data_json = (
+        work / f"{name}.json" for name in ("bench_train", "bench_metrics", "bench_data")
     )
+    batches, window_s = ("16", "1") if quick else ("16,64", "2")
 
     def demo(precision: str) -> Callable[[float], list[str]]:
-        run_dir = work / f"demo_{precision}"
-        return lambda _: [sys.executable, "-m", "utils.pipeline", "--profile", "demo", "--run-dir", str(run_dir),
-                          "--no-progress", "-p", "device=cuda", "-p", f"precision={precision}"]  # fmt: skip
+        return lambda t: bench_command("bench_demo.py", "-p", "device=cuda", "-p", f"precision={precision}",
+                                       "--time-limit", own_limit(t), "--json", str(work / f"bench_demo_{precision}.json"))  # fmt: skip
 
-    # A benchmark's own --time-limit leaves 15 s of the part's timeout for imports and its last row.
-    # bench_train comes last: it writes its eager figures first, so a compilation cut short loses only
-    # the compiled ones; its 2 s windows (median of 3) keep five batch-size rows inside its share.
-    return [
-        Part("bench_metrics", lambda t: bench_command("bench_metrics.py", "--devices", "cuda",
-                                                     "--time-limit", f"{t - 15:.0f}", "--json", str(metrics_json)),
-             0.21, 60, metrics_json),
-        Part("bench_data", lambda t: bench_command("bench_data.py", "--time-limit", f"{t - 15:.0f}",
+    speedup = demo_speedup(CPU_BASELINE, cpu_demo_s)
+    parts = [
+        Part("bench_train", lambda t: bench_command("bench_train.py", "--size", "256", "--batch-sizes", batches,
+                                                   "--compile", "--compile-batch-sizes", "16", "--window-s", window_s,
+                                                   "--time-limit", own_limit(t), "--json", str(train_json)),
+             0.5 if quick else 0.45, 60 if quick else 90, train_json),
+        Part("bench_metrics, GPU", lambda t: bench_command("bench_metrics.py", "--devices", "cuda",
+                                                          "--time-limit", own_limit(t), "--json", str(metrics_json)),
+             0.2 if quick else 0.15, 40 if quick else 45, metrics_json),
+        Part("demo pipeline, fp16 + GradScaler", demo("fp16"), 0.3 if quick else 0.15, 60,
+             work / "bench_demo_fp16.json", speedup),
+    ]  # fmt: skip
+    if quick:
+        return parts
+    return parts + [
+        Part("demo pipeline, precision auto", demo("auto"), 0.13, 60, work / "bench_demo_auto.json", speedup),
+        Part("bench_data", lambda t: bench_command("bench_data.py", "--time-limit", own_limit(t),
                                                   "--json", str(data_json)),
-             0.2, 30, data_json),
-        Part("demo pipeline, fp16 + GradScaler", demo("fp16"), 0.35, 60, figures=demo_figures(cpu_demo_s)),
-        Part("demo pipeline, precision auto", demo("auto"), 0.35, 60, figures=demo_figures(cpu_demo_s)),
-        Part("bench_train, eager and compiled", lambda _: bench_command("bench_train.py", "--size", "256",
-                                                                       "--batch-sizes", TRAIN_BATCHES, "--compile",
-                                                                       "--window-s", "2", "--json", str(train_json)),
-             0.5, 90, train_json),
+             0.12, 30, data_json),
     ]  # fmt: skip
 
 
-def cpu_parts(work: Path) -> list[Part]:
+def cpu_parts(work: Path, quick: bool = False) -> list[Part]:
     """The CPU parts in reduced form (a smoke check of the same code, not figures to quote); the
     GPU-only parts, listed as not run."""
-    metrics_json, data_json, train_json = (
-        work / "bench_metrics.json",
-        work / "bench_data.json",
-        work / "bench_train.json",
+    train_json, metrics_json, data_json = (
+        work / f"{name}.json" for name in ("bench_train", "bench_metrics", "bench_data")
     )
     reduced = [
+        Part("bench_train, eager (reduced)", lambda _: bench_command("bench_train.py", "--size", "32",
+                                                                    "--batch-sizes", "4", "--shard-images", "8",
+                                                                    "--window-s", "0", "--warmup", "1",
+                                                                    "--repeats", "1", "--workers", "0",
+                                                                    "--json", str(train_json)),
+             0.4, 30, train_json),
         Part("bench_metrics (reduced)", lambda _: bench_command("bench_metrics.py", "--images", "8", "--size", "64",
                                                                "--repeats", "1", "--no-compile", "--devices", "cpu",
                                                                "--json", str(metrics_json)),
@@ -266,16 +270,12 @@ def cpu_parts(work: Path) -> list[Part]:
         Part("bench_data (reduced)", lambda _: bench_command("bench_data.py", "--images", "16", "--size", "64",
                                                             "--repeats", "1", "--json", str(data_json)),
              0.3, 20, data_json),
-        Part("bench_train, eager (reduced)", lambda _: bench_command("bench_train.py", "--size", "64",
-                                                                    "--batch-sizes", "4", "--window-s", "0",
-                                                                    "--warmup", "1", "--repeats", "1", "--workers", "0",
-                                                                    "--json", str(train_json)),
-             0.4, 30, train_json),
     ]  # fmt: skip
-    return reduced + [Part(name, lambda _: [], 0.0, 0.0, not_run="no GPU") for name in GPU_ONLY_PARTS]
+    gpu_only = GPU_ONLY_PARTS[:2] if quick else GPU_ONLY_PARTS
+    return reduced + [Part(name, lambda _: [], 0.0, 0.0, not_run="no GPU") for name in gpu_only]
 
 
-# --- the table ----------------------------------------------------------------------------------
+# --- the table and the gathered JSON ----------------------------------------------------------
 
 
 def format_value(value: float) -> str:
@@ -298,7 +298,7 @@ def outcome_rows(outcome: Outcome) -> list[str]:
     name = outcome.part.name
     if outcome.ran:
         rows = [table_row(name, "ran", f"{outcome.seconds:.0f}", "s", "", "")]
-    elif outcome.command:  # started, then failed or timed out
+    elif outcome.command:  # started, then failed, timed out or stopped
         last = "\n".join(line.strip() for line in outcome.output[-3:]) or "(no output)"
         rows = [table_row(name, f"**{outcome.status}**: {last}", f"{outcome.seconds:.0f}", "s", "", "")]
     else:
@@ -312,78 +312,136 @@ def outcome_rows(outcome: Outcome) -> list[str]:
     return rows
 
 
-def render_table(machine: dict, outcomes: list[Outcome], budget: Budget) -> str:
-    gpus = machine["gpus"]
-    card = f"{gpus[0]}" + (f" (x{len(gpus)} visible)" if len(gpus) > 1 else "") if gpus else "no GPU: CPU only"
-    targets = [f for o in outcomes for f in o.figures if f.met is not None]
-    not_met = [f.name for f in targets if not f.met]
-    every_part_ran = all(o.ran for o in outcomes if o.applies)
-    lines = [
-        "# GPU check",
-        "",
-        f"- card: **{card}**",
-        f"- torch {machine['torch']} (CUDA {machine['cuda'] or 'none'}), Python {machine['python']}, "
-        f"{machine['cpus']} CPU cores",
-        f"- {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; budget {budget.seconds:.0f} s, used {budget.used():.0f} s",
-        f"- every part ran: {'yes' if every_part_ran else '**no**'}; targets met: {len(targets) - len(not_met)} of "
-        f"{len(targets)}" + (f" (not met: {'; '.join(not_met)})" if not_met else ""),
-        "",
-        "| part | figure | value | unit | target | met |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for outcome in outcomes:
-        lines += outcome_rows(outcome)
-    ran = [o for o in outcomes if o.command]
-    if ran:
-        lines += ["", "## Commands", ""] + [f"- {o.part.name}: `{' '.join(o.command)}`" for o in ran]
-    unfinished = [o for o in ran if not o.ran]
-    for outcome in unfinished:
-        lines += ["", f"## {outcome.part.name}: {outcome.status}, last {TAIL_LINES} lines", "", "```"]
-        lines += outcome.output[-TAIL_LINES:] + ["```"]
-    return "\n".join(lines) + "\n"
+@dataclass
+class Check:
+    """The parts, what each did so far, and where the table and the gathered JSON go."""
+
+    parts: list[Part]
+    machine: dict
+    budget: Budget
+    out: Path
+    json_path: Path
+    quick: bool = False
+    outcomes: list[Outcome] = field(default_factory=list)
+    results: Results = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.results = Results("gpu_check", str(self.json_path), machine=self.machine)
+
+    def every_part_ran(self) -> bool:
+        return len(self.outcomes) == len(self.parts) and all(o.ran for o in self.outcomes if o.applies)
+
+    def header(self) -> list[str]:
+        gpus, m = self.machine["gpus"], self.machine
+        card = f"{gpus[0]}" + (f" (x{len(gpus)} visible)" if len(gpus) > 1 else "") if gpus else "no GPU: CPU only"
+        targets = [f for o in self.outcomes for f in o.figures if f.met is not None]
+        not_met = [f.name for f in targets if not f.met]
+        state = "yes" if self.every_part_ran() else "**no**"
+        if len(self.outcomes) < len(self.parts):
+            state += f" (still running: {len(self.outcomes)} of {len(self.parts)} parts done)"
+        return [
+            "# GPU check" + (" (--quick)" if self.quick else ""),
+            "",
+            f"- card: **{card}**",
+            f"- torch {m['torch']} (CUDA {m['cuda'] or 'none'}), Python {m['python']}, {m['cpu']}, {m['cpu_count']} CPU cores",
+            f"- {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; budget {self.budget.seconds:.0f} s, used {self.budget.used():.0f} s",
+            f"- every part ran: {state}; targets met: {len(targets) - len(not_met)} of {len(targets)}"
+            + (f" (not met: {'; '.join(not_met)})" if not_met else ""),
+        ]
+
+    def table(self) -> str:
+        lines = self.header() + [
+            "",
+            "| part | figure | value | unit | target | met |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for outcome in self.outcomes:
+            lines += outcome_rows(outcome)
+        for part in self.parts[len(self.outcomes) :]:
+            lines.append(
+                table_row(part.name, "running" if part is self.parts[len(self.outcomes)] else "pending", "", "", "", "")
+            )
+        started = [o for o in self.outcomes if o.command]
+        if started:
+            lines += ["", "## Commands", ""] + [f"- {o.part.name}: `{' '.join(o.command)}`" for o in started]
+        for outcome in (o for o in started if not o.ran):
+            lines += ["", f"## {outcome.part.name}: {outcome.status}, last {TAIL_LINES} lines", "", "```"]
+            lines += outcome.output[-TAIL_LINES:] + ["```"]
+        return "\n".join(lines) + "\n"
+
+    def payload(self) -> dict:
+        """The shared result layout: every part's figures (named ``<part>: <figure>``), and each part's own."""
+        self.results.context = {"budget_s": f"{self.budget.seconds:g}", "used_s": f"{self.budget.used():.0f}",
+                                "quick": str(self.quick), "every_part_ran": str(self.every_part_ran())}  # fmt: skip
+        self.results.figures = [replace(f, name=f"{o.part.name}: {f.name}") for o in self.outcomes for f in o.figures]
+        parts = [{"part": o.part.name, "status": o.status, "seconds": round(o.seconds, 1), "command": " ".join(o.command),
+                  "context": o.context} for o in self.outcomes]  # fmt: skip
+        return {**self.results.payload(), "parts": parts}
+
+    def write(self) -> str:
+        table = self.table()
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.out, table)
+        self.json_path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.json_path, json.dumps(self.payload(), indent=2, allow_nan=False) + "\n")
+        return table
 
 
-def run_check(parts: list[Part], machine: dict, budget: Budget, out: Path) -> int:
-    """Run the parts in order, write the table to ``out`` and stdout; 0 when every part that applies ran."""
-    outcomes = [run_part(part, parts[i + 1 :], budget) for i, part in enumerate(parts)]
-    table = render_table(machine, outcomes, budget)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(table)
-    print(f"\n{table}\n(written to {out})", flush=True)
-    return 0 if all(o.ran for o in outcomes if o.applies) else 1
+def run_check(parts: list[Part], machine: dict, budget: Budget, out: Path, json_path: Path | None = None,
+              quick: bool = False) -> int:  # fmt: skip
+    """Run the parts in order, writing the table to ``out`` (and the gathered JSON beside it) before and
+    after each; SIGTERM or Ctrl-C ends the running part and keeps what was measured. Returns the exit code."""
+    check = Check(parts, machine, budget, out, json_path or out.with_suffix(".json"), quick)
+    code = None
+    with children.stopping_on(signal.SIGTERM, signal.SIGINT):
+        try:
+            for i, part in enumerate(parts):
+                check.write()
+                check.outcomes.append(run_part(part, parts[i + 1 :], budget))
+                if check.outcomes[-1].stopped is not None:
+                    raise check.outcomes[-1].stopped
+            check.write()
+        except children.Stopped as stop:
+            print(f"gpu_check: stopped by {stop}; writing what was measured", flush=True)
+            check.outcomes += [
+                Outcome(p, f"not run: the check was stopped by {stop}") for p in parts[len(check.outcomes) :]
+            ]
+            code = stop.exit_code
+        table = check.write()
+    print(f"\n{table}\n(written to {out} and {check.json_path})", flush=True)
+    return code if code is not None else 0 if check.every_part_ran() else 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="bench_train at batch 16, bench_metrics, the fp16 demo")
     parser.add_argument("--out", type=Path, default=KIT_ROOT / "runs" / "gpu_check.md", help="the markdown table")
-    parser.add_argument("--budget-s", type=float, default=480.0, help="every part together, seconds")
+    parser.add_argument("--json", type=Path, default=None, help="the gathered JSON (default: beside --out, .json)")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help=f"every part together, seconds (default {FULL_BUDGET_S:.0f}, --quick {QUICK_BUDGET_S:.0f})")  # fmt: skip
+    parser.add_argument("--cpu-demo-s", type=float, default=None,
+                        help=f"the demo's time on the CPU, s (default: the wall time in {CPU_BASELINE.relative_to(KIT_ROOT)})")  # fmt: skip
     parser.add_argument(
-        "--cpu-demo-s", type=float, default=DEMO_CPU_2CORE_S, help="the demo pipeline's time on the 2-core CPU, s"
+        "--work-dir", type=Path, default=None, help="the parts' JSON files (default: beside --out, <its stem>_parts/)"
     )
-    parser.add_argument("--work-dir", type=Path, default=None, help="JSON files and demo runs (default: temporary)")
     args = parser.parse_args(argv)
-    if args.budget_s <= 0 or args.cpu_demo_s <= 0:
+    args.budget_s = args.budget_s or (QUICK_BUDGET_S if args.quick else FULL_BUDGET_S)
+    if args.budget_s <= 0 or (args.cpu_demo_s is not None and args.cpu_demo_s <= 0):
         parser.error("--budget-s and --cpu-demo-s must be positive")
-    if args.work_dir is not None and args.work_dir.exists() and any(args.work_dir.iterdir()):
-        parser.error(f"--work-dir {args.work_dir} is not empty: the demo runs need fresh run directories")
+    args.work_dir = (args.work_dir or args.out.with_name(f"{args.out.stem}_parts")).resolve()
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     budget = Budget(args.budget_s)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a running part is ended too (run_subprocess)
     machine = probe_machine()
     if not machine["gpus"]:
         print("no GPU: CUDA is not available here; running the CPU parts in reduced form, the GPU parts are not run")
-    work = args.work_dir or Path(tempfile.mkdtemp(prefix="gpu_check_"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        parts = gpu_parts(work.resolve(), args.cpu_demo_s) if machine["gpus"] else cpu_parts(work.resolve())
-        return run_check(parts, machine, budget, args.out)
-    finally:
-        if args.work_dir is None:
-            shutil.rmtree(work, ignore_errors=True)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    gpu = bool(machine["gpus"])
+    parts = gpu_parts(args.work_dir, args.cpu_demo_s, args.quick) if gpu else cpu_parts(args.work_dir, args.quick)
+    return run_check(parts, machine, budget, args.out, args.json, args.quick)
 
 
 if __name__ == "__main__":
