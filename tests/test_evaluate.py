@@ -75,6 +75,20 @@ def test_summary_and_findings_read_the_right_way_round() -> None:
     table = report.metric_table(summary, "ciede2000")
     assert list(table.index[:2]) == ["gray", "truth"]
     assert table.loc["truth", "movie"].startswith("0.000 [") and "**" not in table.loc["truth", "movie"]
+    assert table.loc["images (groups)", "movie"] == "60 (60)"
+
+
+def test_findings_on_few_groups_say_they_cannot_tell() -> None:
+    per_image = synthetic_per_image().assign(group=lambda t: t["image_index"] // 20)  # 60 images of 3 photographs
+    summary = statistics.summarize(per_image, list(METRICS), 1000, seed=0)
+    comparisons = statistics.compare_models(per_image, METRICS, 1000, seed=0)
+    lines = report.findings_in_words(summary, comparisons)
+    ciede = next(line for line in lines if "CIEDE2000 (lower is better)" in line)
+    assert "too few groups (7 needed) to tell whether it is ahead of the gray baseline" in ciede  # Holm over 3 pairs
+    assert "Wilcoxon over 3 groups" in ciede and "significantly ahead" not in ciede
+    saturation = next(line for line in lines if line.startswith("- Saturation, the good model"))
+    assert saturation.endswith("3 groups, too few to tell (at least 6 are needed).") and "washed out" not in saturation
+    assert report.comparison_table(comparisons)["verdict"].eq("cannot tell: 7 groups needed").all()
 
 
 def _batch(n: int) -> tuple:

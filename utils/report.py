@@ -97,6 +97,8 @@ def findings_in_words(summary: pd.DataFrame, comparisons: pd.DataFrame) -> list[
                                    & comparisons["model_a"].isin([best.model, other])
                                    & comparisons["model_b"].isin([best.model, other])].iloc[0]  # fmt: skip
                 verdict = "significantly" if pair.significant else "not significantly"
+                if pair.n_groups < pair.min_groups:
+                    verdict = f"too few groups ({pair.min_groups} needed) to tell whether it is"
                 role = "the runner-up, " if other == runner_up.model else ""
                 text += (f"; {verdict} ahead of {role}{_named(other)} (Wilcoxon over {pair.n_groups} groups: "
                          f"p = {pair.p_wilcoxon:.2g}, Holm {pair.p_holm:.2g})")  # fmt: skip
@@ -106,6 +108,8 @@ def findings_in_words(summary: pd.DataFrame, comparisons: pd.DataFrame) -> list[
         state = (
             "washed out" if row.ci_high < 1 else ("over-saturated" if row.ci_low > 1 else "as colourful as the truth")
         )
+        if row.n_groups < minimum_groups(1):  # an interval over so few groups is read no more than a test would be
+            state = f"{row.n_groups} groups, too few to tell (at least {minimum_groups(1)} are needed)"
         lines.append(f"- Saturation, {_named(row.model)} on {row.test_domain}: {row.mean:.0%} of the truth's "
                      f"colorfulness ([{row.ci_low:.0%}, {row.ci_high:.0%}]): {state}.")  # fmt: skip
     return lines

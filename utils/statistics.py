@@ -5,10 +5,11 @@ is the unit of evidence, never the single image.
 - **Intervals**: a one-level cluster bootstrap. Each resample draws the domain's groups with replacement,
   each with all its images, and takes the mean over the images drawn (its groups' sums over their counts);
   the 95% interval is the percentile interval of ``n_bootstrap`` resamples. Images are not resampled within
-  a group: with groups of near-copies there is nothing to learn from doing so.
+  their group as well: a group drawn whole already brings its images' spread, and a second level would
+  count it twice (Davison & Hinkley 1997, on hierarchical data).
 - **Paired comparisons**: each image's difference between two models, averaged within its group; a
-  Wilcoxon signed-rank test over those group means (scipy: exact for up to 50 groups, by enumerating sign
-  flips when groups tie or a group's difference is 0 and there are up to 13; normal approximation beyond).
+  two-sided Wilcoxon signed-rank test over those group means (scipy's default method: exact for up to 50
+  groups without ties or zero differences; zeros are dropped).
 - **Multiple testing**: Holm (statsmodels), within a family the caller names.
 - **Minimum groups**: the fewest groups with which the test used can reach p < ``ALPHA`` in a Holm family of
   m tests: the p of the most extreme outcome (every group's difference of one sign), times m.
