@@ -5,6 +5,7 @@ seeds; the report's section."""
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import numpy as np
@@ -273,3 +274,17 @@ def test_saturation_is_decided_by_the_ratio_its_cell_shows() -> None:
 def test_the_report_names_its_run_directory_without_the_machines_path(tmp_path) -> None:
     assert report.shown_run_dir(report.KIT_ROOT / "runs" / "demo") == "runs/demo"
     assert report.shown_run_dir(tmp_path / "kaggle" / "working" / "paper") == "paper"
+
+
+def test_the_report_gives_each_domains_groups_and_what_prepare_merged(tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    pd.DataFrame({"domain": ["movie"] * 4 + ["cartoon"] * 2, "split": ["test"] * 5 + ["train"], "index": range(6),
+                  "group": ["p1", "p1", "p1", "p2", "c1", "c2"]}).to_csv(tmp_path / "data" / "manifest.csv", index=False)  # fmt: skip
+    assert report.groups_line(report.groups_per_domain(tmp_path)) == (
+        "Test data: cartoon 1 image in 1 group, movie 4 images in 2 groups."
+    )
+    merged = {"movie": {"test": {"images": 4, "groups": 2, "largest_group": 3, "merged_images": 1}}}
+    (tmp_path / "data" / "prepared.json").write_text(json.dumps({"fingerprint": "x", "groups": merged}))
+    assert "movie 4 images in 2 groups (largest 3 images; 1 merged as near-duplicates)" in report.groups_line(
+        report.groups_per_domain(tmp_path)
+    )

@@ -145,15 +145,18 @@ def groups_per_domain(run_dir: Path) -> dict[str, dict[str, int]]:
     return counts
 
 
+def counted(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"
+
+
 def groups_line(counts: dict[str, dict[str, int]]) -> str:
     """'Test data: cartoon 64 images in 12 groups (largest 10 images; 3 merged as near-duplicates), ...'."""
     parts = []
     for domain, c in counts.items():
-        details = [f"largest {c['largest_group']} images"] if "largest_group" in c else []
+        details = [f"largest {counted(c['largest_group'], 'image')}"] if "largest_group" in c else []
         details += [f"{c['merged_images']} merged as near-duplicates"] if "merged_images" in c else []
-        parts.append(
-            f"{domain} {c['images']} images in {c['groups']} groups" + (f" ({'; '.join(details)})" if details else "")
-        )
+        shown = f"{domain} {counted(c['images'], 'image')} in {counted(c['groups'], 'group')}"
+        parts.append(shown + (f" ({'; '.join(details)})" if details else ""))
     return "Test data: " + ", ".join(parts) + "."
 
 
@@ -166,7 +169,7 @@ def data_caveats(run_dir: str | Path) -> list[str]:
     source = json.loads(record.read_text()).get("parameters", {}).get("source") if record.is_file() else None
     comparisons = run_dir / "eval" / "comparisons.csv"
     needed = int(pd.read_csv(comparisons)["min_groups"].max()) if comparisons.is_file() else minimum_groups(1)
-    small = [f"{domain} {c['images']} images from {c['groups']} group{'s' if c['groups'] != 1 else ''}"
+    small = [f"{domain} {counted(c['images'], 'image')} from {counted(c['groups'], 'group')}"
              for domain, c in groups_per_domain(run_dir).items()
              if c["images"] < LITTLE_DATA_IMAGES or c["groups"] < LITTLE_DATA_GROUPS]  # fmt: skip
     lines = []
