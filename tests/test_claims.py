@@ -1,15 +1,19 @@
 """The paper's claims checked (utils.claims): every verdict on synthetic per-image scores built to make it
-hold, fail or stay open; missing models; the count over seeds; the report's section."""
+hold, fail or stay open; too few groups; (g) decided by what its cell shows; missing models; the count over
+seeds; the report's section."""
 
 from __future__ import annotations
 
 import io
+import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import wilcoxon
 
-from utils import claims, evaluate
+from utils import claims, report, statistics
 from utils.claims import CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_TESTABLE
 from utils.metrics import METRICS
 
@@ -38,11 +42,12 @@ PARTIAL: Offsets = {
 
 
 def per_image_scores(
-    offsets: Offsets, saturation: dict[str, float] | float = 0.7, n: int = 40, seed: int = 0
+    offsets: Offsets, saturation: dict[str, float] | float = 0.7, n: int = 40, seed: int = 0, group_size: int = 1
 ) -> pd.DataFrame:
     """A per-image table, baselines included: each image has a difficulty shared by every model (paired),
     each model adds its offset and a little noise of its own; outputs have ``saturation`` x the truth's
-    colorfulness (per model, or one for all). The noise is the same fraction of each metric's spread."""
+    colorfulness (per model, or one for all). The noise is the same fraction of each metric's spread.
+    Images ``group_size`` at a time form a group (by default each image is its own)."""
     rng = np.random.default_rng(seed)
     rows = []
     for domain, models in offsets.items():
@@ -81,7 +86,8 @@ def per_image_scores(
     table = pd.concat([pd.DataFrame(r) for r in rows], ignore_index=True)
     other = rng.uniform(0.2, 0.9, size=(len(table), 3))  # not read by any claim
     return table.assign(ssim_ab=other[:, 0], psnr=other[:, 1] * 30, chroma_ratio=other[:, 2],
-                        colorfulness_ratio=table["colorfulness"] / table["colorfulness_truth"])  # fmt: skip
+                        colorfulness_ratio=table["colorfulness"] / table["colorfulness_truth"],
+                        group=table["image_index"] // group_size)  # fmt: skip
 
 
 def verdicts(per_image: pd.DataFrame, **kwargs: object) -> dict[tuple[str, str], str]:
@@ -123,7 +129,7 @@ def test_equal_models_and_tiny_samples_are_inconclusive() -> None:
     assert set(equal.values()) == {INCONCLUSIVE}
     # real differences, 5 images: a two-sided Wilcoxon p cannot go below 2 / 2^5 = 0.0625
     tiny = verdicts(per_image_scores(AS_STATED, n=5))
-    assert {k: v for k, v in tiny.items() if k[0] != "f"} == dict.fromkeys(tiny.keys() - {("f", ONE)}, INCONCLUSIVE)
+    assert all(v.startswith("inconclusive: 5 groups of ") for v in tiny.values())
 
 
 def test_every_needed_pair_and_every_model_must_agree() -> None:
@@ -162,7 +168,7 @@ def test_a_missing_model_makes_its_claims_not_testable() -> None:
 def test_seeds_holding_counts_each_seeds_own_verdict() -> None:
     per_seed = {0: per_image_scores(AS_STATED, seed=1), 1: per_image_scores(AS_STATED, seed=2),
                 2: per_image_scores(EQUAL, seed=3)}  # fmt: skip
-    averaged = evaluate.seed_averaged(pd.concat(per_seed.values(), ignore_index=True))
+    averaged = statistics.seed_averaged(pd.concat(per_seed.values(), ignore_index=True))
     table = claims.assess_claims(averaged, per_seed, n_bootstrap=N_BOOTSTRAP)
     holding = {(row.claim, row.reading): row.seeds_holding for row in table.itertuples()}
     assert holding[("a", STATED)] == "2 of 3" and holding[("d", ONE)] == "2 of 3"
@@ -187,12 +193,17 @@ def test_bad_tables_are_refused_with_their_name() -> None:
     shifted = scores.assign(image_index=np.where(scores["model"] == "mixed", scores["image_index"] + 1, 0))
     with pytest.raises(ValueError, match="different"):
         claims.check_per_image(shifted.drop_duplicates(["model", "test_domain", "image_index"]), "per_image")
+    with pytest.raises(ValueError, match=r"per_image: missing column\(s\) group"):
+        claims.assess_claims(scores.drop(columns="group"), n_bootstrap=N_BOOTSTRAP)
+    regrouped = scores.assign(group=np.where(scores["model"] == "mixed", 99, scores["group"]))
+    with pytest.raises(ValueError, match="a cartoon test image is in more than one group"):
+        claims.assess_claims(regrouped, n_bootstrap=N_BOOTSTRAP)
 
 
 def test_markdown_section_reads_back_from_csv(as_stated_table) -> None:
     text = as_stated_table.to_csv(index=False)
-    markdown = claims.claims_markdown(pd.read_csv(io.StringIO(text), keep_default_na=False))
-    assert markdown == claims.claims_markdown(as_stated_table)
+    markdown = report.claims_markdown(pd.read_csv(io.StringIO(text), keep_default_na=False))
+    assert markdown == report.claims_markdown(as_stated_table)
     assert markdown.startswith("## Does the paper hold?") and "lower is better" in markdown
     table_lines = [line for line in markdown.splitlines() if line.startswith("|")]
     assert len(table_lines) == 2 + len(as_stated_table)  # header, rule, a row per claim and reading
@@ -202,3 +213,78 @@ def test_markdown_section_reads_back_from_csv(as_stated_table) -> None:
     assert sum(f"| {MEANT} " in line for line in table_lines) == 3
     assert "**holds**" in markdown and "**contradicted**" in markdown
     assert all(METRICS[m].name in markdown for m in ("ciede2000", "ssim"))
+    header = [cell.strip() for cell in table_lines[0].strip("|").split("|")]
+    assert header == ["claim", "reading", "key figures", "verdict", "holds in seeds"]  # compact: 5 columns
+    in_full = markdown.split("### The claims in full")[1]
+    for claim in claims.CLAIMS:  # the quotes and the claims in correct terms in a list below the table
+        assert markdown.count(claim.paper_says) == 1 and claim.paper_says in in_full
+        assert all(reading.in_correct_terms in in_full for reading in claim.readings)
+    assert "40 images, 40 groups" in markdown  # each image its own group here
+
+
+def test_too_few_groups_say_how_many_are_needed() -> None:
+    # the paper's ordering, unmistakable in every image, on 40 images per domain in 7 groups of 6 (the last 4)
+    few = verdicts(per_image_scores(AS_STATED, n=40, group_size=6))
+    needed = next(n for n in range(1, 20) if 6 * 2 / 2**n < 0.05)  # Holm over 6 pairs of an exact test: 8
+    assert (
+        few[("c", STATED)]
+        == f"inconclusive: 7 groups of movie test images; at least {needed} are needed for p < 0.05 (Holm, 6 pairs)"
+    )
+    assert few[("g", ONE)].startswith(f"inconclusive: 7 groups of cartoon test images; at least {needed} are needed")
+    assert few[("f", ONE)] == HOLDS  # a single interval needs what one exact test needs: 6 groups
+    fewer = verdicts(per_image_scores(AS_STATED, n=40, group_size=8))
+    assert (
+        fewer[("f", ONE)] == "inconclusive: 5 groups of cartoon test images; at least 6 are needed for 95% confidence"
+    )
+    # one group more, and the same data decide
+    enough = verdicts(per_image_scores(AS_STATED, n=40, group_size=5))
+    assert enough[("c", STATED)] == HOLDS and enough[("f", ONE)] == HOLDS and enough[("g", ONE)] == HOLDS
+    # 64 crops of 2 photographs, the fresh-clone demo's movie test set: nothing is bold
+    demo = claims.assess_claims(per_image_scores(AS_STATED, n=64, group_size=32), n_bootstrap=N_BOOTSTRAP)
+    assert demo["verdict"].str.startswith("inconclusive: 2 groups of").all()
+    assert "**" not in report.claims_markdown(demo).split("### The claims in full")[0].split("| claim")[1]
+
+
+def washed_out_on_dull_images(table: pd.DataFrame) -> pd.DataFrame:
+    """(g)'s two statistics disagree: in 14 of 20 groups the truth is dull (colorfulness ~2) and the outputs
+    half as colourful; in 6 it is vivid (~60) and the outputs 10% more colourful. The ratio is below 1 in most
+    groups; the difference (output - truth) is small and negative there, large and positive elsewhere."""
+    rng = np.random.default_rng(8)
+    dull = table["group"] < 14
+    truth = np.where(dull, 2.0, 60.0) * rng.uniform(0.9, 1.1, len(table))
+    ratio = np.where(dull, 0.5, 1.1) * rng.uniform(0.98, 1.02, len(table))
+    trained = ~table["model"].isin(["gray", "truth"])
+    output = np.where(trained, truth * ratio, np.where(table["model"] == "truth", truth, 0.0))
+    return table.assign(colorfulness=output, colorfulness_truth=truth, colorfulness_ratio=output / truth)
+
+
+def test_saturation_is_decided_by_the_ratio_its_cell_shows() -> None:
+    table = washed_out_on_dull_images(per_image_scores(AS_STATED, n=40, group_size=2))
+    row = claims.assess_claims(table, n_bootstrap=N_BOOTSTRAP).set_index("claim").loc["g"]
+    shown = re.findall(r"(\w+) ([\d.]+) \[([\d.]+), ([\d.]+)\] Holm p ([\d.e+-]+)", row["this_run"])
+    assert len(shown) == 6  # 3 models x 2 test domains, each ratio with its interval and Holm p
+    below_one = all(float(high) < 1 and float(p) < 0.05 for _, _, _, high, p in shown)
+    assert below_one and row["verdict"] == HOLDS
+    # the difference output - truth, tested over the same groups, would not have decided it
+    part = table[(table.model == "mixed") & (table.test_domain == "movie")]
+    difference = part["colorfulness"] - part["colorfulness_truth"]
+    assert wilcoxon(difference.groupby(part["group"]).mean()).pvalue > 0.05
+
+
+def test_the_report_names_its_run_directory_without_the_machines_path(tmp_path) -> None:
+    assert report.shown_run_dir(report.KIT_ROOT / "runs" / "demo") == "runs/demo"
+    assert report.shown_run_dir(tmp_path / "kaggle" / "working" / "paper") == "paper"
+
+
+def test_the_report_gives_each_domains_groups_and_what_prepare_merged(tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    pd.DataFrame({"domain": ["movie"] * 4 + ["cartoon"] * 2, "split": ["test"] * 5 + ["train"], "index": range(6),
+                  "group": ["p1", "p1", "p1", "p2", "c1", "c2"]}).to_csv(tmp_path / "data" / "manifest.csv", index=False)  # fmt: skip
+    assert report.groups_line(report.groups_per_domain(tmp_path)) == (
+        "Test data: cartoon 1 image in 1 group, movie 4 images in 2 groups."
+    )
+    merged = {"movie": {"test": {"images": 4, "groups": 2, "largest_group": 3, "merged_images": 1}}}
+    (tmp_path / "data" / "prepared.json").write_text(json.dumps({"fingerprint": "x", "groups": merged}))
+    assert "movie 4 images in 2 groups (largest 3 images; 1 merged as near-duplicates)" in report.groups_line(
+        report.groups_per_domain(tmp_path)
+    )

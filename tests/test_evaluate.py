@@ -1,4 +1,4 @@
-"""The statistics of evaluation: bootstrap intervals, paired comparisons, Holm, and the verdicts."""
+"""Evaluation: intervals and paired comparisons on scores, the findings in words, and scoring (eager and compiled)."""
 
 from __future__ import annotations
 
@@ -9,32 +9,29 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
-from utils import evaluate, plots
+from utils import evaluate, report, statistics
 from utils.metrics import METRICS
 
 
 def test_bootstrap_interval_is_seeded_and_near_the_normal_theory_width() -> None:
     values = np.random.default_rng(0).normal(10.0, 2.0, size=400)
-    low, high = evaluate.bootstrap_ci(values, 2000, seed=3)
-    assert (low, high) == evaluate.bootstrap_ci(values, 2000, seed=3)
+    groups = statistics.Groups.of(np.arange(400) // 4)  # groups of 4 independent images: as wide as 400 images
+    low, high = statistics.cluster_bootstrap_ci(values, groups, 2000, seed=3)
+    assert (low, high) == statistics.cluster_bootstrap_ci(values, groups, 2000, seed=3)
     assert low < values.mean() < high
     normal_width = 2 * 1.96 * values.std(ddof=1) / np.sqrt(len(values))
     assert high - low == pytest.approx(normal_width, rel=0.15)
-
-
-def test_holm_adjustment() -> None:
-    assert evaluate.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert evaluate.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
 
 
 def test_paired_comparison_uses_the_per_image_differences() -> None:
     rng = np.random.default_rng(1)
     a = rng.normal(5.0, 3.0, size=200)
     b = a + rng.normal(0.3, 0.2, size=200)  # b is worse on every image by a little; unpaired, lost in the spread
-    diff, low, high, p = evaluate.paired_comparison(a, b, 2000, seed=0)
+    groups = statistics.Groups.of(np.arange(200))
+    diff, low, high, p, n, n_groups = statistics.paired_comparison(a, b, groups, 2000, seed=0)
     assert diff == pytest.approx((a - b).mean()) and low < diff < high < 0
     assert p == pytest.approx(wilcoxon(a - b).pvalue) and p < 1e-10
-    assert evaluate.paired_comparison(a, a, 2000, seed=0)[3] == 1.0
+    assert statistics.paired_comparison(a, a, groups, 2000, seed=0).p == 1.0
 
 
 def synthetic_per_image(n: int = 60) -> pd.DataFrame:
@@ -46,14 +43,16 @@ def synthetic_per_image(n: int = 60) -> pd.DataFrame:
         noise = rng.normal(0, 0.3, size=n) if model == "twin" else 0.0
         values = {m: rng.uniform(0.2, 0.9, size=n) for m in METRICS}
         values |= {"ciede2000": base + shift + noise, "colorfulness_ratio": ratio + noise * 0.01}
-        rows.append(pd.DataFrame({"model": model, "test_domain": "movie", "image_index": np.arange(n), **values}))
+        rows.append(pd.DataFrame({"model": model, "test_domain": "movie", "image_index": np.arange(n), "group": np.arange(n),
+                                  **values}))  # fmt: skip
     truth = {m: np.ones(n) for m in METRICS} | {"ciede2000": np.zeros(n)}
-    rows.append(pd.DataFrame({"model": "truth", "test_domain": "movie", "image_index": np.arange(n), **truth}))
+    rows.append(pd.DataFrame({"model": "truth", "test_domain": "movie", "image_index": np.arange(n), "group": np.arange(n),
+                              **truth}))  # fmt: skip
     return pd.concat(rows, ignore_index=True)
 
 
 def test_comparisons_name_the_better_model_and_only_real_differences_are_significant() -> None:
-    comparisons = evaluate.compare_models(synthetic_per_image(), 1000, seed=0)
+    comparisons = statistics.compare_models(synthetic_per_image(), METRICS, 1000, seed=0)
     assert "truth" not in set(comparisons.model_a) | set(comparisons.model_b)
     de = comparisons[comparisons.metric == "ciede2000"].set_index(["model_a", "model_b"])
     assert de.loc[("gray", "good"), "better"] == "good" and de.loc[("gray", "good"), "significant"]
@@ -66,16 +65,30 @@ def test_comparisons_name_the_better_model_and_only_real_differences_are_signifi
 
 def test_summary_and_findings_read_the_right_way_round() -> None:
     per_image = synthetic_per_image()
-    summary = evaluate.summarize(per_image, 1000, seed=0)
-    assert list(summary.columns) == evaluate.SUMMARY_COLUMNS
-    comparisons = evaluate.compare_models(per_image, 1000, seed=0)
-    lines = plots.findings_in_words(summary.assign(test_domain="movie"), comparisons)
+    summary = statistics.summarize(per_image, list(METRICS), 1000, seed=0)
+    assert list(summary.columns) == statistics.SUMMARY_COLUMNS
+    comparisons = statistics.compare_models(per_image, METRICS, 1000, seed=0)
+    lines = report.findings_in_words(summary.assign(test_domain="movie"), comparisons)
     ciede = next(line for line in lines if "CIEDE2000 (lower is better)" in line)
     assert "best is the good model" in ciede or "best is the twin model" in ciede
     assert "significantly ahead of the gray baseline" in ciede and "not significantly ahead of the runner-up" in ciede
-    table = plots.metric_table(summary, "ciede2000")
+    table = report.metric_table(summary, "ciede2000")
     assert list(table.index[:2]) == ["gray", "truth"]
     assert table.loc["truth", "movie"].startswith("0.000 [") and "**" not in table.loc["truth", "movie"]
+    assert table.loc["images (groups)", "movie"] == "60 (60)"
+
+
+def test_findings_on_few_groups_say_they_cannot_tell() -> None:
+    per_image = synthetic_per_image().assign(group=lambda t: t["image_index"] // 20)  # 60 images of 3 photographs
+    summary = statistics.summarize(per_image, list(METRICS), 1000, seed=0)
+    comparisons = statistics.compare_models(per_image, METRICS, 1000, seed=0)
+    lines = report.findings_in_words(summary, comparisons)
+    ciede = next(line for line in lines if "CIEDE2000 (lower is better)" in line)
+    assert "too few groups (7 needed) to tell whether it is ahead of the gray baseline" in ciede  # Holm over 3 pairs
+    assert "Wilcoxon over 3 groups" in ciede and "significantly ahead" not in ciede
+    saturation = next(line for line in lines if line.startswith("- Saturation, the good model"))
+    assert saturation.endswith("3 groups, too few to tell (at least 6 are needed).") and "washed out" not in saturation
+    assert report.comparison_table(comparisons)["verdict"].eq("cannot tell: 7 groups needed").all()
 
 
 def _batch(n: int) -> tuple:
@@ -115,3 +128,16 @@ def test_a_compiler_failure_falls_back_to_eager_scoring(monkeypatch, capsys) -> 
     scores = scorer(rgb, l_norm, ab)
     assert scorer.compiled is None and "scoring eagerly" in capsys.readouterr().out
     assert torch.equal(scores["ciede2000"], evaluate.score_batch(rgb, l_norm, ab)["ciede2000"])
+
+
+def test_each_test_image_gets_its_group_from_the_manifest(tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    manifest = pd.DataFrame({"domain": ["movie"] * 3 + ["cartoon"], "split": ["test", "test", "test", "test"],
+                             "index": [2, 0, 1, 0], "group": ["b", "a", "a", "c"]})  # fmt: skip
+    manifest.to_csv(tmp_path / "data" / "manifest.csv", index=False)
+    assert evaluate.image_groups(tmp_path, "movie", 3).tolist() == ["a", "a", "b"]  # in shard order
+    with pytest.raises(ValueError, match=r"manifest.csv: 3 movie test rows .* for 4 images"):
+        evaluate.image_groups(tmp_path, "movie", 4)
+    manifest.assign(group=["b", None, "a", "c"]).to_csv(tmp_path / "data" / "manifest.csv", index=False)
+    with pytest.raises(ValueError, match=r"manifest.csv: 3 movie test rows \(1 without a group\)"):
+        evaluate.image_groups(tmp_path, "movie", 3)

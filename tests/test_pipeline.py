@@ -226,7 +226,20 @@ def test_metrics_tables_cover_models_and_both_baselines(pipeline_run: Path) -> N
     counts = per_image.groupby(["model", "test_domain"]).size()
     assert (counts == TINY["test_per_domain"]).all() and len(counts) == 10
     summary = pd.read_csv(pipeline_run / "eval" / "summary.csv")
-    assert list(summary.columns) == ["model", "test_domain", "metric", "mean", "ci_low", "ci_high", "std", "n"]
+    assert list(summary.columns) == [
+        "model",
+        "test_domain",
+        "metric",
+        "mean",
+        "ci_low",
+        "ci_high",
+        "std",
+        "n",
+        "n_groups",
+    ]
+    manifest = pd.read_csv(pipeline_run / "data" / "manifest.csv").query("split == 'test'")
+    groups = manifest.groupby("domain")["group"].nunique()
+    assert (summary["n_groups"] == summary["test_domain"].map(groups)).all() and (per_image.group.notna()).all()
     assert set(summary.metric) == set(METRICS) and len(summary) == 10 * len(METRICS)
     assert (summary.ci_low <= summary["mean"]).all() and (summary["mean"] <= summary.ci_high).all()
     gray, truth = per_image[per_image.model == "gray"], per_image[per_image.model == "truth"]
@@ -239,6 +252,9 @@ def test_metrics_tables_cover_models_and_both_baselines(pipeline_run: Path) -> N
     ranked = [m for m, info in METRICS.items() if info.ranked]
     assert set(comparisons.metric) == set(ranked) and "truth" not in set(comparisons.model_a) | set(comparisons.model_b)
     assert len(comparisons) == 2 * len(ranked) * 6  # 4 candidates (gray and 3 models): 6 pairs per domain and metric
+    assert (comparisons["n_groups"] == comparisons["test_domain"].map(groups)).all() and (
+        comparisons.min_groups == 8
+    ).all()
 
 
 def test_prepare_notebook_reports_rejections_by_reason(pipeline_run: Path) -> None:
@@ -262,6 +278,8 @@ def test_figures_are_inline_and_report_states_directions(pipeline_run: Path) -> 
     assert "| gray" in report and "| truth" in report and "| mixed" in report
     assert "## Findings" in report and "best is" in report and "ahead of" in report
     assert "of the truth's colorfulness" in report and "Wilcoxon" in report
+    assert "Run directory: `run`." in report and str(pipeline_run) not in report
+    assert "treat test images as independent" not in report and "groups" in report
 
 
 def test_failing_cell_names_notebook_cell_and_error(tmp_path: Path, pipeline_run: Path, capfd) -> None:

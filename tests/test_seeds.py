@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from utils import config, evaluate, plots, train
+from utils import config, evaluate, plots, report, train
 from utils.checkpoints import load_checkpoint
 
 
@@ -24,7 +24,7 @@ def two_seed_run(tmp_path_factory: pytest.TempPathFactory, prepared_run: Path, t
             train.train(params, run, model, index, show_progress=False)
     evaluate.evaluate_models(params, run, show_progress=False)
     (run / "figures").mkdir()
-    plots.write_report(run)
+    report.write_report(run)
     return run
 
 
@@ -51,15 +51,28 @@ def test_every_seed_is_scored_and_the_summary_averages_them(two_seed_run: Path) 
         pooled = summary[(summary.model == model) & (summary.metric == "ciede2000") & (summary.test_domain == "movie")]
         assert pooled["mean"].item() == pytest.approx(rows["mean"].mean())
         assert pooled["n"].item() == 8  # an image averaged over the seeds is still one image
+        assert (
+            pooled["n_groups"].item()
+            == rows["n_groups"].iloc[0]
+            == per_image.query("test_domain == 'movie'")["group"].nunique()
+        )
+
+
+def test_each_image_carries_its_group_from_the_manifest(two_seed_run: Path) -> None:
+    per_image = pd.read_csv(two_seed_run / "eval" / "per_image.csv")
+    manifest = pd.read_csv(two_seed_run / "data" / "manifest.csv").query("split == 'test'")
+    for (domain, model, seed), part in per_image.groupby(["test_domain", "model", "seed"]):
+        expected = manifest[manifest.domain == domain].sort_values("index")["group"].astype(str).tolist()
+        assert part.sort_values("image_index")["group"].astype(str).tolist() == expected, (domain, model, seed)
 
 
 def test_the_report_gives_each_seed_and_counts_the_verdicts_over_both(two_seed_run: Path) -> None:
-    report = (two_seed_run / "report.md").read_text()
-    assert (
-        report.index("## Does the paper hold?") < report.index("## Run-to-run variation") < report.index("## Findings")
-    )
-    variation = report[report.index("## Run-to-run variation") : report.index("## Findings")]
+    text = (two_seed_run / "report.md").read_text()
+    assert text.index("## Does the paper hold?") < text.index("## Run-to-run variation") < text.index("## Findings")
+    variation = text[text.index("## Run-to-run variation") : text.index("## Findings")]
     assert "| seed 0" in variation and "| seed 1" in variation and "range of the seeds' means" in variation
+    assert "images (groups)" in variation
+    assert "Run directory: `run`." in text and str(two_seed_run.parent) not in text  # by its name, not a path
     claims = pd.read_csv(two_seed_run / "eval" / "claims.csv", keep_default_na=False)
     testable = claims[~claims.verdict.str.startswith("not testable")]
     assert len(testable) and testable.seeds_holding.str.endswith("of 2").all()

@@ -1,18 +1,21 @@
 """The paper's claims (its Results section), checked on a run's own test scores.
 
 Each claim is declared once (:data:`CLAIMS`) with the paper's words, what is measured and what the
-claim says in correct terms; its verdict comes from the run's data alone:
+claim says in correct terms; its verdict comes from the run's data alone, with the test group (a film, a
+show, a photograph) as the unit of evidence (utils.statistics):
 
-- Orderings (a)-(e): the paired comparisons of :func:`utils.evaluate.compare_models` (Wilcoxon,
-  Holm within test domain and metric, bootstrap interval). ``holds``: every pair the claim needs is
-  significant in the claimed direction; ``contradicted``: at least one is significant the other way;
-  else ``inconclusive at this n``. The paper read CIEDE2000, a distance, as "higher is better", so
-  (a)-(c) have two readings: *as stated* (the named models have the higher CIEDE2000, what its bars
-  show) and *as meant* (they have the better colour: the lower CIEDE2000).
+- Orderings (a)-(e): the paired comparisons of :func:`statistics.compare_models` (Wilcoxon signed-rank
+  over groups, Holm within test domain and metric, cluster-bootstrap interval). ``holds``: every pair the
+  claim needs is significant in the claimed direction; ``contradicted``: at least one is significant the
+  other way; else inconclusive. The paper read CIEDE2000, a distance, as "higher is better", so (a)-(c)
+  have two readings: *as stated* (the named models have the higher CIEDE2000, what its bars show) and
+  *as meant* (they have the better colour: the lower CIEDE2000).
 - (f) SSIM differs little between models next to CIEDE2000: :func:`spread_ratio`.
 - (g) the outputs lack saturation: :func:`saturation_tests`.
 
-With several training seeds, the same verdicts are computed on each seed's own table, and counted.
+A test domain with fewer groups than its test can reach significance with makes the verdict
+"inconclusive: N groups ...; at least M are needed". With several training seeds, the same verdicts are
+computed on each seed's own table, and counted.
 """
 
 from __future__ import annotations
@@ -22,19 +25,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from utils import evaluate
+from utils import statistics
 from utils.config import DOMAINS, MODEL_DOMAINS
-from utils.evaluate import ALPHA, GRAY
 from utils.metrics import METRICS
+from utils.statistics import ALPHA, GRAY, Groups, minimum_groups
 
 HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = "holds", "contradicted", "inconclusive at this n", "not testable"
 AS_STATED, AS_MEANT, ONE_READING = "as stated", "as meant", "one reading"
 CLAIM_COLUMNS = [
     "claim", "figure", "reading", "paper_says", "measurement", "in_correct_terms", "this_run", "verdict",
-    "seeds_holding",
+    "seeds_holding", "key_figures", "n", "n_groups",
 ]  # fmt: skip
 SPREAD_METRICS = ("ssim", "ciede2000")  # (f): the first's spread over the second's
-BOOTSTRAP_CHUNK = 100  # resamples drawn at once for (f): bounds memory at images x 4 models x 100
 TINY = 1e-12  # floors a spread or SD of exactly 0 before the log and the division
 DIGITS = {"ciede2000": 2, "ssim": 3, "colorfulness_ratio": 2}  # decimals shown per metric
 
@@ -118,7 +120,8 @@ CLAIMS: tuple[Claim, ...] = (
         key="f", figure="Fig. 5 vs 4", test="spread",
         paper_says="the differences among the scores is fairly minimum, in contrast to the said score",
         measurement="per test domain: (max - min of the models' means) / pooled per-image SD, SSIM's over "
-        "CIEDE2000's; paired bootstrap of the test images",
+        "CIEDE2000's; holds when the ratio's 95% interval (a bootstrap resampling the test groups, the same "
+        "groups for every model and both metrics) lies below 1 on every test domain",
         readings=(
             Reading(ONE_READING, "on every test domain the models' SSIM means lie fewer per-image standard "
                     "deviations apart than their CIEDE2000 means"),
@@ -127,8 +130,9 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         key="g", figure="Sec. 3.1, App. A.4", test="saturation",
         paper_says="a general flaw of the colorized images produced by our models was a lack of saturation",
-        measurement="colorfulness of each model's output minus the truth's on the same images, per model and test "
-        "domain, Holm over all of them; shown: output / truth",
+        measurement="colorfulness of each model's output / the truth's, per image; per model and test domain, "
+        "its mean with a group-resampled 95% interval, and a Wilcoxon signed-rank test over the groups' mean "
+        "ratio minus 1, Holm over every model and test domain",
         readings=(
             Reading(ONE_READING, "every model's outputs are less colourful than the originals on every test domain "
                     "(Hasler-Suesstrunk colorfulness)"),
@@ -140,28 +144,33 @@ CLAIMS: tuple[Claim, ...] = (
 @dataclass(frozen=True)
 class Evidence:
     """What the verdicts read from one per-image table: its trained models and test domains, the paired
-    comparisons, (f)'s spread ratios and (g)'s colourfulness tests."""
+    comparisons, (f)'s spread ratios, (g)'s colourfulness tests, and each test domain's images and groups."""
 
     models: tuple[str, ...]
     domains: tuple[str, ...]
     comparisons: pd.DataFrame
     spread: pd.DataFrame
     saturation: pd.DataFrame
+    images: dict[str, int]
+    groups: dict[str, int]
 
 
 def check_per_image(per_image: pd.DataFrame, name: str) -> None:
-    """Raise ValueError (naming ``name``) unless the table has one row per model, test domain and image,
-    every metric, and the same images for every model of a test domain (the tests are paired)."""
-    missing = [c for c in ["model", "test_domain", "image_index", *METRICS] if c not in per_image.columns]
+    """Raise ValueError (naming ``name``) unless the table has one row per model, test domain and image, a
+    group per image, every metric, and the same images for every model of a test domain (the tests are paired)."""
+    missing = [c for c in [*statistics.IMAGE_KEYS, "group", *METRICS] if c not in per_image.columns]
     if missing:
         raise ValueError(f"{name}: missing column(s) {', '.join(missing)}")
-    keys = ["model", "test_domain", "image_index"]
-    if per_image.duplicated(keys).any():
+    if per_image.duplicated(statistics.IMAGE_KEYS).any():
         raise ValueError(f"{name}: more than one row per model, test domain and image (several seeds? average them "
-                         "first with evaluate.seed_averaged, and pass each seed's table in per_seed)")  # fmt: skip
+                         "first with statistics.seed_averaged, and pass each seed's table in per_seed)")  # fmt: skip
+    if per_image["group"].isna().any():
+        raise ValueError(f"{name}: {int(per_image['group'].isna().sum())} row(s) without a group")
     for domain, part in per_image.groupby("test_domain"):
         if part.groupby("model")["image_index"].apply(frozenset).nunique() > 1:
             raise ValueError(f"{name}: the models were scored on different {domain} test images")
+        if (part.groupby("image_index")["group"].nunique() > 1).any():
+            raise ValueError(f"{name}: a {domain} test image is in more than one group")
 
 
 def trained_models_in(per_image: pd.DataFrame) -> tuple[str, ...]:
@@ -205,8 +214,9 @@ def spread_ratio(
     over images, so SSIM (~0.9, differences in the third decimal) and CIEDE2000 (~10-30) compare. Not
     divided by the mean: that depends on where a scale starts (SSIM's ceiling at 1 would make any
     spread look small); not by the paired differences' SD: that measures how detectable a difference
-    is, not how large. The bootstrap resamples the images, the same ones for every model and both
-    metrics (paired), with :func:`evaluate.bootstrap_means` on the rows of one matrix.
+    is, not how large. The interval: the cluster bootstrap of :mod:`utils.statistics`, resampling the
+    test groups, the same ones for every model and both metrics (the means of the values and of their
+    squares, of one matrix).
     """
     part = per_image[per_image["test_domain"] == domain]
     blocks = []
@@ -214,18 +224,15 @@ def spread_ratio(
         wide = part.pivot(index="image_index", columns="model", values=metric)[list(models)].to_numpy(np.float64)
         blocks += [wide, wide**2]
     columns = np.concatenate(blocks, axis=1)  # images x (values, squares) of SSIM, then of CIEDE2000
+    groups = Groups.of(part.drop_duplicates("image_index").set_index("image_index")["group"].sort_index())
     half = columns.shape[1] // 2
 
     def log_ratio(means: np.ndarray) -> np.ndarray:
         ssim_spread, ciede_spread = standardised_spread(means[..., :half]), standardised_spread(means[..., half:])
         return np.log(np.maximum(ssim_spread, TINY)) - np.log(np.maximum(ciede_spread, TINY))
 
-    rng = np.random.default_rng(seed)
-    resampled = np.concatenate([
-        evaluate.bootstrap_means(columns, min(BOOTSTRAP_CHUNK, n_bootstrap - start), rng)
-        for start in range(0, n_bootstrap, BOOTSTRAP_CHUNK)
-    ])  # fmt: skip
-    low, high = np.percentile(log_ratio(resampled), [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)])
+    resampled = statistics.cluster_bootstrap_means(columns, groups, n_bootstrap, seed)
+    low, high = statistics.percentile_interval(log_ratio(resampled))
     point = columns.mean(axis=0)
     return {
         "test_domain": domain,
@@ -240,17 +247,26 @@ def spread_ratio(
 def saturation_tests(
     per_image: pd.DataFrame, models: tuple[str, ...], domains: tuple[str, ...], n_bootstrap: int, seed: int
 ) -> pd.DataFrame:
-    """(g): per model and test domain, the output's colorfulness minus the truth's on the same images
-    (:func:`evaluate.paired_comparison`), Holm-adjusted over the whole model x domain family."""
+    """(g): per model and test domain, the output / truth colorfulness ratio's mean over images, its
+    cluster-bootstrap 95% interval, and the signed-rank p over the groups' mean ratio minus 1, Holm-adjusted
+    over the whole model x domain family (``min_groups``: the groups that family needs). These are the
+    figures (g)'s cell shows, and the verdict reads nothing else."""
     rows = []
     for domain in domains:
         for model in models:
             part = per_image[(per_image["model"] == model) & (per_image["test_domain"] == domain)]
             part = part.sort_values("image_index")
-            output, truth = part["colorfulness"].to_numpy(), part["colorfulness_truth"].to_numpy()
-            rows.append([model, domain, *evaluate.paired_comparison(output, truth, n_bootstrap, seed)])
-    table = pd.DataFrame(rows, columns=["model", "test_domain", "difference", "ci_low", "ci_high", "p_wilcoxon"])
-    return table.assign(p_holm=evaluate.holm(table["p_wilcoxon"].tolist()) if rows else [])
+            ratio = part["colorfulness_ratio"].to_numpy(np.float64)
+            test = statistics.paired_comparison(
+                ratio, np.ones_like(ratio), statistics.groups_of(part), n_bootstrap, seed
+            )
+            rows.append([model, domain, 1 + test.difference, 1 + test.ci_low, 1 + test.ci_high, test.p, test.n,
+                         test.n_groups])  # fmt: skip
+    table = pd.DataFrame(rows, columns=["model", "test_domain", "ratio", "ci_low", "ci_high", "p_wilcoxon", "n",
+                                        "n_groups"])  # fmt: skip
+    return table.assign(
+        p_holm=statistics.holm(table["p_wilcoxon"].tolist()), min_groups=minimum_groups(max(1, len(rows)))
+    )
 
 
 def gather_evidence(
@@ -260,13 +276,15 @@ def gather_evidence(
     models = trained_models_in(per_image)
     domains = tuple(d for d in DOMAINS if d in set(per_image["test_domain"]))
     if comparisons is None:
-        comparisons = evaluate.compare_models(per_image, n_bootstrap, seed)
+        comparisons = statistics.compare_models(per_image, METRICS, n_bootstrap, seed)
     spread = pd.DataFrame(
         [spread_ratio(per_image, d, models, n_bootstrap, seed) for d in domains] if len(models) >= 2 else [],
         columns=["test_domain", "ssim_spread", "ciede2000_spread", "log_ratio", "ci_low", "ci_high"],
     )
     saturation = saturation_tests(per_image, models, domains, n_bootstrap, seed)
-    return Evidence(models, domains, comparisons, spread, saturation)
+    by_domain = per_image.drop_duplicates(["test_domain", "image_index"]).groupby("test_domain")
+    images, groups = by_domain.size().to_dict(), by_domain["group"].nunique().to_dict()
+    return Evidence(models, domains, comparisons, spread, saturation, images, groups)
 
 
 def pair_row(comparisons: pd.DataFrame, domain: str, metric: str, a: str, b: str) -> pd.Series:
@@ -280,6 +298,13 @@ def pair_row(comparisons: pd.DataFrame, domain: str, metric: str, a: str, b: str
     return rows.iloc[0]
 
 
+def needed_pairs(claim: Claim, comparisons: pd.DataFrame) -> list[tuple[str, str, pd.Series]]:
+    """(named, other, comparisons' row) for every pair an ordering claim needs."""
+    return [
+        (n, o, pair_row(comparisons, claim.test_domain, claim.metric, n, o)) for n in claim.named for o in claim.others
+    ]
+
+
 def claimed_better(claim: Claim, reading: Reading, named: str, other: str) -> str:
     """The model of the pair with the lower loss (the better one) if the reading is right."""
     named_has_higher_loss = reading.named_higher == (METRICS[claim.metric].goal == "lower")
@@ -288,12 +313,11 @@ def claimed_better(claim: Claim, reading: Reading, named: str, other: str) -> st
 
 def order_verdict(claim: Claim, reading: Reading, comparisons: pd.DataFrame) -> str:
     """holds: every needed pair significant the claimed way; contradicted: one significant the other way."""
-    outcomes = []
-    for named in claim.named:
-        for other in claim.others:
-            row = pair_row(comparisons, claim.test_domain, claim.metric, named, other)
-            if bool(row["significant"]):
-                outcomes.append(row["better"] == claimed_better(claim, reading, named, other))
+    outcomes = [
+        row["better"] == claimed_better(claim, reading, named, other)
+        for named, other, row in needed_pairs(claim, comparisons)
+        if bool(row["significant"])
+    ]
     if not all(outcomes):
         return CONTRADICTED
     return HOLDS if len(outcomes) == len(claim.named) * len(claim.others) else INCONCLUSIVE
@@ -307,18 +331,42 @@ def spread_verdict(spread: pd.DataFrame) -> str:
 
 
 def saturation_verdict(saturation: pd.DataFrame) -> str:
-    """holds: every model x domain significantly less colourful than the truth (Holm p < 0.05 and the
-    interval below 0); contradicted: one significantly more colourful; else inconclusive."""
+    """holds: every model x domain's ratio significantly below 1 (Holm p < 0.05 and its interval below 1);
+    contradicted: one significantly above 1; else inconclusive."""
     significant = saturation["p_holm"] < ALPHA
-    if (significant & (saturation["ci_low"] > 0)).any():
+    if (significant & (saturation["ci_low"] > 1)).any():
         return CONTRADICTED
-    return HOLDS if (significant & (saturation["ci_high"] < 0)).all() else INCONCLUSIVE
+    return HOLDS if (significant & (saturation["ci_high"] < 1)).all() else INCONCLUSIVE
+
+
+def too_few_groups(claim: Claim, evidence: Evidence) -> str:
+    """The verdict when a test domain the claim reads has fewer groups than its test needs to reach
+    significance ('' otherwise): "inconclusive: 2 groups of movie test images; at least 8 are needed ..."."""
+    if claim.test == "order":
+        family = int(((evidence.comparisons["test_domain"] == claim.test_domain)
+                      & (evidence.comparisons["metric"] == claim.metric)).sum())  # fmt: skip
+        short = [(claim.test_domain, int(row["n_groups"]), int(row["min_groups"]))
+                 for _, _, row in needed_pairs(claim, evidence.comparisons)]  # fmt: skip
+        test = f"for p < {ALPHA} (Holm, {family} pairs)"
+    elif claim.test == "spread":
+        short = [(d, evidence.groups[d], minimum_groups(1)) for d in evidence.domains]
+        test = "for 95% confidence"
+    else:
+        short = [(r.test_domain, int(r.n_groups), int(r.min_groups)) for r in evidence.saturation.itertuples()]
+        test = f"for p < {ALPHA} (Holm, {len(evidence.saturation)} tests)"
+    for domain, n_groups, needed in short:
+        if n_groups < needed:
+            return (f"inconclusive: {n_groups} group{'s' if n_groups != 1 else ''} of {domain} test images; at least "
+                    f"{needed} are needed {test}")  # fmt: skip
+    return ""
 
 
 def verdict(claim: Claim, reading: Reading, evidence: Evidence) -> str:
     """The claim's verdict under one reading, from one table's evidence."""
     if untestable_reason(claim, evidence.models, evidence.domains):
         return NOT_TESTABLE
+    if short := too_few_groups(claim, evidence):
+        return short
     if claim.test == "order":
         return order_verdict(claim, reading, evidence.comparisons)
     if claim.test == "spread":
@@ -332,32 +380,70 @@ def mean_with_interval(cells: pd.DataFrame, model: str, domain: str, metric: str
     return f"{model} {row['mean']:.{digits}f} [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
 
 
+def named_minus_other(claim: Claim, named: str, row: pd.Series) -> str:
+    """'named - other difference [interval], Holm p': the named model's metric minus the other's (in the
+    metric's own units, not its loss), from the comparisons' row that decides the pair."""
+    other = row["model_b"] if row["model_a"] == named else row["model_a"]
+    sign = (1 if row["model_a"] == named else -1) * (1 if METRICS[claim.metric].goal == "lower" else -1)
+    low, high = sorted((sign * row["ci_low"], sign * row["ci_high"]))
+    digits = DIGITS[claim.metric]
+    return (f"{named} - {other} {sign * row['loss_diff']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}], "
+            f"Holm p {row['p_holm']:.2g}")  # fmt: skip
+
+
+def per_domain(counts: dict[str, int], domains: tuple[str, ...]) -> str:
+    return ", ".join(f"{d} {counts[d]}" for d in domains)
+
+
 def run_figures(claim: Claim, evidence: Evidence, summary: pd.DataFrame) -> str:
-    """The run's numbers behind a claim, as one line of text."""
+    """The run's numbers behind a claim, in full, as one line of text."""
     cells = summary.set_index(["model", "test_domain", "metric"])
     if claim.test == "order":
         d, metric = claim.test_domain, claim.metric
         named = ", ".join(mean_with_interval(cells, m, d, metric) for m in claim.named)
         others = ", ".join(mean_with_interval(cells, m, d, metric) for m in claim.others)
-        p_values = ", ".join(
-            f"{n}/{o} {pair_row(evidence.comparisons, d, metric, n, o)['p_holm']:.2g}"
-            for n in claim.named
-            for o in claim.others
-        )
-        text = f"{named} vs {others}; Holm p {p_values}"
+        p_values = ", ".join(f"{n}/{o} {row['p_holm']:.2g}" for n, o, row in needed_pairs(claim, evidence.comparisons))
         gray = f"; {mean_with_interval(cells, GRAY, d, metric)}" if (GRAY, d, metric) in cells.index else ""
-        return text + gray
+        return (
+            f"{named} vs {others}; Holm p {p_values}{gray}; {evidence.images[d]} images in {evidence.groups[d]} groups"
+        )
     if claim.test == "spread":
         return "; ".join(
             f"{r.test_domain}: SSIM {r.ssim_spread:.2f} SD, CIEDE2000 {r.ciede2000_spread:.2f} SD, ratio "
-            f"{np.exp(r.log_ratio):.2f} [{np.exp(r.ci_low):.2f}, {np.exp(r.ci_high):.2f}]"
+            f"{np.exp(r.log_ratio):.2f} [{np.exp(r.ci_low):.2f}, {np.exp(r.ci_high):.2f}] "
+            f"({evidence.images[r.test_domain]} images in {evidence.groups[r.test_domain]} groups)"
             for r in evidence.spread.itertuples()
         )
-    ratios = (
-        ", ".join(mean_with_interval(cells, m, d, "colorfulness_ratio") for m in evidence.models)
+    by_domain = (
+        f"{d}: " + ", ".join(f"{r.model} {r.ratio:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] Holm p {r.p_holm:.2g}"
+                             for r in evidence.saturation[evidence.saturation["test_domain"] == d].itertuples())
+        + f" ({evidence.images[d]} images in {evidence.groups[d]} groups)"
         for d in evidence.domains
-    )
-    return "output / truth colorfulness: " + "; ".join(f"{d}: {r}" for d, r in zip(evidence.domains, ratios))
+    )  # fmt: skip
+    return "output / truth colorfulness: " + "; ".join(by_domain)
+
+
+def key_figures(claim: Claim, evidence: Evidence) -> str:
+    """The few numbers a claim's verdict is decided on, for the report's compact table."""
+    if claim.test == "order":
+        d = claim.test_domain
+        pairs = "; ".join(named_minus_other(claim, n, row) for n, _, row in needed_pairs(claim, evidence.comparisons))
+        return f"{pairs}; {evidence.images[d]} images, {evidence.groups[d]} groups"
+    if claim.test == "spread":
+        ratios = ", ".join(f"{r.test_domain} {np.exp(r.log_ratio):.2f} [{np.exp(r.ci_low):.2f}, {np.exp(r.ci_high):.2f}]"
+                           for r in evidence.spread.itertuples())  # fmt: skip
+        return f"SSIM / CIEDE2000 spread: {ratios}; groups {per_domain(evidence.groups, evidence.domains)}"
+    table = evidence.saturation
+    return (f"output / truth colorfulness {table['ratio'].min():.2f} to {table['ratio'].max():.2f}, highest upper "
+            f"bound {table['ci_high'].max():.2f}, largest Holm p {table['p_holm'].max():.2g}; groups "
+            f"{per_domain(evidence.groups, evidence.domains)}")  # fmt: skip
+
+
+def sizes(claim: Claim, evidence: Evidence) -> tuple[str, str]:
+    """(n, n_groups) of the test images a claim reads: one number, or one per test domain."""
+    if claim.test == "order":
+        return str(evidence.images[claim.test_domain]), str(evidence.groups[claim.test_domain])
+    return per_domain(evidence.images, evidence.domains), per_domain(evidence.groups, evidence.domains)
 
 
 def assess_claims(
@@ -371,28 +457,32 @@ def assess_claims(
     """Every claim of :data:`CLAIMS` under each of its readings, checked on a run's per-image scores.
 
     Args:
-        per_image: one row per model, test domain and image (the seed-averaged scores, baselines included).
+        per_image: one row per model, test domain and image, with its ``group`` (the seed-averaged scores,
+            baselines included).
         per_seed: each training seed's own per-image table (same shape); None: ``per_image`` is one seed's.
         n_bootstrap, seed: the bootstrap's resamples and seed (the comparisons' and intervals').
-        comparisons, summary: ``evaluate.compare_models`` and ``evaluate.summarize`` of ``per_image``
+        comparisons, summary: ``statistics.compare_models`` and ``statistics.summarize`` of ``per_image``
             when already at hand (eval/comparisons.csv, eval/summary.csv); computed otherwise.
 
     Returns:
         One row per claim and reading (:data:`CLAIM_COLUMNS`): the claim, the paper's words, what is
         measured, what it says in correct terms, this run's numbers, the verdict (holds, contradicted,
-        inconclusive at this n, not testable) and in how many training seeds it holds ("2 of 3").
+        inconclusive, not testable), in how many training seeds it holds ("2 of 3"), the key figures,
+        and the test images and groups it reads.
     """
     check_per_image(per_image, "per_image")
     for training_seed, table in (per_seed or {}).items():
         check_per_image(table, f"per_seed[{training_seed}]")
     evidence = gather_evidence(per_image, n_bootstrap, seed, comparisons)
     if summary is None:
-        summary = evaluate.summarize(per_image, n_bootstrap, seed)
+        summary = statistics.summarize(per_image, list(METRICS), n_bootstrap, seed)
     seeds = [gather_evidence(table, n_bootstrap, seed) for table in (per_seed or {}).values()]
     rows = []
     for claim in CLAIMS:
         reason = untestable_reason(claim, evidence.models, evidence.domains)
         figures = f"not testable: {reason}" if reason else run_figures(claim, evidence, summary)
+        key = figures if reason else key_figures(claim, evidence)
+        n, n_groups = ("", "") if reason else sizes(claim, evidence)
         for reading in claim.readings:
             here = verdict(claim, reading, evidence)
             if reason:
@@ -402,45 +492,5 @@ def assess_claims(
             else:
                 holding = f"{int(here == HOLDS)} of 1"
             rows.append([claim.key, claim.figure, reading.name, claim.paper_says, claim.measurement,
-                         reading.in_correct_terms, figures, here, holding])  # fmt: skip
+                         reading.in_correct_terms, figures, here, holding, key, n, n_groups])  # fmt: skip
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
-
-
-MARKDOWN_HEADERS = {
-    "claim": "claim",
-    "paper_says": "the paper says",
-    "measurement": "measured",
-    "reading": "reading",
-    "in_correct_terms": "in correct terms",
-    "this_run": "this run: mean [95% interval]",
-    "verdict": "verdict",
-    "seeds_holding": "holds in seeds",
-}
-
-
-def claims_markdown(table: pd.DataFrame) -> str:
-    """The report's opening section: how to read it, then the table of :func:`assess_claims` (also as read
-    back from eval/claims.csv); a claim's second reading repeats only what differs."""
-    shown = table.astype(str).apply(lambda column: column.str.replace("|", "\\|", regex=False))
-    repeated = shown["claim"].eq(shown["claim"].shift())
-    shown["paper_says"] = "\u201c" + shown["paper_says"] + "\u201d"
-    shown["claim"] = "(" + shown["claim"] + ") " + shown["figure"]
-    for column in ("claim", "paper_says", "measurement", "this_run"):
-        shown.loc[repeated, column] = ""
-    decided = shown["verdict"].isin([HOLDS, CONTRADICTED])
-    shown.loc[decided, "verdict"] = "**" + shown.loc[decided, "verdict"] + "**"
-    shown = shown[list(MARKDOWN_HEADERS)].rename(columns=MARKDOWN_HEADERS)
-    return "\n".join([
-        "## Does the paper hold?",
-        "",
-        "Each claim of the paper's Results section, checked on this run's test images. CIEDE2000 is a colour "
-        "distance: **lower is better**. The paper read it the other way round, so claims (a)-(c) have two "
-        "readings: *as stated* (the named models have the higher CIEDE2000, what its bars and words say) and "
-        "*as meant* (they have the better colour, the lower CIEDE2000).",
-        "Verdicts come from paired comparisons on the same test images (Wilcoxon signed-rank, Holm-adjusted, "
-        "with a bootstrap 95% interval): *holds* = every comparison the claim needs is significant its way, "
-        "*contradicted* = one is significant the other way, *inconclusive at this n* = the data cannot tell. "
-        "*Holds in seeds*: the same verdict on each training seed's models alone.",
-        "",
-        shown.to_markdown(index=False),
-    ])  # fmt: skip

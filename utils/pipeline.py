@@ -568,9 +568,9 @@ def run_pipeline(
 
 def end_partial(run_dir: Path, partial: dict[str, Any], seconds: float) -> None:
     """A run the time budget cut short ends cleanly (Kaggle keeps its output): its report says how far it got."""
-    from utils import plots  # torch, through the data module: only here
+    from utils import report as report_text  # torch, through the data module: only here
 
-    report = plots.write_partial_report(run_dir, partial)
+    report = report_text.write_partial_report(run_dir, partial)
     reached = ", ".join(f"{name} {epochs}" for name, epochs in partial["models"].items())
     print(f"pipeline stopped after training, in {seconds:.0f} s: the {partial['reason']} ({reached}). Evaluate, "
           f"figures and colorize need finished models and did not run; {report} says how to continue.")  # fmt: skip

@@ -1,0 +1,220 @@
+"""Group-level statistics (utils.statistics): copies of an image within its group change nothing; each image
+its own group is the per-image analysis; the exact test, the cluster bootstrap, Holm and the minimum number of
+groups against independent references."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import rankdata, wilcoxon
+
+from tests.test_claims import AS_STATED, per_image_scores
+from utils import evaluate, statistics
+from utils.metrics import METRICS
+from utils.statistics import BASELINE_SEED, Groups
+
+N_BOOTSTRAP = 300
+
+
+# --- the key property: the group is the unit, however many images it holds ---------------------
+
+
+def grouped_two_seed_scores(n_groups: int = 8, per_group: int = 5, effect: float = 5.0) -> pd.DataFrame:
+    """Two seeds' per-image scores with groups: every image of a group shares an offset per model (crops of
+    one photograph move together), as large as the models' differences, so images are far from independent."""
+    table = per_image_scores(AS_STATED, n=n_groups * per_group, group_size=per_group)
+    rng = np.random.default_rng(7)
+    offsets = {
+        key: rng.normal(0, effect, n_groups) for key in itertools.product(("cartoon", "movie"), set(table.model))
+    }
+    shift = [offsets[(d, m)][g] for d, m, g in zip(table.test_domain, table.model, table.group)]
+    table = table.assign(ciede2000=table.ciede2000 + shift)
+    trained = ~table.model.isin(statistics.BASELINES)
+    second = table[trained].assign(ciede2000=lambda t: t.ciede2000 + rng.normal(0, 1.0, len(t)), seed=1)
+    return pd.concat([table.assign(seed=np.where(trained, 0, BASELINE_SEED)), second], ignore_index=True)
+
+
+def copied(table: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Every image k times, each copy a new image of the same group."""
+    return pd.concat([table.assign(image_index=table.image_index * k + j) for j in range(k)], ignore_index=True)
+
+
+def without_image_counts(text: pd.Series) -> pd.Series:
+    return text.str.replace(r"\d+ images", "N images", regex=True)
+
+
+@pytest.mark.parametrize("k", [3, 10])
+def test_copying_every_image_within_its_group_changes_nothing_but_n(k: int) -> None:
+    once = evaluate.evaluation_tables(grouped_two_seed_scores(), N_BOOTSTRAP, seed=0)
+    again = evaluate.evaluation_tables(copied(grouped_two_seed_scores(), k), N_BOOTSTRAP, seed=0)
+    for name in ("summary", "summary_by_seed"):
+        a, b = once[name], again[name]
+        assert (b["n"] == k * a["n"]).all() and (b["n_groups"] == a["n_groups"]).all()
+        for column in ("mean", "ci_low", "ci_high"):
+            np.testing.assert_allclose(b[column], a[column], rtol=1e-9, err_msg=f"{name}.{column}")
+    a, b = once["comparisons"], again["comparisons"]
+    for column in ("loss_diff", "ci_low", "ci_high", "p_wilcoxon", "p_holm"):
+        np.testing.assert_allclose(b[column], a[column], rtol=1e-9, err_msg=column)
+    assert (
+        (
+            b[["better", "significant", "n_groups", "min_groups"]]
+            == a[["better", "significant", "n_groups", "min_groups"]]
+        )
+        .all()
+        .all()
+    )
+    a, b = once["claims"], again["claims"]
+    assert b["verdict"].tolist() == a["verdict"].tolist() and b["seeds_holding"].tolist() == a["seeds_holding"].tolist()
+    for column in ("this_run", "key_figures"):  # every shown interval and p, to the digit
+        assert without_image_counts(b[column]).tolist() == without_image_counts(a[column]).tolist()
+    assert set(a["verdict"]) & {"holds", "contradicted"} and "inconclusive at this n" in set(a["verdict"])
+
+
+def test_the_copies_would_move_a_per_image_analysis() -> None:
+    """The same data with each image its own group (the per-image analysis): copies shrink its p-values, so the
+    invariance above is the grouping's doing."""
+    table = statistics.seed_averaged(grouped_two_seed_scores())
+    p_values = []
+    for k in (1, 10):
+        per_image = copied(table, k).assign(group=lambda t: t.image_index)
+        p_values.append(statistics.compare_models(per_image, METRICS, N_BOOTSTRAP)["p_wilcoxon"].to_numpy())
+    assert (p_values[1] < p_values[0] / 100).mean() > 0.5
+
+
+# --- each image its own group: the per-image analysis --------------------------------------------
+
+
+def per_image_reference_ci(values: np.ndarray, n_bootstrap: int, seed: int) -> tuple[float, float]:
+    """The images' percentile bootstrap, written out: resample images with replacement."""
+    picks = np.random.default_rng(seed).integers(0, len(values), size=(n_bootstrap, len(values)))
+    low, high = np.percentile(values[picks].mean(axis=1), [2.5, 97.5])
+    return float(low), float(high)
+
+
+def test_each_image_its_own_group_is_the_per_image_analysis() -> None:
+    table = per_image_scores(AS_STATED, n=30)  # group == image_index
+    comparisons = statistics.compare_models(table, METRICS, N_BOOTSTRAP, seed=4)
+    for row in comparisons[comparisons.metric.isin(["ciede2000", "ssim"])].itertuples():
+        part = table[table.test_domain == row.test_domain].sort_values("image_index")
+        loss = METRICS[row.metric].loss
+        diff = (loss(part[part.model == row.model_a][row.metric].to_numpy())
+                - loss(part[part.model == row.model_b][row.metric].to_numpy()))  # fmt: skip
+        assert row.p_wilcoxon == pytest.approx(wilcoxon(diff).pvalue, rel=1e-12)
+        assert (row.ci_low, row.ci_high) == pytest.approx(per_image_reference_ci(diff, N_BOOTSTRAP, 4), rel=1e-9)
+        assert row.n == row.n_groups == 30
+    summary = statistics.summarize(table, list(METRICS), N_BOOTSTRAP, seed=4)
+    cell = summary[(summary.model == "mixed") & (summary.test_domain == "movie") & (summary.metric == "ssim")].iloc[0]
+    values = table[(table.model == "mixed") & (table.test_domain == "movie")].sort_values("image_index")["ssim"]
+    assert (cell.ci_low, cell.ci_high) == pytest.approx(per_image_reference_ci(values.to_numpy(), N_BOOTSTRAP, 4))
+
+
+# --- the exact test over groups against brute-force enumeration of sign flips ----------------------
+
+
+def sign_flip_p(differences: np.ndarray) -> float:
+    """Two-sided signed-rank p by enumerating all 2^n sign assignments (zeros dropped, ties given mean ranks)."""
+    d = differences[differences != 0]
+    ranks = rankdata(np.abs(d))
+    observed = ranks[d > 0].sum()
+    flips = np.array(list(itertools.product([0, 1], repeat=len(d))))
+    null = flips @ ranks
+    tail = min((null <= observed).mean(), (null >= observed).mean())
+    return min(1.0, 2 * tail)
+
+
+@pytest.mark.parametrize("case", ["distinct", "ties", "a zero"])
+def test_the_paired_test_over_groups_equals_enumerated_sign_flips(case: str) -> None:
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(1, 6, size=9)  # 9 groups of 1 to 5 images
+    labels = np.repeat([f"photo{i}" for i in range(9)], sizes)
+    a = rng.normal(10, 3, len(labels))
+    b = a - rng.normal(0.6, 1.0, len(labels))
+    if case != "distinct":  # one group's images set so that its mean difference ties another's, or is 0
+        target = 0.0 if case == "a zero" else (a - b)[labels == "photo0"].mean()
+        inside = labels == "photo1"
+        b[inside] = a[inside] - target
+    result = statistics.paired_comparison(a, b, Groups.of(labels), N_BOOTSTRAP)
+    group_means = pd.Series(a - b).groupby(labels).mean().to_numpy()
+    assert result.p == pytest.approx(sign_flip_p(group_means), rel=1e-9)
+    assert (result.n, result.n_groups) == (len(labels), 9)
+    assert result.difference == pytest.approx((a - b).mean())
+
+
+def test_the_minimum_groups_is_where_every_group_agreeing_first_reaches_alpha() -> None:
+    # all n groups of one sign: the two-sided exact p is 2 / 2^n; Holm multiplies the smallest p by the family size
+    for family in (1, 2, 6, 12):
+        expected = next(n for n in range(1, 30) if family * 2 / 2**n < 0.05)
+        assert statistics.minimum_groups(family) == expected
+    assert (statistics.minimum_groups(1), statistics.minimum_groups(6)) == (6, 8)
+
+
+def test_holm_is_the_step_down_adjustment() -> None:
+    assert statistics.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert statistics.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert statistics.holm([]) == []
+
+
+# --- the cluster bootstrap against a case computed by hand ---------------------------------------
+
+
+def test_the_cluster_bootstrap_draws_whole_groups() -> None:
+    # three groups: one image of 1, two of 2, three of 6; a resample is 3 groups drawn with replacement,
+    # its mean the images' mean: 27 equally likely draws, enumerated here
+    values = np.array([1.0, 2.0, 2.0, 6.0, 6.0, 6.0])
+    groups = Groups.of(["a", "b", "b", "c", "c", "c"])
+    sums, counts = np.array([1.0, 4.0, 18.0]), np.array([1, 2, 3])
+    exact = np.array([sums[list(d)].sum() / counts[list(d)].sum() for d in itertools.product(range(3), repeat=3)])
+    resampled = statistics.cluster_bootstrap_means(values, groups, 20_000, seed=1)
+    support = np.unique(exact)
+    assert np.isin(np.round(resampled, 12), np.round(support, 12)).all()  # only whole groups are ever drawn
+    for point in support:  # the distribution, to sampling error (SD of a proportion here < 0.0036)
+        assert (resampled <= point + 1e-12).mean() == pytest.approx((exact <= point + 1e-12).mean(), abs=0.015)
+    # P(all three draws are group a) = 1/27 > 2.5%: the interval runs from group a's mean to group c's
+    assert statistics.cluster_bootstrap_ci(values, groups, 20_000, seed=1) == (1.0, 6.0)
+
+
+def test_two_groups_give_an_interval_from_one_groups_mean_to_the_other() -> None:
+    values = np.r_[np.full(40, 3.0), np.full(24, 9.0)]  # 64 crops of 2 photographs
+    assert statistics.cluster_bootstrap_ci(values, Groups.of(np.r_[np.zeros(40), np.ones(24)]), 2000) == (3.0, 9.0)
+
+
+def test_groups_refuse_an_image_without_a_group_and_ignore_the_images_order() -> None:
+    with pytest.raises(ValueError, match="1 image"):
+        Groups.of(["a", None, "b"])
+    with pytest.raises(ValueError, match="per_image: no 'group' column"):
+        statistics.groups_of(pd.DataFrame({"image_index": [0, 1]}))
+    rng = np.random.default_rng(3)
+    labels, values = rng.integers(0, 7, 50), rng.normal(size=50)
+    order = rng.permutation(50)
+    assert statistics.cluster_bootstrap_ci(values, Groups.of(labels), 500, 2) == pytest.approx(
+        statistics.cluster_bootstrap_ci(values[order], Groups.of(labels[order]), 500, 2)
+    )
+
+
+def test_summary_and_comparisons_give_groups_beside_images() -> None:
+    table = per_image_scores(AS_STATED, n=40, group_size=5)
+    summary = statistics.summarize(table, list(METRICS), N_BOOTSTRAP)
+    assert (
+        list(summary.columns) == statistics.SUMMARY_COLUMNS and set(summary.n) == {40} and set(summary.n_groups) == {8}
+    )
+    comparisons = statistics.compare_models(table, METRICS, N_BOOTSTRAP)
+    assert list(comparisons.columns) == statistics.COMPARISON_COLUMNS
+    assert set(comparisons.n_groups) == {8} and set(comparisons.min_groups) == {8}  # 6 pairs: 4 candidates
+    assert not re.search("truth", " ".join(comparisons.model_a) + " ".join(comparisons.model_b))
+
+
+def test_the_benchmark_reports_the_kits_time_a_baseline_and_their_ratio(tmp_path) -> None:
+    from benchmarks import bench_statistics
+    from benchmarks.results import read_results
+
+    out = tmp_path / "bench.json"
+    assert bench_statistics.main(["--images", "60", "--groups", "6", "--n-bootstrap", "100", "--repeats", "1",
+                                  "--json", str(out)]) == 0  # fmt: skip
+    figures = {f.name: f for f in read_results(out).figures}
+    kit, loop = figures["kit: summary (cluster bootstrap)"], figures["baseline: summary by a loop over resamples"]
+    assert figures["speed-up of the summary over the loop"].value == pytest.approx(loop.value / kit.value)
+    assert figures["kit: evaluation statistics (every table)"].met
