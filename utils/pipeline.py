@@ -589,7 +589,8 @@ def run_one_step(step_json: str, run_dir: str) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m utils.pipeline``."""
     parser = argparse.ArgumentParser(prog="python -m utils.pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="demo", help="demo or paper")
     parser.add_argument("--run-dir", default=None, help="default: runs/<profile>")
@@ -603,7 +604,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--one-step", default=None, help=argparse.SUPPRESS)  # a train process, started by the pipeline
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     run_dir = args.run_dir or f"runs/{args.profile}"
     if args.one_step:
         return run_one_step(args.one_step, run_dir)
