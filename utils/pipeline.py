@@ -118,7 +118,7 @@ def run_step(step: Step, run_dir: Path, progress: bool = True, log_output: bool 
             log_output=log_output,
             kernel_name="python3",
             # every cell has run and every output has arrived: a graceful shutdown would only wait
-            # 1-3 s for the interpreter's teardown (README, "Start-up")
+            # 1-3 s for the interpreter's teardown (docs/performance.md, "Start-up of each notebook")
             shutdown_kernel="immediate",
             extra_arguments=KERNEL_ARGUMENTS,  # to nbclient, which starts the kernel with them
         )
@@ -250,7 +250,7 @@ def train_concurrency(params: RunParams, n_gpus: int, n_models: int) -> int:
     """Train notebooks at once: ``params.train_concurrency``, or auto: one per GPU, and on the CPU every
     model at once, sharing the cores (on 2 cores, three single-threaded trainings train as fast as one
     two-threaded one, overlap their start-ups, and do not collapse when other work loads the machine:
-    README, "Several models at once"). Never more than there are models."""
+    docs/performance.md, "Several models at once"). Never more than there are models."""
     wanted = params.train_concurrency or n_gpus or n_models
     return max(1, min(wanted, n_models))
 
