@@ -1,11 +1,11 @@
 # The two commands of the README: `make demo` and `make test`. The venv is made once and reused;
-# it is re-installed only when requirements.txt changes.
+# it is re-installed only when requirements.txt changes. The other targets are described in docs/.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint gpu-check clean-runs kaggle-bundle kaggle-push kaggle-status kaggle-output
+.PHONY: setup demo test lint docs gpu-check clean-runs kaggle-bundle kaggle-push kaggle-status kaggle-output
 
 setup: $(STAMP)
 
@@ -21,16 +21,20 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# One GPU check: every GPU figure and target in one table, runs/gpu_check.md (and runs/gpu_check.json);
-# the 5-minute form: make gpu-check GPU_CHECK_ARGS=--quick; a longer budget: GPU_CHECK_ARGS="--budget-s 600"
+# One GPU check (docs/performance.md, "Checking a GPU"): every GPU figure and target in one table,
+# runs/gpu_check.md (and runs/gpu_check.json); the 5-minute form: make gpu-check GPU_CHECK_ARGS=--quick
 gpu-check: $(STAMP)
 	$(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
+
+# The measured tables of docs/performance.md, rendered from benchmarks/measured/*.json (docs/development.md)
+docs: $(STAMP)
+	$(PY) benchmarks/render_docs.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check utils tests benchmarks
 	$(PY) -m ruff format --check utils tests benchmarks
 
-# Kaggle (README, "Run on Kaggle"): e.g. make kaggle-push KAGGLE_ARGS="-p cartoon_dataset=owner/slug -p movie_dataset=owner/slug"
+# Kaggle (docs/kaggle.md): e.g. make kaggle-push KAGGLE_ARGS="-p cartoon_dataset=owner/slug -p movie_dataset=owner/slug"
 kaggle-bundle: $(STAMP)
 	$(PY) -m utils.kaggle bundle $(KAGGLE_ARGS)
 

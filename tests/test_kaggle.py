@@ -331,3 +331,19 @@ def test_the_datasets_and_check_commands(monkeypatch, capsys) -> None:
     assert kit_kaggle.main(["check", "someone/cartoon-frames", "--profile", "demo", "-p", "train_per_domain=20",
                             "-p", "test_per_domain=5"]) == 0  # fmt: skip
     assert kit_kaggle.main(["check"]) == 2 and "owner/slug" in capsys.readouterr().err
+
+
+def test_check_needs_only_the_image_count_of_a_profile(monkeypatch, capsys) -> None:
+    """`check OWNER/SLUG` with the default profile (paper), whose dataset handles are not set: the handles are
+    what is being checked, so only train_per_domain + test_per_domain is read of the profile."""
+    frames = SimpleNamespace(
+        files=[SimpleNamespace(name=f"show/{i}.png", total_bytes=10) for i in range(10_000)], next_page_token=""
+    )
+    api = SimpleNamespace(dataset_list_files=lambda handle, page_token=None, page_size=20: frames)
+    monkeypatch.setattr(kit_kaggle, "kaggle_api", lambda: api)
+    assert kit_kaggle.main(["check", "someone/cartoon-frames"]) == 0
+    assert "10000 images" in capsys.readouterr().out
+    assert kit_kaggle.main(["check", "someone/cartoon-frames", "-p", "test_per_domain=2001"]) == 1
+    assert "NOT ENOUGH: 10000 images against the 10001 the profile needs" in capsys.readouterr().out
+    assert kit_kaggle.main(["check", "someone/cartoon-frames", "-p", "epoch=3"]) == 2  # a typo is still named
+    assert "unknown parameter 'epoch'" in capsys.readouterr().err

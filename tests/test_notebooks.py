@@ -13,7 +13,8 @@ import pytest
 KIT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((KIT_ROOT / "notebooks").glob("*.ipynb"))
 # What no imports cell but the figures notebook's may import: what only drawing needs, seconds on a small
-# machine (README, "Start-up"), so the train notebook (run once per model) and the others stay lean.
+# machine (docs/performance.md, "Start-up of each notebook"), so the train notebook (run once per model) and
+# the others stay lean.
 DRAWING_MODULES = ("matplotlib", "seaborn", "scipy")
 
 

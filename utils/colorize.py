@@ -202,7 +202,8 @@ def write_sample_inputs(folder: str | Path) -> Path:
     return folder
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m utils.colorize``."""
     parser = argparse.ArgumentParser(prog="python -m utils.colorize", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="a best.pt (or checkpoint_last.pt) of this kit")
     parser.add_argument("--input", required=True, help="an image file, or a folder (searched recursively)")
@@ -219,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=GAMUTS,
         help="colours sRGB cannot show: chroma (keep L and hue, less chroma) or clip (RGB clipped)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         colorize_path(args.checkpoint, args.input, args.output, args.model_size, args.compare, args.jpeg,
                       args.overwrite, args.batch_size, args.device, gamut=args.gamut)  # fmt: skip

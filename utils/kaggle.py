@@ -201,10 +201,11 @@ def bundle(
     profile: str = "paper",
     overrides: dict[str, Any] | None = None,
     kernel_id: str | None = None,
-    out_dir: Path = BUILD_DIR,
+    out_dir: Path | None = None,
     continue_previous: bool = False,
 ) -> Path:
-    """Write ``out_dir/kernel-metadata.json`` and the self-contained notebook; returns ``out_dir``.
+    """Write ``out_dir/kernel-metadata.json`` and the self-contained notebook (default ``build/kaggle/``); returns
+    ``out_dir``.
 
     Parameters are validated first (the paper profile needs its two dataset handles).
     """
@@ -214,7 +215,7 @@ def bundle(
     meta = kernel_metadata(kernel_id, profile, overrides, continue_previous)
     if kernel_id.split("/")[0] == PLACEHOLDER_OWNER:
         print(f"note: the kernel id is still the placeholder {kernel_id!r}; push fills in your username")
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir) if out_dir is not None else BUILD_DIR
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
@@ -223,6 +224,15 @@ def bundle(
     size = (out_dir / NOTEBOOK_NAME).stat().st_size
     print(f"bundled {kernel_id} (profile {profile}) into {out_dir}: {NOTEBOOK_NAME}, {size / 1024:.0f} KiB")
     return out_dir
+
+
+def images_needed(profile: str, overrides: dict[str, Any]) -> int:
+    """What ``check`` asks of each dataset: one domain's images at ``profile`` with ``overrides``
+    (``train_per_domain + test_per_domain``)."""
+    # The data source is what is being checked: its handles need not be set yet, so the run's source is set
+    # aside (a source without handles or folders); every other parameter is validated as for a run.
+    params = resolve_params(profile, {**overrides, "source": "demo"})
+    return params.train_per_domain + params.test_per_domain
 
 
 def check_kernel_id(kernel_id: str) -> str:
@@ -350,7 +360,7 @@ def push(
     overrides: dict[str, Any],
     kernel_id: str | None = None,
     api: Any | None = None,
-    out_dir: Path = BUILD_DIR,
+    out_dir: Path | None = None,
     check: bool = True,
     continue_previous: bool = False,
 ) -> str:
@@ -411,7 +421,8 @@ def fetch_output(kernel_id: str, api: Any | None = None, dest: Path | None = Non
     return dest
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m utils.kaggle``."""
     parser = argparse.ArgumentParser(prog="python -m utils.kaggle", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("datasets", "check", "bundle", "push", "status", "output"))
     parser.add_argument("terms", nargs="*", help="datasets: the search words; check: dataset handles owner/slug")
@@ -424,7 +435,11 @@ def main(argv: list[str] | None = None) -> int:
         "--continue", dest="continue_previous", action="store_true",
         help="bundle/push: a new version that resumes from the last version's output (after the time limit)",
     )  # fmt: skip
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         overrides = parse_overrides(args.param)
         if args.command in ("datasets", "check") and not args.terms:
@@ -434,9 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "datasets":
             print(format_dataset_table(search_datasets(kaggle_api(), " ".join(args.terms))))
         elif args.command == "check":
+            needed = images_needed(args.profile, overrides)
             api = kaggle_api()
-            params = resolve_params(args.profile, overrides)
-            needed = params.train_per_domain + params.test_per_domain
             checks = [check_dataset(api, handle, needed) for handle in args.terms]
             for checked in checks:
                 print(checked.summary())

@@ -12,6 +12,7 @@ kaggle 1.6 answers with dicts and objects whose fields are camelCase (``totalByt
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 from collections import Counter
@@ -40,11 +41,13 @@ class DatasetUnavailable(ValueError):
 # --- reading either generation's responses ------------------------------------------------------
 
 
+@functools.cache  # a dataset's file list asks for the same few field names once per file
 def snake_case(name: str) -> str:
     """``totalBytes`` -> ``total_bytes``; names without a lowercase-uppercase step stay as they are."""
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower() if re.search(r"[a-z]", name) else name
 
 
+@functools.cache
 def camel_case(name: str) -> str:
     """``total_bytes`` -> ``totalBytes``."""
     first, *rest = name.split("_")

@@ -118,7 +118,7 @@ def run_step(step: Step, run_dir: Path, progress: bool = True, log_output: bool 
             log_output=log_output,
             kernel_name="python3",
             # every cell has run and every output has arrived: a graceful shutdown would only wait
-            # 1-3 s for the interpreter's teardown (README, "Start-up")
+            # 1-3 s for the interpreter's teardown (docs/performance.md, "Start-up of each notebook")
             shutdown_kernel="immediate",
             extra_arguments=KERNEL_ARGUMENTS,  # to nbclient, which starts the kernel with them
         )
@@ -250,7 +250,7 @@ def train_concurrency(params: RunParams, n_gpus: int, n_models: int) -> int:
     """Train notebooks at once: ``params.train_concurrency``, or auto: one per GPU, and on the CPU every
     model at once, sharing the cores (on 2 cores, three single-threaded trainings train as fast as one
     two-threaded one, overlap their start-ups, and do not collapse when other work loads the machine:
-    README, "Several models at once"). Never more than there are models."""
+    docs/performance.md, "Several models at once"). Never more than there are models."""
     wanted = params.train_concurrency or n_gpus or n_models
     return max(1, min(wanted, n_models))
 
@@ -589,7 +589,8 @@ def run_one_step(step_json: str, run_dir: str) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m utils.pipeline``."""
     parser = argparse.ArgumentParser(prog="python -m utils.pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="demo", help="demo or paper")
     parser.add_argument("--run-dir", default=None, help="default: runs/<profile>")
@@ -603,7 +604,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--one-step", default=None, help=argparse.SUPPRESS)  # a train process, started by the pipeline
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     run_dir = args.run_dir or f"runs/{args.profile}"
     if args.one_step:
         return run_one_step(args.one_step, run_dir)

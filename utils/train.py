@@ -850,14 +850,19 @@ def run_training(
     return read_history(model_dir(run_dir, domain, seed) / "history.csv")
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m utils.train``."""
     parser = argparse.ArgumentParser(prog="python -m utils.train", description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--profile", default="demo")
     parser.add_argument("--domain", required=True)
     parser.add_argument("--seed-index", type=int, default=0, help="which training seed: 0 .. seeds - 1")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     params = stage_params("train", args.profile, args.run_dir, parse_overrides(args.param))
     domain = check_domain(args.domain)
     if "WORLD_SIZE" in os.environ:  # one process of a torchrun launch
