@@ -69,7 +69,7 @@ def test_messy_dataset_counts_and_reasons(kaggle_run: Path) -> None:
         name = key.split("@")[0]
         if name in BAD_FILES:
             assert reason.split(":")[0] == BAD_FILES[name], (key, reason)
-        elif name.startswith("copy_of_"):
+        elif name.startswith("copy_of_") or name == "frame_001.png":  # three files, one image: one of them kept
             assert reason.startswith("duplicate"), (key, reason)
         else:
             pytest.fail(f"{key} rejected: {reason}")
@@ -240,7 +240,7 @@ def test_interrupted_prepare_resumes_to_the_same_result(
     monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 8)
 
     def interrupted(self, entry, rgb=None):
-        calls["n"] += 1
+        calls["n"] += "split" in entry  # the accept pass's decisions, not the hash pass's
         if calls["n"] == 70:  # in the second domain, a few journal commits in
             raise KeyboardInterrupt
         return original(self, entry, rgb)
@@ -290,7 +290,7 @@ def test_a_file_that_kills_its_decoder_is_rejected_and_costs_no_other_file(
     original, calls = data.ShardJournal.record, {"n": 0}
 
     def interrupted(self, entry, rgb=None):
-        calls["n"] += 1
+        calls["n"] += "split" in entry  # the accept pass's decisions, not the hash pass's
         if calls["n"] == 60:  # the movie domain, several commits in
             raise KeyboardInterrupt
         return original(self, entry, rgb)
