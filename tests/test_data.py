@@ -263,6 +263,52 @@ def test_interrupted_prepare_resumes_to_the_same_result(
     assert "already prepared" in capsys.readouterr().out
 
 
+def test_prepare_interrupted_in_the_hash_pass_resumes_to_the_same_result(
+    tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, recorded_executors: list, monkeypatch, capsys
+) -> None:
+    """Cut in the movie domain's hash pass (decoding processes at work), a line cut short: the same data."""
+    monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 4)
+    original = data.ShardJournal.record
+
+    def interrupted(self, entry, rgb=None):
+        if self.log_path.name == ".movie_hashes_journal.jsonl" and len(self.entries) == 30:
+            raise KeyboardInterrupt
+        return original(self, entry, rgb)
+
+    params = _kaggle_params(kaggle_mount, prepare_workers=2)
+    with time_limit(60):
+        monkeypatch.setattr(data.ShardJournal, "record", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            data.prepare_data(params, tmp_path)
+        monkeypatch.setattr(data.ShardJournal, "record", original)
+        with (tmp_path / "data" / ".movie_hashes_journal.jsonl").open("a") as log:
+            log.write('{"hash": "0f')  # a line cut short by the interruption
+        data.prepare_data(params, tmp_path)
+    out = capsys.readouterr().out
+    assert "prepare movie: hash pass resuming after 28 files" in out and "prepare cartoon: resuming" not in out
+    assert not any(p.is_alive() for p in recorded_executors[0].workers_at_shutdown)
+    assert_same_data(tmp_path, kaggle_run, {})
+
+
+def test_no_file_is_decoded_in_full_twice(tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, monkeypatch) -> None:
+    """The hash pass decodes JPEGs at reduced scale and keeps what it decoded in full for the accept pass."""
+    calls: list[tuple[str, int]] = []
+    load_rgb = sources.load_rgb
+
+    def recorded(path, *args, **kwargs):
+        calls.append((str(path), kwargs.get("draft_side", 0)))
+        return load_rgb(path, *args, **kwargs)
+
+    monkeypatch.setattr(sources, "load_rgb", recorded)  # prepare_workers 1: decoding runs in this process
+    data.prepare_data(_kaggle_params(kaggle_mount), tmp_path)
+    full = [path for path, draft in calls if not draft]
+    reduced = {path for path, draft in calls if draft}
+    assert len(full) == len(set(full)), [path for path in set(full) if full.count(path) > 1]
+    assert {Path(p).suffix for p in reduced} == {".jpg"} and set(full) & reduced  # JPEGs hashed, then accepted
+    assert any(path.endswith(".png") for path in full)  # decoded in full by the hash pass only
+    assert_same_data(tmp_path, kaggle_run, {})
+
+
 def assert_same_data(run_dir: Path, reference: Path, reasons: dict[str, str]) -> None:
     """The same manifest and shards as ``reference``, and the same rejections but for ``reasons``: the reason
     here of each file whose path ends with the key."""

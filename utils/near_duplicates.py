@@ -35,7 +35,6 @@ HASH_SCHEME = "content-crop pHash+dHash+vertical dHash, 3x64 bits, v1"  # part o
 HASH_SIDE = 128  # px: images are shrunk to fit this square before the crop and the hashes
 BACKGROUND_TOLERANCE = 40  # max channel difference from the border's colour that still counts as background
 BACKGROUND_BORDER_SHARE = 0.8  # the border pixels that must be background for the image to have one
-_WORDS = NEAR_DUPLICATE_HASH_BITS // 64
 _HASHES = (imagehash.phash, imagehash.dhash, imagehash.dhash_vertical)
 assert len(_HASHES) * 64 == NEAR_DUPLICATE_HASH_BITS
 
@@ -77,9 +76,9 @@ def perceptual_hash(image: Image.Image | np.ndarray) -> str:
 
 
 def hash_array(hashes: Sequence[str]) -> np.ndarray:
-    """Hex hashes (none empty) -> an n x 3 uint64 array."""
+    """Hex hashes (none empty, all of one length) -> an n x words uint64 array (3 words: the kit's hash)."""
     raw = b"".join(bytes.fromhex(h) for h in hashes)
-    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(len(hashes), _WORDS)
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(len(hashes), -1)
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
