@@ -109,8 +109,10 @@ def test_demo_movie_splits_by_photograph(prepared_run: Path) -> None:
     assert_no_group_or_pixels_in_both_splits(manifest)
     movie = manifest[manifest.domain == "movie"]
     test_photos = set(sources.DEMO_MOVIE_TEST_PHOTOS)
-    assert set(movie[movie.split == "test"].group) == test_photos
-    assert set(movie[movie.split == "train"].group) == set(sources.DEMO_PHOTOS) - test_photos
+    assert set(movie[movie.split == "test"].folder_group) == test_photos
+    assert set(movie[movie.split == "train"].folder_group) == set(sources.DEMO_PHOTOS) - test_photos
+    joined = movie[movie.group != movie.folder_group]
+    assert all(group.startswith(min(photo, group)) for photo, group in zip(joined.folder_group, joined.group))
 
 
 def _strict_demo_params() -> config.RunParams:
