@@ -189,11 +189,14 @@ def near_duplicate_groups(folder_groups: Sequence[str], hashes: Sequence[str], t
         return list(folder_groups)
     names, folder_index = np.unique(np.asarray(folder_groups, dtype=object), return_inverse=True)
     hashed = np.array([i for i, h in enumerate(hashes) if h], dtype=np.int64)
-    pairs = hashed[near_pairs(hash_array([hashes[i] for i in hashed]), threshold)] if len(hashed) else np.empty((0, 2))
-    # nodes: images 0..n-1, then folder groups n..n+g-1
-    rows = np.concatenate([np.arange(n), pairs[:, 0]]).astype(np.int64)
-    cols = np.concatenate([n + folder_index, pairs[:, 1]]).astype(np.int64)
-    size = n + len(names)
+    # identical hashes (copies) are searched once: nodes for the distinct hashes, each image joined to its own
+    distinct, hash_index = np.unique([hashes[i] for i in hashed], return_inverse=True)
+    pairs = near_pairs(hash_array(distinct.tolist()), threshold) if len(distinct) else np.empty((0, 2), np.int64)
+    # nodes: images 0..n-1, folder groups n..n+g-1, distinct hashes n+g..
+    first_hash = n + len(names)
+    rows = np.concatenate([np.arange(n), hashed, first_hash + pairs[:, 0]]).astype(np.int64)
+    cols = np.concatenate([n + folder_index, first_hash + hash_index, first_hash + pairs[:, 1]]).astype(np.int64)
+    size = first_hash + len(distinct)
     graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(size, size))
     _, component = connected_components(graph, directed=False)
     members: dict[int, list[str]] = {}
