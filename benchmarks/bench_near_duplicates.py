@@ -299,8 +299,12 @@ def grouping_speed(results: Results, count: int, seed: int, workers: int) -> Non
     from utils.near_duplicates import near_duplicate_groups
 
     started = time.perf_counter()
-    with ProcessPoolExecutor(workers) as pool:
-        hashes = list(pool.map(generated_hash, [(i, seed) for i in range(count)], chunksize=64))
+    tasks = [(i, seed) for i in range(count)]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            hashes = list(pool.map(generated_hash, tasks, chunksize=64))
+    else:
+        hashes = list(map(generated_hash, tasks))
     hashes = [h for h in hashes if h]
     print(f"{len(hashes)} hashes of generated images in {time.perf_counter() - started:.0f} s", flush=True)
     folders = [f"{i}.png" for i in range(len(hashes))]

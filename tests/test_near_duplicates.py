@@ -12,6 +12,8 @@ import pytest
 from PIL import Image
 from scipy.cluster.hierarchy import DisjointSet
 
+from benchmarks import bench_near_duplicates
+from benchmarks.results import read_results
 from tests.conftest import TINY
 from tests.messy_data import colourful, write_shot_frames
 from utils import config, data, near_duplicates, sources
@@ -221,3 +223,12 @@ def test_the_demo_rejects_a_train_image_near_a_test_image() -> None:
     assert check(sources.Candidate("c", "g", None, hash="f" * 10 + "0" * 38)) is None
     assert check(sources.Candidate("d", "g", None)) is None  # no hash: nothing to compare
     assert data.near_test_check(Journal(), 0) is None
+
+
+def test_bench_near_duplicates_times_the_grouping_against_both_baselines(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    bench_near_duplicates.main(["--distinct", "0", "--group-hashes", "60", "--workers", "1", "--json", str(out)])
+    figures = {f.name: f for f in read_results(out).figures}
+    kit = next(f for name, f in figures.items() if name.startswith("kit: group"))
+    assert kit.met is True and kit.value > 0
+    assert figures["kit vs Python n^2 loop"].value > 0 and figures["kit vs numpy n^2 comparison"].value > 0
