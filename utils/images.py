@@ -90,7 +90,7 @@ def load_rgb(
         accept_gray: keep grayscale images (as three equal channels) instead of rejecting them:
             training needs colour, colorizing does not.
         draft_side: a JPEG is decoded at the smallest of its reduced scales (1/2, 1/4, 1/8: PIL's ``draft``)
-            that keeps both sides at least this long, several times faster than in full; 0: in full.
+            that keeps its longer side at least this long, several times faster than in full; 0: in full.
 
     Returns:
         ``(rgb, None)`` with an H x W x 3 uint8 array, or ``(None, reason)``.
@@ -106,7 +106,7 @@ def load_rgb(
                 if width * height > max_pixels:
                     return None, f"too-many-pixels: {width}x{height} > {max_pixels} (decompression bomb guard)"
                 if draft_side and image.format == "JPEG":
-                    image.draft("RGB", (draft_side, draft_side))
+                    image.draft("RGB", (draft_side, 1) if width >= height else (1, draft_side))
                 image.load()
                 single_channel = image.mode in _SINGLE_CHANNEL_MODES
                 try:
