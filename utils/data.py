@@ -223,9 +223,10 @@ def file_streams(
 
     def stream_from(split_files: list[SourceFile], start: int, needed: Callable[[], int]) -> Iterator[Candidate]:
         rest = split_files[start:]
-        decided = [hashed_candidate(f, entry_of[f.path], hashed) for f in rest]
-        with closing(pool.decode([f for f, d in zip(rest, decided) if d is None], settings, needed)) as decoded:
-            for candidate in decided:
+        undecided = [f for f in rest if not {"reason", "slot"} & entry_of[f.path].keys()]
+        with closing(pool.decode(undecided, settings, needed)) as decoded:
+            for file in rest:  # kept pixels are read one at a time: a split's worth would not fit in memory
+                candidate = hashed_candidate(file, entry_of[file.path], hashed)
                 yield candidate if candidate is not None else next(decoded)
 
     return {
