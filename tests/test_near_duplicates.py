@@ -74,6 +74,7 @@ def test_groups_are_the_union_find_of_near_pairs_and_folder_groups() -> None:
 
 def test_zero_bits_gives_the_folder_groups() -> None:
     hashes = ["".join(f"{w:016x}" for w in row) for row in planted_hashes(30, BITS, seed=1).tolist()]
+    hashes[1] = hashes[2] = hashes[0]  # exact copies in three shows
     folders = [f"show{i % 4}" for i in range(30)]
     assert near_duplicates.near_duplicate_groups(folders, hashes, 0) == folders
     assert near_duplicates.near_duplicate_groups(folders, hashes, BITS) != folders  # the planted copies join shows
@@ -217,9 +218,8 @@ def test_the_demo_rejects_a_train_image_near_a_test_image() -> None:
 
     check = data.near_test_check(Journal(), BITS)
     near = "f" * 9 + "0" * 39  # 36 bits from the test image's
-    assert check(sources.Candidate("b", "g", None, hash=near)).startswith(
-        "near-duplicate: 36 bits from test image photo[0:9]"
-    )
+    reason = check(sources.Candidate("b", "g", None, hash=near)) or ""
+    assert reason.startswith("near-duplicate: 36 bits from test image photo[0:9]")
     assert check(sources.Candidate("c", "g", None, hash="f" * 10 + "0" * 38)) is None
     assert check(sources.Candidate("d", "g", None)) is None  # no hash: nothing to compare
     assert data.near_test_check(Journal(), 0) is None
