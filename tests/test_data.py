@@ -69,7 +69,7 @@ def test_messy_dataset_counts_and_reasons(kaggle_run: Path) -> None:
         name = key.split("@")[0]
         if name in BAD_FILES:
             assert reason.split(":")[0] == BAD_FILES[name], (key, reason)
-        elif name.startswith("copy_of_"):
+        elif name.startswith("copy_of_") or name == "frame_001.png":  # three files, one image: one of them kept
             assert reason.startswith("duplicate"), (key, reason)
         else:
             pytest.fail(f"{key} rejected: {reason}")
@@ -109,8 +109,10 @@ def test_demo_movie_splits_by_photograph(prepared_run: Path) -> None:
     assert_no_group_or_pixels_in_both_splits(manifest)
     movie = manifest[manifest.domain == "movie"]
     test_photos = set(sources.DEMO_MOVIE_TEST_PHOTOS)
-    assert set(movie[movie.split == "test"].group) == test_photos
-    assert set(movie[movie.split == "train"].group) == set(sources.DEMO_PHOTOS) - test_photos
+    assert set(movie[movie.split == "test"].folder_group) == test_photos
+    assert set(movie[movie.split == "train"].folder_group) == set(sources.DEMO_PHOTOS) - test_photos
+    joined = movie[movie.group != movie.folder_group]
+    assert all(group.startswith(min(photo, group)) for photo, group in zip(joined.folder_group, joined.group))
 
 
 def _strict_demo_params() -> config.RunParams:
@@ -240,7 +242,7 @@ def test_interrupted_prepare_resumes_to_the_same_result(
     monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 8)
 
     def interrupted(self, entry, rgb=None):
-        calls["n"] += 1
+        calls["n"] += "split" in entry  # the accept pass's decisions, not the hash pass's
         if calls["n"] == 70:  # in the second domain, a few journal commits in
             raise KeyboardInterrupt
         return original(self, entry, rgb)
@@ -261,6 +263,52 @@ def test_interrupted_prepare_resumes_to_the_same_result(
                                   data.load_shard(tmp_path / "reference", "movie", "train"))  # fmt: skip
     data.prepare_data(params, tmp_path / "run")
     assert "already prepared" in capsys.readouterr().out
+
+
+def test_prepare_interrupted_in_the_hash_pass_resumes_to_the_same_result(
+    tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, recorded_executors: list, monkeypatch, capsys
+) -> None:
+    """Cut in the movie domain's hash pass (decoding processes at work), a line cut short: the same data."""
+    monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 4)
+    original = data.ShardJournal.record
+
+    def interrupted(self, entry, rgb=None):
+        if self.log_path.name == ".movie_hashes_journal.jsonl" and len(self.entries) == 30:
+            raise KeyboardInterrupt
+        return original(self, entry, rgb)
+
+    params = _kaggle_params(kaggle_mount, prepare_workers=2)
+    with time_limit(60):
+        monkeypatch.setattr(data.ShardJournal, "record", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            data.prepare_data(params, tmp_path)
+        monkeypatch.setattr(data.ShardJournal, "record", original)
+        with (tmp_path / "data" / ".movie_hashes_journal.jsonl").open("a") as log:
+            log.write('{"hash": "0f')  # a line cut short by the interruption
+        data.prepare_data(params, tmp_path)
+    out = capsys.readouterr().out
+    assert "prepare movie: hash pass resuming after 28 files" in out and "prepare cartoon: resuming" not in out
+    assert not any(p.is_alive() for p in recorded_executors[0].workers_at_shutdown)
+    assert_same_data(tmp_path, kaggle_run, {})
+
+
+def test_no_file_is_decoded_in_full_twice(tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, monkeypatch) -> None:
+    """The hash pass decodes JPEGs at reduced scale and keeps what it decoded in full for the accept pass."""
+    calls: list[tuple[str, int]] = []
+    load_rgb = sources.load_rgb
+
+    def recorded(path, *args, **kwargs):
+        calls.append((str(path), kwargs.get("draft_side", 0)))
+        return load_rgb(path, *args, **kwargs)
+
+    monkeypatch.setattr(sources, "load_rgb", recorded)  # prepare_workers 1: decoding runs in this process
+    data.prepare_data(_kaggle_params(kaggle_mount), tmp_path)
+    full = [path for path, draft in calls if not draft]
+    reduced = {path for path, draft in calls if draft}
+    assert len(full) == len(set(full)), [path for path in set(full) if full.count(path) > 1]
+    assert {Path(p).suffix for p in reduced} == {".jpg"} and set(full) & reduced  # JPEGs hashed, then accepted
+    assert any(path.endswith(".png") for path in full)  # decoded in full by the hash pass only
+    assert_same_data(tmp_path, kaggle_run, {})
 
 
 def assert_same_data(run_dir: Path, reference: Path, reasons: dict[str, str]) -> None:
@@ -290,7 +338,7 @@ def test_a_file_that_kills_its_decoder_is_rejected_and_costs_no_other_file(
     original, calls = data.ShardJournal.record, {"n": 0}
 
     def interrupted(self, entry, rgb=None):
-        calls["n"] += 1
+        calls["n"] += "split" in entry  # the accept pass's decisions, not the hash pass's
         if calls["n"] == 60:  # the movie domain, several commits in
             raise KeyboardInterrupt
         return original(self, entry, rgb)

@@ -30,6 +30,8 @@ STAGES: tuple[str, ...] = ("prepare", "train", "evaluate", "figures")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 GAMUTS: tuple[str, ...] = ("chroma", "clip")  # how out-of-sRGB predicted colours are shown: utils/color.py
+NEAR_DUPLICATE_HASH_BITS = 192  # the perceptual hash's length (utils/near_duplicates.py)
+NEAR_DUPLICATE_MAX_BITS = 64  # unrelated images' hashes differ in about 96 of the 192 bits
 
 
 class ParameterError(ValueError):
@@ -52,6 +54,9 @@ class RunParams:
     resize: str = "crop"  # "crop": shorter side then centre square; "stretch": both sides (the tutorial)
     min_colorfulness: float = 10.0  # below: rejected as near-grayscale (0 disables)
     max_pixels: int = 50_000_000  # decompression-bomb guard
+    # images whose perceptual hashes differ in at most this many of 192 bits join one group (with their folder
+    # groups) before the split; 0 = folder groups only. Chosen by benchmarks/bench_near_duplicates.py
+    near_duplicate_bits: int = 36
     prepare_workers: int = 0  # decoding processes; 0 = every CPU core
     decode_timeout_s: float = 60.0  # one file's decode, at most: then its worker is killed and the file rejected
     train_per_domain: int = 8000
@@ -180,6 +185,9 @@ def validate(params: RunParams) -> RunParams:
         fail("min_colorfulness", "must be non-negative (0 disables the filter)")
     if params.max_pixels < 1:
         fail("max_pixels", "must be positive")
+    if not 0 <= params.near_duplicate_bits <= NEAR_DUPLICATE_MAX_BITS:
+        fail("near_duplicate_bits", f"must lie in 0 .. {NEAR_DUPLICATE_MAX_BITS} (bits of the {NEAR_DUPLICATE_HASH_BITS}-bit "
+             "perceptual hash; 0 = folder groups only)")  # fmt: skip
     if params.prepare_workers < 0:
         fail("prepare_workers", "must be non-negative (0 = every CPU core)")
     if not (math.isfinite(params.decode_timeout_s) and params.decode_timeout_s > 0):

@@ -1,11 +1,18 @@
 """Data: uint8 shards with a manifest (written resumably), and the torch Dataset.
 
 A prepared run holds ``data/<domain>_<split>.npy`` (N x S x S x 3 uint8 RGB, opened with mmap),
-``data/manifest.csv`` (one row per shard image, in shard order) and ``data/rejected.csv``.
+``data/manifest.csv`` (one row per shard image, in shard order), ``data/rejected.csv`` and
+``data/prepared.json`` (the fingerprint of the parameters, and the groups per domain and split).
+
+Order of work for a folder or Kaggle source: the hash pass (every file hashed; a JPEG from a reduced decode,
+any other file decoded in full once and kept), near-duplicate groups, the split by groups, then the accept pass
+(files decoded in split order until each split is full). The demo's splits are fixed by its generators: a train
+image within ``near_duplicate_bits`` of a test image is rejected, and groups are joined within each split.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -18,12 +25,14 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from utils.config import DOMAINS, RunParams, write_csv_atomic, write_text_atomic
+from utils.config import DOMAINS, ParameterError, RunParams, write_csv_atomic, write_text_atomic
+from utils.near_duplicates import HASH_SCHEME, hamming, hash_array, near_duplicate_groups
 from utils.sources import (
     SPLITS,
     Candidate,
     DecodePool,
     DecodeSettings,
+    SourceFile,
     assign_splits,
     demo_stream,
     list_source_files,
@@ -32,8 +41,9 @@ from utils.sources import (
 )
 
 JOURNAL_COMMIT_EVERY = 64  # images between flushes of the pool and the journal
-MANIFEST_COLUMNS = ["domain", "split", "index", "source", "sha1", "group", "width", "height"]
+MANIFEST_COLUMNS = ["domain", "split", "index", "source", "sha1", "folder_group", "group", "width", "height"]
 REJECTED_COLUMNS = ["domain", "source", "reason"]
+ROW_KEYS = ("source", "sha1", "folder_group", "group", "width", "height")  # a manifest row's, from a journal entry
 
 
 def shard_path(run_dir: str | Path, domain: str, split: str) -> Path:
@@ -62,8 +72,8 @@ def prepare_fingerprint(params: RunParams) -> dict[str, Any]:
     """Everything that decides a domain's shards: a journal or finished data with another one is stale.
     (Not ``decode_timeout_s``: it decides only what becomes of a file that hangs its decoder.)"""
     keys = ("source", "cartoon_dir", "movie_dir", "cartoon_dataset", "movie_dataset", "image_size", "resize",
-            "train_per_domain", "test_per_domain", "seed", "min_colorfulness", "max_pixels")  # fmt: skip
-    return {k: getattr(params, k) for k in keys}
+            "train_per_domain", "test_per_domain", "seed", "min_colorfulness", "max_pixels", "near_duplicate_bits")  # fmt: skip
+    return {**{k: getattr(params, k) for k in keys}, "hash_scheme": HASH_SCHEME}
 
 
 def _json_or_none(line: str) -> Any:
@@ -74,15 +84,16 @@ def _json_or_none(line: str) -> Any:
 
 
 class ShardJournal:
-    """An interrupted prepare resumes from here: a pool memory map plus a JSON-lines journal.
+    """An interrupted prepare resumes from here: a pool memory map plus a JSON-lines journal, named after
+    ``name`` (a domain's accept pass; ``<domain>_hashes``: its hash pass).
 
     Pool rows are flushed to disk before the journal lines that point at them, so the journal
     never names a row that is not on disk.
     """
 
-    def __init__(self, data_dir: Path, domain: str, fingerprint: dict[str, Any], capacity: int, size: int) -> None:
-        self.pool_path = data_dir / f".{domain}_pool.npy"
-        self.log_path = data_dir / f".{domain}_journal.jsonl"
+    def __init__(self, data_dir: Path, name: str, fingerprint: dict[str, Any], capacity: int, size: int) -> None:
+        self.pool_path = data_dir / f".{name}_pool.npy"
+        self.log_path = data_dir / f".{name}_journal.jsonl"
         header = {"fingerprint": fingerprint, "capacity": capacity}
         self.entries: list[dict[str, Any]] = []
         self.pending: list[dict[str, Any]] = []
@@ -130,18 +141,125 @@ class ShardJournal:
 SplitStream = Callable[[int, Callable[[], int]], Iterator[Candidate]]
 
 
-def domain_streams(params: RunParams, domain: str, pool: DecodePool) -> dict[str, SplitStream]:
-    """Per split, its stream of candidates; ``pool`` decodes the files of a folder or Kaggle source."""
-    if params.source == "demo":
-        return {split: (lambda start, _, split=split: demo_stream(params, domain, split, start)) for split in SPLITS}
-    root = source_root(params, domain)
-    files = list_source_files(root)
-    splits = assign_splits(files, params.train_per_domain, params.test_per_domain,
-                           params.seed * 1000 + DOMAINS.index(domain))  # fmt: skip
-    settings = DecodeSettings(params.image_size, params.resize, params.min_colorfulness, params.max_pixels)
+def demo_streams(params: RunParams, domain: str) -> dict[str, SplitStream]:
+    """Per split, the demo generator's stream of candidates."""
+    return {split: (lambda start, _, split=split: demo_stream(params, domain, split, start)) for split in SPLITS}
+
+
+def decode_settings(params: RunParams, hash_only: bool = False) -> DecodeSettings:
+    return DecodeSettings(params.image_size, params.resize, params.min_colorfulness, params.max_pixels, hash_only)
+
+
+def hash_pass(
+    params: RunParams, data_dir: Path, domain: str, files: list[SourceFile], pool: DecodePool
+) -> ShardJournal:
+    """Every file hashed, in file order, by ``pool`` (which survives dying and hanging workers): a JPEG from a
+    reduced decode; any other file decoded in full, and its accepted pixels kept in the journal's pool (row: the
+    file's index) for the accept pass, so no file is decoded in full twice. Resumable like the accept pass."""
+    listing = hashlib.sha1("\n".join(f.path for f in files).encode()).hexdigest()
+    journal = ShardJournal(data_dir, f"{domain}_hashes", {**prepare_fingerprint(params), "files": listing},
+                           len(files), params.image_size)  # fmt: skip
+    done = len(journal.entries)
+    if 0 < done < len(files):
+        print(f"prepare {domain}: hash pass resuming after {done} files already hashed")
+    progress = tqdm(total=len(files), initial=done, desc=f"hash {domain}", unit="img")
+    with closing(pool.decode(files[done:], decode_settings(params, hash_only=True))) as stream:
+        for index, candidate in enumerate(stream, start=done):
+            if candidate.reason is not None:
+                journal.record({"reason": candidate.reason})
+            elif candidate.rgb is not None:
+                journal.record({"hash": candidate.hash, "slot": index, "sha1": candidate.sha1, "width": candidate.width,
+                                "height": candidate.height}, candidate.rgb)  # fmt: skip
+            else:
+                journal.record({"hash": candidate.hash})
+            progress.update(1)
+    progress.close()
+    journal.commit()
+    return journal
+
+
+def grouped_splits(
+    params: RunParams, domain: str, files: list[SourceFile], hashes: list[str]
+) -> dict[str, list[SourceFile]]:
+    """The files with their near-duplicate groups (``hashes``: one per file, "" for none), split by group."""
+    folder_groups = [f.group for f in files]
+    groups = near_duplicate_groups(folder_groups, hashes, params.near_duplicate_bits)
+    if len(set(groups)) < 2 <= len(set(folder_groups)):
+        raise ValueError(
+            f"domain {domain!r}: near-duplicate grouping (near_duplicate_bits={params.near_duplicate_bits}) joined "
+            f"the {len(set(folder_groups))} folder groups of its {len(files)} files into one group, which no split "
+            "can share; lower near_duplicate_bits (0: folder groups only)"
+        )
+    grouped = [SourceFile(f.path, group, f.group) for f, group in zip(files, groups)]
+    return assign_splits(grouped, params.train_per_domain, params.test_per_domain,
+                         params.seed * 1000 + DOMAINS.index(domain))  # fmt: skip
+
+
+def hashed_candidate(file: SourceFile, entry: dict[str, Any], hashed: ShardJournal) -> Candidate | None:
+    """The hash pass's decision on ``file``, or None if it only hashed it (a JPEG: the accept pass decodes it)."""
+    if "reason" in entry:
+        return Candidate(file.path, file.group, None, entry["reason"], folder_group=file.folder_group)
+    if "slot" in entry:
+        rgb = np.array(hashed.pool[entry["slot"]])
+        return Candidate(file.path, file.group, rgb, None, entry["sha1"], entry["width"], entry["height"],
+                         file.folder_group, entry["hash"])  # fmt: skip
+    return None
+
+
+def file_streams(
+    params: RunParams, data_dir: Path, domain: str, pool: DecodePool
+) -> tuple[dict[str, SplitStream], ShardJournal | None]:
+    """Per split, its stream of candidates from a folder or Kaggle source; with near-duplicate grouping, also the
+    hash pass's journal (files it decided are not decoded again)."""
+    files = list_source_files(source_root(params, domain))
+    settings = decode_settings(params)
+    if params.near_duplicate_bits == 0:
+        splits = grouped_splits(params, domain, files, [""] * len(files))
+        return {split: (lambda start, needed, fs=fs: pool.decode(fs[start:], settings, needed))
+                for split, fs in splits.items()}, None  # fmt: skip
+    hashed = hash_pass(params, data_dir, domain, files, pool)
+    splits = grouped_splits(params, domain, files, [e.get("hash", "") for e in hashed.entries])
+    entry_of = {f.path: e for f, e in zip(files, hashed.entries)}
+
+    def stream_from(split_files: list[SourceFile], start: int, needed: Callable[[], int]) -> Iterator[Candidate]:
+        rest = split_files[start:]
+        undecided = [f for f in rest if not {"reason", "slot"} & entry_of[f.path].keys()]
+        with closing(pool.decode(undecided, settings, needed)) as decoded:
+            for file in rest:  # kept pixels are read one at a time: a split's worth would not fit in memory
+                candidate = hashed_candidate(file, entry_of[file.path], hashed)
+                yield candidate if candidate is not None else next(decoded)
+
     return {
-        split: (lambda start, needed, fs=fs: pool.decode(fs[start:], settings, needed)) for split, fs in splits.items()
-    }
+        split: (lambda start, needed, fs=fs: stream_from(fs, start, needed)) for split, fs in splits.items()
+    }, hashed
+
+
+def near_test_check(journal: ShardJournal, bits: int) -> Callable[[Candidate], str | None] | None:
+    """For the demo's train split: why a candidate within ``bits`` of an accepted test image is rejected, or None."""
+    test = [e for e in journal.entries if e["split"] == "test" and e.get("hash")]
+    if bits == 0 or not test:
+        return None
+    table = hash_array([e["hash"] for e in test])
+
+    def reason(candidate: Candidate) -> str | None:
+        if not candidate.hash:
+            return None
+        distance = hamming(table, hash_array([candidate.hash]))
+        nearest = int(distance.argmin())
+        if distance[nearest] > bits:
+            return None
+        return (f"near-duplicate: {distance[nearest]} bits from test image {test[nearest]['source']} "
+                f"(near_duplicate_bits {bits})")  # fmt: skip
+
+    return reason
+
+
+def join_within_splits(kept: dict[str, list[dict[str, Any]]], bits: int) -> None:
+    """The demo's groups: near-duplicates joined within each split (its splits are fixed by its generators)."""
+    for entries in kept.values():
+        groups = near_duplicate_groups([e["folder_group"] for e in entries], [e.get("hash", "") for e in entries], bits)
+        for entry, group in zip(entries, groups):
+            entry["group"] = group
 
 
 def fill_split(
@@ -152,9 +270,11 @@ def fill_split(
     first_slot: int,
     seen: dict[str, str],
     desc: str,
+    reject: Callable[[Candidate], str | None] | None = None,
 ) -> None:
     """Decide one split's candidates in order (after those the journal holds) until ``wanted`` are accepted
-    or the source runs out; ``seen`` maps the sha1 of every accepted image to its source."""
+    or the source runs out; ``seen`` maps the sha1 of every accepted image to its source; ``reject``: why an
+    otherwise accepted candidate is rejected, or None."""
     done = [e for e in journal.entries if e["split"] == split]
     accepted = sum("slot" in e for e in done)
     if accepted >= wanted:
@@ -173,9 +293,14 @@ def fill_split(
             if candidate.sha1 in seen:
                 journal.record({**entry, "reason": f"duplicate: same pixels as {seen[candidate.sha1]}"})
                 continue
+            reason = reject(candidate) if reject else None
+            if reason is not None:
+                journal.record({**entry, "reason": reason})
+                continue
             seen[candidate.sha1] = candidate.source
-            journal.record({**entry, "slot": first_slot + accepted, "sha1": candidate.sha1,
-                            "group": candidate.group, "width": candidate.width, "height": candidate.height},
+            journal.record({**entry, "slot": first_slot + accepted, "sha1": candidate.sha1, "group": candidate.group,
+                            "folder_group": candidate.folder_group or candidate.group, "width": candidate.width,
+                            "height": candidate.height, **({"hash": candidate.hash} if candidate.hash else {})},
                            candidate.rgb)  # fmt: skip
             accepted += 1
             progress.update(1)
@@ -198,10 +323,13 @@ def write_domain_shards(
     journal = ShardJournal(data_dir, domain, prepare_fingerprint(params), sum(wanted.values()), params.image_size)
     if journal.entries:
         print(f"prepare {domain}: resuming after {len(journal.entries)} images already decided")
-    streams = domain_streams(params, domain, pool)
+    demo = params.source == "demo"
+    streams, hashed = (demo_streams(params, domain), None) if demo else file_streams(params, data_dir, domain, pool)
     seen = {e["sha1"]: e["source"] for e in journal.entries if "slot" in e}
     for split in SPLITS:
-        fill_split(journal, split, streams[split], wanted[split], offset[split], seen, f"prepare {domain} {split}")
+        reject = near_test_check(journal, params.near_duplicate_bits) if demo and split == "train" else None
+        fill_split(journal, split, streams[split], wanted[split], offset[split], seen, f"prepare {domain} {split}",
+                   reject)  # fmt: skip
     journal.commit()
 
     rows: list[dict] = []
@@ -212,15 +340,19 @@ def write_domain_shards(
             f"domain {domain!r}: only {len(kept['train'])} usable training and {len(kept['test'])} test images; "
             "need at least 2 and 1 (see data/rejected.csv for what was rejected and why)"
         )
+    if demo:
+        join_within_splits(kept, params.near_duplicate_bits)
     for split, entries in kept.items():
         first = offset[split]
         _write_npy_atomic(shard_path(data_dir.parent, domain, split), journal.pool[first : first + len(entries)])
-        rows += [{"domain": domain, "split": split, "index": e["slot"] - first,
-                  **{k: e[k] for k in ("source", "sha1", "group", "width", "height")}} for e in entries]  # fmt: skip
+        rows += [{"domain": domain, "split": split, "index": e["slot"] - first, **{k: e[k] for k in ROW_KEYS}}
+                 for e in entries]  # fmt: skip
     rejected = [
         {"domain": domain, "source": e["source"], "reason": e["reason"]} for e in journal.entries if "reason" in e
     ]
     journal.remove()
+    if hashed is not None:
+        hashed.remove()
     return rows, rejected
 
 
@@ -236,9 +368,11 @@ def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
     data_dir.mkdir(parents=True, exist_ok=True)
     done_path = data_dir / "prepared.json"
     fingerprint = prepare_fingerprint(params)
-    if done_path.is_file() and json.loads(done_path.read_text()) == fingerprint:
-        print(f"{data_dir}: already prepared with these parameters; reusing it")
-        return load_manifest(run_dir)
+    if done_path.is_file():
+        if prepared_fingerprint(done_path) == fingerprint:
+            print(f"{data_dir}: already prepared with these parameters; reusing it")
+            return load_manifest(run_dir)
+        print(f"{data_dir}: prepared with other parameters, or by an older version of the kit; preparing it again")
     done_path.unlink(missing_ok=True)
     manifest_rows: list[dict] = []
     rejected_rows: list[dict] = []
@@ -257,7 +391,11 @@ def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
     manifest = pd.DataFrame(manifest_rows, columns=MANIFEST_COLUMNS)
     write_csv_atomic(data_dir / "rejected.csv", pd.DataFrame(rejected_rows, columns=REJECTED_COLUMNS))
     write_csv_atomic(data_dir / "manifest.csv", manifest)
-    write_text_atomic(done_path, json.dumps(fingerprint, indent=2) + "\n")
+    groups = group_counts(manifest)
+    for domain, splits in groups.items():
+        print(f"prepare {domain}: " + "; ".join(f"{split} {c['images']} images in {c['groups']} groups (largest "
+              f"{c['largest_group']}; {c['merged_images']} joined by near-duplicates)" for split, c in splits.items()))  # fmt: skip
+    write_text_atomic(done_path, json.dumps({"fingerprint": fingerprint, "groups": groups}, indent=2) + "\n")
     for domain in DOMAINS:
         (data_dir / f".{domain}_done.json").unlink()
     return manifest
@@ -270,8 +408,42 @@ def rejection_counts(run_dir: str | Path) -> pd.DataFrame:
     return rejected.assign(reason=kind).groupby(["domain", "reason"]).size().rename("images").reset_index()
 
 
+def prepared_fingerprint(path: Path) -> dict[str, Any] | None:
+    """The fingerprint a finished prepare recorded in ``prepared.json``; None for one written before the file held
+    more than the fingerprint (such data lacks near-duplicate groups)."""
+    record = json.loads(path.read_text())
+    return record.get("fingerprint") if isinstance(record, dict) else None
+
+
+def group_counts(manifest: pd.DataFrame) -> dict[str, dict[str, dict[str, int]]]:
+    """Per domain and split: images, groups, the largest group's images, and the images near-duplicate grouping
+    joined to another folder group (their group is not their folder group)."""
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for (domain, split), part in manifest.groupby(["domain", "split"], sort=False):
+        sizes = part["group"].value_counts()
+        counts.setdefault(str(domain), {})[str(split)] = {
+            "images": len(part),
+            "groups": len(sizes),
+            "largest_group": int(sizes.max()),
+            "merged_images": int((part["group"] != part["folder_group"]).sum()),
+        }
+    return counts
+
+
 def load_manifest(run_dir: str | Path) -> pd.DataFrame:
-    return pd.read_csv(Path(run_dir) / "data" / "manifest.csv")
+    """``data/manifest.csv``: the one reader. A manifest without today's columns (a run directory prepared by an
+    older version of the kit) is refused, naming the run directory and the command that prepares it again."""
+    path = Path(run_dir) / "data" / "manifest.csv"
+    manifest = pd.read_csv(path, dtype={c: str for c in ("source", "sha1", "folder_group", "group")})
+    missing = [column for column in MANIFEST_COLUMNS if column not in manifest.columns]
+    if missing:
+        raise ParameterError(
+            f"run directory '{run_dir}': {path} has no {', '.join(missing)} column (prepared by an older version of "
+            f"the kit, without near-duplicate groups). Prepare it again: python -m utils.pipeline --profile "
+            f"<its profile> --run-dir {run_dir} (or notebooks/01_prepare_data.ipynb with run_dir='{run_dir}'); "
+            "its models and evaluation are then made anew from the new data"
+        )
+    return manifest
 
 
 # --- the torch Dataset -------------------------------------------------------------------------

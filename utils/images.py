@@ -65,11 +65,21 @@ def colorfulness(rgb: np.ndarray) -> float:
     return float(metrics.colorfulness(batch)[0])
 
 
+def is_jpeg(path: str | Path) -> bool:
+    """Whether the file is a JPEG, by its content (its header is read, nothing decoded)."""
+    try:
+        with Image.open(path) as image:
+            return image.format == "JPEG"
+    except Exception:  # noqa: BLE001 - not an image, unreadable: load_rgb says why
+        return False
+
+
 def load_rgb(
     path: str | Path,
     min_side: int = 1,
     max_pixels: int = 50_000_000,
     accept_gray: bool = False,
+    draft_side: int = 0,
 ) -> tuple[np.ndarray | None, str | None]:
     """Decode one image file (first frame; EXIF orientation applied).
 
@@ -79,6 +89,8 @@ def load_rgb(
         max_pixels: a pixel-count guard against decompression bombs, checked before decoding.
         accept_gray: keep grayscale images (as three equal channels) instead of rejecting them:
             training needs colour, colorizing does not.
+        draft_side: a JPEG is decoded at the smallest of its reduced scales (1/2, 1/4, 1/8: PIL's ``draft``)
+            that keeps its longer side at least this long, several times faster than in full; 0: in full.
 
     Returns:
         ``(rgb, None)`` with an H x W x 3 uint8 array, or ``(None, reason)``.
@@ -93,6 +105,8 @@ def load_rgb(
                 width, height = image.size
                 if width * height > max_pixels:
                     return None, f"too-many-pixels: {width}x{height} > {max_pixels} (decompression bomb guard)"
+                if draft_side and image.format == "JPEG":
+                    image.draft("RGB", (draft_side, 1) if width >= height else (1, draft_side))
                 image.load()
                 single_channel = image.mode in _SINGLE_CHANNEL_MODES
                 try:

@@ -1,9 +1,10 @@
 """Where images come from: the demo generators, folders and Kaggle datasets, and the split.
 
 Every source yields, per split, a stream of :class:`Candidate` images (decoded and resized, or
-rejected with a reason). File sources assign whole groups (the parent folder: a film, a show)
-to one split, so frames of one film never straddle train and test; the demo's movie crops are
-grouped and split by photograph in the same way (``DEMO_MOVIE_TEST_PHOTOS``).
+rejected with a reason). File sources assign whole groups (the parent folder: a film, a show, joined
+with the folders of its near-duplicates: utils/near_duplicates.py) to one split, so frames of one film
+never straddle train and test; the demo's movie crops are grouped and split by photograph in the same
+way (``DEMO_MOVIE_TEST_PHOTOS``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError  # the built-in TimeoutError from Python 3.11 on
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,14 +34,20 @@ import torch
 from PIL import Image, ImageDraw
 
 from utils.config import DOMAINS, RunParams, exit_code_meaning
-from utils.images import colorfulness, find_images, load_rgb, resize_square
+from utils.images import colorfulness, find_images, is_jpeg, load_rgb, resize_square
+from utils.near_duplicates import HASH_SIDE, perceptual_hash
 
 SPLITS: tuple[str, ...] = ("test", "train")  # test first: its images win any duplicate
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One image offered by a source: resized pixels and the sha1 of its decoded pixels, or a reason."""
+    """One image offered by a source: resized pixels and the sha1 of its decoded pixels, or a reason.
+
+    ``group`` is the group it is split and evaluated by; ``folder_group`` the one its source gave it (the folder,
+    the photograph), "" when the two are the same. ``hash``: its perceptual hash (utils/near_duplicates.py), ""
+    when not taken. The hash pass leaves a JPEG undecided (neither pixels nor a reason): see ``decided``.
+    """
 
     source: str
     group: str
@@ -49,12 +56,21 @@ class Candidate:
     sha1: str = ""
     width: int = 0
     height: int = 0
+    folder_group: str = ""
+    hash: str = ""
 
     @classmethod
-    def accepted(cls, source: str, group: str, rgb: np.ndarray, decoded_shape: tuple[int, ...]) -> Candidate:
-        """A generated (demo) image: there is no file to decode, so its hash is of the pixels it holds."""
+    def accepted(
+        cls, source: str, group: str, rgb: np.ndarray, decoded_shape: tuple[int, ...], hash: str = ""
+    ) -> Candidate:
+        """A generated (demo) image: there is no file to decode, so its sha1 is of the pixels it holds."""
         sha1 = hashlib.sha1(np.ascontiguousarray(rgb).tobytes()).hexdigest()
-        return cls(source, group, rgb, None, sha1, decoded_shape[1], decoded_shape[0])
+        return cls(source, group, rgb, None, sha1, decoded_shape[1], decoded_shape[0], hash=hash)
+
+    @property
+    def decided(self) -> bool:
+        """Accepted (pixels) or rejected (a reason); a JPEG the hash pass only hashed is neither."""
+        return self.rgb is not None or self.reason is not None
 
 
 def near_grayscale_reason(rgb: np.ndarray, min_colorfulness: float) -> str | None:
@@ -133,8 +149,11 @@ def skimage_photos() -> dict[str, np.ndarray]:
     return demo_photos(("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle"))
 
 
-def demo_candidate(source: str, group: str, image: np.ndarray, size: int, min_colorfulness: float) -> Candidate:
-    """A generated image resized to ``size``, then filtered as a decoded file is (near-grayscale).
+def demo_candidate(
+    source: str, group: str, image: np.ndarray, size: int, min_colorfulness: float, hashed: bool = False
+) -> Candidate:
+    """A generated image resized to ``size``, then filtered as a decoded file is (near-grayscale); ``hashed``:
+    with the perceptual hash of the generated image, as a file's is of the decoded file.
 
     Measured on the resized image, what the model would learn from: a crop of black sky with a few
     galaxies is near-gray at 64 px even where its full-resolution noise counts as colour.
@@ -143,11 +162,11 @@ def demo_candidate(source: str, group: str, image: np.ndarray, size: int, min_co
     reason = near_grayscale_reason(rgb, min_colorfulness)
     if reason is not None:
         return Candidate(source, group, None, reason)
-    return Candidate.accepted(source, group, rgb, image.shape)
+    return Candidate.accepted(source, group, rgb, image.shape, perceptual_hash(image) if hashed else "")
 
 
 def demo_movie_stills(
-    count: int, size: int, seed: int, photos: Iterable[str], min_colorfulness: float = 0.0
+    count: int, size: int, seed: int, photos: Iterable[str], min_colorfulness: float = 0.0, hashed: bool = False
 ) -> Iterator[Candidate]:
     """Random crops, scales and horizontal flips of ``photos`` ("movie" domain), one photograph after the
     other in turn; same seed, same images. Each candidate's group is its photograph's name."""
@@ -165,7 +184,7 @@ def demo_movie_stills(
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         source = f"{DEMO_PHOTOS[name]}:{name}[{top}:{top + side},{left}:{left + side}]"
-        yield demo_candidate(source, name, np.ascontiguousarray(crop), size, min_colorfulness)
+        yield demo_candidate(source, name, np.ascontiguousarray(crop), size, min_colorfulness, hashed)
 
 
 _SKIES = [(120, 190, 250), (250, 170, 90), (250, 150, 190), (30, 40, 110), (170, 220, 250)]
@@ -257,27 +276,32 @@ def draw_cartoon_frame(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
-def demo_cartoon_frames(count: int, size: int, seed: int, min_colorfulness: float = 0.0) -> Iterator[Candidate]:
+def demo_cartoon_frames(
+    count: int, size: int, seed: int, min_colorfulness: float = 0.0, hashed: bool = False
+) -> Iterator[Candidate]:
     """Seeded procedural cel-style frames ("cartoon" domain): same seed, same images; each its own group."""
     rng = np.random.default_rng(seed)
     for i in range(count):
         frame = draw_cartoon_frame(rng, size)
-        yield demo_candidate(f"procedural:seed{seed}:{i}", f"seed{seed}:frame{i}", frame, size, min_colorfulness)
+        group = f"seed{seed}:frame{i}"
+        yield demo_candidate(f"procedural:seed{seed}:{i}", group, frame, size, min_colorfulness, hashed)
 
 
 def demo_stream(params: RunParams, domain: str, split: str, start: int = 0) -> Iterator[Candidate]:
     """The demo source: one seeded generator per domain and split; ``start`` skips that many.
 
     It offers ``DEMO_CANDIDATES_PER_IMAGE`` candidates per image wanted, so near-grayscale ones can be
-    replaced; the prepare stops taking them when the split is full.
+    replaced; the prepare stops taking them when the split is full. Accepted candidates carry their perceptual
+    hash unless ``near_duplicate_bits`` is 0.
     """
     seed = (params.seed * 1000 + DOMAINS.index(domain)) * 2 + SPLITS.index(split)
     count = (params.test_per_domain if split == "test" else params.train_per_domain) * DEMO_CANDIDATES_PER_IMAGE
+    hashed = params.near_duplicate_bits > 0
     if domain == "cartoon":
-        stream = demo_cartoon_frames(count, params.image_size, seed, params.min_colorfulness)
+        stream = demo_cartoon_frames(count, params.image_size, seed, params.min_colorfulness, hashed)
     else:
         photos = demo_movie_photos(split)
-        stream = demo_movie_stills(count, params.image_size, seed, photos, params.min_colorfulness)
+        stream = demo_movie_stills(count, params.image_size, seed, photos, params.min_colorfulness, hashed)
     yield from itertools.islice(stream, start, None)
 
 
@@ -286,12 +310,15 @@ def demo_stream(params: RunParams, domain: str, split: str, start: int = 0) -> I
 
 @dataclass(frozen=True)
 class SourceFile:
+    """An image file and its group; ``folder_group``: the group its folder gave it, "" when that is ``group``."""
+
     path: str
     group: str
+    folder_group: str = ""
 
 
 def list_source_files(root: str | Path) -> list[SourceFile]:
-    """Every image file under ``root`` with its group: the parent folder relative to ``root``.
+    """Every image file under ``root`` with its folder group: the parent folder relative to ``root``.
 
     In a flat folder (one group only) each file is its own group.
     """
@@ -329,20 +356,40 @@ class DecodeSettings:
     resize: str
     min_colorfulness: float
     max_pixels: int
+    hash_only: bool = False  # the hash pass: see hash_source_file
+
+
+def decode_in_full(file: SourceFile, settings: DecodeSettings) -> tuple[Candidate, np.ndarray | None]:
+    """One file -> (a resized Candidate or a rejection, the full decoded pixels where there are any)."""
+    rgb, reason = load_rgb(file.path, min_side=max(1, settings.size // 2), max_pixels=settings.max_pixels)
+    if rgb is None:
+        return Candidate(file.path, file.group, None, reason, folder_group=file.folder_group), None
+    reason = near_grayscale_reason(rgb, settings.min_colorfulness)
+    if reason is not None:
+        return Candidate(file.path, file.group, None, reason, folder_group=file.folder_group), rgb
+    sha1 = hashlib.sha1(rgb.tobytes()).hexdigest()
+    resized = resize_square(rgb, settings.size, settings.resize)
+    return Candidate(file.path, file.group, resized, None, sha1, rgb.shape[1], rgb.shape[0], file.folder_group), rgb
+
+
+def hash_source_file(file: SourceFile, settings: DecodeSettings) -> Candidate:
+    """The hash pass's work on one file: a JPEG is decoded at reduced scale (PIL's draft, at least ``HASH_SIDE``
+    px a side) and only hashed, left undecided for the accept pass; any other file (or a JPEG that fails so) is
+    decoded in full once, here: its Candidate is final, with the hash of its full pixels when accepted."""
+    if is_jpeg(file.path):
+        small, _ = load_rgb(file.path, max_pixels=settings.max_pixels, accept_gray=True, draft_side=HASH_SIDE)
+        if small is not None:
+            return Candidate(file.path, file.group, None, folder_group=file.folder_group, hash=perceptual_hash(small))
+    candidate, rgb = decode_in_full(file, settings)
+    return replace(candidate, hash=perceptual_hash(rgb)) if candidate.rgb is not None else candidate
 
 
 def decode_source_file(task: tuple[SourceFile, DecodeSettings]) -> Candidate:
-    """One file -> a resized Candidate or a rejection."""
+    """One file -> a resized Candidate or a rejection (``hash_only``: the hash pass's Candidate)."""
     file, settings = task
-    rgb, reason = load_rgb(file.path, min_side=max(1, settings.size // 2), max_pixels=settings.max_pixels)
-    if rgb is None:
-        return Candidate(file.path, file.group, None, reason)
-    reason = near_grayscale_reason(rgb, settings.min_colorfulness)
-    if reason is not None:
-        return Candidate(file.path, file.group, None, reason)
-    sha1 = hashlib.sha1(rgb.tobytes()).hexdigest()
-    resized = resize_square(rgb, settings.size, settings.resize)
-    return Candidate(file.path, file.group, resized, None, sha1, rgb.shape[1], rgb.shape[0])
+    if settings.hash_only:
+        return hash_source_file(file, settings)
+    return decode_in_full(file, settings)[0]
 
 
 # Test-only: makes a decoding worker (never the prepare's own process) misbehave on purpose. "kill:<file>": it

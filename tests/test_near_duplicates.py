@@ -1,0 +1,234 @@
+"""Near-duplicate groups: the search and the groups against brute-force references, the hash on copies and
+distinct images, and the prepare that splits by them (flat folders of frames of a shot, old run directories)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from scipy.cluster.hierarchy import DisjointSet
+
+from benchmarks import bench_near_duplicates
+from benchmarks.results import read_results
+from tests.conftest import TINY
+from tests.messy_data import colourful, write_shot_frames
+from utils import config, data, near_duplicates, sources
+
+BITS = config.RunParams.near_duplicate_bits
+
+
+def planted_hashes(n: int, threshold: int, seed: int) -> np.ndarray:
+    """Random 192-bit hashes, a third of them copies of another with up to threshold + 4 bits flipped."""
+    rng = np.random.default_rng(seed)
+    hashes = rng.integers(0, 2**63, size=(n, 3), dtype=np.int64).astype(np.uint64) ^ np.uint64(1 << 63)
+    for _ in range(n // 3):
+        source, target = rng.integers(n, size=2)
+        copy = hashes[source].copy()
+        for bit in rng.choice(192, size=rng.integers(0, threshold + 5), replace=False):
+            copy[bit // 64] ^= np.uint64(1) << np.uint64(bit % 64)
+        hashes[target] = copy
+    return hashes
+
+
+def brute_force_pairs(hashes: np.ndarray, threshold: int) -> set[tuple[int, int]]:
+    """Every pair compared bit by bit, as Python integers: the reference for the multi-index search."""
+    ints = [int("".join(f"{word:064b}" for word in row), 2) for row in hashes.tolist()]
+    return {
+        (i, j)
+        for i in range(len(ints))
+        for j in range(i + 1, len(ints))
+        if (ints[i] ^ ints[j]).bit_count() <= threshold
+    }
+
+
+@pytest.mark.parametrize(("n", "threshold"), [(2, 36), (150, 4), (300, 36), (300, 64)])
+def test_the_search_finds_exactly_the_pairs_of_a_brute_force_comparison(n: int, threshold: int) -> None:
+    hashes = planted_hashes(n, threshold, seed=threshold)
+    expected = brute_force_pairs(hashes, threshold)
+    assert len(expected) >= n // 10 or n == 2  # the planted copies: near pairs to find
+    assert set(map(tuple, near_duplicates.near_pairs(hashes, threshold).tolist())) == expected
+
+
+def test_groups_are_the_union_find_of_near_pairs_and_folder_groups() -> None:
+    hashes = planted_hashes(240, BITS, seed=7)
+    hex_hashes = ["".join(f"{word:016x}" for word in row) for row in hashes.tolist()]
+    hex_hashes[5] = hex_hashes[17] = ""  # no hash (a flat image): only their folder group joins them
+    folders = [f"film{i % 60}" for i in range(240)]
+    reference = DisjointSet(range(240))
+    for i, j in brute_force_pairs(hashes, BITS):
+        if hex_hashes[i] and hex_hashes[j]:
+            reference.merge(i, j)
+    for i in range(240):
+        reference.merge(i, folders.index(folders[i]))
+    groups = near_duplicates.near_duplicate_groups(folders, hex_hashes, BITS)
+    same = {(i, j) for i in range(240) for j in range(i + 1, 240) if groups[i] == groups[j]}
+    assert same == {(i, j) for i in range(240) for j in range(i + 1, 240) if reference.connected(i, j)}
+    assert 1 < len(set(groups)) < 60  # merges happened, and not everything merged
+    merged = [g for g, f in zip(groups, folders) if g != f]
+    assert all("+" in g for g in merged) and merged
+
+
+def test_zero_bits_gives_the_folder_groups() -> None:
+    hashes = ["".join(f"{w:016x}" for w in row) for row in planted_hashes(30, BITS, seed=1).tolist()]
+    hashes[1] = hashes[2] = hashes[0]  # exact copies in three shows
+    folders = [f"show{i % 4}" for i in range(30)]
+    assert near_duplicates.near_duplicate_groups(folders, hashes, 0) == folders
+    assert near_duplicates.near_duplicate_groups(folders, hashes, BITS) != folders  # the planted copies join shows
+
+
+def file_hash(path: Path) -> str:
+    settings = sources.DecodeSettings(32, "crop", 0.0, 50_000_000, hash_only=True)
+    return sources.decode_source_file((sources.SourceFile(str(path), path.name), settings)).hash
+
+
+def test_one_photograph_at_three_resolutions_makes_one_group(tmp_path: Path) -> None:
+    photo = sources.load_demo_photo("coffee")  # 600 x 400
+    paths = []
+    for scale, fmt in ((1.0, "JPEG"), (0.5, "PNG"), (0.25, "JPEG")):
+        path = tmp_path / f"coffee_{scale}.{fmt.lower()}"
+        Image.fromarray(photo).resize((int(600 * scale), int(400 * scale)), Image.Resampling.LANCZOS).save(
+            path, quality=75
+        )
+        paths.append(path)
+    hashes = [file_hash(p) for p in paths]
+    assert all(len(h) == 48 for h in hashes)
+    groups = near_duplicates.near_duplicate_groups([p.name for p in paths], hashes, BITS)
+    assert len(set(groups)) == 1
+
+
+def test_distinct_images_are_not_merged(tmp_path: Path) -> None:
+    images = {**sources.demo_photos(), **{f"frame{i}": colourful(i, size=128) for i in range(12)}}
+    white = np.full((120, 160, 3), 255, np.uint8)
+    for i, colour in enumerate([(230, 40, 40), (40, 90, 220), (60, 180, 60)]):  # clip art on white backgrounds
+        art = white.copy()
+        art[20 + 10 * i : 90, 30 + 15 * i : 80 + 20 * i] = colour
+        art[50 : 100 - 5 * i, 70:140] = (250, 220, 40)
+        images[f"clipart{i}"] = art
+    hashes = []
+    for name, rgb in images.items():
+        Image.fromarray(rgb).save(tmp_path / f"{name}.png")
+        hashes.append(file_hash(tmp_path / f"{name}.png"))
+    assert all(hashes)
+    assert near_duplicates.near_duplicate_groups(list(images), hashes, BITS) == list(images)
+
+
+def test_a_blank_frame_has_no_hash_and_joins_nothing() -> None:
+    assert near_duplicates.perceptual_hash(np.zeros((90, 160, 3), np.uint8)) == ""
+    assert near_duplicates.perceptual_hash(np.full((90, 160, 3), 255, np.uint8)) == ""
+
+
+@pytest.mark.parametrize("value", ["-1", str(config.NEAR_DUPLICATE_MAX_BITS + 1), "2.5"])
+def test_near_duplicate_bits_out_of_range_is_refused(value: str) -> None:
+    with pytest.raises(config.ParameterError, match="parameter 'near_duplicate_bits'"):
+        config.resolve_params("demo", {"near_duplicate_bits": value})
+
+
+# --- the prepare -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shot_folder(tmp_path_factory) -> tuple[Path, dict[str, list[str]]]:
+    """A flat folder: frames of a shot of five photographs (each file its own folder group) and 14 cartoon frames."""
+    folder = tmp_path_factory.mktemp("shots")
+    photos = {name: np.asarray(Image.fromarray(p).reduce(2)) for name, p in sources.skimage_photos().items()}
+    names = write_shot_frames(folder, photos)
+    for i in range(14):
+        Image.fromarray(colourful(500 + i, size=96)).save(folder / f"frame_{i:02d}.png")
+    return folder, names
+
+
+def shot_params(folder: Path, **extra) -> config.RunParams:
+    overrides = {**TINY, "source": "folder", "cartoon_dir": str(folder), "movie_dir": str(folder),
+                 "train_per_domain": 22, "test_per_domain": 8, "prepare_workers": 1, **extra}  # fmt: skip
+    return config.resolve_params("demo", overrides)
+
+
+def test_every_copy_of_one_photograph_ends_in_one_split_and_group(tmp_path: Path, shot_folder) -> None:
+    folder, names = shot_folder
+    manifest = data.prepare_data(shot_params(folder), tmp_path)
+    for domain in config.DOMAINS:
+        rows = manifest[manifest.domain == domain].assign(file=lambda m: m.source.map(lambda s: Path(s).name))
+        for photo, files in names.items():
+            copies = rows[rows.file.isin(files)]
+            assert len(copies) >= 3, (domain, photo)
+            assert copies.split.nunique() == 1 and copies.group.nunique() == 1, (domain, photo, copies)
+            assert (copies.folder_group == copies.file).all()  # a flat folder: each file its own folder group
+    prepared = json.loads((tmp_path / "data" / "prepared.json").read_text())
+    assert prepared["fingerprint"] == data.prepare_fingerprint(shot_params(folder))
+    for domain in config.DOMAINS:
+        counts = prepared["groups"][domain]
+        rows = manifest[manifest.domain == domain]
+        for split in sources.SPLITS:
+            part = rows[rows.split == split]
+            assert counts[split] == {"images": len(part), "groups": part.group.nunique(),
+                                     "largest_group": int(part.group.value_counts().max()),
+                                     "merged_images": int((part.group != part.folder_group).sum())}  # fmt: skip
+        assert sum(c["merged_images"] for c in counts.values()) >= 15  # the photographs' copies
+
+
+def test_zero_bits_splits_by_folder_groups_only(tmp_path: Path, shot_folder) -> None:
+    folder, names = shot_folder
+    manifest = data.prepare_data(shot_params(folder, near_duplicate_bits=0), tmp_path)
+    assert (manifest.group == manifest.folder_group).all()
+    assert manifest.group.tolist() == manifest.source.map(lambda s: Path(s).name).tolist()
+    files = manifest.source.map(lambda s: Path(s).name)
+    straddling = [photo for photo, mine in names.items() if manifest[files.isin(mine)].split.nunique() > 1]
+    assert straddling  # what near-duplicate groups prevent: copies of one photograph in both splits
+
+
+def test_an_old_run_directory_is_prepared_again_not_reused(tmp_path: Path, prepared_run: Path, capsys) -> None:
+    import shutil
+
+    shutil.copytree(prepared_run, tmp_path / "run")
+    old = tmp_path / "run" / "data"
+    fingerprint = {k: v for k, v in data.prepare_fingerprint(config.resolve_params("demo", TINY)).items()
+                   if k not in ("near_duplicate_bits", "hash_scheme")}  # fmt: skip
+    (old / "prepared.json").write_text(json.dumps(fingerprint, indent=2) + "\n")  # the layout before groups
+    pd.read_csv(old / "manifest.csv").drop(columns="folder_group").to_csv(old / "manifest.csv", index=False)
+    manifest = data.prepare_data(config.resolve_params("demo", TINY), tmp_path / "run")
+    assert (
+        "prepared with other parameters, or by an older version of the kit; preparing it again"
+        in capsys.readouterr().out
+    )
+    assert list(manifest.columns) == data.MANIFEST_COLUMNS
+    pd.testing.assert_frame_equal(data.load_manifest(tmp_path / "run"), data.load_manifest(prepared_run))
+    assert set(json.loads((old / "prepared.json").read_text())) == {"fingerprint", "groups"}
+
+
+def test_an_old_manifest_is_refused_naming_the_run_directory_and_the_command(
+    tmp_path: Path, prepared_run: Path
+) -> None:
+    (tmp_path / "data").mkdir()
+    old = pd.read_csv(prepared_run / "data" / "manifest.csv").drop(columns="folder_group")
+    old.to_csv(tmp_path / "data" / "manifest.csv", index=False)
+    with pytest.raises(config.ParameterError) as err:
+        data.load_manifest(tmp_path)
+    message = str(err.value)
+    assert f"run directory '{tmp_path}'" in message and "folder_group" in message
+    assert f"python -m utils.pipeline --profile <its profile> --run-dir {tmp_path}" in message
+
+
+def test_the_demo_rejects_a_train_image_near_a_test_image() -> None:
+    class Journal:
+        entries = [{"split": "test", "source": "photo[0:9]", "hash": "0" * 48}, {"split": "test", "source": "x"}]
+
+    check = data.near_test_check(Journal(), BITS)
+    near = "f" * 9 + "0" * 39  # 36 bits from the test image's
+    reason = check(sources.Candidate("b", "g", None, hash=near)) or ""
+    assert reason.startswith("near-duplicate: 36 bits from test image photo[0:9]")
+    assert check(sources.Candidate("c", "g", None, hash="f" * 10 + "0" * 38)) is None
+    assert check(sources.Candidate("d", "g", None)) is None  # no hash: nothing to compare
+    assert data.near_test_check(Journal(), 0) is None
+
+
+def test_bench_near_duplicates_times_the_grouping_against_both_baselines(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    bench_near_duplicates.main(["--distinct", "0", "--group-hashes", "60", "--workers", "1", "--json", str(out)])
+    figures = {f.name: f for f in read_results(out).figures}
+    kit = next(f for name, f in figures.items() if name.startswith("kit: group"))
+    assert kit.met is True and kit.value > 0
+    assert figures["kit vs Python n^2 loop"].value > 0 and figures["kit vs numpy n^2 comparison"].value > 0
