@@ -46,6 +46,7 @@ MEASUREMENTS: dict[str, tuple[str, str]] = {
     "bench_gamut_cpu": ("bench_gamut", "--devices cpu --compile"),
     "bench_gamut_cuda": ("bench_gamut", "--devices cuda --compile"),
     "bench_statistics_cpu": ("bench_statistics", ""),
+    "bench_near_duplicates_cpu": ("bench_near_duplicates", ""),
     "bench_demo_cpu": ("bench_demo", ""),
     "gpu_check_cuda": ("gpu_check", ""),
 }
