@@ -67,13 +67,15 @@ print(json.dumps({"import": imported, "bind": bound, "join": statistics.median(j
 """
 
 
-def median_seconds(action: Callable[[], None], repeats: int) -> float:
-    times = []
+def paired_medians(kit: Callable[[], None], baseline: Callable[[], None], repeats: int) -> tuple[float, float]:
+    """Median seconds of each, the two taking turns: a busy machine's drift falls on both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return stats.median(times)
+        for action, spent in zip((kit, baseline), times):
+            started = time.perf_counter()
+            action()
+            spent.append(time.perf_counter() - started)
+    return stats.median(times[0]), stats.median(times[1])
 
 
 def bare_flock(path: Path) -> None:
@@ -92,10 +94,9 @@ def measure_hold(results: Results, run: Path, repeats: int) -> float:
     def hold() -> None:
         run_directory.hold_run_dir(run, "the pipeline").release()
 
-    kit = median_seconds(hold, repeats)
     scratch = run / "bench_run_dir.lock"
     try:
-        baseline = median_seconds(lambda: bare_flock(scratch), repeats)
+        kit, baseline = paired_medians(hold, lambda: bare_flock(scratch), repeats)
     finally:
         scratch.unlink(missing_ok=True)
     results.add("the pipeline's hold, then release", kit * 1e3, "ms")
@@ -126,8 +127,8 @@ def measure_write(results: Results, run: Path, repeats: int) -> float:
     scratch = run / "bench_run_dir"
     scratch.mkdir(exist_ok=True)
     try:
-        kit = median_seconds(lambda: run_directory.write_text_atomic(scratch / "run.json", text), repeats)
-        baseline = median_seconds(lambda: fixed_name_write(scratch / "run.json", text), repeats)
+        kit, baseline = paired_medians(lambda: run_directory.write_text_atomic(scratch / "run.json", text),
+                                       lambda: fixed_name_write(scratch / "run.json", text), repeats)  # fmt: skip
     finally:
         for path in scratch.iterdir():
             path.unlink()
