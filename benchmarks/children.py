@@ -16,46 +16,16 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from utils.config import exit_code_meaning
+from utils.processes import Stopped, stopping_on  # noqa: F401 - re-exported: the benchmarks use children.Stopped
 
 KIT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STOP_GRACE_S = 8.0  # after the stop signal, before SIGKILL: a benchmark ends its own children in that time
 POLL_S = 1.0  # between looks at a worker's queue and its liveness
-
-
-class Stopped(BaseException):
-    """This process was asked to stop (SIGTERM, SIGINT): raised by the handler :func:`stopping_on` sets."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
-
-
-@contextmanager
-def stopping_on(*signums: int) -> Iterator[None]:
-    """Inside: each of ``signums`` raises :class:`Stopped` (once: a second signal while stopping is ignored).
-    The previous handlers come back on the way out."""
-
-    def stop(signum: int, frame: object) -> None:
-        for other in signums:
-            signal.signal(other, signal.SIG_IGN)
-        raise Stopped(signum)
-
-    previous = {signum: signal.signal(signum, stop) for signum in signums}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 class ChildFailed(RuntimeError):

@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from utils.config import write_text_atomic  # noqa: E402
+from utils.run_dir import write_text_atomic  # noqa: E402
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 PAGE = KIT_ROOT / "docs" / "performance.md"

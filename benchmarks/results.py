@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from utils.config import write_text_atomic
+from utils.run_dir import write_text_atomic
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 MEASURED = KIT_ROOT / "benchmarks" / "measured"  # committed result files, rendered into the docs

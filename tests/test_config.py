@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from utils import config, pipeline
@@ -101,3 +103,16 @@ def test_each_seed_trains_every_model_in_a_folder_of_its_own(tmp_path) -> None:
         config.training_seed(params, 2)
     with pytest.raises(config.ParameterError, match="'seeds'"):
         config.resolve_params("demo", {"seeds": 0})
+
+
+def test_a_resume_may_change_only_parameters_that_exist_and_do_not_shape_training() -> None:
+    assert config.RESUME_MAY_CHANGE <= {f.name for f in dataclasses.fields(config.RunParams)}
+    shaping = {"lr", "beta1", "beta2", "lambda_l1", "batch_size", "image_size", "seed", "pretrained", "flip",
+               "pretrain_epochs", "precision", "gamut", "val_fraction", "train_per_domain", "source"}  # fmt: skip
+    assert not shaping & config.RESUME_MAY_CHANGE
+    params = config.resolve_params("demo")
+    saved = params.to_dict()
+    now = dataclasses.replace(params, lr=1e-4, num_workers=4, epochs=7, models=("cartoon",))
+    assert config.changed_training_parameters(saved, now) == {"lr": (2e-4, 1e-4)}
+    older = {name: value for name, value in saved.items() if name != "lr"}  # a checkpoint of a kit without 'lr'
+    assert config.changed_training_parameters(older, now) == {}

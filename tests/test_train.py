@@ -144,6 +144,47 @@ def test_a_resume_whose_checkpoint_tensors_sit_on_an_accelerator_equals_the_unin
     assert_same_weights(a, b, "after a resume from tensors on the accelerator")
 
 
+def resumable_copy(trained: Path, prepared_run: Path, run_dir: Path) -> Path:
+    """``trained``'s models (hard links: every write replaces a file, none changes one) over the prepared data."""
+    run_dir.mkdir()
+    (run_dir / "data").symlink_to(prepared_run / "data")
+    shutil.copytree(trained / "models", run_dir / "models", copy_function=os.link)
+    return run_dir
+
+
+def test_a_resume_with_other_training_parameters_is_refused_naming_each(
+    trained_twice: dict[str, Path], prepared_run: Path, tiny_params, tmp_path: Path
+) -> None:
+    run_dir = resumable_copy(trained_twice["straight"], prepared_run, tmp_path / "run")
+    last = model_dir(run_dir, "cartoon", 0) / "checkpoint_last.pt"
+    before = last.read_bytes()
+    params = dataclasses.replace(tiny_params, epochs=3, lr=1e-4, beta1=0.4)
+    with pytest.raises(ValueError) as err:
+        train.train(params, run_dir, "cartoon", show_progress=False)
+    message = str(err.value)
+    assert (
+        str(last) in message and "lr = 0.0002 there, 0.0001 now" in message and "beta1 = 0.5 there, 0.4 now" in message
+    )
+    assert "epochs" not in message and "resume=False" in message and "new run directory" in message
+    assert last.read_bytes() == before and list(pd.read_csv(last.parent / "history.csv").epoch) == [1, 2]
+
+
+def test_a_resume_may_change_what_does_not_shape_training(
+    trained_twice: dict[str, Path], prepared_run: Path, tiny_params, tmp_path: Path
+) -> None:
+    run_dir = resumable_copy(trained_twice["straight"], prepared_run, tmp_path / "run")
+    changed = {"epochs": 3, "num_workers": 1, "checkpoint_minutes": 30.0, "keep_every": 3, "time_limit_hours": 2.0,
+               "eval_batch_size": 4, "n_examples": 1, "n_bootstrap": 500, "models": ("cartoon",), "seeds": 2,
+               "train_concurrency": 1, "channels_last": False, "device": "cpu", "test_per_domain": 4,
+               "prepare_workers": 1, "decode_timeout_s": 5.0, "kaggle_cache": str(tmp_path)}  # fmt: skip
+    assert set(changed) <= config.RESUME_MAY_CHANGE
+    history = train.train(dataclasses.replace(tiny_params, **changed), run_dir, "cartoon", show_progress=False)
+    assert list(history.epoch) == [1, 2, 3]
+    assert (
+        load_checkpoint(model_dir(run_dir, "cartoon", 0) / "checkpoint_epoch_003.pt")["params"]["lr"] == tiny_params.lr
+    )
+
+
 KILL_DRIVER = """
 import json, os, signal, sys
 from utils import config, train

@@ -16,15 +16,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from utils.run_dir import atomic_write
+
 CHECKPOINT_FORMAT = "cross-domain-colorization/2"  # 2: mid-epoch position, validation CIEDE2000
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file, then rename: a crash never leaves a half-written checkpoint,
-    and the previous file is replaced only once the new one is complete."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """Write to a temporary file, then rename: a crash never leaves a half-written checkpoint, and the previous
+    file is replaced only once the new one is complete. A failed write (a full disk) raises AtomicWriteError
+    naming ``path``, and leaves no temporary file."""
+    with atomic_write(path) as temporary:
+        torch.save(obj, temporary)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -47,13 +49,12 @@ def keep_epoch_copy(last_path: Path, epoch: int) -> Path:
     """Retention: ``checkpoint_epoch_NNN.pt`` beside ``checkpoint_last.pt``, a hard link when the
     file system allows (no second copy of ~350 MB), written under a temporary name first."""
     kept = last_path.with_name(f"checkpoint_epoch_{epoch:03d}.pt")
-    tmp = kept.with_name(kept.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(last_path, tmp)
-    except OSError:
-        shutil.copyfile(last_path, tmp)
-    os.replace(tmp, kept)
+    with atomic_write(kept) as temporary:
+        temporary.unlink()  # its unique name, for the link
+        try:
+            os.link(last_path, temporary)
+        except OSError:
+            shutil.copyfile(last_path, temporary)
     return kept
 
 

@@ -174,10 +174,11 @@ def colorize_path(
 
 def save_image(rgb: np.ndarray, path: Path, jpeg: bool) -> None:  # rgb: H x W x 3, or H x W gray
     """Written under a temporary name, then renamed: an interrupted run leaves no half image."""
+    from utils.run_dir import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(rgb).save(tmp, format="JPEG" if jpeg else "PNG", **({"quality": 95} if jpeg else {}))
-    tmp.replace(path)
+    with atomic_write(path) as temporary:
+        Image.fromarray(rgb).save(temporary, format="JPEG" if jpeg else "PNG", **({"quality": 95} if jpeg else {}))
 
 
 def write_sample_inputs(folder: str | Path) -> Path:

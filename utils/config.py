@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import math
 import os
 import platform
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+# re-exported: data.py, kaggle.py and colorize.py import the atomic writes from here
+from utils.run_dir import locked_run_record, write_csv_atomic, write_text_atomic  # noqa: F401
 
 DOMAINS: tuple[str, ...] = ("cartoon", "movie")
 MODEL_DOMAINS: tuple[str, ...] = ("cartoon", "movie", "mixed")
@@ -131,6 +131,27 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 _FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunParams)}
+
+# What a resumed training may change: how fast it runs and how it survives, how long it goes on, where the data is
+# read from (the checkpoint's data digest checks the images themselves), and what only evaluation uses. Every other
+# parameter shapes what the model learns: a checkpoint resumes only with the values it was trained with.
+RESUME_MAY_CHANGE: frozenset[str] = frozenset({
+    "cartoon_dir", "movie_dir", "kaggle_input_root", "kaggle_cache", "prepare_workers", "decode_timeout_s",
+    "test_per_domain", "epochs", "seeds", "models", "channels_last", "compile", "gpus", "train_concurrency",
+    "resume", "checkpoint_minutes", "keep_every", "time_limit_hours", "eval_batch_size", "n_examples",
+    "n_bootstrap", "compile_metrics", "device", "num_workers",
+})  # fmt: skip
+
+
+def changed_training_parameters(saved: dict[str, Any], params: RunParams) -> dict[str, tuple[Any, Any]]:
+    """The parameters that shape training whose value in ``params`` differs from ``saved`` (a checkpoint's
+    ``params``): name -> (saved value, value now). A name the checkpoint lacks (an older kit's) is not compared."""
+    now = params.to_dict()
+    return {
+        name: (saved[name], now[name])
+        for name in now
+        if name not in RESUME_MAY_CHANGE and name in saved and saved[name] != now[name]
+    }
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -484,34 +505,3 @@ def record_stage_fields(run_dir: str | Path, stage: str, **fields: Any) -> None:
     """Add ``fields`` to ``stages.<stage>`` of ``run.json`` (the pipeline's timings of a notebook)."""
     with locked_run_record(run_dir) as record:
         record.setdefault("stages", {}).setdefault(stage, {}).update(fields)
-
-
-@contextmanager
-def locked_run_record(run_dir: str | Path) -> Iterator[dict[str, Any]]:
-    """``run.json`` as a dict to change, read and written back under an exclusive lock (``run.json.lock``):
-    train notebooks running at once each record their stage, and none is lost."""
-    import fcntl  # POSIX: Linux (Kaggle) and macOS
-
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "run.json"
-    with (run_dir / "run.json.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        record = json.loads(path.read_text()) if path.is_file() else {}
-        yield record
-        write_text_atomic(path, json.dumps(record, indent=2) + "\n")
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Temporary file, then rename: readers never see a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_csv_atomic(path: str | Path, frame: pd.DataFrame) -> None:  # noqa: F821
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)

@@ -59,13 +59,14 @@ def load_shard(run_dir: str | Path, domain: str, split: str) -> np.ndarray:
 
 
 def _write_npy_atomic(path: Path, images: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npy")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=images.shape)
-    for start in range(0, len(images), 512):  # chunked: the source is a large memory map
-        out[start : start + 512] = images[start : start + 512]
-    out.flush()
-    del out
-    os.replace(tmp, path)
+    from utils.run_dir import atomic_write
+
+    with atomic_write(path) as temporary:
+        out = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=images.shape)
+        for start in range(0, len(images), 512):  # chunked: the source is a large memory map
+            out[start : start + 512] = images[start : start + 512]
+        out.flush()
+        del out
 
 
 def prepare_fingerprint(params: RunParams) -> dict[str, Any]:

@@ -35,9 +35,9 @@ from utils.config import (
     model_dir,
     select_device,
     trained_models,
-    write_csv_atomic,
 )
 from utils.data import load_manifest, load_shard
+from utils.run_dir import write_csv_atomic
 from utils.statistics import BASELINE_SEED, GRAY, TRUTH
 
 if TYPE_CHECKING:

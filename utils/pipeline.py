@@ -14,6 +14,11 @@ evaluate. Every notebook's start-up (process launch, kernel start, imports) goes
 With ``time_limit_hours``, the pipeline records its deadline in ``run.json`` (``budget``) and the
 trainings stop at a checkpoint when it passes; the run then ends cleanly as a partial run: no
 evaluation, ``run.json``'s ``partial`` and a report.md that say how far each model got and how to continue.
+
+The pipeline is its run directory's one writer (``utils/run_dir.py``): another pipeline or stage on it is refused at
+once, naming this one, while the notebooks it starts write under its lock. Every process it starts dies with it,
+even by SIGKILL (``utils/processes.py``); SIGTERM and SIGHUP stop it as Ctrl-C does, every notebook first, and it
+exits with 128 + the signal's number. Run again, it goes on from what was written.
 """
 
 from __future__ import annotations
@@ -37,7 +42,6 @@ from utils.config import (
     ParameterError,
     RunParams,
     exit_code_meaning,
-    locked_run_record,
     model_dir,
     parse_overrides,
     record_stage_fields,
@@ -46,6 +50,8 @@ from utils.config import (
     training_seed,
     training_seeds,
 )
+from utils.processes import Stopped, child_environment, die_with_parent, stopping_on
+from utils.run_dir import WRITER_ENV, RunDirBusy, RunDirWriter, hold_run_dir, locked_run_record
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = KIT_ROOT / "notebooks"
@@ -332,7 +338,7 @@ class TrainProcess:
         self.process = subprocess.Popen(
             command,
             cwd=KIT_ROOT,
-            env={**os.environ, **launch.environment()},
+            env={**child_environment(), **launch.environment()},  # it dies with the pipeline, and writes under its lock
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -470,11 +476,11 @@ def run_train_steps(steps: list[Step], run_dir: Path, params: RunParams, labels:
     print(f"training {len(steps)} model(s), {concurrency} at a time", flush=True)
     failures = []
     rounds = train_rounds(steps, concurrency, gpus, cpu_cores(), params.gpus)
-    for index, round_ in enumerate(rounds):
-        later = [
-            [ModelProgress.of(launch.step, run_dir, params).epochs_left() for launch in r] for r in rounds[index + 1 :]
-        ]
-        failures += run_train_round(round_, run_dir, labels, params, sum(max(epochs) for epochs in later))
+    with hold_run_dir(run_dir, "the train notebooks"):  # the pipeline's hold, or this call's: the notebooks join it
+        for index, round_ in enumerate(rounds):
+            later = [[ModelProgress.of(launch.step, run_dir, params).epochs_left() for launch in r]
+                     for r in rounds[index + 1 :]]  # fmt: skip
+            failures += run_train_round(round_, run_dir, labels, params, sum(max(epochs) for epochs in later))
     if failures:
         raise StageFailed(
             f"{len(failures)} of {len(steps)} models failed to train; the stages after training did not run\n"
@@ -536,11 +542,22 @@ def run_pipeline(
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> list[Path]:
-    """Run every stage; returns the rendered notebooks' paths."""
+    """Run every stage, as the run directory's one writer; returns the rendered notebooks' paths.
+
+    Raises RunDirBusy when another process writes ``run_dir``. SIGTERM and SIGHUP stop it as Ctrl-C does, raising
+    :class:`~utils.processes.Stopped`: every notebook it started stops first."""
     overrides = dict(overrides or {})
     steps = plan_steps(profile, run_dir, overrides)  # raises before any work
+    with hold_run_dir(run_dir, "the pipeline") as writer, stopping_on(signal.SIGTERM, signal.SIGHUP):
+        try:
+            return run_steps(profile, writer.run_dir, overrides, steps, progress)
+        except BaseException:  # Ctrl-C, a signal, a failure: no process of the run outlives it
+            end_run_processes(writer)
+            raise
+
+
+def run_steps(profile: str, run_dir: Path, overrides: dict[str, Any], steps: list[Step], progress: bool) -> list[Path]:
     params = resolve_params(profile, overrides)
-    run_dir = Path(run_dir).resolve()
     labels = {step.rendered: f"[{i}/{len(steps)}] {step.label}" for i, step in enumerate(steps, 1)}
     trains = [step for step in steps if step.notebook == "02_train.ipynb"]
     started = time.perf_counter()
@@ -566,6 +583,23 @@ def run_pipeline(
     return [run_dir / "notebooks" / step.rendered for step in steps]
 
 
+def end_run_processes(writer: RunDirWriter, grace_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace_s``, to every process this one started for the run and that is still
+    there: the kernel of a stage run in-process, anything a stopped train notebook left."""
+    import psutil
+
+    left = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if process.environ().get(WRITER_ENV) == writer.identity:
+                process.terminate()
+                left.append(process)
+        except psutil.Error:  # ended meanwhile, or not ours to read
+            pass
+    for process in psutil.wait_procs(left, timeout=grace_s)[1]:
+        process.kill()
+
+
 def end_partial(run_dir: Path, partial: dict[str, Any], seconds: float) -> None:
     """A run the time budget cut short ends cleanly (Kaggle keeps its output): its report says how far it got."""
     from utils import report as report_text  # torch, through the data module: only here
@@ -580,6 +614,7 @@ def run_one_step(step_json: str, run_dir: str) -> int:
     """A train process: one notebook, its outputs logged as they come (to the log the pipeline opened)."""
     import logging
 
+    die_with_parent()  # and its kernel with it
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # papermill logs each cell's outputs
     try:
         run_step(Step(**json.loads(step_json)), Path(run_dir), progress=False, log_output=True)
@@ -614,9 +649,13 @@ def main(argv: list[str] | None = None) -> int:
         return run_one_step(args.one_step, run_dir)
     try:
         run_pipeline(args.profile, run_dir, parse_overrides(args.param), progress=not args.no_progress)
-    except (ParameterError, StageFailed) as err:
+    except (ParameterError, StageFailed, RunDirBusy) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ParameterError) else 1
+    except Stopped as stop:
+        print(f"pipeline stopped by {stop}; every notebook it started has stopped. Run the same command again to go "
+              "on: the prepared data and every saved epoch are kept", file=sys.stderr)  # fmt: skip
+        return stop.exit_code
     return 0
 
 

@@ -51,16 +51,19 @@ from utils.config import (
     DOMAINS,
     RunParams,
     amp_settings,
+    changed_training_parameters,
     check_domain,
     model_dir,
     parse_overrides,
     select_device,
     stage_params,
+    trained_name,
     training_seed,
-    write_csv_atomic,
 )
 from utils.data import load_manifest, training_sets
 from utils.models import GANLoss, PatchDiscriminator, UNetGenerator
+from utils.processes import bound_to_parent, child_environment, die_with_parent
+from utils.run_dir import RunDirBusy, atomic_write, hold_run_dir, write_csv_atomic
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -566,6 +569,13 @@ def resume_state(
     """The state saved in ``checkpoint_last.pt`` (loaded into ``gan``), after checking it fits this run."""
     ckpt = load_checkpoint(files.last)
     position = ckpt["position"]
+    if changed := changed_training_parameters(ckpt["params"], params):
+        differences = "; ".join(f"{name} = {saved!r} there, {now!r} now" for name, (saved, now) in changed.items())
+        raise ValueError(
+            f"{files.last}: trained with other values of the parameters that shape training ({differences}). "
+            "A resumed training keeps them: resume with the checkpoint's values, or start afresh with resume=False "
+            "(this model's checkpoints are replaced) or in a new run directory"
+        )
     if ckpt["model"] != files.domain or ckpt["image_size"] != params.image_size:
         raise ValueError(
             f"{files.last}: trained for model {ckpt['model']!r} at {ckpt['image_size']} px; "
@@ -629,7 +639,8 @@ def end_epoch(
     state.epoch, state.batch, state.sums = epoch + 1, 0, torch.zeros(3, device=gan.device)
     if procs.main:
         val_l1, val_de, grid = validate(gan, *validation, params.n_examples)
-        Image.fromarray(grid).save(files.out_dir / "samples" / f"epoch_{epoch:02d}.png")
+        with atomic_write(files.out_dir / "samples" / f"epoch_{epoch:02d}.png") as temporary:
+            Image.fromarray(grid).save(temporary, format="PNG")
         is_best = val_de < state.best_val
         state.best_val = min(state.best_val, val_de)
         loss_d, loss_g_gan, loss_g_l1 = means if phase == "gan" else (float("nan"), float("nan"), means[2])
@@ -820,15 +831,24 @@ def run_training(
     params: RunParams, run_dir: str | Path, domain: str, seed_index: int = 0, show_progress: bool = True
 ) -> pd.DataFrame:
     """What the train notebook calls: in-process on one GPU or the CPU; with several GPUs, torchrun
-    with one process per GPU, its output streamed here as it comes."""
+    with one process per GPU, its output streamed here as it comes. Either way as the run directory's writer
+    (or under the lock of the pipeline that started this process): a second training of it is refused."""
     seed = training_seed(params, seed_index)  # a bad index fails here, before torchrun starts
-    n_processes = gpu_processes(params)
-    if n_processes == 1:
-        return train(params, run_dir, domain, seed_index, show_progress)
-    command = torchrun_command(params, run_dir, domain, seed_index, n_processes)
+    with hold_run_dir(run_dir, f"train {trained_name(domain, seed)}"):
+        n_processes = gpu_processes(params)
+        if n_processes == 1:
+            return train(params, run_dir, domain, seed_index, show_progress)
+        return run_torchrun(params, run_dir, domain, seed_index, n_processes)
+
+
+def run_torchrun(
+    params: RunParams, run_dir: str | Path, domain: str, seed_index: int, n_processes: int
+) -> pd.DataFrame:
+    """torchrun with ``n_processes`` ranks, bound to this process's life, its output streamed here as it comes."""
+    command = bound_to_parent(torchrun_command(params, run_dir, domain, seed_index, n_processes))
     print(f"training {domain} on {n_processes} GPUs: torchrun --nproc_per_node={n_processes} -m utils.train ...")
     kit_root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**child_environment(), "PYTHONUNBUFFERED": "1"}  # the ranks write under this process's hold
     proc = subprocess.Popen(command, cwd=kit_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a chunk may end mid-character
     try:
@@ -847,7 +867,7 @@ def run_training(
         raise RuntimeError(
             f"torchrun training of model {domain} failed (exit code {proc.returncode}); see the output above"
         )
-    return read_history(model_dir(run_dir, domain, seed) / "history.csv")
+    return read_history(model_dir(run_dir, domain, training_seed(params, seed_index)) / "history.csv")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -865,12 +885,26 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     params = stage_params("train", args.profile, args.run_dir, parse_overrides(args.param))
     domain = check_domain(args.domain)
-    if "WORLD_SIZE" in os.environ:  # one process of a torchrun launch
-        history = train(params, args.run_dir, domain, args.seed_index)
-    else:
-        history = run_training(params, args.run_dir, domain, args.seed_index)
+    try:
+        if "WORLD_SIZE" in os.environ:  # one process of a torchrun launch
+            history = train_as_rank(params, args.run_dir, domain, args.seed_index)
+        else:
+            history = run_training(params, args.run_dir, domain, args.seed_index)
+    except RunDirBusy as err:
+        raise SystemExit(f"error: {err}") from None
     if processes_from_env().main:
         print(history.to_string(index=False))
+
+
+def train_as_rank(params: RunParams, run_dir: str | Path, domain: str, seed_index: int) -> pd.DataFrame:
+    """One rank of a torchrun launch: bound to torchrun's life. Rank 0, the one that writes, holds the run
+    directory (joining the hold of the process that started torchrun, when there is one); the others write
+    nothing and take no lock (they are no ancestors of one another)."""
+    die_with_parent()
+    if not processes_from_env().main:
+        return train(params, run_dir, domain, seed_index)
+    with hold_run_dir(run_dir, f"train {trained_name(domain, training_seed(params, seed_index))} (torchrun)"):
+        return train(params, run_dir, domain, seed_index)
 
 
 if __name__ == "__main__":
