@@ -48,6 +48,7 @@ MEASUREMENTS: dict[str, tuple[str, str]] = {
     "bench_statistics_cpu": ("bench_statistics", ""),
     "bench_near_duplicates_cpu": ("bench_near_duplicates", ""),
     "bench_demo_cpu": ("bench_demo", ""),
+    "bench_run_dir_cpu": ("bench_run_dir", "--run-dir runs/demo"),
     "gpu_check_cuda": ("gpu_check", ""),
 }
 

@@ -27,10 +27,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from utils import color
-from utils.config import GAMUTS, device_named, write_csv_atomic
+from utils.config import GAMUTS, device_named
 from utils.evaluate import load_generator
 from utils.images import find_images, load_rgb
 from utils.models import UNetGenerator
+from utils.run_dir import atomic_write, write_csv_atomic
 
 SUFFIX = "_colorized"
 
@@ -174,8 +175,6 @@ def colorize_path(
 
 def save_image(rgb: np.ndarray, path: Path, jpeg: bool) -> None:  # rgb: H x W x 3, or H x W gray
     """Written under a temporary name, then renamed: an interrupted run leaves no half image."""
-    from utils.run_dir import atomic_write
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as temporary:
         Image.fromarray(rgb).save(temporary, format="JPEG" if jpeg else "PNG", **({"quality": 95} if jpeg else {}))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 # re-exported: data.py, kaggle.py and colorize.py import the atomic writes from here
-from utils.run_dir import locked_run_record, write_csv_atomic, write_text_atomic  # noqa: F401
+from utils.run_dir import locked_run_record
 
 DOMAINS: tuple[str, ...] = ("cartoon", "movie")
 MODEL_DOMAINS: tuple[str, ...] = ("cartoon", "movie", "mixed")

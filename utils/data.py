@@ -25,8 +25,9 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from utils.config import DOMAINS, ParameterError, RunParams, write_csv_atomic, write_text_atomic
+from utils.config import DOMAINS, ParameterError, RunParams
 from utils.near_duplicates import HASH_SCHEME, hamming, hash_array, near_duplicate_groups
+from utils.run_dir import atomic_write, write_csv_atomic, write_text_atomic
 from utils.sources import (
     SPLITS,
     Candidate,
@@ -59,8 +60,6 @@ def load_shard(run_dir: str | Path, domain: str, split: str) -> np.ndarray:
 
 
 def _write_npy_atomic(path: Path, images: np.ndarray) -> None:
-    from utils.run_dir import atomic_write
-
     with atomic_write(path) as temporary:
         out = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=images.shape)
         for start in range(0, len(images), 512):  # chunked: the source is a large memory map

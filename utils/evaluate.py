@@ -37,7 +37,7 @@ from utils.config import (
     trained_models,
 )
 from utils.data import load_manifest, load_shard
-from utils.run_dir import write_csv_atomic
+from utils.run_dir import atomic_write, write_csv_atomic
 from utils.statistics import BASELINE_SEED, GRAY, TRUTH
 
 if TYPE_CHECKING:
@@ -174,7 +174,8 @@ def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool 
             if start == 0:
                 examples[TRUTH] = batch[: params.n_examples].cpu().numpy()
         for name, images in examples.items():
-            np.save(examples_dir / f"{name}_{domain}.npy", images)
+            with atomic_write(examples_dir / f"{name}_{domain}.npy") as temporary, temporary.open("wb") as file:
+                np.save(file, images)
     per_image = pd.concat(rows, ignore_index=True)
     write_csv_atomic(run_dir / "eval" / "per_image.csv", per_image)
     tables = evaluation_tables(per_image, params.n_bootstrap, params.seed)

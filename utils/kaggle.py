@@ -35,7 +35,7 @@ from typing import Any
 
 import nbformat
 
-from utils.config import ParameterError, git_commit, parse_overrides, resolve_params, write_text_atomic
+from utils.config import ParameterError, git_commit, parse_overrides, resolve_params
 from utils.kaggle_client import (
     DatasetUnavailable,
     check_dataset,
@@ -46,6 +46,7 @@ from utils.kaggle_client import (
     last_epoch_line,
     search_datasets,
 )
+from utils.run_dir import write_text_atomic
 from utils.sources import kaggle_credentials_present
 
 KIT_ROOT = Path(__file__).resolve().parent.parent

@@ -19,6 +19,7 @@ import pandas as pd
 from utils.config import DOMAINS, MODEL_DOMAINS, model_dir
 from utils.data import load_shard
 from utils.metrics import METRICS
+from utils.run_dir import write_bytes_atomic
 from utils.statistics import BASELINES, GRAY, TRUTH, seed_averaged
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def _save(fig: plt.Figure, path: Path) -> Image:
     fig.savefig(png, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png.getvalue())
+    write_bytes_atomic(path, png.getvalue())
     return Image(data=png.getvalue())
 
 

@@ -103,6 +103,11 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         temporary.write_text(text)
 
 
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    with atomic_write(path) as temporary:
+        temporary.write_bytes(data)
+
+
 def write_csv_atomic(path: str | Path, frame: pd.DataFrame) -> None:  # noqa: F821
     with atomic_write(path) as temporary:
         frame.to_csv(temporary, index=False)

@@ -36,6 +36,7 @@ from PIL import Image, ImageDraw
 from utils.config import DOMAINS, RunParams, exit_code_meaning
 from utils.images import colorfulness, find_images, is_jpeg, load_rgb, resize_square
 from utils.near_duplicates import HASH_SIDE, perceptual_hash
+from utils.run_dir import write_text_atomic
 
 SPLITS: tuple[str, ...] = ("test", "train")  # test first: its images win any duplicate
 
@@ -813,7 +814,7 @@ def download_kaggle_dataset(handle: str, cache_dir: str | Path) -> Path:
     api = KaggleApi()
     api.authenticate()
     api.dataset_download_files(handle, path=str(target), unzip=True, quiet=False)
-    done.write_text(handle + "\n")
+    write_text_atomic(done, handle + "\n")
     return target
 
 
