@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
+
+from utils.data import MANIFEST_COLUMNS
 
 
 class AcceleratorTensor(torch.Tensor):
@@ -33,3 +37,13 @@ def on_accelerator(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(on_accelerator(v) for v in value)
     return value
+
+
+def write_manifest(run_dir: Path, **columns: Any) -> None:
+    """``run_dir/data/manifest.csv`` with the given columns; the other manifest columns get stand-in values."""
+    frame = pd.DataFrame(columns)
+    for column in MANIFEST_COLUMNS:
+        if column not in frame:
+            frame[column] = frame["group"] if column == "folder_group" else f"stand-in {column}"
+    (run_dir / "data").mkdir(parents=True, exist_ok=True)
+    frame[MANIFEST_COLUMNS].to_csv(run_dir / "data" / "manifest.csv", index=False)

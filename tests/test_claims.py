@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
+from tests.helpers import write_manifest
 from utils import claims, report, statistics
 from utils.claims import CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_TESTABLE
 from utils.metrics import METRICS
@@ -277,9 +278,8 @@ def test_the_report_names_its_run_directory_without_the_machines_path(tmp_path) 
 
 
 def test_the_report_gives_each_domains_groups_and_what_prepare_merged(tmp_path) -> None:
-    (tmp_path / "data").mkdir()
-    pd.DataFrame({"domain": ["movie"] * 4 + ["cartoon"] * 2, "split": ["test"] * 5 + ["train"], "index": range(6),
-                  "group": ["p1", "p1", "p1", "p2", "c1", "c2"]}).to_csv(tmp_path / "data" / "manifest.csv", index=False)  # fmt: skip
+    write_manifest(tmp_path, domain=["movie"] * 4 + ["cartoon"] * 2, split=["test"] * 5 + ["train"], index=range(6),
+                   group=["p1", "p1", "p1", "p2", "c1", "c2"])  # fmt: skip
     assert report.groups_line(report.groups_per_domain(tmp_path)) == (
         "Test data: cartoon 1 image in 1 group, movie 4 images in 2 groups."
     )

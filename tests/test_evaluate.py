@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
+from tests.helpers import write_manifest
 from utils import evaluate, report, statistics
 from utils.metrics import METRICS
 
@@ -131,13 +132,11 @@ def test_a_compiler_failure_falls_back_to_eager_scoring(monkeypatch, capsys) -> 
 
 
 def test_each_test_image_gets_its_group_from_the_manifest(tmp_path) -> None:
-    (tmp_path / "data").mkdir()
-    manifest = pd.DataFrame({"domain": ["movie"] * 3 + ["cartoon"], "split": ["test", "test", "test", "test"],
-                             "index": [2, 0, 1, 0], "group": ["b", "a", "a", "c"]})  # fmt: skip
-    manifest.to_csv(tmp_path / "data" / "manifest.csv", index=False)
+    manifest = {"domain": ["movie"] * 3 + ["cartoon"], "split": ["test"] * 4, "index": [2, 0, 1, 0]}
+    write_manifest(tmp_path, **manifest, group=["b", "a", "a", "c"])
     assert evaluate.image_groups(tmp_path, "movie", 3).tolist() == ["a", "a", "b"]  # in shard order
     with pytest.raises(ValueError, match=r"manifest.csv: 3 movie test rows .* for 4 images"):
         evaluate.image_groups(tmp_path, "movie", 4)
-    manifest.assign(group=["b", None, "a", "c"]).to_csv(tmp_path / "data" / "manifest.csv", index=False)
+    write_manifest(tmp_path, **manifest, group=["b", None, "a", "c"])
     with pytest.raises(ValueError, match=r"manifest.csv: 3 movie test rows \(1 without a group\)"):
         evaluate.image_groups(tmp_path, "movie", 3)

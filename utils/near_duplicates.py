@@ -26,8 +26,6 @@ from collections.abc import Iterator, Sequence
 import imagehash
 import numpy as np
 from PIL import Image
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from utils.config import NEAR_DUPLICATE_HASH_BITS
 
@@ -197,6 +195,9 @@ def near_duplicate_groups(folder_groups: Sequence[str], hashes: Sequence[str], t
     rows = np.concatenate([np.arange(n), hashed, first_hash + pairs[:, 0]]).astype(np.int64)
     cols = np.concatenate([n + folder_index, first_hash + hash_index, first_hash + pairs[:, 1]]).astype(np.int64)
     size = first_hash + len(distinct)
+    from scipy.sparse import coo_matrix  # here: scipy is slow to import, and only the prepare groups
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(size, size))
     _, component = connected_components(graph, directed=False)
     members: dict[int, list[str]] = {}
