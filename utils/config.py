@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import platform
 import signal
 import subprocess
 import sys
+import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +36,37 @@ GAMUTS: tuple[str, ...] = ("chroma", "clip")  # how out-of-sRGB predicted colour
 
 class ParameterError(ValueError):
     """A parameter (or the run directory it points at) is unusable; the message names it."""
+
+
+class UnreadableFileError(ValueError):
+    """A file of a run (run.json, the manifest, a shard, a checkpoint) is missing, damaged or not what it should
+    be; the message names it and says what to do."""
+
+
+def read_json_file(path: str | Path, remedy: str) -> Any:
+    """A JSON file's content; one that is not JSON is an :class:`UnreadableFileError` naming it, then ``remedy``."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UnreadableFileError(f"{path}: damaged, not JSON ({err}); {remedy}") from None
+
+
+# what to do about a damaged run.json
+RUN_RECORD_REMEDY = "restore it, or move it aside: the next stage writes a new one (data and models are kept)"
+WRITE_REFUSED_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def cli_error_line(err: BaseException, kit_errors: tuple[type[BaseException], ...]) -> str | None:
+    """A command line's one-line ``error: ...`` for one of ``kit_errors`` (their messages name the file or the
+    parameter) or for a write the system refused (a read-only run directory); None for anything else: a bug,
+    whose traceback is wanted."""
+    if isinstance(err, kit_errors):
+        return f"error: {err}"
+    if isinstance(err, OSError) and err.errno in WRITE_REFUSED_ERRNOS and err.filename:
+        target = Path(os.fsdecode(err.filename))
+        return (f"error: {target.parent}: cannot write {target.name} there ({err.strerror}); "
+                "make the directory writable, or use another one")  # fmt: skip
+    return None
 
 
 @dataclass(frozen=True)
@@ -126,6 +159,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 _FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunParams)}
+FLOAT_FIELDS: tuple[str, ...] = tuple(name for name, kind in typing.get_type_hints(RunParams).items() if kind is float)
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -160,6 +194,11 @@ def validate(params: RunParams) -> RunParams:
     def fail(name: str, why: str) -> None:
         raise ParameterError(f"parameter {name!r} = {getattr(params, name)!r}: {why}")
 
+    for name in FLOAT_FIELDS:
+        if not math.isfinite(getattr(params, name)):
+            fail(name, "must be a finite number")
+    if params.seed < 0:
+        fail("seed", "must be non-negative")
     if params.source not in SOURCES:
         fail("source", f"must be one of {', '.join(SOURCES)}")
     if params.source == "folder":
@@ -182,7 +221,7 @@ def validate(params: RunParams) -> RunParams:
         fail("max_pixels", "must be positive")
     if params.prepare_workers < 0:
         fail("prepare_workers", "must be non-negative (0 = every CPU core)")
-    if not (math.isfinite(params.decode_timeout_s) and params.decode_timeout_s > 0):
+    if params.decode_timeout_s <= 0:
         fail("decode_timeout_s", "must be a positive, finite number of seconds (one file's decode, at most)")
     if params.image_size < 32 or params.image_size % 32:
         fail("image_size", "must be a positive multiple of 32 (the encoder downsamples 32x)")
@@ -213,8 +252,6 @@ def validate(params: RunParams) -> RunParams:
     for name, meaning in zero_means.items():
         if not getattr(params, name) >= 0:  # not >=: NaN fails too
             fail(name, f"must be non-negative (0 = {meaning})")
-    if not math.isfinite(params.time_limit_hours):
-        fail("time_limit_hours", "must be a finite number of hours (0 = no limit)")
     if params.precision not in PRECISIONS:
         fail("precision", f"must be one of {', '.join(PRECISIONS)}")
     if params.gamut not in GAMUTS:
@@ -489,7 +526,7 @@ def locked_run_record(run_dir: str | Path) -> Iterator[dict[str, Any]]:
     path = run_dir / "run.json"
     with (run_dir / "run.json.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        record = json.loads(path.read_text()) if path.is_file() else {}
+        record = read_json_file(path, RUN_RECORD_REMEDY) if path.is_file() else {}
         yield record
         write_text_atomic(path, json.dumps(record, indent=2) + "\n")
 
