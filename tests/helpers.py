@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,3 +39,35 @@ def on_accelerator(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(on_accelerator(v) for v in value)
     return value
+
+
+NOBODY_UID = 65534
+
+
+@contextmanager
+def write_protected(directory: Path) -> Iterator[None]:
+    """``directory`` (mode 0o555) cannot be written by this process meanwhile, even as root, who ignores mode bits:
+    then the effective user is nobody's (every folder above ``directory`` must let others through, see
+    :func:`open_folder`)."""
+    mode = directory.stat().st_mode
+    directory.chmod(0o555)
+    as_root = os.geteuid() == 0
+    try:
+        if as_root:
+            os.seteuid(NOBODY_UID)
+        yield
+    finally:
+        if as_root:
+            os.seteuid(0)
+        directory.chmod(mode)
+
+
+@contextmanager
+def open_folder() -> Iterator[Path]:
+    """A fresh folder any user can read and pass through (pytest's tmp_path is its owner's alone)."""
+    folder = Path(tempfile.mkdtemp(prefix="kit-open-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -36,6 +36,8 @@ from typing import IO, Any
 from utils.config import (
     ParameterError,
     RunParams,
+    UnreadableFileError,
+    cli_error_line,
     exit_code_meaning,
     locked_run_record,
     model_dir,
@@ -614,9 +616,15 @@ def main(argv: list[str] | None = None) -> int:
         return run_one_step(args.one_step, run_dir)
     try:
         run_pipeline(args.profile, run_dir, parse_overrides(args.param), progress=not args.no_progress)
-    except (ParameterError, StageFailed) as err:
+    except StageFailed as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, ParameterError) else 1
+        return 1
+    except Exception as err:
+        line = cli_error_line(err, (ParameterError, UnreadableFileError))
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
     return 0
 
 

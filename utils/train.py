@@ -14,7 +14,6 @@ import codecs
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 import math
 import os
 import random
@@ -49,11 +48,16 @@ from utils.checkpoints import (
 )
 from utils.config import (
     DOMAINS,
+    RUN_RECORD_REMEDY,
+    ParameterError,
     RunParams,
+    UnreadableFileError,
     amp_settings,
     check_domain,
+    cli_error_line,
     model_dir,
     parse_overrides,
+    read_json_file,
     select_device,
     stage_params,
     training_seed,
@@ -159,7 +163,7 @@ class TimeBudget:
         if not params.time_limit_hours:
             return cls(0.0, math.inf)
         record = run_dir / "run.json"
-        budget = json.loads(record.read_text()).get("budget") if record.is_file() else None
+        budget = read_json_file(record, RUN_RECORD_REMEDY).get("budget") if record.is_file() else None
         if budget and not budget.get("finished"):  # a pipeline is running this training
             deadline = dt.datetime.fromisoformat(budget["deadline"]).timestamp()
         else:
@@ -861,17 +865,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    params = stage_params("train", args.profile, args.run_dir, parse_overrides(args.param))
-    domain = check_domain(args.domain)
-    if "WORLD_SIZE" in os.environ:  # one process of a torchrun launch
-        history = train(params, args.run_dir, domain, args.seed_index)
-    else:
-        history = run_training(params, args.run_dir, domain, args.seed_index)
+    try:
+        params = stage_params("train", args.profile, args.run_dir, parse_overrides(args.param))
+        domain = check_domain(args.domain)
+        if "WORLD_SIZE" in os.environ:  # one process of a torchrun launch
+            history = train(params, args.run_dir, domain, args.seed_index)
+        else:
+            history = run_training(params, args.run_dir, domain, args.seed_index)
+    except Exception as err:
+        line = cli_error_line(err, (ParameterError, UnreadableFileError))
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
     if processes_from_env().main:
         print(history.to_string(index=False))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
