@@ -87,6 +87,24 @@ def test_split_keeps_groups_whole_and_near_the_ratio() -> None:
     assert splits != sources.assign_splits(files, n_train=80, n_test=20, seed=4)
 
 
+def test_a_folder_source_stays_inside_its_root(tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    from tests.messy_data import colourful
+
+    (tmp_path / "root" / "film").mkdir(parents=True)
+    (tmp_path / "machine").mkdir()
+    for i in range(2):
+        Image.fromarray(colourful(i)).save(tmp_path / "root" / "film" / f"{i}.png")
+        Image.fromarray(colourful(i + 2)).save(tmp_path / "machine" / f"{i}.png")
+    (tmp_path / "root" / "up").symlink_to(tmp_path, target_is_directory=True)
+    files = sources.list_source_files(tmp_path / "root")
+    assert [Path(f.path).relative_to(tmp_path) for f in files] == [Path("root/film/0.png"), Path("root/film/1.png")]
+    printed = capsys.readouterr().out
+    assert f"{tmp_path / 'root'}: 1 link(s) lead outside the folder and are not followed: " in printed
+    assert f"{tmp_path / 'root' / 'up'} -> {tmp_path}" in printed
+
+
 def test_flat_folder_makes_each_file_its_own_group(tmp_path: Path) -> None:
     from PIL import Image
 
