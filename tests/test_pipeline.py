@@ -168,7 +168,7 @@ def test_a_failing_model_is_named_and_the_other_finishes(
         pipeline.run_train_steps(train_steps(run_dir, overrides), run_dir, config.resolve_params("demo", overrides))
     message = str(err.value)
     assert "1 of 2 models failed" in message and "model cartoon_seed0" in message and "model movie" not in message
-    assert str(corrupt) in message and "ValueError" in message and "02_train_cartoon_seed0.ipynb" in message
+    assert str(corrupt) in message and "UnreadableFileError" in message and "02_train_cartoon_seed0.ipynb" in message
     assert str(run_dir / "logs" / "train_cartoon_seed0.log") in message
     out = capsys.readouterr().out
     assert out.index("02_train_movie_seed0 started") < out.index(
