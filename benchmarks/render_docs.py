@@ -45,6 +45,7 @@ MEASUREMENTS: dict[str, tuple[str, str]] = {
     "bench_metrics_cuda": ("bench_metrics", "--devices cuda"),
     "bench_gamut_cpu": ("bench_gamut", "--devices cpu --compile"),
     "bench_gamut_cuda": ("bench_gamut", "--devices cuda --compile"),
+    "bench_colorize_memory_cpu": ("bench_colorize_memory", ""),
     "bench_statistics_cpu": ("bench_statistics", ""),
     "bench_near_duplicates_cpu": ("bench_near_duplicates", ""),
     "bench_demo_cpu": ("bench_demo", ""),

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +52,35 @@ def write_manifest(run_dir: Path, **columns: Any) -> None:
             frame[column] = frame["group"] if column == "folder_group" else f"stand-in {column}"
     (run_dir / "data").mkdir(parents=True, exist_ok=True)
     frame[MANIFEST_COLUMNS].to_csv(run_dir / "data" / "manifest.csv", index=False)
+
+
+NOBODY_UID = 65534
+
+
+@contextmanager
+def write_protected(directory: Path) -> Iterator[None]:
+    """``directory`` (mode 0o555) cannot be written by this process meanwhile, even as root, who ignores mode bits:
+    then the effective user is nobody's (every folder above ``directory`` must let others through, see
+    :func:`open_folder`)."""
+    mode = directory.stat().st_mode
+    directory.chmod(0o555)
+    as_root = os.geteuid() == 0
+    try:
+        if as_root:
+            os.seteuid(NOBODY_UID)
+        yield
+    finally:
+        if as_root:
+            os.seteuid(0)
+        directory.chmod(mode)
+
+
+@contextmanager
+def open_folder() -> Iterator[Path]:
+    """A fresh folder any user can read and pass through (pytest's tmp_path is its owner's alone)."""
+    folder = Path(tempfile.mkdtemp(prefix="kit-open-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

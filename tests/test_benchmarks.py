@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import bench_demo, bench_gamut, bench_metrics, bench_train, children
+from benchmarks import bench_colorize_memory, bench_demo, bench_gamut, bench_metrics, bench_train, children
 from benchmarks.results import Results, read_results
 from utils import train
 
@@ -90,6 +90,23 @@ def test_bench_gamut_writes_its_figures_from_one_run(tmp_path: Path) -> None:
         assert figures[f"{batch}, cpu: chroma / clip"] == pytest.approx(ratio)
         assert 0 < figures[f"{batch}, cpu: pixels outside sRGB"] <= 100
     assert figures["saturated, cpu: pixels outside sRGB"] > figures["plausible, cpu: pixels outside sRGB"]
+
+
+@pytest.mark.slow
+def test_bench_colorize_memory_measures_each_way_in_a_process_of_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "memory.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        bench_colorize_memory.main(["--images", "2", "--side", "96", "--budgets", "0.002", "--model-size", "64",
+                                    "--work-dir", str(tmp_path / "work"), "--json", str(path)])  # fmt: skip
+    figures = {f.name: f.value for f in read_results(path).figures}
+    idle = figures["idle (imports and the generator): peak RSS"]
+    kit = figures["kit, budget 0.002 Mpx: peak RSS"]
+    previous = figures["previous way (each file whole, one at a time): peak RSS"]
+    assert 0 < idle <= kit and idle <= previous
+    assert figures["kit, budget 0.002 Mpx: peak above idle"] == pytest.approx(kit - idle)
+    assert figures["previous way / kit (budget 0.002 Mpx): peak RSS"] == pytest.approx(previous / kit)
+    colorized = sorted(p.name for p in (tmp_path / "work" / "out_kit").iterdir())
+    assert colorized == ["flat_00_colorized.png", "flat_01_colorized.png"]
 
 
 def test_a_result_file_carries_the_machine_the_date_the_commit_and_the_command(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from tests.test_train import assert_same_weights
-from utils import config, pipeline, train
+from utils import config, errors, pipeline, train
 from utils.checkpoints import load_checkpoint
 from utils.config import model_dir
 
@@ -137,7 +137,7 @@ def test_a_deadline_already_past_starts_nothing(
 
 def test_time_limit_hours_is_validated() -> None:
     for bad in ("-1", "nan", "inf"):
-        with pytest.raises(config.ParameterError, match="'time_limit_hours'"):
+        with pytest.raises(errors.ParameterError, match="'time_limit_hours'"):
             config.resolve_params("demo", {"time_limit_hours": bad})
     assert config.resolve_params("demo").time_limit_hours == 0.0  # off unless asked for
 

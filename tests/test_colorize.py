@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from skimage.color import rgb2lab
 
+from tests.helpers import open_folder, write_protected
 from utils import color, colorize, config, train
 from utils.images import load_rgb
 
@@ -115,8 +117,11 @@ def test_existing_outputs_are_kept_unless_overwrite(checkpoint: Path, inputs: Pa
 def test_a_bad_checkpoint_is_a_clear_error(tmp_path: Path, inputs: Path, capsys) -> None:
     bad = tmp_path / "best.pt"
     bad.write_bytes(b"\x00garbage")
-    with pytest.raises(ValueError, match="best.pt: not a readable checkpoint"):
+    with pytest.raises(ValueError, match="best.pt: damaged, or not a checkpoint of this kit"):
         colorize.colorize_path(bad, inputs, tmp_path / "out", show_progress=False)
+    assert colorize.main(["--checkpoint", str(bad), "--input", str(inputs), "--output", str(tmp_path / "o")]) == 2
+    printed = capsys.readouterr().err
+    assert "damaged, or not a checkpoint of this kit" in printed and "weights_only" not in printed
 
     torch.save({"format": "cross-domain-colorization/1", "generator": {}}, bad)  # an older kit version
     assert colorize.main(["--checkpoint", str(bad), "--input", str(inputs), "--output", str(tmp_path / "o")]) == 2
@@ -181,3 +186,118 @@ def test_white_stays_white_and_lightness_is_kept_when_the_model_predicts_strong_
     todays = color.rgb_to_uint8(kornia.color.lab_to_rgb(lab, clip=True))[0].numpy()
     np.testing.assert_array_equal(clipped, todays)
     assert clipped[white].min() < 200, "the clipped background is tinted: the case the mapping is for"
+
+
+class VaryingColour(torch.nn.Module):
+    """A generator whose colour (normalised ab) varies across the image and with L: resizing it back matters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_sizes: list[int] = []
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        self.batch_sizes.append(len(l_norm))
+        height, width = l_norm.shape[-2:]
+        y = torch.linspace(-1, 1, height).view(1, 1, height, 1)
+        x = torch.linspace(-1, 1, width).view(1, 1, 1, width)
+        return torch.cat([0.8 * torch.sin(5 * x + 2 * l_norm), 0.8 * torch.cos(4 * y - 3 * l_norm + x)], dim=1)
+
+
+def untiled(generator: torch.nn.Module, rgb: np.ndarray, model_size: int, gamut: str) -> np.ndarray:
+    """Colorize one image in one pass over all its pixels: the whole image's Lab, ab resized by F.interpolate."""
+    lab = color.rgb_to_lab(color.uint8_to_rgb(torch.tensor(rgb)[None]))
+    l_small = F.interpolate(lab[:, :1], size=(model_size, model_size), mode="bilinear", antialias=True)
+    ab_small = generator(l_small / color.L_SCALE - 1.0) * color.AB_SCALE
+    ab = F.interpolate(ab_small, size=lab.shape[-2:], mode="bilinear", align_corners=False)
+    return color.rgb_to_uint8(color.lab_to_rgb(torch.cat([lab[:, :1], ab], dim=1), gamut))[0].numpy()
+
+
+@pytest.mark.parametrize("gamut", config.GAMUTS)
+@pytest.mark.parametrize("size", [(203, 301), (30, 41)], ids=["larger-than-the-model", "smaller-than-the-model"])
+def test_tiles_give_the_untiled_result(gamut: str, size: tuple[int, int]) -> None:
+    rgb = np.asarray(Image.fromarray(skimage.data.chelsea()).resize(size[::-1]))
+    expected = untiled(VaryingColour(), rgb, 64, gamut)
+    pixels = size[0] * size[1]
+    for budget in (pixels, pixels // 7, size[1] // 3):  # one tile; bands of whole rows; pieces of a row
+        tiled = colorize.colorize_full_resolution(VaryingColour(), [rgb], 64, torch.device("cpu"), gamut, budget)[0]
+        differ = np.abs(tiled.astype(int) - expected)
+        assert differ.max() <= 1 and (differ > 0).mean() < 1e-3, (budget, differ.max(), (differ > 0).mean())
+
+
+def test_a_resized_tile_is_that_tile_of_f_interpolate() -> None:
+    small = torch.randn(1, 2, 16, 24, generator=torch.Generator().manual_seed(0)) * 50
+    for size in [(203, 301), (16, 24), (7, 40), (1000, 3)]:
+        whole = F.interpolate(small, size=size, mode="bilinear", align_corners=False)
+        for rows, columns in [(slice(0, size[0]), slice(0, size[1])), *colorize.tiles(*size, pixel_budget=97)]:
+            tile = colorize.resized_tile(small, size, rows, columns)
+            torch.testing.assert_close(tile, whole[..., rows, columns], atol=5e-4, rtol=1e-5)  # float order
+
+
+def test_batches_and_conversions_hold_at_most_the_pixel_budget(tmp_path: Path, monkeypatch) -> None:
+    sizes = {"a.png": (60, 40), "b.png": (50, 40), "c.png": (120, 100), "d.png": (30, 20)}  # 2400, 2000, 12000, 600
+    for name, size in sizes.items():
+        Image.fromarray(skimage.data.coffee()).resize(size).save(tmp_path / name)
+    generator = VaryingColour()
+    monkeypatch.setattr(colorize, "load_generator", lambda path, device: (generator, {"image_size": 64}))
+    converted: list[int] = []  # pixels per conversion, either way
+    for name in ("rgb_to_lab", "lab_to_rgb"):
+        convert = getattr(color, name)
+        monkeypatch.setattr(color, name, lambda image, *a, convert=convert: converted.append(image[0, 0].numel())
+                            or convert(image, *a))  # fmt: skip
+    colorize.colorize_path("stub.pt", tmp_path, tmp_path / "tiled", compare=True, show_progress=False,
+                           pixel_budget=5000)  # fmt: skip
+    assert generator.batch_sizes == [2, 1, 1]  # a and b (4400 pixels); c alone; d would pass 5000 with c
+    assert max(converted) <= 5000 and sum(converted) >= 2 * sum(w * h for w, h in sizes.values())
+    monkeypatch.undo()
+    monkeypatch.setattr(colorize, "load_generator", lambda path, device: (VaryingColour(), {"image_size": 64}))
+    colorize.colorize_path("stub.pt", tmp_path, tmp_path / "whole", compare=True, show_progress=False)
+    for name in sizes:
+        for kind in ("colorized", "compare"):
+            produced = [
+                np.asarray(Image.open(tmp_path / run / f"{Path(name).stem}_{kind}.png")) for run in ("tiled", "whole")
+            ]
+            assert np.abs(produced[0].astype(int) - produced[1]).max() <= 1, (name, kind)
+
+
+def test_a_read_only_output_folder_is_named(checkpoint: Path, capsys) -> None:
+    with open_folder() as folder:
+        (folder / "in").mkdir()
+        Image.fromarray(skimage.data.coffee()).resize((40, 30)).save(folder / "in" / "cup.png")
+        (folder / "best.pt").write_bytes(checkpoint.read_bytes())
+        (folder / "out").mkdir()
+        with write_protected(folder / "out"):
+            code = colorize.main(["--checkpoint", str(folder / "best.pt"), "--input", str(folder / "in"),
+                                  "--output", str(folder / "out")])  # fmt: skip
+        printed = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in printed, printed
+        errors = [line for line in printed.replace("\r", "\n").splitlines() if "error" in line]  # not the progress bar
+        assert len(errors) == 1 and errors[0].startswith(f"error: {folder / 'out'}: cannot write "), printed
+
+
+def test_an_input_link_out_of_the_folder_is_rejected_with_its_reason(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "private").mkdir()
+    Image.fromarray(skimage.data.coffee()).resize((40, 30)).save(tmp_path / "in" / "cup.png")
+    Image.fromarray(skimage.data.chelsea()).resize((40, 30)).save(tmp_path / "private" / "cat.png")
+    (tmp_path / "in" / "cat.png").symlink_to(tmp_path / "private" / "cat.png")
+    monkeypatch.setattr(colorize, "load_generator", lambda path, device: (VaryingColour(), {"image_size": 64}))
+    report = colorize.colorize_path("stub.pt", tmp_path / "in", tmp_path / "out", show_progress=False)
+    assert report.written == [tmp_path / "out" / "cup_colorized.png"]
+    reason = f"outside-folder: links to {tmp_path / 'private' / 'cat.png'}, outside {tmp_path / 'in'}"
+    assert report.rejected == [(tmp_path / "in" / "cat.png", reason)]
+    assert reason in (tmp_path / "out" / "rejected.csv").read_text()
+
+
+def test_a_batch_of_unreadable_files_only_is_recorded(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    Image.fromarray(skimage.data.coffee()).resize((40, 30)).save(tmp_path / "in" / "b_cup.png")
+    monkeypatch.setattr(colorize, "load_generator", lambda path, device: (VaryingColour(), {"image_size": 64}))
+    report = colorize.colorize_path("stub.pt", tmp_path / "in", tmp_path / "out", batch_size=1, show_progress=False)
+    assert [p.name for p, _ in report.rejected] == ["a_broken.png"] and len(report.written) == 1
+
+
+def test_pixel_batches_hold_at_most_the_count_and_the_budget() -> None:
+    pixels = [3, 3, 9, 1, 1, 1, 0, 5]
+    batches = list(colorize.pixel_batches(list(range(len(pixels))), pixels, batch_size=3, pixel_budget=6))
+    assert batches == [[0, 1], [2], [3, 4, 5], [6, 7]]

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
-from utils import config, pipeline
-from utils.config import ParameterError
+from utils import config, errors, pipeline
+from utils.errors import ParameterError
 
 
 def test_profiles_resolve_and_validate() -> None:
@@ -41,6 +42,23 @@ def test_overrides_are_converted_from_strings() -> None:
 def test_invalid_parameters_are_named(overrides: dict, named: str) -> None:
     with pytest.raises(ParameterError, match=named):
         config.resolve_params("demo", overrides)
+
+
+FLOAT_PARAMETERS = [f.name for f in dataclasses.fields(config.RunParams) if type(f.default) is float]
+
+
+@pytest.mark.parametrize("name", FLOAT_PARAMETERS)
+def test_non_finite_floats_are_refused_naming_the_parameter(name: str) -> None:
+    assert {"lr", "lambda_l1", "min_colorfulness"} <= set(FLOAT_PARAMETERS)
+    for bad in ("nan", "inf", "-inf", math.nan):
+        with pytest.raises(ParameterError, match=f"'{name}' = .*finite"):
+            config.resolve_params("demo", {name: bad})
+
+
+def test_a_negative_seed_is_refused_naming_the_parameter() -> None:
+    with pytest.raises(ParameterError, match="'seed' = -1: must be non-negative"):
+        config.resolve_params("demo", {"seed": -1})
+    assert config.resolve_params("demo", {"seed": 0}).seed == 0
 
 
 def test_unknown_profile_and_domain() -> None:
@@ -99,9 +117,9 @@ def test_each_seed_trains_every_model_in_a_folder_of_its_own(tmp_path) -> None:
         ("02_train_movie_seed6.ipynb", 1, "train_movie_seed6"),
         ("02_train_mixed_seed6.ipynb", 1, "train_mixed_seed6"),
     ]
-    with pytest.raises(config.ParameterError, match="'seed_index' = 2"):
+    with pytest.raises(errors.ParameterError, match="'seed_index' = 2"):
         config.training_seed(params, 2)
-    with pytest.raises(config.ParameterError, match="'seeds'"):
+    with pytest.raises(errors.ParameterError, match="'seeds'"):
         config.resolve_params("demo", {"seeds": 0})
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from tests.conftest import TINY, time_limit
 from tests.messy_data import BAD_FILES, write_kaggle_like_dataset
-from utils import config, data, sources
+from utils import config, data, errors, sources
 
 
 def test_prepare_writes_shards_and_manifest(prepared_run: Path) -> None:
@@ -32,6 +32,84 @@ def test_prepare_writes_shards_and_manifest(prepared_run: Path) -> None:
             assert [hashlib.sha1(np.ascontiguousarray(img).tobytes()).hexdigest() for img in shard] == list(rows.sha1)
     leftovers = [p.name for p in (prepared_run / "data").iterdir() if p.name.startswith(".") or ".tmp" in p.name]
     assert not leftovers
+
+
+def copy_of_data(prepared_run: Path, run_dir: Path) -> Path:
+    """A run directory holding a copy of ``prepared_run``'s data, to damage."""
+    (run_dir / "data").mkdir(parents=True)
+    for path in (prepared_run / "data").iterdir():
+        (run_dir / "data" / path.name).write_bytes(path.read_bytes())
+    return run_dir
+
+
+def assert_names_the_shard_and_how_to_prepare_again(message: str, run_dir: Path, shard: Path) -> None:
+    assert message.startswith(f"{shard}: damaged shard"), message
+    assert f"delete {run_dir / 'data' / 'prepared.json'}" in message and "python -m utils.pipeline" in message
+
+
+def test_a_truncated_shard_is_named_before_it_is_opened(tmp_path: Path, prepared_run: Path) -> None:
+    run_dir = copy_of_data(prepared_run, tmp_path / "run")
+    shard = data.shard_path(run_dir, "movie", "train")
+    os.truncate(shard, shard.stat().st_size - 1000)
+    with pytest.raises(errors.UnreadableFileError) as caught:
+        data.load_shard(run_dir, "movie", "train")
+    assert_names_the_shard_and_how_to_prepare_again(str(caught.value), run_dir, shard)
+    assert "cut short" in str(caught.value)
+    assert data.load_shard(run_dir, "cartoon", "train").shape == (TINY["train_per_domain"], 32, 32, 3)
+
+
+def test_a_shard_that_disagrees_with_the_manifest_or_prepared_json_is_named(tmp_path: Path, prepared_run: Path) -> None:
+    run_dir = copy_of_data(prepared_run, tmp_path / "run")
+    shard = data.shard_path(run_dir, "movie", "test")
+    with shard.open("ab") as file:  # bytes beyond the images the header declares
+        file.write(b"\0" * 10)
+    with pytest.raises(errors.UnreadableFileError, match="more than written") as caught:
+        data.load_shard(run_dir, "movie", "test")
+    assert_names_the_shard_and_how_to_prepare_again(str(caught.value), run_dir, shard)
+
+    shard.write_bytes(data.shard_path(run_dir, "movie", "train").read_bytes())  # a whole shard, of other images
+    with pytest.raises(errors.UnreadableFileError, match=r"header says \(24, 32, 32, 3\) uint8, .* \(8, 32, 32, 3\)"):
+        data.load_shard(run_dir, "movie", "test")
+    shard.write_bytes(b"not an array at all")
+    with pytest.raises(errors.UnreadableFileError, match="no readable .npy header") as caught:
+        data.load_shard(run_dir, "movie", "test")
+    assert_names_the_shard_and_how_to_prepare_again(str(caught.value), run_dir, shard)
+
+
+def test_prepared_json_is_checked_against_the_shards_and_named_when_damaged(tmp_path: Path, prepared_run: Path) -> None:
+    run_dir = copy_of_data(prepared_run, tmp_path / "run")
+    done = run_dir / "data" / "prepared.json"
+    record = json.loads(done.read_text())
+    assert data.load_shard(run_dir, "movie", "test").shape == (TINY["test_per_domain"], 32, 32, 3)
+    done.write_text(json.dumps({**record, "fingerprint": {**record["fingerprint"], "image_size": 64}}))  # 32 px shards
+    with pytest.raises(errors.UnreadableFileError, match=r"\(8, 64, 64, 3\) uint8"):
+        data.load_shard(run_dir, "movie", "test")
+    done.write_text('{"source": "demo", "image_')
+    with pytest.raises(errors.UnreadableFileError, match=f"^{done}: damaged, not JSON"):
+        data.load_shard(run_dir, "movie", "test")
+    done.unlink()
+    with pytest.raises(errors.UnreadableFileError, match="prepared.json is missing: the prepare stage did not finish"):
+        data.load_shard(run_dir, "movie", "test")
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda text: b"\x89PNG\r\n\x1a\n\xff\xfe" + text.encode()[:50], "not a readable CSV"),
+        (lambda text: text[: len(text) // 2].rsplit(",", 3)[0].encode(), "cut short (its last row ends mid-way)"),
+        (lambda text: text.replace("\nmovie,test,3,", "\nmovie,test,,", 1).encode(), "index missing or unreadable"),
+        (lambda text: text.replace("domain,split,index", "dom,split,idx", 1).encode(), "domain and index missing"),
+        (lambda text: b"", "not a readable CSV"),
+    ],
+    ids=["binary", "cut-short", "no-index", "no-columns", "empty"],
+)
+def test_a_damaged_manifest_is_named(tmp_path: Path, prepared_run: Path, damage, expected: str) -> None:
+    run_dir = copy_of_data(prepared_run, tmp_path / "run")
+    manifest = run_dir / "data" / "manifest.csv"
+    manifest.write_bytes(damage(manifest.read_text()))
+    with pytest.raises(errors.UnreadableFileError, match=f"^{manifest}: damaged, ") as caught:
+        data.load_manifest(run_dir)
+    assert expected in str(caught.value) and "prepared.json" in str(caught.value)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 from tests.test_colorize import StrongColour
-from utils import color, config, evaluate
+from utils import color, config, errors, evaluate
 from utils.colorize import save_image
 from utils.images import resize_square
 
@@ -143,7 +143,7 @@ def test_the_gamut_parameter_is_checked_recorded_and_reaches_the_scorer() -> Non
     params = config.resolve_params("demo", {"gamut": "clip"})
     assert params.gamut == "clip" and params.to_dict()["gamut"] == "clip"
     assert config.resolve_params("demo").gamut == "chroma"
-    with pytest.raises(config.ParameterError, match=r"parameter 'gamut' = 'hue': must be one of chroma, clip"):
+    with pytest.raises(errors.ParameterError, match=r"parameter 'gamut' = 'hue': must be one of chroma, clip"):
         config.resolve_params("demo", {"gamut": "hue"})
     with pytest.raises(ValueError, match=r"parameter 'gamut' = 'hue'"):
         color.lab_to_rgb(extreme_lab(n=1, size=4), "hue")

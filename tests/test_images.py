@@ -79,7 +79,29 @@ def test_find_images_skips_hidden_and_survives_a_symlink_loop(tmp_path: Path) ->
     Image.fromarray(colourful(2)).save(tmp_path / "a" / ".hidden.png")
     (tmp_path / "a" / "b" / "notes.txt").write_text("x")
     (tmp_path / "a" / "b" / "loop").symlink_to(tmp_path / "a", target_is_directory=True)
-    assert find_images(tmp_path) == [tmp_path / "a" / "b" / "x.png"]
+    assert find_images(tmp_path).images == [tmp_path / "a" / "b" / "x.png"]
+
+
+def test_links_are_followed_inside_the_folder_and_not_out_of_it(tmp_path: Path) -> None:
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    (root / "show").mkdir(parents=True)
+    elsewhere.mkdir()
+    for i, path in enumerate([root / "show" / "a.png", elsewhere / "b.png", elsewhere / "c.png"]):
+        Image.fromarray(colourful(i)).save(path)
+    (root / "alias").symlink_to("show", target_is_directory=True)  # inside: followed
+    (root / "show" / "same.png").symlink_to("a.png")
+    (root / "up").symlink_to(elsewhere, target_is_directory=True)  # outside: not followed
+    (root / "show" / "far.png").symlink_to(elsewhere / "c.png")
+    (root / "show" / "deep").symlink_to("../..", target_is_directory=True)  # up to tmp_path: outside
+
+    listing = find_images(root)
+    assert listing.images == [root / "alias" / "a.png", root / "alias" / "same.png"]  # "show" is "alias": once
+    assert listing.outside == [(root / "alias" / "deep", tmp_path), (root / "alias" / "far.png", elsewhere / "c.png"),
+                               (root / "up", elsewhere)]  # fmt: skip
+    reasons = dict(listing.outside_reasons())
+    assert reasons[root / "up"] == f"outside-folder: links to {elsewhere}, outside {root}"
+    assert "3 link(s) lead outside the folder and are not followed" in listing.describe_outside()
+    assert find_images(root / "up").images == [root / "up" / "b.png", root / "up" / "c.png"]  # a linked root: inside
 
 
 def test_resize_modes() -> None:

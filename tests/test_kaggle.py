@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from tests.conftest import TINY
+from tests.test_kaggle_client import StubApi2, StubApi16
 from utils import config, data, pipeline, train
 from utils import kaggle as kit_kaggle
 
@@ -312,6 +313,64 @@ def test_output_lands_in_a_run_directory_ready_to_read(tmp_path: Path, monkeypat
     assert dest == tmp_path / "runs" / "kaggle-cross-domain-colorization"
     assert calls == [("tester/cross-domain-colorization", str(dest))] and (dest / "report.md").is_file()
     assert "start with" in capsys.readouterr().out
+
+
+class Output16(StubApi16):
+    """kaggle 1.6's kernels_output: each name the kernel's output lists is joined to the folder as given and
+    written, and the list of paths returned."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.names = names
+
+    def kernels_output(self, kernel: str, path: str, force: bool = False, quiet: bool = True) -> list[str]:
+        outfiles = []
+        for name in self.names:
+            outfile = os.path.join(path, name)
+            outfiles.append(outfile)
+            with open(outfile, "wb") as out:
+                out.write(b"from the kernel")
+        return outfiles
+
+
+class Output2(StubApi2):
+    """kaggle 2.x's kernels_output: a name that resolves outside the folder is refused with a ValueError, once
+    the files listed before it are written; returns (paths, next page token)."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.names = names
+
+    def kernels_output(self, kernel: str, path: str, force: bool = False, quiet: bool = True) -> tuple[list, None]:
+        outfiles = []
+        for name in self.names:
+            outfile = os.path.join(path, name)
+            if not Path(os.path.realpath(outfile)).is_relative_to(os.path.realpath(path)):
+                raise ValueError(f"Refusing to download '{name}': resolves outside destination '{path}'")
+            outfiles.append(outfile)
+            Path(outfile).write_bytes(b"from the kernel")
+        return outfiles, None
+
+
+@pytest.mark.parametrize("client", [Output16, Output2], ids=["kaggle-1.6", "kaggle-2.x"])
+def test_output_stays_inside_its_folder(client: type, tmp_path: Path, monkeypatch, capsys) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    names = ["report.md", "../../escape.txt", str(elsewhere / "absolute.txt")]
+    api = client(names)
+    monkeypatch.setattr(kit_kaggle, "kaggle_api", lambda: api)
+    monkeypatch.setattr(kit_kaggle, "KIT_ROOT", tmp_path / "kit")
+    dest = tmp_path / "kit" / "runs" / "kaggle-cross-domain-colorization"
+
+    assert kit_kaggle.main(["output", "--id", "tester/cross-domain-colorization"]) == 2
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.err and len(printed.err.strip().splitlines()) == 1
+    assert printed.err.startswith("error: output of tester/cross-domain-colorization: ")
+    assert "../../escape.txt" in printed.err and "files into" not in printed.out
+    if client is Output16:  # written outside by the client, then deleted and named
+        assert str(elsewhere / "absolute.txt") in printed.err and "deleted" in printed.err
+    assert not (tmp_path / "kit" / "escape.txt").exists() and not (elsewhere / "absolute.txt").exists()
+    assert (dest / "report.md").read_bytes() == b"from the kernel"
 
 
 def test_the_datasets_and_check_commands(monkeypatch, capsys) -> None:

@@ -16,7 +16,7 @@ from benchmarks import bench_near_duplicates
 from benchmarks.results import read_results
 from tests.conftest import TINY
 from tests.messy_data import colourful, write_shot_frames
-from utils import config, data, near_duplicates, sources
+from utils import config, data, errors, near_duplicates, sources
 
 BITS = config.RunParams.near_duplicate_bits
 
@@ -123,7 +123,7 @@ def test_a_blank_frame_has_no_hash_and_joins_nothing() -> None:
 
 @pytest.mark.parametrize("value", ["-1", str(config.NEAR_DUPLICATE_MAX_BITS + 1), "2.5"])
 def test_near_duplicate_bits_out_of_range_is_refused(value: str) -> None:
-    with pytest.raises(config.ParameterError, match="parameter 'near_duplicate_bits'"):
+    with pytest.raises(errors.ParameterError, match="parameter 'near_duplicate_bits'"):
         config.resolve_params("demo", {"near_duplicate_bits": value})
 
 
@@ -205,7 +205,7 @@ def test_an_old_manifest_is_refused_naming_the_run_directory_and_the_command(
     (tmp_path / "data").mkdir()
     old = pd.read_csv(prepared_run / "data" / "manifest.csv").drop(columns="folder_group")
     old.to_csv(tmp_path / "data" / "manifest.csv", index=False)
-    with pytest.raises(config.ParameterError) as err:
+    with pytest.raises(errors.ParameterError) as err:
         data.load_manifest(tmp_path)
     message = str(err.value)
     assert f"run directory '{tmp_path}'" in message and "folder_group" in message

@@ -21,7 +21,7 @@ import torch
 
 from tests.conftest import TINY
 from tests.messy_data import write_kaggle_like_dataset
-from utils import config, pipeline, train
+from utils import config, errors, pipeline, train
 from utils.metrics import METRICS
 
 
@@ -168,7 +168,7 @@ def test_a_failing_model_is_named_and_the_other_finishes(
         pipeline.run_train_steps(train_steps(run_dir, overrides), run_dir, config.resolve_params("demo", overrides))
     message = str(err.value)
     assert "1 of 2 models failed" in message and "model cartoon_seed0" in message and "model movie" not in message
-    assert str(corrupt) in message and "ValueError" in message and "02_train_cartoon_seed0.ipynb" in message
+    assert str(corrupt) in message and "UnreadableFileError" in message and "02_train_cartoon_seed0.ipynb" in message
     assert str(run_dir / "logs" / "train_cartoon_seed0.log") in message
     out = capsys.readouterr().out
     assert out.index("02_train_movie_seed0 started") < out.index(
@@ -365,5 +365,5 @@ def test_the_gpus_are_those_the_prepare_stage_saw(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # the kernel's GPU 0 is this machine's GPU 2
     assert pipeline.visible_gpus(params, tmp_path) == ["2", "3"]
     assert pipeline.visible_gpus(config.resolve_params("demo", {"device": "cpu"}), tmp_path) == []
-    with pytest.raises(config.ParameterError, match="run.json is missing"):
+    with pytest.raises(errors.ParameterError, match="run.json is missing"):
         pipeline.visible_gpus(params, tmp_path / "elsewhere")

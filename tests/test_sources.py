@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import TINY
-from utils import config, sources
+from utils import config, errors, sources
 
 
 def test_cartoon_frames_are_seeded() -> None:
@@ -85,6 +85,24 @@ def test_split_keeps_groups_whole_and_near_the_ratio() -> None:
     assert 0.15 < len(splits["test"]) / len(files) < 0.25
     assert splits == sources.assign_splits(files, n_train=80, n_test=20, seed=3)
     assert splits != sources.assign_splits(files, n_train=80, n_test=20, seed=4)
+
+
+def test_a_folder_source_stays_inside_its_root(tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    from tests.messy_data import colourful
+
+    (tmp_path / "root" / "film").mkdir(parents=True)
+    (tmp_path / "machine").mkdir()
+    for i in range(2):
+        Image.fromarray(colourful(i)).save(tmp_path / "root" / "film" / f"{i}.png")
+        Image.fromarray(colourful(i + 2)).save(tmp_path / "machine" / f"{i}.png")
+    (tmp_path / "root" / "up").symlink_to(tmp_path, target_is_directory=True)
+    files = sources.list_source_files(tmp_path / "root")
+    assert [Path(f.path).relative_to(tmp_path) for f in files] == [Path("root/film/0.png"), Path("root/film/1.png")]
+    printed = capsys.readouterr().out
+    assert f"{tmp_path / 'root'}: 1 link(s) lead outside the folder and are not followed: " in printed
+    assert f"{tmp_path / 'root' / 'up'} -> {tmp_path}" in printed
 
 
 def test_flat_folder_makes_each_file_its_own_group(tmp_path: Path) -> None:
@@ -263,7 +281,7 @@ def test_in_process_decoding_uses_one_torch_thread_while_the_pool_is_open() -> N
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
 def test_decode_timeout_must_be_positive_and_finite(value: str) -> None:
-    with pytest.raises(config.ParameterError, match="parameter 'decode_timeout_s'"):
+    with pytest.raises(errors.ParameterError, match="parameter 'decode_timeout_s'"):
         config.resolve_params("demo", {"decode_timeout_s": value})
 
 

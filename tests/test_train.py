@@ -261,7 +261,7 @@ def test_pretraining_trains_the_generator_alone(tmp_path: Path, prepared_run: Pa
 def test_checkpoint_errors_name_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "best.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="best.pt: not a readable checkpoint"):
+    with pytest.raises(ValueError, match="best.pt: damaged, or not a checkpoint of this kit"):
         load_checkpoint(bad)
     torch.save({"format": "someone-else/9", "generator": {}}, bad)
     with pytest.raises(ValueError, match="checkpoint format 'someone-else/9'"):

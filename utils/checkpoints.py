@@ -8,17 +8,24 @@ when ``keep_every`` is set, ``checkpoint_epoch_NNN.pt`` for every k-th epoch.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from utils.errors import UnreadableFileError
 from utils.run_dir import atomic_write
 
 CHECKPOINT_FORMAT = "cross-domain-colorization/2"  # 2: mid-epoch position, validation CIEDE2000
+CHECKPOINT_REMEDY = (
+    "train the model again (its train stage; resume=False for a checkpoint_last.pt), or fetch the file again "
+    "from where it came (a Kaggle run: python -m utils.kaggle output)"
+)
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
@@ -35,14 +42,33 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     Always on the CPU: ``load_state_dict`` moves networks' and optimisers' states to their parameters'
     device, and the RNG states must stay on the CPU (a numpy key on a GPU cannot be restored)."""
     path = Path(path)
+    if not path.is_file():
+        raise UnreadableFileError(f"{path}: no such checkpoint; {CHECKPOINT_REMEDY}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the odd files it then refuses: the error below says it
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+        # torch's own message is not passed on: for a damaged or hostile file its advice (weights_only=False) is wrong
+        raise UnreadableFileError(
+            f"{path}: damaged, or not a checkpoint of this kit ({unreadable_because(err)}); nothing in it was "
+            f"loaded; {CHECKPOINT_REMEDY}"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"{path}: checkpoint format {found!r}, this kit reads {CHECKPOINT_FORMAT!r}")
+        raise UnreadableFileError(f"{path}: checkpoint format {found!r}, this kit reads {CHECKPOINT_FORMAT!r}")
     return ckpt
+
+
+def unreadable_because(err: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in a few words of the kit's own."""
+    if isinstance(err, pickle.UnpicklingError):
+        return "it holds something other than tensors and plain values"
+    if isinstance(err, EOFError):
+        return "the file ends too early"
+    if isinstance(err, RuntimeError) and "zip archive" in str(err):
+        return "not a complete torch archive: cut short, or another kind of file"
+    return type(err).__name__
 
 
 def keep_epoch_copy(last_path: Path, epoch: int) -> Path:

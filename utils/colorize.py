@@ -2,22 +2,25 @@
 
     python -m utils.colorize --checkpoint RUN/models/mixed/best.pt --input PATH --output DIR
                              [--model-size 256] [--compare] [--jpeg] [--overwrite] [--batch-size 16]
-                             [--gamut chroma|clip]
+                             [--batch-megapixels 4] [--gamut chroma|clip]
 
 The model sees the image's lightness resized to its training size and predicts the colour (ab)
 there; ab is upsampled to the original size and joined with the original full-resolution
 lightness, so no detail is lost to the model's resolution. Colour inputs are turned to gray
 (their L) first. A predicted colour that sRGB cannot show keeps its L and hue with less chroma
 (``--gamut chroma``, the default), so the lightness stays the input's; ``--gamut clip`` clips RGB
-as the paper did.
+as the paper did. The full-resolution conversions run on at most ``--batch-megapixels`` at a time
+(a batch's images, or tiles of a larger image): memory follows that budget, not the files' sizes.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -28,12 +31,19 @@ from tqdm import tqdm
 
 from utils import color
 from utils.config import GAMUTS, device_named
+from utils.errors import cli_error_line
 from utils.evaluate import load_generator
-from utils.images import find_images, load_rgb
+from utils.images import ImageListing, find_images, load_rgb, pixel_count
 from utils.models import UNetGenerator
 from utils.run_dir import atomic_write, write_csv_atomic
 
 SUFFIX = "_colorized"
+T = TypeVar("T")
+# Pixels converted at once: a batch's images together, or the tiles of a larger image. Measured on the CPU with
+# 49-megapixel images (benchmarks/bench_colorize_memory.py): the peak grows by about 145 bytes per pixel of the
+# budget, beside about 1 GiB for the image itself (decoded, its lightness, the output); at 4 megapixels such an
+# image peaks 1.7 GiB above the loaded model, where converting it whole took 7.3 GiB, and it is no slower.
+DEFAULT_PIXEL_BUDGET = 4_000_000
 
 
 @dataclass
@@ -49,11 +59,11 @@ class ColorizeReport:
                 f"(--overwrite replaces them), rejected {len(self.rejected)}")  # fmt: skip
 
 
-def input_files(path: str | Path) -> tuple[Path, list[Path]]:
-    """(root, image files): a single file, or every image under a folder (recursive)."""
+def input_files(path: str | Path) -> tuple[Path, ImageListing]:
+    """(root, its listing): a single file, or every image under a folder (recursive; links out of it not followed)."""
     path = Path(path)
     if path.is_file():
-        return path.parent, [path]
+        return path.parent, ImageListing(path.parent, [path], [])
     if path.is_dir():
         return path, find_images(path)
     raise FileNotFoundError(f"--input {path}: no such file or folder")
@@ -64,6 +74,68 @@ def output_path(source: Path, root: Path, out_dir: Path, extension: str, tag: st
     return out_dir / source.relative_to(root).parent / f"{source.stem}{tag}.{extension}"
 
 
+def tiles(height: int, width: int, pixel_budget: int) -> Iterator[tuple[slice, slice]]:
+    """(rows, columns) of an image in tiles of at most ``pixel_budget`` pixels: bands of whole rows, or pieces
+    of a row when one row alone is over the budget."""
+    columns = max(1, min(width, pixel_budget))
+    rows = max(1, min(height, pixel_budget // columns))
+    for top in range(0, height, rows):
+        for left in range(0, width, columns):
+            yield slice(top, min(top + rows, height)), slice(left, min(left + columns, width))
+
+
+def bilinear_taps(in_size: int, out_size: int, wanted: slice, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """For the output positions ``wanted`` of a resize from ``in_size`` to ``out_size``: the two source indices
+    and their weights, as ``F.interpolate(mode="bilinear", align_corners=False)`` computes them."""
+    scale = torch.tensor(in_size / out_size, dtype=torch.float32, device=device)
+    position = torch.arange(wanted.start, wanted.stop, dtype=torch.float32, device=device)
+    source = ((position + 0.5) * scale - 0.5).clamp(min=0.0)
+    first = source.long()
+    second_weight = source - first
+    return first, (first + 1).clamp(max=in_size - 1), 1.0 - second_weight, second_weight
+
+
+def resized_tile(small: torch.Tensor, size: tuple[int, int], rows: slice, columns: slice) -> torch.Tensor:
+    """The tile (``rows``, ``columns``) of ``small`` (N x C x h x w) resized bilinearly to ``size``: the same
+    pixels as that tile of ``F.interpolate(small, size, mode="bilinear")``, without the whole resized image."""
+    (height, width), device = size, small.device
+    top, bottom, top_weight, bottom_weight = bilinear_taps(small.shape[-2], height, rows, device)
+    left, right, left_weight, right_weight = bilinear_taps(small.shape[-1], width, columns, device)
+    first_row = int(top[0])
+    band = small[..., first_row : int(bottom[-1]) + 1, :]  # the source rows this tile reads
+    across = band[..., left] * left_weight + band[..., right] * right_weight
+    top, bottom = top - first_row, bottom - first_row
+    return across[..., top, :] * top_weight[:, None] + across[..., bottom, :] * bottom_weight[:, None]
+
+
+def lightness(rgb: np.ndarray, device: torch.device, pixel_budget: int) -> torch.Tensor:
+    """An H x W x 3 uint8 image's L (1 x 1 x H x W, on ``device``), converted ``pixel_budget`` pixels at a time."""
+    height, width = rgb.shape[:2]
+    out = torch.empty((1, 1, height, width), device=device)
+    for rows, columns in tiles(height, width, pixel_budget):
+        tile = torch.tensor(rgb[rows, columns])[None].to(device)  # a copy: decoded arrays may be read-only
+        out[..., rows, columns] = color.rgb_to_lab(color.uint8_to_rgb(tile))[:, :1]
+    return out
+
+
+def lab_tiles_to_uint8(
+    lightness_full: torch.Tensor, ab_small: torch.Tensor | None, gamut: str, pixel_budget: int
+) -> np.ndarray:
+    """Full-resolution L joined with ``ab_small`` (1 x 2 x h x w) resized to L's size, or with no colour when
+    None, as H x W x 3 uint8 RGB, ``pixel_budget`` pixels at a time (``gamut``: see :func:`color.lab_to_rgb`)."""
+    height, width = lightness_full.shape[-2:]
+    out = np.empty((height, width, 3), np.uint8)
+    for rows, columns in tiles(height, width, pixel_budget):
+        lightness_tile = lightness_full[..., rows, columns]
+        if ab_small is None:
+            ab = torch.zeros_like(lightness_tile).expand(-1, 2, -1, -1)
+        else:
+            ab = resized_tile(ab_small, (height, width), rows, columns)
+        rgb = color.lab_to_rgb(torch.cat([lightness_tile, ab], dim=1), gamut)
+        out[rows, columns] = color.rgb_to_uint8(rgb)[0].cpu().numpy()
+    return out
+
+
 @torch.no_grad()
 def colorize_full_resolution(
     generator: UNetGenerator,
@@ -71,23 +143,23 @@ def colorize_full_resolution(
     model_size: int,
     device: torch.device,
     gamut: str = "chroma",
+    pixel_budget: int = DEFAULT_PIXEL_BUDGET,
 ) -> list[np.ndarray]:
     """Colorize a batch of H x W x 3 uint8 images of any sizes; returns uint8 RGB of the same sizes.
 
-    L (full resolution) -> resized to ``model_size`` -> generator -> ab upsampled back -> Lab of
-    the original L with the predicted ab -> RGB (``gamut``: see :func:`color.lab_to_rgb`).
+    L (full resolution) -> resized to ``model_size`` -> generator -> ab resized back -> Lab of the original L
+    with the predicted ab -> RGB (``gamut``: see :func:`color.lab_to_rgb`). The model sees each whole image;
+    the full-resolution conversions run ``pixel_budget`` pixels at a time, so their memory stays bounded
+    however large the image (they work pixel by pixel: tiles give the same pixels as one pass).
     """
-    labs = [color.rgb_to_lab(color.uint8_to_rgb(torch.tensor(img)[None].to(device))) for img in images]
+    if not images:
+        return []
+    lightness_full = [lightness(image, device, pixel_budget) for image in images]
     l_small = torch.cat(
-        [F.interpolate(lab[:, :1], size=(model_size, model_size), mode="bilinear", antialias=True) for lab in labs]
+        [F.interpolate(lum, size=(model_size, model_size), mode="bilinear", antialias=True) for lum in lightness_full]
     )
     ab_small = generator(l_small / color.L_SCALE - 1.0).float() * color.AB_SCALE
-    outputs = []
-    for lab, ab in zip(labs, ab_small):
-        ab_full = F.interpolate(ab[None], size=lab.shape[-2:], mode="bilinear", align_corners=False)
-        rgb = color.lab_to_rgb(torch.cat([lab[:, :1], ab_full], dim=1), gamut)
-        outputs.append(color.rgb_to_uint8(rgb)[0].cpu().numpy())
-    return outputs
+    return [lab_tiles_to_uint8(lum, ab[None], gamut, pixel_budget) for lum, ab in zip(lightness_full, ab_small)]
 
 
 def side_by_side(gray: np.ndarray, colorized: np.ndarray, gap: int = 8) -> np.ndarray:
@@ -96,11 +168,40 @@ def side_by_side(gray: np.ndarray, colorized: np.ndarray, gap: int = 8) -> np.nd
     return np.concatenate([gray, np.full((h, gap, 3), 255, np.uint8), colorized], axis=1)
 
 
-def gray_of(rgb: np.ndarray) -> np.ndarray:
+def gray_of(rgb: np.ndarray, pixel_budget: int = DEFAULT_PIXEL_BUDGET) -> np.ndarray:
     """What the model was given, shown: the image's L with no colour, as RGB."""
-    lab = color.rgb_to_lab(color.uint8_to_rgb(torch.tensor(rgb)[None]))
-    lab[:, 1:] = 0
-    return color.rgb_to_uint8(color.lab_to_rgb(lab))[0].numpy()
+    return lab_tiles_to_uint8(lightness(rgb, torch.device("cpu"), pixel_budget), None, "chroma", pixel_budget)
+
+
+def pixel_batches(todo: list[T], pixels: list[int], batch_size: int, pixel_budget: int) -> Iterator[list[T]]:
+    """``todo`` in order, in batches of at most ``batch_size`` items and ``pixel_budget`` pixels (``pixels``: each
+    item's); an item over the budget forms a batch alone."""
+    batch: list[T] = []
+    held = 0
+    for item, count in zip(todo, pixels):
+        if batch and (len(batch) == batch_size or held + count > pixel_budget):
+            yield batch
+            batch, held = [], 0
+        batch.append(item)
+        held += count
+    if batch:
+        yield batch
+
+
+def decode_readable(
+    batch: list[tuple[Path, Path]], report: ColorizeReport, bar: tqdm
+) -> list[tuple[Path, Path, np.ndarray]]:
+    """(source, target, pixels) of each readable source in ``batch``; the others are recorded in ``report``."""
+    decoded = []
+    for source, target in batch:
+        rgb, reason = load_rgb(source, accept_gray=True)
+        if rgb is None:
+            report.rejected.append((source, reason))
+            print(f"skipped {source}: {reason}")
+            bar.update()
+        else:
+            decoded.append((source, target, rgb))
+    return decoded
 
 
 def colorize_path(
@@ -115,14 +216,20 @@ def colorize_path(
     device: str = "auto",
     show_progress: bool = True,
     gamut: str = "chroma",
+    pixel_budget: int = DEFAULT_PIXEL_BUDGET,
 ) -> ColorizeReport:
     """Colorize a file or every image under a folder into ``out_dir``.
 
     ``model_size`` 0 means the size the checkpoint was trained at. A file that cannot be read is
     skipped and recorded (with its reason) in ``out_dir/rejected.csv``; an existing output is
     kept unless ``overwrite``. ``gamut``: how predicted colours outside sRGB are shown
-    (:func:`color.lab_to_rgb`).
+    (:func:`color.lab_to_rgb`). Memory follows ``pixel_budget``, not the files' sizes: a batch holds at most
+    ``batch_size`` images and ``pixel_budget`` pixels, and a larger image is converted in tiles of that many.
     """
+    if batch_size < 1:
+        raise ValueError(f"--batch-size {batch_size}: must be at least 1")
+    if pixel_budget < 1:
+        raise ValueError(f"--batch-megapixels {pixel_budget / 1e6:g}: must be positive")
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no GPU is visible")
     torch_device = device_named(device)
@@ -130,41 +237,32 @@ def colorize_path(
     model_size = model_size or int(record["image_size"])
     if model_size < 32 or model_size % 32:
         raise ValueError(f"--model-size {model_size}: must be a positive multiple of 32")
-    root, files = input_files(input_path)
+    root, listing = input_files(input_path)
     out_dir = Path(out_dir)
     extension = "jpg" if jpeg else "png"
-    report = ColorizeReport()
+    report = ColorizeReport(rejected=listing.outside_reasons())
+    for source, reason in report.rejected:
+        print(f"skipped {source}: {reason}")
     todo = []
-    for source in files:
+    for source in listing.images:
         target = output_path(source, root, out_dir, extension)
         if target.exists() and not overwrite:
             report.existing.append(target)
         else:
             todo.append((source, target))
-    bar = tqdm(total=len(todo), desc="colorize", unit="image", disable=not show_progress)
-    for start in range(0, len(todo), batch_size):
-        batch: list[tuple[Path, Path, np.ndarray]] = []
-        for source, target in todo[start : start + batch_size]:
-            rgb, reason = load_rgb(source, accept_gray=True)
-            if rgb is None:
-                report.rejected.append((source, reason))
-                print(f"skipped {source}: {reason}")
+    with tqdm(total=len(todo), desc="colorize", unit="image", disable=not show_progress) as bar:  # closed on errors
+        # sized from the files' headers: nothing is decoded before its batch runs
+        for batch in pixel_batches(todo, [pixel_count(source) for source, _ in todo], batch_size, pixel_budget):
+            decoded = decode_readable(batch, report, bar)
+            images = [rgb for _, _, rgb in decoded]
+            outputs = colorize_full_resolution(generator, images, model_size, torch_device, gamut, pixel_budget)
+            for (source, target, rgb), output in zip(decoded, outputs):
+                save_image(output, target, jpeg)
+                if compare:
+                    compared = side_by_side(gray_of(rgb, pixel_budget), output)
+                    save_image(compared, output_path(source, root, out_dir, extension, "_compare"), jpeg)
+                report.written.append(target)
                 bar.update()
-                continue
-            batch.append((source, target, rgb))
-        if not batch:
-            continue
-        for (source, target, rgb), output in zip(
-            batch, colorize_full_resolution(generator, [b[2] for b in batch], model_size, torch_device, gamut)
-        ):
-            save_image(output, target, jpeg)
-            if compare:
-                save_image(
-                    side_by_side(gray_of(rgb), output), output_path(source, root, out_dir, extension, "_compare"), jpeg
-                )
-            report.written.append(target)
-            bar.update()
-    bar.close()
     if report.rejected:
         out_dir.mkdir(parents=True, exist_ok=True)
         rejected = pd.DataFrame([(str(p), r) for p, r in report.rejected], columns=["source", "reason"])
@@ -212,7 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compare", action="store_true", help="also write <name>_compare: gray input | output")
     parser.add_argument("--jpeg", action="store_true", help="write JPEG (quality 95) instead of PNG")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16, help="the most images the model colorizes at once")
+    parser.add_argument(
+        "--batch-megapixels",
+        type=float,
+        default=DEFAULT_PIXEL_BUDGET / 1e6,
+        help="the most megapixels converted at once (a batch's images, or tiles of a larger one): bounds the memory",
+    )
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument(
         "--gamut",
@@ -227,9 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         colorize_path(args.checkpoint, args.input, args.output, args.model_size, args.compare, args.jpeg,
-                      args.overwrite, args.batch_size, args.device, gamut=args.gamut)  # fmt: skip
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+                      args.overwrite, args.batch_size, args.device, gamut=args.gamut,
+                      pixel_budget=round(args.batch_megapixels * 1e6))  # fmt: skip
+    except Exception as err:
+        line = cli_error_line(err, (ValueError, FileNotFoundError))  # ValueError: the kit's parameter and file errors
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
         return 2
     return 0
 

@@ -14,12 +14,13 @@ import platform
 import signal
 import subprocess
 import sys
+import typing
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-# re-exported: data.py, kaggle.py and colorize.py import the atomic writes from here
+from utils.errors import ParameterError
 from utils.run_dir import locked_run_record
 
 DOMAINS: tuple[str, ...] = ("cartoon", "movie")
@@ -32,10 +33,6 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 GAMUTS: tuple[str, ...] = ("chroma", "clip")  # how out-of-sRGB predicted colours are shown: utils/color.py
 NEAR_DUPLICATE_HASH_BITS = 192  # the perceptual hash's length (utils/near_duplicates.py)
 NEAR_DUPLICATE_MAX_BITS = 64  # unrelated images' hashes differ in about 96 of the 192 bits
-
-
-class ParameterError(ValueError):
-    """A parameter (or the run directory it points at) is unusable; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +128,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 _FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunParams)}
+FLOAT_FIELDS: tuple[str, ...] = tuple(name for name, kind in typing.get_type_hints(RunParams).items() if kind is float)
 
 # What a resumed training may change: how fast it runs and how it survives, how long it goes on, where the data is
 # read from (the checkpoint's data digest checks the images themselves), and what only evaluation uses. Every other
@@ -186,6 +184,11 @@ def validate(params: RunParams) -> RunParams:
     def fail(name: str, why: str) -> None:
         raise ParameterError(f"parameter {name!r} = {getattr(params, name)!r}: {why}")
 
+    for name in FLOAT_FIELDS:
+        if not math.isfinite(getattr(params, name)):
+            fail(name, "must be a finite number")
+    if params.seed < 0:
+        fail("seed", "must be non-negative")
     if params.source not in SOURCES:
         fail("source", f"must be one of {', '.join(SOURCES)}")
     if params.source == "folder":
@@ -211,7 +214,7 @@ def validate(params: RunParams) -> RunParams:
              "perceptual hash; 0 = folder groups only)")  # fmt: skip
     if params.prepare_workers < 0:
         fail("prepare_workers", "must be non-negative (0 = every CPU core)")
-    if not (math.isfinite(params.decode_timeout_s) and params.decode_timeout_s > 0):
+    if params.decode_timeout_s <= 0:
         fail("decode_timeout_s", "must be a positive, finite number of seconds (one file's decode, at most)")
     if params.image_size < 32 or params.image_size % 32:
         fail("image_size", "must be a positive multiple of 32 (the encoder downsamples 32x)")
@@ -242,8 +245,6 @@ def validate(params: RunParams) -> RunParams:
     for name, meaning in zero_means.items():
         if not getattr(params, name) >= 0:  # not >=: NaN fails too
             fail(name, f"must be non-negative (0 = {meaning})")
-    if not math.isfinite(params.time_limit_hours):
-        fail("time_limit_hours", "must be a finite number of hours (0 = no limit)")
     if params.precision not in PRECISIONS:
         fail("precision", f"must be one of {', '.join(PRECISIONS)}")
     if params.gamut not in GAMUTS:

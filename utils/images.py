@@ -2,13 +2,15 @@
 
 Rejection reasons (the ``reason`` column of ``rejected.csv`` starts with one of these words):
 ``empty-file``, ``not-an-image``, ``corrupt``, ``too-many-pixels``, ``grayscale``, ``too-small``,
-``near-grayscale``; the shard writer adds ``duplicate``.
+``near-grayscale``; the shard writer adds ``duplicate``; a folder's listing, ``outside-folder`` (a link that
+leads out of it).
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,24 +24,62 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".
 _SINGLE_CHANNEL_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F", "P;L"})
 
 
-def find_images(directory: str | Path) -> list[Path]:
+@dataclass(frozen=True)
+class ImageListing:
+    """What :func:`find_images` found under a folder: its image files, and the links it did not follow."""
+
+    root: Path
+    images: list[Path]
+    outside: list[tuple[Path, Path]]  # (a link under the folder, where it resolves: outside the folder)
+
+    def outside_reasons(self) -> list[tuple[Path, str]]:
+        """Each link not followed, with its rejection reason."""
+        return [(link, f"outside-folder: links to {target}, outside {self.root}") for link, target in self.outside]
+
+    def describe_outside(self, shown: int = 3) -> str:
+        """One line on the links not followed ('' when there are none)."""
+        if not self.outside:
+            return ""
+        examples = ", ".join(f"{link} -> {target}" for link, target in self.outside[:shown])
+        more = f" and {len(self.outside) - shown} more" if len(self.outside) > shown else ""
+        return (
+            f"{self.root}: {len(self.outside)} link(s) lead outside the folder and are not followed: {examples}{more}"
+        )
+
+
+def find_images(directory: str | Path) -> ImageListing:
     """Image files under ``directory``, recursively and sorted; hidden files and folders skipped.
 
-    Symlinked folders are followed once: a symlink loop cannot make the walk hang.
+    Symlinks are followed while they resolve inside ``directory`` (each folder once: a symlink loop cannot make
+    the walk hang); a link to a folder or an image outside it is not followed, and listed in ``outside``.
     """
-    found = []
+    root = Path(os.path.realpath(directory))
+    found: list[Path] = []
+    outside: list[tuple[Path, Path]] = []
     seen_dirs: set[tuple[int, int]] = set()
-    for root, dirs, files in os.walk(directory, followlinks=True):
-        stat = os.stat(root)
+    for folder, dirs, files in os.walk(directory, followlinks=True):
+        stat = os.stat(folder)
         if (stat.st_dev, stat.st_ino) in seen_dirs:
             dirs[:] = []
             continue
         seen_dirs.add((stat.st_dev, stat.st_ino))
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                found.append(Path(root) / name)
-    return sorted(found)
+        dirs[:] = _inside(Path(folder), sorted(d for d in dirs if not d.startswith(".")), root, outside)
+        images = [name for name in files if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES]
+        found += [Path(folder) / name for name in _inside(Path(folder), images, root, outside)]
+    return ImageListing(root, sorted(found), sorted(outside))
+
+
+def _inside(folder: Path, names: list[str], root: Path, outside: list[tuple[Path, Path]]) -> list[str]:
+    """The ``names`` in ``folder`` that are not symlinks resolving outside ``root``; those go to ``outside``."""
+    kept = []
+    for name in names:
+        path = folder / name
+        target = Path(os.path.realpath(path)) if path.is_symlink() else None
+        if target is None or target.is_relative_to(root):
+            kept.append(name)
+        else:
+            outside.append((path, target))
+    return kept
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
@@ -56,7 +96,7 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
         gray = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
 
 
 def colorfulness(rgb: np.ndarray) -> float:
@@ -110,7 +150,7 @@ def load_rgb(
                 image.load()
                 single_channel = image.mode in _SINGLE_CHANNEL_MODES
                 try:
-                    image = ImageOps.exif_transpose(image)
+                    ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of a large image
                 except Exception:  # noqa: BLE001 - a malformed EXIF block leaves the pixels usable
                     pass
                 rgb = _to_rgb(image)
@@ -125,6 +165,18 @@ def load_rgb(
     if min(rgb.shape[:2]) < min_side:
         return None, f"too-small: {rgb.shape[1]}x{rgb.shape[0]}, shorter side < {min_side}"
     return rgb, None
+
+
+def pixel_count(path: str | Path) -> int:
+    """Width x height from an image file's header, nothing decoded; 0 for a file no decoder recognises
+    (:func:`load_rgb` then says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.size[0] * image.size[1]
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return 0
 
 
 def _channels_equal(rgb: np.ndarray, tolerance: int = 2) -> bool:

@@ -35,7 +35,8 @@ from typing import Any
 
 import nbformat
 
-from utils.config import ParameterError, git_commit, parse_overrides, resolve_params
+from utils.config import git_commit, parse_overrides, resolve_params
+from utils.errors import ParameterError, UnreadableFileError, cli_error_line, read_json_file
 from utils.kaggle_client import (
     DatasetUnavailable,
     check_dataset,
@@ -46,7 +47,7 @@ from utils.kaggle_client import (
     last_epoch_line,
     search_datasets,
 )
-from utils.run_dir import write_text_atomic
+from utils.run_dir import RUN_RECORD_REMEDY, write_text_atomic
 from utils.sources import kaggle_credentials_present
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
@@ -251,7 +252,7 @@ def check_kernel_id(kernel_id: str) -> str:
 def run_is_partial(run_dir: str | Path) -> bool:
     """Whether the time budget stopped the run's training (run.json's ``partial``)."""
     record = Path(run_dir) / "run.json"
-    return record.is_file() and bool(json.loads(record.read_text()).get("partial"))
+    return record.is_file() and bool(read_json_file(record, RUN_RECORD_REMEDY).get("partial"))
 
 
 def prune_for_output(run_dir: str | Path) -> list[Path]:
@@ -411,15 +412,47 @@ def wait_for_kernel(kernel_id: str, api: Any | None = None, interval: float = 60
 
 
 def fetch_output(kernel_id: str, api: Any | None = None, dest: Path | None = None) -> Path:
-    """Download the kernel's output into ``runs/kaggle-<slug>/``: a run directory, ready to read."""
+    """Download the kernel's output into ``runs/kaggle-<slug>/``: a run directory, ready to read.
+
+    Every file the client reports must lie inside that folder once resolved: the names come from the kernel's
+    output, and a client that joins them as given (kaggle 1.6) writes ``../`` and absolute names outside it.
+    Such files are deleted (when this fetch wrote them) and named in a KaggleSetupError; a client that refuses
+    them itself (kaggle 2.x) gives the same error.
+    """
     api = api if api is not None else kaggle_api()
     dest = Path(dest) if dest is not None else KIT_ROOT / "runs" / f"kaggle-{kernel_id.split('/')[1]}"
     dest.mkdir(parents=True, exist_ok=True)
-    files, _ = api.kernels_output(kernel_id, str(dest), force=True, quiet=True)
+    started = time.time()
+    try:
+        reported = api.kernels_output(kernel_id, str(dest), force=True, quiet=True)
+    except ValueError as err:  # 2.x: a file name that leads outside dest (or a kernel these credentials cannot read)
+        raise KaggleSetupError(f"output of {kernel_id}: the kaggle client refused it ({err}); "
+                               f"what it wrote before stopping is in {dest}") from None  # fmt: skip
+    files = reported[0] if isinstance(reported, tuple) else reported  # 1.7+: (files, next page token); 1.6: files
+    outside = [remove_if_written(Path(dest, name), started) for name in files if not lies_inside(dest, name)]
+    if outside:
+        raise KaggleSetupError(
+            f"output of {kernel_id}: refused {len(outside)} file(s) whose names lead outside {dest}: "
+            f"{'; '.join(outside)}; the other {len(files) - len(outside)} file(s) are in {dest}"
+        )
     print(f"{len(files)} files into {dest}")
     if (dest / "report.md").is_file():
         print(f"start with {dest / 'report.md'} and the rendered notebooks in {dest / 'notebooks'}")
     return dest
+
+
+def lies_inside(folder: Path, name: str) -> bool:
+    """Whether ``name`` (relative to ``folder``, or absolute) resolves, links followed, to a path inside ``folder``."""
+    return Path(os.path.realpath(Path(folder, name))).is_relative_to(Path(os.path.realpath(folder)))
+
+
+def remove_if_written(path: Path, since: float) -> str:
+    """Delete the file ``path`` resolves to if it was written at or after ``since``; says what became of it."""
+    written = Path(os.path.realpath(path))
+    if written.is_file() and written.stat().st_mtime >= since - 2.0:  # 2 s: coarse file system clocks
+        written.unlink()
+        return f"{path} (written to {written}: deleted)"
+    return f"{path} (not written)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -467,8 +500,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             api = kaggle_api()
             fetch_output(resolve_kernel_id(args.id, api), api)
-    except (ParameterError, KaggleSetupError, DatasetUnavailable) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        line = cli_error_line(err, (ParameterError, KaggleSetupError, DatasetUnavailable, UnreadableFileError))
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
         return 2
     return 0
 

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from utils.config import (
-    ParameterError,
     RunParams,
     exit_code_meaning,
     model_dir,
@@ -50,6 +49,7 @@ from utils.config import (
     training_seed,
     training_seeds,
 )
+from utils.errors import ParameterError, UnreadableFileError, cli_error_line
 from utils.processes import Stopped, child_environment, die_with_parent, stopping_on
 from utils.run_dir import WRITER_ENV, RunDirBusy, RunDirWriter, hold_run_dir, locked_run_record
 
@@ -649,13 +649,19 @@ def main(argv: list[str] | None = None) -> int:
         return run_one_step(args.one_step, run_dir)
     try:
         run_pipeline(args.profile, run_dir, parse_overrides(args.param), progress=not args.no_progress)
-    except (ParameterError, StageFailed, RunDirBusy) as err:
+    except (StageFailed, RunDirBusy) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, ParameterError) else 1
+        return 1
     except Stopped as stop:
         print(f"pipeline stopped by {stop}; every notebook it started has stopped. Run the same command again to go "
               "on: the prepared data and every saved epoch are kept", file=sys.stderr)  # fmt: skip
         return stop.exit_code
+    except Exception as err:
+        line = cli_error_line(err, (ParameterError, UnreadableFileError))
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
     return 0
 
 

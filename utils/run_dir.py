@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from utils.errors import read_json_file
 from utils.processes import PARENT_ENV, die_with_parent
 
 LOCK_NAME = "writer.lock"
@@ -41,6 +42,10 @@ HOLDER_SETTLE_S = 1.0  # a writer that has just taken the lock records itself wi
 
 class AtomicWriteError(OSError):
     """A file could not be written; the message names it. The target is as it was before."""
+
+    def __init__(self, target: Path, cause: BaseException) -> None:
+        super().__init__(failure_message(target, cause))
+        self.target = target  # the file meant, not its temporary: what a command's one-line error names
 
 
 class RunDirBusy(RuntimeError):
@@ -73,7 +78,7 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     try:
         handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
-        raise AtomicWriteError(failure_message(path, err)) from err
+        raise AtomicWriteError(path, err) from err
     os.close(handle)
     temporary = Path(name)
     try:
@@ -83,7 +88,7 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     except BaseException as err:
         temporary.unlink(missing_ok=True)
         if isinstance(err, Exception) and not isinstance(err, AtomicWriteError):
-            raise AtomicWriteError(failure_message(path, err)) from err
+            raise AtomicWriteError(path, err) from err
         raise
 
 
@@ -126,6 +131,10 @@ def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     return removed
 
 
+# what to do about a damaged run.json
+RUN_RECORD_REMEDY = "restore it, or move it aside: the next stage writes a new one (data and models are kept)"
+
+
 @contextmanager
 def locked_run_record(run_dir: str | Path) -> Iterator[dict[str, Any]]:
     """``run.json`` as a dict to change, read and written back under an exclusive lock (``run.json.lock``):
@@ -135,7 +144,7 @@ def locked_run_record(run_dir: str | Path) -> Iterator[dict[str, Any]]:
     path = run_dir / "run.json"
     with (run_dir / "run.json.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        record = json.loads(path.read_text()) if path.is_file() else {}
+        record = read_json_file(path, RUN_RECORD_REMEDY) if path.is_file() else {}
         yield record
         write_text_atomic(path, json.dumps(record, indent=2) + "\n")
 

@@ -321,10 +321,14 @@ class SourceFile:
 def list_source_files(root: str | Path) -> list[SourceFile]:
     """Every image file under ``root`` with its folder group: the parent folder relative to ``root``.
 
-    In a flat folder (one group only) each file is its own group.
+    In a flat folder (one group only) each file is its own group. A symlink that leads out of ``root`` is not
+    followed, and one line says so (:func:`utils.images.find_images`).
     """
     root = Path(root)
-    paths = find_images(root)
+    listing = find_images(root)
+    if listing.outside:
+        print(listing.describe_outside(), flush=True)
+    paths = listing.images
     groups = [str(p.parent.relative_to(root)) for p in paths]
     if len(set(groups)) < 2:
         groups = [str(p.relative_to(root)) for p in paths]

@@ -14,7 +14,6 @@ import codecs
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 import math
 import os
 import random
@@ -61,9 +60,10 @@ from utils.config import (
     training_seed,
 )
 from utils.data import load_manifest, training_sets
+from utils.errors import ParameterError, UnreadableFileError, cli_error_line, read_json_file
 from utils.models import GANLoss, PatchDiscriminator, UNetGenerator
 from utils.processes import bound_to_parent, child_environment, die_with_parent
-from utils.run_dir import RunDirBusy, atomic_write, hold_run_dir, write_csv_atomic
+from utils.run_dir import RUN_RECORD_REMEDY, RunDirBusy, atomic_write, hold_run_dir, write_csv_atomic
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -162,7 +162,7 @@ class TimeBudget:
         if not params.time_limit_hours:
             return cls(0.0, math.inf)
         record = run_dir / "run.json"
-        budget = json.loads(record.read_text()).get("budget") if record.is_file() else None
+        budget = read_json_file(record, RUN_RECORD_REMEDY).get("budget") if record.is_file() else None
         if budget and not budget.get("finished"):  # a pipeline is running this training
             deadline = dt.datetime.fromisoformat(budget["deadline"]).timestamp()
         else:
@@ -881,19 +881,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    params = stage_params("train", args.profile, args.run_dir, parse_overrides(args.param))
-    domain = check_domain(args.domain)
     try:
+        params = stage_params("train", args.profile, args.run_dir, parse_overrides(args.param))
+        domain = check_domain(args.domain)
         if "WORLD_SIZE" in os.environ:  # one process of a torchrun launch
             history = train_as_rank(params, args.run_dir, domain, args.seed_index)
         else:
             history = run_training(params, args.run_dir, domain, args.seed_index)
-    except RunDirBusy as err:
-        raise SystemExit(f"error: {err}") from None
+    except Exception as err:
+        line = cli_error_line(err, (ParameterError, UnreadableFileError, RunDirBusy))
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
     if processes_from_env().main:
         print(history.to_string(index=False))
+    return 0
 
 
 def train_as_rank(params: RunParams, run_dir: str | Path, domain: str, seed_index: int) -> pd.DataFrame:
@@ -908,4 +913,4 @@ def train_as_rank(params: RunParams, run_dir: str | Path, domain: str, seed_inde
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Every fault names its file: the command lines answer a damaged run.json, shard or checkpoint, or a run
+directory they may not write, with one line naming it (``error: ...``, exit code 2) and no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY
+from tests.helpers import open_folder, write_protected
+from utils import data, pipeline, train
+from utils.config import model_dir
+
+OVERRIDES = [arg for name, value in TINY.items() for arg in ("-p", f"{name}={value}")]
+
+
+def copy_of_data(prepared_run: Path, run_dir: Path) -> Path:
+    """A run directory holding a copy of ``prepared_run``'s data (readable by any user), to damage."""
+    (run_dir / "data").mkdir(parents=True)
+    for path in (prepared_run / "data").iterdir():
+        (run_dir / "data" / path.name).write_bytes(path.read_bytes())
+    return run_dir
+
+
+def train_cli(run_dir: Path) -> int:
+    return train.main(["--run-dir", str(run_dir), "--profile", "demo", "--domain", "movie", *OVERRIDES])
+
+
+def pipeline_cli(run_dir: Path) -> int:
+    return pipeline.main(["--run-dir", str(run_dir), "--profile", "demo", "--no-progress", *OVERRIDES])
+
+
+def the_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    printed = capsys.readouterr().err
+    assert "Traceback" not in printed, printed
+    lines = printed.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), printed
+    return lines[0]
+
+
+def test_a_damaged_run_json_is_named_and_kept(tmp_path: Path, capsys) -> None:
+    record = tmp_path / "run" / "run.json"
+    record.parent.mkdir()
+    record.write_text('{"profile": "demo", "stages": {"prepare": ')
+    assert pipeline_cli(record.parent) == 2
+    assert the_error_line(capsys).startswith(f"error: {record}: damaged, not JSON")
+    assert record.read_text() == '{"profile": "demo", "stages": {"prepare": '  # nothing written over it
+
+
+def test_a_truncated_shard_is_named_by_the_train_command(tmp_path: Path, prepared_run: Path, capsys) -> None:
+    run_dir = copy_of_data(prepared_run, tmp_path / "run")
+    shard = data.shard_path(run_dir, "movie", "train")
+    shard.write_bytes(shard.read_bytes()[:-3000])
+    assert train_cli(run_dir) == 2
+    line = the_error_line(capsys)
+    assert line.startswith(f"error: {shard}: damaged shard") and "prepared.json" in line
+
+
+def test_a_garbage_checkpoint_is_named_without_torchs_advice(tmp_path: Path, prepared_run: Path, capsys) -> None:
+    run_dir = copy_of_data(prepared_run, tmp_path / "run")
+    last = model_dir(run_dir, "movie", 0) / "checkpoint_last.pt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"\x80\x04garbage that no unpickler takes")
+    assert train_cli(run_dir) == 2
+    line = the_error_line(capsys)
+    assert line.startswith(f"error: {last}: damaged, or not a checkpoint of this kit")
+    assert "train the model again" in line and "weights_only" not in line
+
+
+def test_a_read_only_run_directory_is_named(prepared_run: Path, capsys) -> None:
+    with open_folder() as folder:
+        run_dir = copy_of_data(prepared_run, folder / "run")
+        with write_protected(run_dir):
+            codes = {"train": train_cli(run_dir), "pipeline": pipeline_cli(run_dir)}
+        printed = capsys.readouterr().err
+    assert codes == {"train": 2, "pipeline": 2}, printed
+    assert "Traceback" not in printed
+    lines = printed.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"error: {run_dir}: cannot write ") for line in lines), printed
