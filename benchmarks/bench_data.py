@@ -188,7 +188,7 @@ class DataBench:
 
     def pool_start(self, root: Path, cores: int) -> None:
         """The cost of starting decoding processes, the kit's way and the way before."""
-        files = list_source_files(root / "movie")[:cores]
+        files = list_source_files(root / "movie")[0][:cores]
         method = decode_process_context().get_start_method()
         row = f"{method} start, once per Python process"
         if self.time_left(row):

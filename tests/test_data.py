@@ -503,6 +503,28 @@ def test_too_few_images_is_a_clear_error(tmp_path: Path) -> None:
         data.prepare_data(params, tmp_path / "run")
 
 
+def test_a_link_out_of_a_source_folder_is_rejected_with_its_reason(tmp_path: Path) -> None:
+    from tests.messy_data import colourful
+
+    (tmp_path / "private").mkdir()
+    Image.fromarray(colourful(9)).save(tmp_path / "private" / "secret.png")
+    for domain in config.DOMAINS:
+        for i in range(6):
+            (tmp_path / domain / f"show_{i}").mkdir(parents=True)
+            Image.fromarray(colourful(i)).save(tmp_path / domain / f"show_{i}" / "frame.png")
+        (tmp_path / domain / "up").symlink_to(tmp_path / "private", target_is_directory=True)
+    params = config.resolve_params("demo", {**TINY, "source": "folder", "cartoon_dir": str(tmp_path / "cartoon"),
+                                            "movie_dir": str(tmp_path / "movie"), "train_per_domain": 4,
+                                            "test_per_domain": 2})  # fmt: skip
+    manifest = data.prepare_data(params, tmp_path / "run")
+    assert not manifest["source"].str.contains("secret").any()
+    rejected = pd.read_csv(tmp_path / "run" / "data" / "rejected.csv")
+    outside = rejected[rejected["reason"].str.startswith("outside-folder")]
+    assert sorted(outside["domain"]) == sorted(config.DOMAINS)
+    assert set(outside["source"]) == {str(tmp_path / d / "up") for d in config.DOMAINS}
+    assert all(f"links to {tmp_path / 'private'}" in reason for reason in outside["reason"])
+
+
 def test_mixed_takes_equal_halves(prepared_run: Path, tiny_params: config.RunParams) -> None:
     cartoon_train, cartoon_val = data.training_sets(prepared_run, "cartoon", tiny_params)
     mixed_train, mixed_val = data.training_sets(prepared_run, "mixed", tiny_params)

@@ -98,8 +98,9 @@ def test_a_folder_source_stays_inside_its_root(tmp_path: Path, capsys) -> None:
         Image.fromarray(colourful(i)).save(tmp_path / "root" / "film" / f"{i}.png")
         Image.fromarray(colourful(i + 2)).save(tmp_path / "machine" / f"{i}.png")
     (tmp_path / "root" / "up").symlink_to(tmp_path, target_is_directory=True)
-    files = sources.list_source_files(tmp_path / "root")
+    files, outside = sources.list_source_files(tmp_path / "root")
     assert [Path(f.path).relative_to(tmp_path) for f in files] == [Path("root/film/0.png"), Path("root/film/1.png")]
+    assert outside == [(str(tmp_path / "root" / "up"), f"outside-folder: links to {tmp_path}, outside {tmp_path / 'root'}")]
     printed = capsys.readouterr().out
     assert f"{tmp_path / 'root'}: 1 link(s) lead outside the folder and are not followed: " in printed
     assert f"{tmp_path / 'root' / 'up'} -> {tmp_path}" in printed
@@ -112,7 +113,7 @@ def test_flat_folder_makes_each_file_its_own_group(tmp_path: Path) -> None:
 
     for i in range(3):
         Image.fromarray(colourful(i)).save(tmp_path / f"{i}.png")
-    groups = [f.group for f in sources.list_source_files(tmp_path)]
+    groups = [f.group for f in sources.list_source_files(tmp_path)[0]]
     assert groups == ["0.png", "1.png", "2.png"]
 
 
@@ -190,7 +191,7 @@ def image_files(tmp_path_factory) -> list[sources.SourceFile]:
     write_bad_and_odd_files(folder / "odd")
     for i in range(18):
         Image.fromarray(colourful(i, size=64 + 16 * (i % 4))).save(folder / f"frame_{i:02d}.png")
-    files = sources.list_source_files(folder)
+    files, _ = sources.list_source_files(folder)
     return [files[i] for i in np.random.default_rng(0).permutation(len(files))]
 
 

@@ -39,10 +39,9 @@ from utils.run_dir import atomic_write, write_csv_atomic
 
 SUFFIX = "_colorized"
 T = TypeVar("T")
-# Pixels converted at once: a batch's images together, or the tiles of a larger image. Measured on the CPU with
-# 49-megapixel images (benchmarks/bench_colorize_memory.py): the peak grows by about 145 bytes per pixel of the
-# budget, beside about 1 GiB for the image itself (decoded, its lightness, the output); at 4 megapixels such an
-# image peaks 1.7 GiB above the loaded model, where converting it whole took 7.3 GiB, and it is no slower.
+# Pixels converted at once: a batch's images together, or the tiles of a larger image. The peak grows with the
+# budget, beside the image itself (decoded, its lightness, the output); benchmarks/bench_colorize_memory.py measures
+# both on 49-megapixel images (docs/performance.md, "Colorizing large images"). At 4 megapixels tiling is no slower.
 DEFAULT_PIXEL_BUDGET = 4_000_000
 
 

@@ -275,15 +275,16 @@ def hashed_candidate(file: SourceFile, entry: dict[str, Any], hashed: ShardJourn
 
 def file_streams(
     params: RunParams, data_dir: Path, domain: str, pool: DecodePool
-) -> tuple[dict[str, SplitStream], ShardJournal | None]:
-    """Per split, its stream of candidates from a folder or Kaggle source; with near-duplicate grouping, also the
-    hash pass's journal (files it decided are not decoded again)."""
-    files = list_source_files(source_root(params, domain))
+) -> tuple[dict[str, SplitStream], ShardJournal | None, list[tuple[str, str]]]:
+    """Per split, its stream of candidates from a folder or Kaggle source; with near-duplicate grouping, the hash
+    pass's journal (files it decided are not decoded again), else None; and the links out of the folder, with
+    their reason."""
+    files, outside = list_source_files(source_root(params, domain))
     settings = decode_settings(params)
     if params.near_duplicate_bits == 0:
         splits = grouped_splits(params, domain, files, [""] * len(files))
         return {split: (lambda start, needed, fs=fs: pool.decode(fs[start:], settings, needed))
-                for split, fs in splits.items()}, None  # fmt: skip
+                for split, fs in splits.items()}, None, outside  # fmt: skip
     hashed = hash_pass(params, data_dir, domain, files, pool)
     splits = grouped_splits(params, domain, files, [e.get("hash", "") for e in hashed.entries])
     entry_of = {f.path: e for f, e in zip(files, hashed.entries)}
@@ -298,7 +299,7 @@ def file_streams(
 
     return {
         split: (lambda start, needed, fs=fs: stream_from(fs, start, needed)) for split, fs in splits.items()
-    }, hashed
+    }, hashed, outside
 
 
 def near_test_check(journal: ShardJournal, bits: int) -> Callable[[Candidate], str | None] | None:
@@ -391,7 +392,8 @@ def write_domain_shards(
     if journal.entries:
         print(f"prepare {domain}: resuming after {len(journal.entries)} images already decided")
     demo = params.source == "demo"
-    streams, hashed = (demo_streams(params, domain), None) if demo else file_streams(params, data_dir, domain, pool)
+    streams, hashed, outside = ((demo_streams(params, domain), None, []) if demo
+                                else file_streams(params, data_dir, domain, pool))  # fmt: skip
     seen = {e["sha1"]: e["source"] for e in journal.entries if "slot" in e}
     for split in SPLITS:
         reject = near_test_check(journal, params.near_duplicate_bits) if demo and split == "train" else None
@@ -414,7 +416,7 @@ def write_domain_shards(
         _write_npy_atomic(shard_path(data_dir.parent, domain, split), journal.pool[first : first + len(entries)])
         rows += [{"domain": domain, "split": split, "index": e["slot"] - first, **{k: e[k] for k in ROW_KEYS}}
                  for e in entries]  # fmt: skip
-    rejected = [
+    rejected = [{"domain": domain, "source": link, "reason": reason} for link, reason in outside] + [
         {"domain": domain, "source": e["source"], "reason": e["reason"]} for e in journal.entries if "reason" in e
     ]
     journal.remove()

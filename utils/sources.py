@@ -318,11 +318,12 @@ class SourceFile:
     folder_group: str = ""
 
 
-def list_source_files(root: str | Path) -> list[SourceFile]:
-    """Every image file under ``root`` with its folder group: the parent folder relative to ``root``.
+def list_source_files(root: str | Path) -> tuple[list[SourceFile], list[tuple[str, str]]]:
+    """Every image file under ``root`` with its folder group (the parent folder relative to ``root``), and the
+    links that lead out of ``root`` with their reason (``outside-folder: ...``): not followed, and one line says so
+    (:func:`utils.images.find_images`).
 
-    In a flat folder (one group only) each file is its own group. A symlink that leads out of ``root`` is not
-    followed, and one line says so (:func:`utils.images.find_images`).
+    In a flat folder (one group only) each file is its own group.
     """
     root = Path(root)
     listing = find_images(root)
@@ -332,7 +333,8 @@ def list_source_files(root: str | Path) -> list[SourceFile]:
     groups = [str(p.parent.relative_to(root)) for p in paths]
     if len(set(groups)) < 2:
         groups = [str(p.relative_to(root)) for p in paths]
-    return [SourceFile(str(p), g) for p, g in zip(paths, groups)]
+    outside = [(str(link), reason) for link, reason in listing.outside_reasons()]
+    return [SourceFile(str(p), g) for p, g in zip(paths, groups)], outside
 
 
 def assign_splits(files: list[SourceFile], n_train: int, n_test: int, seed: int) -> dict[str, list[SourceFile]]:
