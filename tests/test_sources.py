@@ -100,7 +100,9 @@ def test_a_folder_source_stays_inside_its_root(tmp_path: Path, capsys) -> None:
     (tmp_path / "root" / "up").symlink_to(tmp_path, target_is_directory=True)
     files, outside = sources.list_source_files(tmp_path / "root")
     assert [Path(f.path).relative_to(tmp_path) for f in files] == [Path("root/film/0.png"), Path("root/film/1.png")]
-    assert outside == [(str(tmp_path / "root" / "up"), f"outside-folder: links to {tmp_path}, outside {tmp_path / 'root'}")]
+    assert outside == [
+        (str(tmp_path / "root" / "up"), f"outside-folder: links to {tmp_path}, outside {tmp_path / 'root'}")
+    ]
     printed = capsys.readouterr().out
     assert f"{tmp_path / 'root'}: 1 link(s) lead outside the folder and are not followed: " in printed
     assert f"{tmp_path / 'root' / 'up'} -> {tmp_path}" in printed

@@ -297,9 +297,11 @@ def file_streams(
                 candidate = hashed_candidate(file, entry_of[file.path], hashed)
                 yield candidate if candidate is not None else next(decoded)
 
-    return {
-        split: (lambda start, needed, fs=fs: stream_from(fs, start, needed)) for split, fs in splits.items()
-    }, hashed, outside
+    return (
+        {split: (lambda start, needed, fs=fs: stream_from(fs, start, needed)) for split, fs in splits.items()},
+        hashed,
+        outside,
+    )
 
 
 def near_test_check(journal: ShardJournal, bits: int) -> Callable[[Candidate], str | None] | None:
