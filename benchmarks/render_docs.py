@@ -48,6 +48,10 @@ MEASUREMENTS: dict[str, tuple[str, str]] = {
     "bench_colorize_memory_cpu": ("bench_colorize_memory", ""),
     "bench_statistics_cpu": ("bench_statistics", ""),
     "bench_near_duplicates_cpu": ("bench_near_duplicates", ""),
+    "bench_near_duplicates_prepare_cpu": (
+        "bench_near_duplicates",
+        "--distinct 0 --group-hashes 0 --prepare-images 10000",
+    ),
     "bench_demo_cpu": ("bench_demo", ""),
     "bench_run_dir_cpu": ("bench_run_dir", "--run-dir runs/demo"),
     "gpu_check_cuda": ("gpu_check", ""),
