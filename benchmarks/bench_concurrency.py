@@ -9,7 +9,7 @@ Lab there, the GAN step in mixed precision on a GPU), all on the same device; on
 cores // n threads, as the pipeline gives its train notebooks. Each process warms up, waits for the
 others, then times ``--steps`` steps; the total is every process's images over the span from the
 first start to the last end. A single model's batch 16 does not fill a big GPU: this measures how
-much more the GPU does with 2 or 3 models at once (README, "Several models at once").
+much more the GPU does with 2 or 3 models at once (docs/performance.md, "Several models at once").
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each figure is saved as a PNG under figures/ and that PNG is returned for the notebook to show.
 matplotlib and seaborn are imported by the functions that draw (seaborn, which imports scipy.stats,
 only where a seaborn plot is drawn): the evaluate notebook only builds tables, and the train
-notebook's loss curves need matplotlib alone; each saves their import time (README, "Start-up").
+notebook's loss curves need matplotlib alone; each saves their import time (docs/performance.md, "Start-up of each notebook").
 Intervals are the evaluation's: a bootstrap that resamples the test groups (utils.statistics).
 """
 

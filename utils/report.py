@@ -239,7 +239,7 @@ def seed_variation_markdown(by_seed: pd.DataFrame | None) -> list[str]:
     lines = ["## Run-to-run variation", ""]
     if by_seed is None or by_seed["seed"].nunique() < 2:
         return lines + ["One training seed: how much the results move between training runs is not measured "
-                        "here. `seeds=3` trains and evaluates every model three times (README, \"Seeds\").", ""]  # fmt: skip
+                        "here. `seeds=3` trains and evaluates every model three times (docs/running.md, \"Seeds\").", ""]  # fmt: skip
     seeds = sorted(by_seed["seed"].unique())
     rows = []
     for (model, domain, metric), part in by_seed.groupby(["model", "test_domain", "metric"], sort=False):
