@@ -11,6 +11,7 @@ from scipy.stats import wilcoxon
 
 from tests.helpers import write_manifest
 from utils import evaluate, report, statistics
+from utils.errors import UnreadableFileError
 from utils.metrics import METRICS
 
 
@@ -138,5 +139,5 @@ def test_each_test_image_gets_its_group_from_the_manifest(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"manifest.csv: 3 movie test rows .* for 4 images"):
         evaluate.image_groups(tmp_path, "movie", 4)
     write_manifest(tmp_path, **manifest, group=["b", None, "a", "c"])
-    with pytest.raises(ValueError, match=r"manifest.csv: 3 movie test rows \(1 without a group\)"):
+    with pytest.raises(UnreadableFileError, match=r"manifest.csv: damaged, group missing or unreadable on some rows"):
         evaluate.image_groups(tmp_path, "movie", 3)
