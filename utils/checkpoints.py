@@ -155,7 +155,7 @@ class TrainingImages:
     """What a model trains on, as its checkpoints record it: a resume on other data is refused."""
 
     count: int
-    sha1: str  # over the manifest rows of the model's training shards (see train.training_data_sha1)
+    sha1: str  # over the manifest rows of the model's training shards (see shards.training_data_sha1)
 
 
 def build_checkpoint(

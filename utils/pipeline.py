@@ -183,7 +183,7 @@ def end_run_processes(writer: RunDirWriter, grace_s: float = 5.0) -> None:
 
 def end_partial(run_dir: Path, partial: dict[str, Any], seconds: float) -> None:
     """A run the time budget cut short ends cleanly (Kaggle keeps its output): its report says how far it got."""
-    from utils import report as report_text  # torch, through the data module: only here
+    from utils import report as report_text  # torch, through the metrics' registry: only here
 
     report = report_text.write_partial_report(run_dir, partial)
     reached = ", ".join(f"{name} {epochs}" for name, epochs in partial["models"].items())

@@ -6,6 +6,7 @@ and the command that prepares it again.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from utils.config import DOMAINS
 from utils.errors import ParameterError, UnreadableFileError, read_json_file
 
 MANIFEST_COLUMNS = ["domain", "split", "index", "source", "sha1", "folder_group", "group", "width", "height"]
@@ -144,3 +146,13 @@ def load_manifest(run_dir: str | Path) -> pd.DataFrame:
         raise UnreadableFileError(f"{path}: damaged, {' and '.join(unreadable)} missing or unreadable on some rows; "
                                   f"{prepare_again(run_dir)}")  # fmt: skip
     return manifest
+
+
+def training_data_sha1(run_dir: Path, model: str) -> str:
+    """sha1 over the manifest rows (domain, split, index, sha1) of the train shards ``model`` trains and
+    validates on: the same images in the same shard rows give the same digest, wherever they were read from."""
+    manifest = load_manifest(run_dir)
+    domains = DOMAINS if model == "mixed" else (model,)
+    rows = manifest[manifest["domain"].isin(domains) & (manifest["split"] == "train")]
+    rows = rows.sort_values(["domain", "index"])[["domain", "split", "index", "sha1"]]
+    return hashlib.sha1(rows.to_csv(index=False).encode()).hexdigest()

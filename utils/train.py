@@ -1,5 +1,10 @@
 """The GAN training loop: pix2pix recipe, mixed precision, DDP, resumable checkpoints. Also a CLI.
 
+The loop reads top to bottom: :func:`train` sets up the processes, :func:`train_model` the data, validation and
+networks (:class:`ModelTraining`), resumes, then runs the epochs (:func:`train_epoch`), each ended by
+:func:`end_epoch` (validation, history.csv, best.pt and checkpoint_last.pt, all built by
+``checkpoints.build_checkpoint``). The recipe's step is in utils/gan.py, the data order in utils/batches.py.
+
     python -m utils.train --run-dir runs/demo --profile demo --domain cartoon [-p epochs=3 ...]
 
 Run under ``torchrun`` it trains with one process per GPU (DDP), each taking an equal share of
@@ -12,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import hashlib
 import math
 import os
 import sys
@@ -42,7 +46,6 @@ from utils.checkpoints import (
     set_rng_states,
 )
 from utils.config import (
-    DOMAINS,
     RunParams,
     check_domain,
     model_dir,
@@ -70,7 +73,7 @@ from utils.launch import run_torchrun
 from utils.processes import die_with_parent
 from utils.run_dir import RUN_RECORD_REMEDY, RunDirBusy, atomic_write, hold_run_dir, write_csv_atomic
 from utils.scoring import BatchScorer, predict_ab, truth_and_inputs
-from utils.shards import load_manifest
+from utils.shards import training_data_sha1
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -93,7 +96,7 @@ NO_BAD_STEP = 2**62
 TEST_BUDGET_EPOCHS_ENV = "KIT_TEST_BUDGET_EPOCHS"
 
 
-# --- the time budget, the data a model trains on, validation -------------------------------------
+# --- the time budget and validation ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -130,16 +133,6 @@ class TimeBudget:
 
     def describe(self) -> str:
         return f"the time budget of {self.hours:g} h ran out"
-
-
-def training_data_sha1(run_dir: Path, model: str) -> str:
-    """sha1 over the manifest rows (domain, split, index, sha1) of the train shards ``model`` trains and
-    validates on: the same images in the same shard rows give the same digest, wherever they were read from."""
-    manifest = load_manifest(run_dir)
-    domains = DOMAINS if model == "mixed" else (model,)
-    rows = manifest[manifest["domain"].isin(domains) & (manifest["split"] == "train")]
-    rows = rows.sort_values(["domain", "index"])[["domain", "split", "index", "sha1"]]
-    return hashlib.sha1(rows.to_csv(index=False).encode()).hexdigest()
 
 
 @torch.no_grad()
@@ -259,6 +252,33 @@ def resume(run: ModelTraining) -> TrainingState:
 
 
 # --- the loop ------------------------------------------------------------------------------------
+
+
+def train(
+    params: RunParams, run_dir: str | Path, domain: str, seed_index: int = 0, show_progress: bool = True
+) -> pd.DataFrame:
+    """Train one model (``domain`` in cartoon, movie, mixed) with training seed ``seed_index`` (0 .. seeds - 1)
+    in ``run_dir/models/seed<S>/<domain>/``.
+
+    ``params.pretrain_epochs`` generator-only L1 epochs come first, then ``params.epochs`` GAN
+    epochs. Resumes from ``checkpoint_last.pt`` (written every epoch, and inside an epoch every
+    ``checkpoint_minutes``) when present and ``params.resume``. With ``time_limit_hours``, training
+    stops at a checkpoint once the time budget runs out (checked at every sync point and epoch end),
+    and starts nothing when it already has: the history then holds fewer epochs than planned (see
+    :func:`training_record`). Under torchrun this is one process of a DDP run; only rank 0 writes.
+
+    Returns:
+        The training history, one row per epoch.
+    """
+    check_domain(domain)
+    procs = processes_from_env()
+    device = training_device(params, procs)
+    start_process_group(procs, device)
+    try:
+        seed = training_seed(params, seed_index)
+        return train_model(params, Path(run_dir), domain, seed, procs, device, show_progress and procs.main)
+    finally:
+        end_process_group(procs)
 
 
 def train_model(
@@ -387,33 +407,6 @@ def end_epoch(run: ModelTraining, state: TrainingState, phase: str, seconds: flo
     barrier(run.procs)
 
 
-def train(
-    params: RunParams, run_dir: str | Path, domain: str, seed_index: int = 0, show_progress: bool = True
-) -> pd.DataFrame:
-    """Train one model (``domain`` in cartoon, movie, mixed) with training seed ``seed_index`` (0 .. seeds - 1)
-    in ``run_dir/models/seed<S>/<domain>/``.
-
-    ``params.pretrain_epochs`` generator-only L1 epochs come first, then ``params.epochs`` GAN
-    epochs. Resumes from ``checkpoint_last.pt`` (written every epoch, and inside an epoch every
-    ``checkpoint_minutes``) when present and ``params.resume``. With ``time_limit_hours``, training
-    stops at a checkpoint once the time budget runs out (checked at every sync point and epoch end),
-    and starts nothing when it already has: the history then holds fewer epochs than planned (see
-    :func:`training_record`). Under torchrun this is one process of a DDP run; only rank 0 writes.
-
-    Returns:
-        The training history, one row per epoch.
-    """
-    check_domain(domain)
-    procs = processes_from_env()
-    device = training_device(params, procs)
-    start_process_group(procs, device)
-    try:
-        seed = training_seed(params, seed_index)
-        return train_model(params, Path(run_dir), domain, seed, procs, device, show_progress and procs.main)
-    finally:
-        end_process_group(procs)
-
-
 def read_history(path: Path) -> pd.DataFrame:
     """A model's history.csv: one row per finished epoch (none yet: an empty table)."""
     return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=HISTORY_COLUMNS)
@@ -433,7 +426,7 @@ def last_sample_grid(run_dir: str | Path, domain: str, seed: int, history: pd.Da
     return model_dir(run_dir, domain, seed) / "samples" / f"epoch_{int(history['epoch'].iloc[-1]):02d}.png"
 
 
-# --- launching: in-process, or torchrun ---------------------------------------------------------------------------------
+# --- launching: in-process, or torchrun ---------------------------------------------------------
 
 
 def run_training(
