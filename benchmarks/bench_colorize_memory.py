@@ -38,8 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils import color, colorize  # noqa: E402
-from utils.checkpoints import CHECKPOINT_FORMAT  # noqa: E402
-from utils.evaluate import load_generator  # noqa: E402
+from utils.checkpoints import (
+    CHECKPOINT_FORMAT,  # noqa: E402
+    load_generator,  # noqa: E402
+)
 from utils.images import find_images, load_rgb  # noqa: E402
 
 BATCH_SIZE = 16  # colorize's default --batch-size

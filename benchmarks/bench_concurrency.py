@@ -27,25 +27,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import children  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
-from utils import config, pipeline, train  # noqa: E402
+from utils import config, environment, scheduler  # noqa: E402
+from utils.gan import build_gan, train_on_batch  # noqa: E402
 
 
 def trainer(n_processes: int, args: argparse.Namespace, start: Any, queue: Any) -> None:
     """One training process: warm up, wait for the others at ``start``, time ``args.steps`` steps."""
     try:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        torch.set_num_threads(max(1, pipeline.cpu_cores() // n_processes))
+        torch.set_num_threads(max(1, scheduler.cpu_cores() // n_processes))
         params = config.resolve_params(
             "demo", {"image_size": args.size, "batch_size": args.batch_size, "pretrained": False}
         )
-        gan = train.build_gan(params, device)
+        gan = build_gan(params, device)
         batch = torch.randint(0, 256, (args.batch_size, args.size, args.size, 3), dtype=torch.uint8)
         batch = batch.pin_memory() if device.type == "cuda" else batch
         flips = torch.zeros(args.batch_size, dtype=torch.bool)
 
         def steps(n: int) -> None:
             for _ in range(n):
-                train.train_on_batch(gan, batch, flips)
+                train_on_batch(gan, batch, flips)
             if device.type == "cuda":
                 torch.cuda.synchronize()
 
@@ -98,8 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     add_json_argument(parser)
     args = parser.parse_args(argv)
 
-    device = torch.cuda.get_device_name() if cuda else f"CPU ({pipeline.cpu_cores()} cores)"
-    precision = config.amp_settings(torch.device("cuda" if cuda else "cpu"))[0] or "fp32"
+    device = torch.cuda.get_device_name() if cuda else f"CPU ({scheduler.cpu_cores()} cores)"
+    precision = environment.amp_settings(torch.device("cuda" if cuda else "cpu"))[0] or "fp32"
     results = Results("bench_concurrency", args.json)
     results.describe(device=device, size=args.size, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
                      precision=precision,

@@ -53,15 +53,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils import config, data  # noqa: E402
-from utils.sources import (  # noqa: E402
-    DecodeSettings,
-    decode_executor,
-    decode_files,
-    decode_process_context,
-    demo_cartoon_frames,
-    list_source_files,
-    skimage_photos,
-)
+from utils.decoding import DecodeSettings, decode_executor, decode_files, decode_process_context  # noqa: E402
+from utils.demo import demo_cartoon_frames, skimage_photos  # noqa: E402
+from utils.shards import load_shard  # noqa: E402
+from utils.sources import list_source_files  # noqa: E402
 
 TWO_WORKER_TARGET_X = 1.7  # prepare with 2 workers vs 1, on a machine with 2 or more cores
 ALL_CORES_TARGET_X = 6.0  # prepare on every core vs 1 worker, on a machine with 16 or more cores
@@ -156,7 +151,7 @@ def spawned_executor(workers: int) -> ProcessPoolExecutor:
 
 def shard_hashes(run_dir: Path) -> dict[str, str]:
     """sha1 of every shard's pixels: equal hashes, bit-identical shards."""
-    shards = {(d, s): data.load_shard(run_dir, d, s) for d in config.DOMAINS for s in ("test", "train")}
+    shards = {(d, s): load_shard(run_dir, d, s) for d in config.DOMAINS for s in ("test", "train")}
     return {f"{d}_{s}": hashlib.sha1(np.ascontiguousarray(shard)).hexdigest() for (d, s), shard in shards.items()}
 
 
@@ -241,7 +236,7 @@ class DataBench:
         from utils import color
 
         args = self.args
-        shard = data.load_shard(run_dir, "movie", "train")
+        shard = load_shard(run_dir, "movie", "train")
         kit_set = data.ShardDataset(shard, np.arange(len(shard)))
         files = sorted((root / "movie").rglob("*.jpg"))[: len(kit_set)]
         batch_size = min(args.batch_size, len(kit_set))  # a reduced run still gives a batch

@@ -13,7 +13,7 @@ with ``--compile``, also compiled (fused, as evaluation's compiled scorer runs i
 on a 2-core CPU).
 
 Where it shows up: the mapping's extra time per image (chroma minus clip) beside evaluation's eager
-scoring per image (``evaluate.score_batch`` on the plausible batch, which includes a conversion) and
+scoring per image (``scoring.score_batch`` on the plausible batch, which includes a conversion) and
 colorize's per-image time (``colorize_full_resolution``, an untrained generator at ``--size``, images of
 ``--colorize-size`` squared, the conversion at full resolution).
 """
@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_metrics import image_pairs, parse_devices, timed  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
-from utils import color, colorize, evaluate  # noqa: E402
+from utils import color, colorize  # noqa: E402
+from utils.scoring import score_batch  # noqa: E402
 
 NOISE_AB = 5.0  # the plausible prediction's error on a and b
 
@@ -123,7 +124,7 @@ def run_device(results: Results, device: torch.device, args: argparse.Namespace)
     time_conversions(results, "saturated", saturated, args, compiled)
     l_norm, ab_norm = color.normalize_lab(plausible)
     scoring = ms_per_image(
-        lambda: evaluate.score_batch(truth, l_norm, ab_norm, "clip"), len(truth), args.repeats, synchronizer(device)
+        lambda: score_batch(truth, l_norm, ab_norm, "clip"), len(truth), args.repeats, synchronizer(device)
     )
     results.add(f"scoring, every metric (eager), {device.type}", scoring, "ms/image", note="plausible, clip")
     results.add(f"mapping's extra time / scoring, {device.type}", 100 * extra / scoring, "%", note="plausible")

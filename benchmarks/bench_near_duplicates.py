@@ -52,6 +52,7 @@ sys.path.insert(0, str(KIT_ROOT))
 
 from benchmarks.results import Figure, Results, add_json_argument  # noqa: E402
 from utils import config  # noqa: E402
+from utils.demo import DEMO_PHOTOS, demo_photos, draw_cartoon_frame  # noqa: E402
 from utils.images import is_jpeg, load_rgb  # noqa: E402
 from utils.near_duplicates import (  # noqa: E402
     HASH_SIDE,
@@ -61,7 +62,6 @@ from utils.near_duplicates import (  # noqa: E402
     perceptual_hash,
     shrink_to_hash_side,
 )
-from utils.sources import DEMO_PHOTOS, demo_photos, draw_cartoon_frame  # noqa: E402
 
 DEFAULT_BITS = config.RunParams.near_duplicate_bits
 GROUPING_TARGET_S = 10.0

@@ -58,12 +58,14 @@ from skimage.color import rgb2lab
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import utils.gan  # noqa: E402
 from benchmarks import children  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
-from utils import config, train  # noqa: E402
+from utils import batches, config, distributed, environment, train  # noqa: E402
 from utils.data import ShardDataset  # noqa: E402
+from utils.demo import demo_cartoon_frames  # noqa: E402
+from utils.gan import build_gan, train_on_batch  # noqa: E402
 from utils.models import PatchDiscriminator, UNetGenerator  # noqa: E402
-from utils.sources import demo_cartoon_frames  # noqa: E402
 
 # Dense fp16/bf16 tensor-core peak, FLOP/s, by normalised device name (normalised_gpu_name). From NVIDIA's
 # data sheets, without the 2:4 sparsity they quote first: T4 65 (mixed precision), P100 PCIe 18.7 (plain
@@ -175,8 +177,8 @@ def kit_params(size: int, batch_size: int, workers: int, compile: bool) -> confi
 def kit_loop(images: np.ndarray, params: config.RunParams, device: torch.device) -> Iterator[tuple[int, bool]]:
     """The kit's training loop, set up by the functions ``train()`` uses; one step per yielded
     (images, synced), syncing where ``train()`` does: every LOG_EVERY batches and at an epoch's end."""
-    gan = train.build_gan(params, device)
-    loader, sampler = train.training_loader(ShardDataset(images, np.arange(len(images))), params, train.Processes(),
+    gan = build_gan(params, device)
+    loader, sampler = batches.training_loader(ShardDataset(images, np.arange(len(images))), params, distributed.Processes(),
                                             device)  # fmt: skip
     sums = torch.zeros(3, device=device)
     epoch = 0
@@ -184,7 +186,7 @@ def kit_loop(images: np.ndarray, params: config.RunParams, device: torch.device)
         epoch += 1
         sampler.set_position(epoch, 0)
         for i, (batch, flips) in enumerate(loader, 1):
-            sums += train.train_on_batch(gan, batch, flips)
+            sums += train_on_batch(gan, batch, flips)
             synced = i % train.LOG_EVERY == 0 or i == sampler.batches_per_epoch
             if synced:
                 sums.tolist()  # the loop's sync point
@@ -197,11 +199,11 @@ def kit_flops_per_image(size: int, device: torch.device) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     n = 2
-    gan = train.build_gan(kit_params(size, n, 0, False), device)
+    gan = build_gan(kit_params(size, n, 0, False), device)
     batch = torch.from_numpy(np.stack([c.rgb for c in demo_cartoon_frames(n, size, seed=1)]))
     counter = FlopCounterMode(display=False)
     with counter:
-        train.train_on_batch(gan, batch, torch.zeros(n, dtype=torch.bool))
+        train_on_batch(gan, batch, torch.zeros(n, dtype=torch.bool))
     del gan
     if device.type == "cuda":  # the loops run in their own processes: leave them the memory
         torch.cuda.empty_cache()
@@ -251,7 +253,7 @@ def measure(which: str, shard: str, args: argparse.Namespace, batch_size: int, c
     finally:
         loop.close()
     if compile:
-        row["backend"] = train.COMPILE_BACKEND
+        row["backend"] = utils.gan.COMPILE_BACKEND
     if device.type == "cuda":
         row["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
     else:
@@ -263,7 +265,7 @@ def measure_into(queue: Any, which: str, shard: str, args: argparse.Namespace, b
                  compile: bool, backend: str) -> None:  # fmt: skip
     """A fresh process: one ("row", row) message per batch size as it is measured, then ("done", None);
     a batch out of memory is a row with its "error", and the larger ones are not tried."""
-    train.COMPILE_BACKEND = backend  # the parent's (tests switch it)
+    utils.gan.COMPILE_BACKEND = backend  # the parent's (tests switch it)
     try:
         for batch_size in batch_sizes:
             try:
@@ -289,7 +291,7 @@ def rows_from_fresh_process(
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(
-        target=measure_into, args=(queue, which, shard, args, batch_sizes, compile, train.COMPILE_BACKEND)
+        target=measure_into, args=(queue, which, shard, args, batch_sizes, compile, utils.gan.COMPILE_BACKEND)
     )
     process.start()
     try:
@@ -444,7 +446,7 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if cuda else "cpu")
     gpu = torch.cuda.get_device_name() if cuda else None
     results = Results("bench_train", args.json)
-    results.describe(device=gpu or "CPU", precision=str(config.amp_settings(device)[0] or "fp32"), size=args.size,
+    results.describe(device=gpu or "CPU", precision=str(environment.amp_settings(device)[0] or "fp32"), size=args.size,
                      batch_sizes=",".join(map(str, batch_sizes)), workers=args.workers, threads=torch.get_num_threads(),
                      timing=f"median of {args.repeats} windows of at least {args.window_s:g} s after {args.warmup} "
                             f"warm-up steps, each ending at a sync point (every {train.LOG_EVERY} steps)")  # fmt: skip

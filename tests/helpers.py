@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from utils.data import MANIFEST_COLUMNS
+from utils.shards import MANIFEST_COLUMNS
 
 
 class AcceleratorTensor(torch.Tensor):

@@ -24,7 +24,7 @@ import torch
 
 from benchmarks import bench_colorize_memory, bench_demo, bench_gamut, bench_metrics, bench_train, children
 from benchmarks.results import Results, read_results
-from utils import train
+from utils import gan
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -200,7 +200,7 @@ TINY_TRAIN = ["--size", "32", "--batch-sizes", "4", "--shard-images", "8", "--wi
 def test_bench_train_measures_the_kit_compiled_with_the_backend_tests_use(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(train, "COMPILE_BACKEND", "aot_eager")  # the child process gets the parent's backend
+    monkeypatch.setattr(gan, "COMPILE_BACKEND", "aot_eager")  # the child process gets the parent's backend
     path = tmp_path / "train.json"
     with contextlib.redirect_stdout(io.StringIO()):
         bench_train.main([*TINY_TRAIN, "--compile", "--json", str(path)])

@@ -16,9 +16,10 @@ import pytest
 import torch
 
 from tests.test_train import assert_same_weights
-from utils import config, errors, pipeline, train
+from utils import config, errors, pipeline, scheduler, train
 from utils.checkpoints import load_checkpoint
 from utils.config import model_dir
+from utils.notebook_step import Step
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -183,7 +184,7 @@ def test_a_partial_run_ends_cleanly_without_evaluation_and_says_how_to_continue(
     monkeypatch.setattr(pipeline, "run_step", lambda step, run_dir, progress: ran.append(step.stage))
     monkeypatch.setattr(pipeline, "record_timing", lambda *args: None)
 
-    def training(steps: list[pipeline.Step], run_dir: Path, *args: object) -> None:
+    def training(steps: list[Step], run_dir: Path, *args: object) -> None:
         budget = json.loads((run_dir / "run.json").read_text())["budget"]  # where each train process reads it
         started, deadline = (dt.datetime.fromisoformat(budget[k]) for k in ("started", "deadline"))
         assert deadline - started == dt.timedelta(hours=11) and "finished" not in budget
@@ -224,16 +225,16 @@ def test_the_epoch_line_carries_the_losses_and_the_time_left(tmp_path: Path) -> 
             rows = [{**r, "loss_D": float("nan"), "loss_G_GAN": float("nan")} for r in rows]
         path = tmp_path / f"{phase}_{len(seconds)}.csv"
         pd.DataFrame(rows, columns=train.HISTORY_COLUMNS).to_csv(path, index=False)  # as the trainer writes it
-        return pipeline.ModelProgress(path, 3).epochs()  # as the pipeline reads it
+        return scheduler.ModelProgress(path, 3).epochs()  # as the pipeline reads it
 
     cartoon, movie = history([80.0, 84.0]), history([90.0])
-    models, run = pipeline.seconds_left([cartoon, movie, []], [3, 3, 3], later_epochs=3)
+    models, run = scheduler.seconds_left([cartoon, movie, []], [3, 3, 3], later_epochs=3)
     typical = (80 + 84 + 90) / 3  # the round's mean epoch: for mixed (no epoch yet) and the later round
     assert models == pytest.approx([82.0, 180.0, 3 * typical]) and run == pytest.approx(3 * typical + 3 * typical)
-    line = pipeline.epoch_line("[2/7] 02_train_cartoon_seed0", cartoon[-1], 3, models[0], run)
+    line = scheduler.epoch_line("[2/7] 02_train_cartoon_seed0", cartoon[-1], 3, models[0], run)
     assert line == (
         "[2/7] 02_train_cartoon_seed0 epoch 2/3 done in 84 s: D 0.693, G_GAN 0.72, G_L1 11.3, "
         "val CIEDE2000 22.88, 5.2 images/s; model ETA 1.4 min, run ETA 8.5 min"
     )
-    pretrain = pipeline.epoch_line("[4/7] 02_train_mixed_seed0", history([7.0], "pretrain")[0], 3, 14.0, 7200.0)
+    pretrain = scheduler.epoch_line("[4/7] 02_train_mixed_seed0", history([7.0], "pretrain")[0], 3, 14.0, 7200.0)
     assert "done in 7 s: G_L1 11.3, val CIEDE2000 22.88, 5.2 images/s; model ETA 14 s, run ETA 2.0 h" in pretrain

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import TINY
 from tests.helpers import open_folder, write_protected
-from utils import data, pipeline, train
+from utils import pipeline, shards, train
 from utils.config import model_dir
 
 OVERRIDES = [arg for name, value in TINY.items() for arg in ("-p", f"{name}={value}")]
@@ -50,7 +50,7 @@ def test_a_damaged_run_json_is_named_and_kept(tmp_path: Path, capsys) -> None:
 
 def test_a_truncated_shard_is_named_by_the_train_command(tmp_path: Path, prepared_run: Path, capsys) -> None:
     run_dir = copy_of_data(prepared_run, tmp_path / "run")
-    shard = data.shard_path(run_dir, "movie", "train")
+    shard = shards.shard_path(run_dir, "movie", "train")
     shard.write_bytes(shard.read_bytes()[:-3000])
     assert train_cli(run_dir) == 2
     line = the_error_line(capsys)

@@ -17,15 +17,15 @@ from PIL import Image
 
 from tests.conftest import TINY, time_limit
 from tests.messy_data import BAD_FILES, write_kaggle_like_dataset
-from utils import config, data, errors, sources
+from utils import config, data, decoding, demo, errors, shards
 
 
 def test_prepare_writes_shards_and_manifest(prepared_run: Path) -> None:
-    manifest = data.load_manifest(prepared_run)
-    assert list(manifest.columns) == data.MANIFEST_COLUMNS
+    manifest = shards.load_manifest(prepared_run)
+    assert list(manifest.columns) == shards.MANIFEST_COLUMNS
     for domain in config.DOMAINS:
         for split, count in (("train", TINY["train_per_domain"]), ("test", TINY["test_per_domain"])):
-            shard = data.load_shard(prepared_run, domain, split)
+            shard = shards.load_shard(prepared_run, domain, split)
             assert shard.shape == (count, 32, 32, 3) and shard.dtype == np.uint8
             assert isinstance(shard, np.memmap)
             rows = manifest[(manifest.domain == domain) & (manifest.split == split)].sort_values("index")
@@ -49,30 +49,30 @@ def assert_names_the_shard_and_how_to_prepare_again(message: str, run_dir: Path,
 
 def test_a_truncated_shard_is_named_before_it_is_opened(tmp_path: Path, prepared_run: Path) -> None:
     run_dir = copy_of_data(prepared_run, tmp_path / "run")
-    shard = data.shard_path(run_dir, "movie", "train")
+    shard = shards.shard_path(run_dir, "movie", "train")
     os.truncate(shard, shard.stat().st_size - 1000)
     with pytest.raises(errors.UnreadableFileError) as caught:
-        data.load_shard(run_dir, "movie", "train")
+        shards.load_shard(run_dir, "movie", "train")
     assert_names_the_shard_and_how_to_prepare_again(str(caught.value), run_dir, shard)
     assert "cut short" in str(caught.value)
-    assert data.load_shard(run_dir, "cartoon", "train").shape == (TINY["train_per_domain"], 32, 32, 3)
+    assert shards.load_shard(run_dir, "cartoon", "train").shape == (TINY["train_per_domain"], 32, 32, 3)
 
 
 def test_a_shard_that_disagrees_with_the_manifest_or_prepared_json_is_named(tmp_path: Path, prepared_run: Path) -> None:
     run_dir = copy_of_data(prepared_run, tmp_path / "run")
-    shard = data.shard_path(run_dir, "movie", "test")
+    shard = shards.shard_path(run_dir, "movie", "test")
     with shard.open("ab") as file:  # bytes beyond the images the header declares
         file.write(b"\0" * 10)
     with pytest.raises(errors.UnreadableFileError, match="more than written") as caught:
-        data.load_shard(run_dir, "movie", "test")
+        shards.load_shard(run_dir, "movie", "test")
     assert_names_the_shard_and_how_to_prepare_again(str(caught.value), run_dir, shard)
 
-    shard.write_bytes(data.shard_path(run_dir, "movie", "train").read_bytes())  # a whole shard, of other images
+    shard.write_bytes(shards.shard_path(run_dir, "movie", "train").read_bytes())  # a whole shard, of other images
     with pytest.raises(errors.UnreadableFileError, match=r"header says \(24, 32, 32, 3\) uint8, .* \(8, 32, 32, 3\)"):
-        data.load_shard(run_dir, "movie", "test")
+        shards.load_shard(run_dir, "movie", "test")
     shard.write_bytes(b"not an array at all")
     with pytest.raises(errors.UnreadableFileError, match="no readable .npy header") as caught:
-        data.load_shard(run_dir, "movie", "test")
+        shards.load_shard(run_dir, "movie", "test")
     assert_names_the_shard_and_how_to_prepare_again(str(caught.value), run_dir, shard)
 
 
@@ -80,16 +80,16 @@ def test_prepared_json_is_checked_against_the_shards_and_named_when_damaged(tmp_
     run_dir = copy_of_data(prepared_run, tmp_path / "run")
     done = run_dir / "data" / "prepared.json"
     record = json.loads(done.read_text())
-    assert data.load_shard(run_dir, "movie", "test").shape == (TINY["test_per_domain"], 32, 32, 3)
+    assert shards.load_shard(run_dir, "movie", "test").shape == (TINY["test_per_domain"], 32, 32, 3)
     done.write_text(json.dumps({**record, "fingerprint": {**record["fingerprint"], "image_size": 64}}))  # 32 px shards
     with pytest.raises(errors.UnreadableFileError, match=r"\(8, 64, 64, 3\) uint8"):
-        data.load_shard(run_dir, "movie", "test")
+        shards.load_shard(run_dir, "movie", "test")
     done.write_text('{"source": "demo", "image_')
     with pytest.raises(errors.UnreadableFileError, match=f"^{done}: damaged, not JSON"):
-        data.load_shard(run_dir, "movie", "test")
+        shards.load_shard(run_dir, "movie", "test")
     done.unlink()
     with pytest.raises(errors.UnreadableFileError, match="prepared.json is missing: the prepare stage did not finish"):
-        data.load_shard(run_dir, "movie", "test")
+        shards.load_shard(run_dir, "movie", "test")
 
 
 @pytest.mark.parametrize(
@@ -108,7 +108,7 @@ def test_a_damaged_manifest_is_named(tmp_path: Path, prepared_run: Path, damage,
     manifest = run_dir / "data" / "manifest.csv"
     manifest.write_bytes(damage(manifest.read_text()))
     with pytest.raises(errors.UnreadableFileError, match=f"^{manifest}: damaged, ") as caught:
-        data.load_manifest(run_dir)
+        shards.load_manifest(run_dir)
     assert expected in str(caught.value) and "prepared.json" in str(caught.value)
 
 
@@ -135,7 +135,7 @@ def kaggle_run(tmp_path_factory, kaggle_mount: Path) -> Path:
 
 
 def test_messy_dataset_counts_and_reasons(kaggle_run: Path) -> None:
-    manifest = data.load_manifest(kaggle_run)
+    manifest = shards.load_manifest(kaggle_run)
     counts = manifest.groupby(["domain", "split"]).size()
     for domain in config.DOMAINS:
         assert counts[(domain, "train")] == TINY["train_per_domain"]
@@ -178,17 +178,17 @@ def assert_no_group_or_pixels_in_both_splits(manifest: pd.DataFrame) -> None:
 
 
 def test_no_group_or_pixels_in_both_train_and_test(kaggle_run: Path) -> None:
-    assert_no_group_or_pixels_in_both_splits(data.load_manifest(kaggle_run))
+    assert_no_group_or_pixels_in_both_splits(shards.load_manifest(kaggle_run))
 
 
 def test_demo_movie_splits_by_photograph(prepared_run: Path) -> None:
     """No photograph gives crops to both splits, and every declared photograph gives crops to its own."""
-    manifest = data.load_manifest(prepared_run)
+    manifest = shards.load_manifest(prepared_run)
     assert_no_group_or_pixels_in_both_splits(manifest)
     movie = manifest[manifest.domain == "movie"]
-    test_photos = set(sources.DEMO_MOVIE_TEST_PHOTOS)
+    test_photos = set(demo.DEMO_MOVIE_TEST_PHOTOS)
     assert set(movie[movie.split == "test"].folder_group) == test_photos
-    assert set(movie[movie.split == "train"].folder_group) == set(sources.DEMO_PHOTOS) - test_photos
+    assert set(movie[movie.split == "train"].folder_group) == set(demo.DEMO_PHOTOS) - test_photos
     joined = movie[movie.group != movie.folder_group]
     assert all(group.startswith(min(photo, group)) for photo, group in zip(joined.folder_group, joined.group))
 
@@ -206,7 +206,7 @@ def strict_demo_run(tmp_path_factory) -> Path:
 
 
 def test_demo_crops_pass_the_near_grayscale_filter_and_still_fill_the_splits(strict_demo_run: Path) -> None:
-    counts = data.load_manifest(strict_demo_run).groupby(["domain", "split"]).size()
+    counts = shards.load_manifest(strict_demo_run).groupby(["domain", "split"]).size()
     for domain in config.DOMAINS:
         assert counts[(domain, "train")] == TINY["train_per_domain"]
         assert counts[(domain, "test")] == TINY["test_per_domain"]
@@ -238,13 +238,13 @@ def test_interrupted_demo_prepare_resumes_to_the_same_shards(
     assert any("reason" in e for e in journal if e["split"] == "train")  # a rejected crop before the cut
     resumed = data.prepare_data(_strict_demo_params(), tmp_path)
     assert "prepare movie: resuming after 20 images" in capsys.readouterr().out
-    pd.testing.assert_frame_equal(resumed, data.load_manifest(strict_demo_run))
+    pd.testing.assert_frame_equal(resumed, shards.load_manifest(strict_demo_run))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "data" / "rejected.csv"),
                                   pd.read_csv(strict_demo_run / "data" / "rejected.csv"))  # fmt: skip
     for domain in config.DOMAINS:
         for split in ("train", "test"):
-            np.testing.assert_array_equal(data.load_shard(tmp_path, domain, split),
-                                          data.load_shard(strict_demo_run, domain, split))  # fmt: skip
+            np.testing.assert_array_equal(shards.load_shard(tmp_path, domain, split),
+                                          shards.load_shard(strict_demo_run, domain, split))  # fmt: skip
 
 
 class RecordedExecutor(ProcessPoolExecutor):
@@ -267,7 +267,7 @@ class RecordedExecutor(ProcessPoolExecutor):
 def recorded_executors(monkeypatch) -> list[RecordedExecutor]:
     created: list[RecordedExecutor] = []
     monkeypatch.setattr(RecordedExecutor, "created", created)
-    monkeypatch.setattr(sources, "ProcessPoolExecutor", RecordedExecutor)
+    monkeypatch.setattr(decoding, "ProcessPoolExecutor", RecordedExecutor)
     return created
 
 
@@ -276,13 +276,13 @@ def test_prepare_is_deterministic_and_parallel_gives_the_same_result(
 ) -> None:
     parallel = data.prepare_data(_kaggle_params(kaggle_mount, prepare_workers=2), tmp_path / "parallel")
     assert len(recorded_executors) == 1  # decoding did run in worker processes
-    pd.testing.assert_frame_equal(parallel, data.load_manifest(kaggle_run))
+    pd.testing.assert_frame_equal(parallel, shards.load_manifest(kaggle_run))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "parallel" / "data" / "rejected.csv"),
                                   pd.read_csv(kaggle_run / "data" / "rejected.csv"))  # fmt: skip
     for domain in config.DOMAINS:
         for split in ("train", "test"):
-            np.testing.assert_array_equal(data.load_shard(tmp_path / "parallel", domain, split),
-                                          data.load_shard(kaggle_run, domain, split))  # fmt: skip
+            np.testing.assert_array_equal(shards.load_shard(tmp_path / "parallel", domain, split),
+                                          shards.load_shard(kaggle_run, domain, split))  # fmt: skip
 
 
 def test_one_decode_pool_serves_the_whole_prepare_and_is_shut_down(
@@ -337,8 +337,8 @@ def test_interrupted_prepare_resumes_to_the_same_result(
     out = capsys.readouterr().out
     assert "prepare movie: resuming after" in out and "prepare cartoon: resuming" not in out
     pd.testing.assert_frame_equal(resumed, reference)
-    np.testing.assert_array_equal(data.load_shard(tmp_path / "run", "movie", "train"),
-                                  data.load_shard(tmp_path / "reference", "movie", "train"))  # fmt: skip
+    np.testing.assert_array_equal(shards.load_shard(tmp_path / "run", "movie", "train"),
+                                  shards.load_shard(tmp_path / "reference", "movie", "train"))  # fmt: skip
     data.prepare_data(params, tmp_path / "run")
     assert "already prepared" in capsys.readouterr().out
 
@@ -373,13 +373,13 @@ def test_prepare_interrupted_in_the_hash_pass_resumes_to_the_same_result(
 def test_no_file_is_decoded_in_full_twice(tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, monkeypatch) -> None:
     """The hash pass decodes JPEGs at reduced scale and keeps what it decoded in full for the accept pass."""
     calls: list[tuple[str, int]] = []
-    load_rgb = sources.load_rgb
+    load_rgb = decoding.load_rgb
 
     def recorded(path, *args, **kwargs):
         calls.append((str(path), kwargs.get("draft_side", 0)))
         return load_rgb(path, *args, **kwargs)
 
-    monkeypatch.setattr(sources, "load_rgb", recorded)  # prepare_workers 1: decoding runs in this process
+    monkeypatch.setattr(decoding, "load_rgb", recorded)  # prepare_workers 1: decoding runs in this process
     data.prepare_data(_kaggle_params(kaggle_mount), tmp_path)
     full = [path for path, draft in calls if not draft]
     reduced = {path for path, draft in calls if draft}
@@ -392,11 +392,11 @@ def test_no_file_is_decoded_in_full_twice(tmp_path: Path, kaggle_mount: Path, ka
 def assert_same_data(run_dir: Path, reference: Path, reasons: dict[str, str]) -> None:
     """The same manifest and shards as ``reference``, and the same rejections but for ``reasons``: the reason
     here of each file whose path ends with the key."""
-    pd.testing.assert_frame_equal(data.load_manifest(run_dir), data.load_manifest(reference))
+    pd.testing.assert_frame_equal(shards.load_manifest(run_dir), shards.load_manifest(reference))
     for domain in config.DOMAINS:
         for split in ("train", "test"):
             np.testing.assert_array_equal(
-                data.load_shard(run_dir, domain, split), data.load_shard(reference, domain, split)
+                shards.load_shard(run_dir, domain, split), shards.load_shard(reference, domain, split)
             )
     expected = pd.read_csv(reference / "data" / "rejected.csv")
     for path_end, reason in reasons.items():
@@ -411,7 +411,7 @@ def test_a_file_that_kills_its_decoder_is_rejected_and_costs_no_other_file(
 ) -> None:
     """In both domains, notes.jpg (rejected as not-an-image in the reference) kills its worker, and again when
     decoded alone; the prepare is interrupted in the movie domain and resumed, the poison file still there."""
-    monkeypatch.setenv(sources.DECODE_FAULT_ENV, "kill:notes.jpg")
+    monkeypatch.setenv(decoding.DECODE_FAULT_ENV, "kill:notes.jpg")
     monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 4)
     original, calls = data.ShardJournal.record, {"n": 0}
 
@@ -451,7 +451,7 @@ def decoding_workers() -> list[psutil.Process]:
 def test_a_worker_killed_from_outside_costs_no_file(
     tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, recorded_executors: list, monkeypatch
 ) -> None:
-    monkeypatch.setenv(sources.DECODE_FAULT_ENV, "slow:0.05")  # each file takes a while: the kill lands mid-decode
+    monkeypatch.setenv(decoding.DECODE_FAULT_ENV, "slow:0.05")  # each file takes a while: the kill lands mid-decode
     killed: list[int] = []
 
     def kill_a_worker() -> None:  # as the out-of-memory killer would, once decoding is under way
@@ -475,7 +475,7 @@ def test_a_worker_killed_from_outside_costs_no_file(
 def test_a_file_that_hangs_its_decoder_is_rejected_after_the_timeout(
     tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, monkeypatch
 ) -> None:
-    monkeypatch.setenv(sources.DECODE_FAULT_ENV, "hang:movie-stills/group_misc/notes.jpg")
+    monkeypatch.setenv(decoding.DECODE_FAULT_ENV, "hang:movie-stills/group_misc/notes.jpg")
     params = _kaggle_params(kaggle_mount, prepare_workers=2, decode_timeout_s=2)
     with time_limit(60):
         data.prepare_data(params, tmp_path)
@@ -486,9 +486,9 @@ def test_a_file_that_hangs_its_decoder_is_rejected_after_the_timeout(
 def test_stretch_and_crop_give_different_shards(tmp_path: Path, kaggle_mount: Path, kaggle_run: Path) -> None:
     data.prepare_data(_kaggle_params(kaggle_mount, resize="stretch"), tmp_path)
     assert not np.array_equal(
-        data.load_shard(tmp_path, "cartoon", "test"), data.load_shard(kaggle_run, "cartoon", "test")
+        shards.load_shard(tmp_path, "cartoon", "test"), shards.load_shard(kaggle_run, "cartoon", "test")
     )
-    pd.testing.assert_series_equal(data.load_manifest(tmp_path).sha1, data.load_manifest(kaggle_run).sha1)
+    pd.testing.assert_series_equal(shards.load_manifest(tmp_path).sha1, shards.load_manifest(kaggle_run).sha1)
 
 
 def test_too_few_images_is_a_clear_error(tmp_path: Path) -> None:
@@ -533,7 +533,7 @@ def test_mixed_takes_equal_halves(prepared_run: Path, tiny_params: config.RunPar
     halves = [len(d) for d in mixed_train.datasets]
     assert halves[0] == halves[1] == len(cartoon_train) // 2
     assert [str(d.images.filename) for d in mixed_train.datasets] == [
-        str(data.shard_path(prepared_run, d, "train")) for d in config.DOMAINS
+        str(shards.shard_path(prepared_run, d, "train")) for d in config.DOMAINS
     ]
     assert len(mixed_val) >= 2
     assert mixed_train[0].shape == (32, 32, 3)

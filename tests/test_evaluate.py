@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import wilcoxon
 
 from tests.helpers import write_manifest
-from utils import evaluate, report, statistics
+from utils import evaluate, report, scoring, statistics
 from utils.errors import UnreadableFileError
 from utils.metrics import METRICS
 
@@ -97,7 +97,7 @@ def _batch(n: int) -> tuple:
     import torch
 
     from utils import color
-    from utils.sources import demo_cartoon_frames
+    from utils.demo import demo_cartoon_frames
 
     frames = torch.from_numpy(np.stack([c.rgb for c in demo_cartoon_frames(n, 32, seed=4)]))
     rgb = color.uint8_to_rgb(frames)
@@ -107,11 +107,11 @@ def _batch(n: int) -> tuple:
 
 @pytest.mark.skipif(not shutil.which("g++") and not shutil.which("c++"), reason="torch.compile needs a C++ compiler")
 def test_compiled_scoring_equals_eager_and_pads_a_short_batch() -> None:
-    scorer = evaluate.BatchScorer(compiled=True, batch_size=8)
+    scorer = scoring.BatchScorer(compiled=True, batch_size=8)
     rgb, l_norm, ab = _batch(5)
     compiled = scorer(rgb, l_norm, ab)
     assert scorer.compiled is not None, "torch.compile failed on this machine"
-    eager = evaluate.score_batch(rgb, l_norm, ab)
+    eager = scoring.score_batch(rgb, l_norm, ab)
     assert set(compiled) == set(METRICS)
     for name, values in eager.items():
         assert compiled[name].shape == (5,)
@@ -125,11 +125,11 @@ def test_a_compiler_failure_falls_back_to_eager_scoring(monkeypatch, capsys) -> 
         raise RuntimeError("no compiler here")
 
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: broken)
-    scorer = evaluate.BatchScorer(compiled=True, batch_size=8)
+    scorer = scoring.BatchScorer(compiled=True, batch_size=8)
     rgb, l_norm, ab = _batch(3)
     scores = scorer(rgb, l_norm, ab)
     assert scorer.compiled is None and "scoring eagerly" in capsys.readouterr().out
-    assert torch.equal(scores["ciede2000"], evaluate.score_batch(rgb, l_norm, ab)["ciede2000"])
+    assert torch.equal(scores["ciede2000"], scoring.score_batch(rgb, l_norm, ab)["ciede2000"])
 
 
 def test_each_test_image_gets_its_group_from_the_manifest(tmp_path) -> None:

@@ -19,7 +19,7 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 from tests.test_colorize import StrongColour
-from utils import color, config, errors, evaluate
+from utils import color, config, errors, evaluate, scoring
 from utils.colorize import save_image
 from utils.images import resize_square
 
@@ -151,10 +151,10 @@ def test_the_gamut_parameter_is_checked_recorded_and_reaches_the_scorer() -> Non
     l_norm, ab_norm = color.normalize_lab(lab)
     rgb_true = color.lab_to_rgb(color.denormalize_lab(l_norm, 0.2 * ab_norm))
     for gamut in config.GAMUTS:
-        scores = evaluate.BatchScorer(compiled=False, batch_size=2, gamut=gamut)(rgb_true, l_norm, ab_norm)
-        expected = evaluate.score_batch(rgb_true, l_norm, ab_norm, gamut)
+        scores = scoring.BatchScorer(compiled=False, batch_size=2, gamut=gamut)(rgb_true, l_norm, ab_norm)
+        expected = scoring.score_batch(rgb_true, l_norm, ab_norm, gamut)
         assert torch.equal(scores["ciede2000"], expected["ciede2000"])
-    chroma, clip = (evaluate.score_batch(rgb_true, l_norm, ab_norm, g)["ciede2000"] for g in config.GAMUTS)
+    chroma, clip = (scoring.score_batch(rgb_true, l_norm, ab_norm, g)["ciede2000"] for g in config.GAMUTS)
     assert not torch.equal(chroma, clip)
 
 
@@ -164,13 +164,14 @@ def test_evaluation_and_validation_show_and_score_with_the_runs_gamut(
     """A model that predicts strong colour everywhere: evaluation's scores and example images, and
     validation's sample grid, are the one conversion's with the run's ``gamut``."""
     from utils import train
-    from utils.data import ShardDataset, load_shard
+    from utils.data import ShardDataset
+    from utils.shards import load_shard
 
     strong = StrongColour((0.9, -0.7))
     monkeypatch.setattr(evaluate, "load_generator", lambda path, device: (strong, {}))
     (tmp_path / "data").symlink_to(prepared_run / "data")
     shard = load_shard(tmp_path, "cartoon", "test")
-    l_norm = evaluate.truth_and_inputs(torch.from_numpy(np.array(shard)))[1]
+    l_norm = scoring.truth_and_inputs(torch.from_numpy(np.array(shard)))[1]
     loader = torch.utils.data.DataLoader(ShardDataset(shard, np.arange(len(shard))), batch_size=4)
     gan = SimpleNamespace(generator_module=strong, device=torch.device("cpu"), amp_dtype=None,
                           memory_format=torch.contiguous_format, lambda_l1=1.0)  # fmt: skip
@@ -182,7 +183,7 @@ def test_evaluation_and_validation_show_and_score_with_the_runs_gamut(
         shown = np.load(tmp_path / "eval" / "examples" / "movie_cartoon.npy")
         np.testing.assert_array_equal(shown, expected[: params.n_examples], err_msg=gamut)
         scores[gamut] = per_image.query("model == 'movie' and test_domain == 'cartoon'").ciede2000.to_numpy()
-        grid = train.validate(gan, loader, evaluate.BatchScorer(False, 4, gamut), n_samples=2)[2]
+        grid = train.validate(gan, loader, scoring.BatchScorer(False, 4, gamut), n_samples=2)[2]
         outputs_row = grid[len(grid) // 3 : 2 * len(grid) // 3]  # rows: gray input, output, truth
         np.testing.assert_array_equal(outputs_row, np.concatenate(list(expected[:2]), axis=1), err_msg=gamut)
     assert not np.array_equal(scores["chroma"], scores["clip"])

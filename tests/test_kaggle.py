@@ -21,7 +21,7 @@ import torch
 
 from tests.conftest import TINY
 from tests.test_kaggle_client import StubApi2, StubApi16
-from utils import config, data, pipeline, train
+from utils import config, data, errors, kaggle_client, kaggle_kernel, scheduler, train
 from utils import kaggle as kit_kaggle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,7 +139,7 @@ def test_the_continued_version_ends_with_the_weights_of_an_uninterrupted_run(
     params = config.resolve_params("demo", kernel_run["overrides"])
     data.prepare_data(params, tmp_path)
     threads = torch.get_num_threads()
-    torch.set_num_threads(pipeline.cpu_cores())  # the pipeline's one train notebook gets every core
+    torch.set_num_threads(scheduler.cpu_cores())  # the pipeline's one train notebook gets every core
     try:
         train.train(params, tmp_path, "mixed", show_progress=False)  # both epochs, uninterrupted
     finally:
@@ -223,7 +223,7 @@ def test_push_checks_both_datasets_and_refuses_a_bad_handle_before_any_upload(tm
         return frames
 
     monkeypatch.setattr(api, "dataset_list_files", dataset_list_files)
-    with pytest.raises(kit_kaggle.DatasetUnavailable, match="someone/movie-stills"):
+    with pytest.raises(kaggle_client.DatasetUnavailable, match="someone/movie-stills"):
         kit_kaggle.push("paper", DATASETS, api=api, out_dir=tmp_path / "bundle")
     assert uploads == [] and not (tmp_path / "bundle").exists()  # nothing bundled, nothing sent
 
@@ -248,9 +248,9 @@ def test_the_previous_output_is_found_in_either_layout(tmp_path: Path) -> None:
         (root / layout / "models").mkdir(parents=True)
         (root / layout / "run.json").write_text("{}")
         (root / "someone-cartoon-frames" / "frames").mkdir(parents=True)  # an attached dataset beside it
-        assert kit_kaggle.find_previous_output(root, KERNEL_ID) == root / layout
-    with pytest.raises(kit_kaggle.KaggleSetupError, match="no output of tester/cross-domain-colorization"):
-        kit_kaggle.find_previous_output(tmp_path / "empty", KERNEL_ID)
+        assert kaggle_kernel.find_previous_output(root, KERNEL_ID) == root / layout
+    with pytest.raises(errors.KaggleSetupError, match="no output of tester/cross-domain-colorization"):
+        kaggle_kernel.find_previous_output(tmp_path / "empty", KERNEL_ID)
 
 
 def test_kaggles_validation_rejects_a_bad_bundle(tmp_path: Path, monkeypatch) -> None:
@@ -268,7 +268,7 @@ def test_kaggles_validation_rejects_a_bad_bundle(tmp_path: Path, monkeypatch) ->
 
 
 def test_the_paper_profile_needs_its_dataset_handles(tmp_path: Path) -> None:
-    with pytest.raises(kit_kaggle.ParameterError, match="cartoon_dataset"):
+    with pytest.raises(errors.ParameterError, match="cartoon_dataset"):
         kit_kaggle.bundle("paper", {}, None, tmp_path)
 
 
@@ -282,7 +282,7 @@ def test_missing_credentials_name_where_the_client_looks(tmp_path: Path, monkeyp
 
 
 def test_a_placeholder_owner_without_a_username_asks_for_an_id() -> None:
-    with pytest.raises(kit_kaggle.KaggleSetupError, match="--id yourname/cross-domain-colorization"):
+    with pytest.raises(errors.KaggleSetupError, match="--id yourname/cross-domain-colorization"):
         kit_kaggle.resolve_kernel_id(None, SimpleNamespace(config_values={}))
 
 

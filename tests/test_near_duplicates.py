@@ -16,7 +16,7 @@ from benchmarks import bench_near_duplicates
 from benchmarks.results import read_results
 from tests.conftest import TINY
 from tests.messy_data import colourful, write_shot_frames
-from utils import config, data, errors, near_duplicates, sources
+from utils import config, data, decoding, demo, errors, near_duplicates, shards, sources
 
 BITS = config.RunParams.near_duplicate_bits
 
@@ -81,12 +81,12 @@ def test_zero_bits_gives_the_folder_groups() -> None:
 
 
 def file_hash(path: Path) -> str:
-    settings = sources.DecodeSettings(32, "crop", 0.0, 50_000_000, hash_only=True)
-    return sources.decode_source_file((sources.SourceFile(str(path), path.name), settings)).hash
+    settings = decoding.DecodeSettings(32, "crop", 0.0, 50_000_000, hash_only=True)
+    return decoding.decode_source_file((sources.SourceFile(str(path), path.name), settings)).hash
 
 
 def test_one_photograph_at_three_resolutions_makes_one_group(tmp_path: Path) -> None:
-    photo = sources.load_demo_photo("coffee")  # 600 x 400
+    photo = demo.load_demo_photo("coffee")  # 600 x 400
     paths = []
     for scale, fmt in ((1.0, "JPEG"), (0.5, "PNG"), (0.25, "JPEG")):
         path = tmp_path / f"coffee_{scale}.{fmt.lower()}"
@@ -101,7 +101,7 @@ def test_one_photograph_at_three_resolutions_makes_one_group(tmp_path: Path) -> 
 
 
 def test_distinct_images_are_not_merged(tmp_path: Path) -> None:
-    images = {**sources.demo_photos(), **{f"frame{i}": colourful(i, size=128) for i in range(12)}}
+    images = {**demo.demo_photos(), **{f"frame{i}": colourful(i, size=128) for i in range(12)}}
     white = np.full((120, 160, 3), 255, np.uint8)
     for i, colour in enumerate([(230, 40, 40), (40, 90, 220), (60, 180, 60)]):  # clip art on white backgrounds
         art = white.copy()
@@ -134,7 +134,7 @@ def test_near_duplicate_bits_out_of_range_is_refused(value: str) -> None:
 def shot_folder(tmp_path_factory) -> tuple[Path, dict[str, list[str]]]:
     """A flat folder: frames of a shot of five photographs (each file its own folder group) and 14 cartoon frames."""
     folder = tmp_path_factory.mktemp("shots")
-    photos = {name: np.asarray(Image.fromarray(p).reduce(2)) for name, p in sources.skimage_photos().items()}
+    photos = {name: np.asarray(Image.fromarray(p).reduce(2)) for name, p in demo.skimage_photos().items()}
     names = write_shot_frames(folder, photos)
     for i in range(14):
         Image.fromarray(colourful(500 + i, size=96)).save(folder / f"frame_{i:02d}.png")
@@ -194,8 +194,8 @@ def test_an_old_run_directory_is_prepared_again_not_reused(tmp_path: Path, prepa
         "prepared with other parameters, or by an older version of the kit; preparing it again"
         in capsys.readouterr().out
     )
-    assert list(manifest.columns) == data.MANIFEST_COLUMNS
-    pd.testing.assert_frame_equal(data.load_manifest(tmp_path / "run"), data.load_manifest(prepared_run))
+    assert list(manifest.columns) == shards.MANIFEST_COLUMNS
+    pd.testing.assert_frame_equal(shards.load_manifest(tmp_path / "run"), shards.load_manifest(prepared_run))
     assert set(json.loads((old / "prepared.json").read_text())) == {"fingerprint", "groups"}
 
 
@@ -206,7 +206,7 @@ def test_an_old_manifest_is_refused_naming_the_run_directory_and_the_command(
     old = pd.read_csv(prepared_run / "data" / "manifest.csv").drop(columns="folder_group")
     old.to_csv(tmp_path / "data" / "manifest.csv", index=False)
     with pytest.raises(errors.ParameterError) as err:
-        data.load_manifest(tmp_path)
+        shards.load_manifest(tmp_path)
     message = str(err.value)
     assert f"run directory '{tmp_path}'" in message and "folder_group" in message
     assert f"python -m utils.pipeline --profile <its profile> --run-dir {tmp_path}" in message

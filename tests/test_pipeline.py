@@ -21,8 +21,10 @@ import torch
 
 from tests.conftest import TINY
 from tests.messy_data import write_kaggle_like_dataset
-from utils import config, errors, pipeline, train
+from utils import config, environment, errors, pipeline, scheduler, train
 from utils.metrics import METRICS
+from utils.notebook_step import KIT_ROOT, StageFailed, Step, run_step
+from utils.run_dir import record_stage_fields
 
 
 def run_overrides(run_dir: Path, **more: str) -> dict[str, str]:
@@ -52,7 +54,7 @@ def prepared_copy(pipeline_run: Path, run_dir: Path) -> Path:
     return run_dir
 
 
-def train_steps(run_dir: Path, overrides: dict[str, str]) -> list[pipeline.Step]:
+def train_steps(run_dir: Path, overrides: dict[str, str]) -> list[Step]:
     return [s for s in pipeline.plan_steps("demo", run_dir, overrides) if s.stage.startswith("train_")]
 
 
@@ -137,7 +139,7 @@ def test_concurrent_train_notebooks_give_the_weights_of_sequential_runs(pipeline
              for m, nb in notebooks.items()}  # fmt: skip
     assert spans["cartoon"][0] < spans["movie"][1] and spans["movie"][0] < spans["cartoon"][1]  # they overlapped
     overrides = run_overrides(pipeline_run)
-    first_round = pipeline.train_rounds(train_steps(pipeline_run, overrides), 2, [], pipeline.cpu_cores())[0]
+    first_round = scheduler.train_rounds(train_steps(pipeline_run, overrides), 2, [], scheduler.cpu_cores())[0]
     assert [launch.model for launch in first_round] == ["cartoon", "movie"]
     run_dir = prepared_copy(pipeline_run, tmp_path / "run")
     params = config.resolve_params("demo", overrides)
@@ -164,8 +166,8 @@ def test_a_failing_model_is_named_and_the_other_finishes(
     corrupt.parent.mkdir(parents=True)
     corrupt.write_bytes(b"not a checkpoint")  # resuming from it raises, naming the file
     overrides = run_overrides(run_dir, models="cartoon,movie")
-    with pytest.raises(pipeline.StageFailed) as err:
-        pipeline.run_train_steps(train_steps(run_dir, overrides), run_dir, config.resolve_params("demo", overrides))
+    with pytest.raises(StageFailed) as err:
+        scheduler.run_train_steps(train_steps(run_dir, overrides), run_dir, config.resolve_params("demo", overrides))
     message = str(err.value)
     assert "1 of 2 models failed" in message and "model cartoon_seed0" in message and "model movie" not in message
     assert str(corrupt) in message and "UnreadableFileError" in message and "02_train_cartoon_seed0.ipynb" in message
@@ -186,9 +188,9 @@ def test_the_pipeline_stops_before_evaluate_when_a_model_fails(
     monkeypatch.setattr(pipeline, "run_step", lambda step, run_dir, progress: ran.append(step.stage))
     monkeypatch.setattr(pipeline, "record_timing", lambda *args: None)
 
-    def failing_training(steps: list[pipeline.Step], *args: object) -> None:
+    def failing_training(steps: list[Step], *args: object) -> None:
         ran.extend(step.stage for step in steps)
-        raise pipeline.StageFailed("1 of 3 models failed to train\nmodel movie: ...")
+        raise StageFailed("1 of 3 models failed to train\nmodel movie: ...")
 
     monkeypatch.setattr(pipeline, "run_train_steps", failing_training)
     exit_code = pipeline.main(["--profile", "demo", "--run-dir", str(tmp_path / "run"), "-p", "epochs=1"])
@@ -200,13 +202,13 @@ def test_ctrl_c_leaves_no_notebook_process_behind(pipeline_run: Path, tmp_path: 
     run_dir = prepared_copy(pipeline_run, tmp_path / "run")
     overrides = run_overrides(run_dir, models="cartoon,movie", epochs=100)
     script = (  # the train phase alone, as the pipeline runs it
-        "import json, sys; from pathlib import Path; from utils import config, pipeline; "
+        "import json, sys; from pathlib import Path; from utils import config, pipeline, scheduler; "
         "run_dir, overrides = Path(sys.argv[1]), json.loads(sys.argv[2]); "
         "steps = [s for s in pipeline.plan_steps('demo', run_dir, overrides) if s.stage.startswith('train_')]; "
-        "pipeline.run_train_steps(steps, run_dir, config.resolve_params('demo', overrides))"
+        "scheduler.run_train_steps(steps, run_dir, config.resolve_params('demo', overrides))"
     )
     launcher = subprocess.Popen([sys.executable, "-c", script, str(run_dir), json.dumps(overrides)],
-                                cwd=pipeline.KIT_ROOT, stdout=subprocess.DEVNULL)  # fmt: skip
+                                cwd=KIT_ROOT, stdout=subprocess.DEVNULL)  # fmt: skip
     logs = [run_dir / "logs" / f"train_{m}_seed0.log" for m in ("cartoon", "movie")]
     deadline = time.monotonic() + 120
     while not all(log.is_file() and "Executing Cell 2" in log.read_text() for log in logs):  # kernels at work
@@ -287,9 +289,9 @@ def test_failing_cell_names_notebook_cell_and_error(tmp_path: Path, pipeline_run
     (run_dir / "data").mkdir(parents=True)
     (run_dir / "data" / "manifest.csv").write_text((pipeline_run / "data" / "manifest.csv").read_text())
     parameters = {"profile": "demo", "run_dir": str(run_dir), "overrides": TINY}
-    step = pipeline.Step("03_evaluate.ipynb", "03_evaluate.ipynb", parameters, "evaluate")
-    with pytest.raises(pipeline.StageFailed) as err:
-        pipeline.run_step(step, run_dir, progress=False)
+    step = Step("03_evaluate.ipynb", "03_evaluate.ipynb", parameters, "evaluate")
+    with pytest.raises(StageFailed) as err:
+        run_step(step, run_dir, progress=False)
     message = str(err.value)
     assert "03_evaluate.ipynb" in message and "cell" in message and "ParameterError" in message
     assert "'models'" in message
@@ -301,8 +303,8 @@ def _record_stages(run_dir: Path, worker: int, barrier: multiprocessing.synchron
     params = config.resolve_params("demo", TINY)
     barrier.wait()
     for i in range(15):
-        config.record_stage_fields(run_dir, f"stage_{worker}_{i}", seconds=i)
-    config.record_run(run_dir, f"train_{worker}", "demo", params)
+        record_stage_fields(run_dir, f"stage_{worker}_{i}", seconds=i)
+    environment.record_run(run_dir, f"train_{worker}", "demo", params)
 
 
 def test_run_json_written_by_processes_at_once_loses_no_stage(tmp_path: Path) -> None:
@@ -330,40 +332,40 @@ def test_run_json_written_by_processes_at_once_loses_no_stage(tmp_path: Path) ->
 )
 def test_train_rounds_share_the_gpus(concurrency: int, gpus: list[str], gpus_per_model: int, expected: list) -> None:
     steps = train_steps(Path("run"), {})
-    rounds = pipeline.train_rounds(steps, concurrency, gpus, cores=4, gpus_per_model=gpus_per_model)
+    rounds = scheduler.train_rounds(steps, concurrency, gpus, cores=4, gpus_per_model=gpus_per_model)
     assert [[(launch.model, launch.gpus) for launch in round_] for round_ in rounds] == expected
     environment = rounds[0][0].environment()
     assert environment["CUDA_VISIBLE_DEVICES"] == ",".join(expected[0][0][1])
 
 
 def test_train_rounds_share_the_cpu_cores() -> None:
-    rounds = pipeline.train_rounds(train_steps(Path("run"), {}), 2, [], cores=2)
+    rounds = scheduler.train_rounds(train_steps(Path("run"), {}), 2, [], cores=2)
     assert [[(launch.model, launch.threads) for launch in round_] for round_ in rounds] == [
         [("cartoon", 1), ("movie", 1)],
         [("mixed", 2)],  # alone: every core
     ]
     environment = rounds[0][0].environment()
     assert environment["OMP_NUM_THREADS"] == "1" and "CUDA_VISIBLE_DEVICES" not in environment
-    three_at_once = pipeline.train_rounds(train_steps(Path("run"), {}), 3, [], cores=2)
+    three_at_once = scheduler.train_rounds(train_steps(Path("run"), {}), 3, [], cores=2)
     assert [launch.threads for launch in three_at_once[0]] == [1, 1, 1]
 
 
 def test_train_concurrency_auto_and_chosen() -> None:
     auto, chosen = config.resolve_params("demo"), config.resolve_params("demo", {"train_concurrency": 5})
-    assert pipeline.train_concurrency(auto, n_gpus=2, n_models=3) == 2  # one per GPU
-    assert pipeline.train_concurrency(auto, n_gpus=4, n_models=3) == 3  # never more than the models
-    assert pipeline.train_concurrency(auto, n_gpus=0, n_models=3) == 3  # the CPU: all at once
-    assert pipeline.train_concurrency(chosen, n_gpus=1, n_models=3) == 3
-    assert pipeline.train_concurrency(chosen, n_gpus=0, n_models=1) == 1
+    assert scheduler.train_concurrency(auto, n_gpus=2, n_models=3) == 2  # one per GPU
+    assert scheduler.train_concurrency(auto, n_gpus=4, n_models=3) == 3  # never more than the models
+    assert scheduler.train_concurrency(auto, n_gpus=0, n_models=3) == 3  # the CPU: all at once
+    assert scheduler.train_concurrency(chosen, n_gpus=1, n_models=3) == 3
+    assert scheduler.train_concurrency(chosen, n_gpus=0, n_models=1) == 1
 
 
 def test_the_gpus_are_those_the_prepare_stage_saw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     params = config.resolve_params("demo")
     (tmp_path / "run.json").write_text(json.dumps({"devices": {"gpus": ["Tesla T4", "Tesla T4"]}}))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    assert pipeline.visible_gpus(params, tmp_path) == ["0", "1"]
+    assert scheduler.visible_gpus(params, tmp_path) == ["0", "1"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # the kernel's GPU 0 is this machine's GPU 2
-    assert pipeline.visible_gpus(params, tmp_path) == ["2", "3"]
-    assert pipeline.visible_gpus(config.resolve_params("demo", {"device": "cpu"}), tmp_path) == []
+    assert scheduler.visible_gpus(params, tmp_path) == ["2", "3"]
+    assert scheduler.visible_gpus(config.resolve_params("demo", {"device": "cpu"}), tmp_path) == []
     with pytest.raises(errors.ParameterError, match="run.json is missing"):
-        pipeline.visible_gpus(params, tmp_path / "elsewhere")
+        scheduler.visible_gpus(params, tmp_path / "elsewhere")

@@ -12,7 +12,8 @@ import psutil
 import pytest
 
 from tests.conftest import TINY, time_limit
-from utils import config, pipeline
+from utils import config, pipeline, scheduler
+from utils.notebook_step import StageFailed
 
 
 def notebook_process(model: str) -> psutil.Process | None:
@@ -39,9 +40,9 @@ def test_a_killed_train_notebook_is_reported_within_seconds_naming_its_model(
     killed_at: dict[str, float] = {}
     noticed_at: dict[str, float] = {}
     kernels: list[psutil.Process] = []
-    failure = pipeline.TrainProcess.failure
+    failure = scheduler.TrainProcess.failure
 
-    def noticed(self: pipeline.TrainProcess) -> str:
+    def noticed(self: scheduler.TrainProcess) -> str:
         noticed_at[self.launch.model] = time.monotonic()
         return failure(self)
 
@@ -59,11 +60,11 @@ def test_a_killed_train_notebook_is_reported_within_seconds_naming_its_model(
             (kernel if model == "cartoon" else papermill).kill()
             killed_at[model] = time.monotonic()
 
-    monkeypatch.setattr(pipeline.TrainProcess, "failure", noticed)
+    monkeypatch.setattr(scheduler.TrainProcess, "failure", noticed)
     killer = threading.Thread(target=kill_both, daemon=True)
     killer.start()
-    with time_limit(120), pytest.raises(pipeline.StageFailed) as err:
-        pipeline.run_train_steps(steps, run_dir, config.resolve_params("demo", overrides))
+    with time_limit(120), pytest.raises(StageFailed) as err:
+        scheduler.run_train_steps(steps, run_dir, config.resolve_params("demo", overrides))
     killer.join()
     message = str(err.value)
     assert "2 of 2 models failed" in message

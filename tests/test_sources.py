@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from tests.conftest import TINY
-from utils import config, errors, sources
+from utils import config, decoding, demo, errors, sources
 
 
 def test_cartoon_frames_are_seeded() -> None:
-    a = [c.rgb for c in sources.demo_cartoon_frames(3, 64, seed=5)]
-    b = [c.rgb for c in sources.demo_cartoon_frames(3, 64, seed=5)]
-    c = [c.rgb for c in sources.demo_cartoon_frames(3, 64, seed=6)]
+    a = [c.rgb for c in demo.demo_cartoon_frames(3, 64, seed=5)]
+    b = [c.rgb for c in demo.demo_cartoon_frames(3, 64, seed=5)]
+    c = [c.rgb for c in demo.demo_cartoon_frames(3, 64, seed=6)]
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert not np.array_equal(a[0], c[0])
     frame = a[0]
@@ -29,46 +29,46 @@ def test_cartoon_frames_are_seeded() -> None:
 
 
 def test_demo_photographs_load_offline_as_distinct_colour_photographs() -> None:
-    photos = sources.demo_photos()
-    assert list(photos) == list(sources.DEMO_PHOTOS)
+    photos = demo.demo_photos()
+    assert list(photos) == list(demo.DEMO_PHOTOS)
     for name, photo in photos.items():
         assert photo.ndim == 3 and photo.shape[2] == 3 and photo.dtype == np.uint8, name
         assert min(photo.shape[:2]) >= 256, name  # a photograph, not an icon
         assert sources.near_grayscale_reason(photo, min_colorfulness=10) is None, name  # colour, not gray
     pixels = [hashlib.sha1(photo.tobytes()).hexdigest() for photo in photos.values()]
     assert len(set(pixels)) == len(pixels)  # one photograph once: skimage's cat is chelsea
-    test, train = sources.demo_movie_photos("test"), sources.demo_movie_photos("train")
-    assert test == sources.DEMO_MOVIE_TEST_PHOTOS and len(train) >= 2 * len(test)
-    assert sorted(test + train) == sorted(sources.DEMO_PHOTOS)
+    test, train = demo.demo_movie_photos("test"), demo.demo_movie_photos("train")
+    assert test == demo.DEMO_MOVIE_TEST_PHOTOS and len(train) >= 2 * len(test)
+    assert sorted(test + train) == sorted(demo.DEMO_PHOTOS)
 
 
 def test_movie_stills_are_crops_of_the_photographs_asked_for() -> None:
-    stills = list(sources.demo_movie_stills(6, 64, seed=0, photos=("coffee", "rocket")))
+    stills = list(demo.demo_movie_stills(6, 64, seed=0, photos=("coffee", "rocket")))
     assert all(s.rgb.shape == (64, 64, 3) and s.reason is None for s in stills)
     assert [s.group for s in stills] == ["coffee", "rocket"] * 3  # in turn: every photograph its share
     assert all(s.source.startswith(f"scikit-image:{s.group}[") for s in stills)
-    again = list(sources.demo_movie_stills(6, 64, seed=0, photos=("coffee", "rocket")))
+    again = list(demo.demo_movie_stills(6, 64, seed=0, photos=("coffee", "rocket")))
     assert [s.sha1 for s in again] == [s.sha1 for s in stills]
 
 
 @pytest.mark.parametrize("domain", config.DOMAINS)
 def test_demo_stream_resumes_at_an_offset(domain: str) -> None:
     params = config.resolve_params("demo", TINY)
-    full = list(sources.demo_stream(params, domain, "train"))
-    assert len(full) == TINY["train_per_domain"] * sources.DEMO_CANDIDATES_PER_IMAGE  # spares for rejected ones
-    tail = list(sources.demo_stream(params, domain, "train", start=5))
+    full = list(demo.demo_stream(params, domain, "train"))
+    assert len(full) == TINY["train_per_domain"] * demo.DEMO_CANDIDATES_PER_IMAGE  # spares for rejected ones
+    tail = list(demo.demo_stream(params, domain, "train", start=5))
     assert [c.sha1 for c in tail] == [c.sha1 for c in full[5:]]
-    test = list(sources.demo_stream(params, domain, "test"))
+    test = list(demo.demo_stream(params, domain, "test"))
     assert not {c.sha1 for c in test} & {c.sha1 for c in full}
     assert not {c.group for c in test} & {c.group for c in full}
 
 
 def test_demo_candidates_pass_the_near_grayscale_filter() -> None:
     # at 32 px chelsea's crops (a tabby cat) score 25-50 in colorfulness, coffee's 60-100
-    stills = list(sources.demo_movie_stills(6, 32, seed=0, photos=("chelsea", "coffee"), min_colorfulness=55))
+    stills = list(demo.demo_movie_stills(6, 32, seed=0, photos=("chelsea", "coffee"), min_colorfulness=55))
     assert [s.reason is None for s in stills] == [False, True] * 3
     assert all(s.rgb is None and s.reason.startswith("near-grayscale: colorfulness") for s in stills[::2])
-    assert all(s.reason is None for s in sources.demo_movie_stills(6, 32, seed=0, photos=("chelsea", "coffee")))
+    assert all(s.reason is None for s in demo.demo_movie_stills(6, 32, seed=0, photos=("chelsea", "coffee")))
 
 
 def _files(groups: dict[str, int]) -> list[sources.SourceFile]:
@@ -179,7 +179,7 @@ def test_importing_the_kit_does_not_import_kaggle() -> None:
 # --- the decode pool -----------------------------------------------------------------------------
 
 TIMEOUT_S = config.RunParams.decode_timeout_s
-SETTINGS = sources.DecodeSettings(size=32, resize="crop", min_colorfulness=10.0, max_pixels=50_000_000)
+SETTINGS = decoding.DecodeSettings(size=32, resize="crop", min_colorfulness=10.0, max_pixels=50_000_000)
 
 
 @pytest.fixture(scope="module")
@@ -205,16 +205,16 @@ def _same_candidates(a: list[sources.Candidate], b: list[sources.Candidate]) -> 
 
 
 def test_pool_gives_the_in_process_candidates_in_file_order(image_files: list[sources.SourceFile]) -> None:
-    with sources.DecodePool(1, TIMEOUT_S) as pool:
+    with decoding.DecodePool(1, TIMEOUT_S) as pool:
         in_process = list(pool.decode(image_files, SETTINGS))
-    with sources.DecodePool(2, TIMEOUT_S) as pool:
+    with decoding.DecodePool(2, TIMEOUT_S) as pool:
         pooled = list(pool.decode(image_files, SETTINGS))
     assert [c.source for c in pooled] == [f.path for f in image_files]
     assert {c.reason is None for c in pooled} == {True, False}  # accepted and rejected files both
     assert _same_candidates(pooled, in_process)
 
 
-def _counting_submissions(pool: sources.DecodePool) -> list[int]:
+def _counting_submissions(pool: decoding.DecodePool) -> list[int]:
     """Files per submitted task, recorded as the pool's executor receives them."""
     executor, submitted = pool.start(), []
     submit = executor.submit
@@ -228,7 +228,7 @@ def _counting_submissions(pool: sources.DecodePool) -> list[int]:
 
 
 def test_decoding_runs_ahead_only_by_what_is_still_needed(image_files: list[sources.SourceFile]) -> None:
-    with sources.DecodePool(2, TIMEOUT_S) as pool:
+    with decoding.DecodePool(2, TIMEOUT_S) as pool:
         submitted = _counting_submissions(pool)
         stream = pool.decode(image_files, SETTINGS, still_needed=lambda: 5)
         first = next(stream)
@@ -239,32 +239,32 @@ def test_decoding_runs_ahead_only_by_what_is_still_needed(image_files: list[sour
         submitted.clear()
         stream = pool.decode(image_files * 8, SETTINGS)
         next(stream)
-        window = pool.workers * sources.IN_FLIGHT_PER_WORKER
+        window = pool.workers * decoding.IN_FLIGHT_PER_WORKER
         assert len(submitted) <= window and sum(submitted) < len(image_files) * 8
         stream.close()
 
 
 def test_chunks_are_sized_to_the_job() -> None:
-    per_worker = sources.TASKS_PER_WORKER
-    assert sources.decode_chunk_size(10, 2) == 1  # a small job: one file per task, every worker busy
-    assert sources.decode_chunk_size(2 * per_worker * 5, 2) == 5  # about TASKS_PER_WORKER tasks per worker
-    assert sources.decode_chunk_size(16 * per_worker * 5, 16) == 5
-    assert sources.decode_chunk_size(2 * per_worker * 5, 16) == 1  # more workers, smaller tasks
-    assert sources.decode_chunk_size(100_000, 2) == sources.MAX_CHUNK_FILES  # memory in flight stays bounded
-    assert sources.decode_chunk_size(0, 4) == 1
+    per_worker = decoding.TASKS_PER_WORKER
+    assert decoding.decode_chunk_size(10, 2) == 1  # a small job: one file per task, every worker busy
+    assert decoding.decode_chunk_size(2 * per_worker * 5, 2) == 5  # about TASKS_PER_WORKER tasks per worker
+    assert decoding.decode_chunk_size(16 * per_worker * 5, 16) == 5
+    assert decoding.decode_chunk_size(2 * per_worker * 5, 16) == 1  # more workers, smaller tasks
+    assert decoding.decode_chunk_size(100_000, 2) == decoding.MAX_CHUNK_FILES  # memory in flight stays bounded
+    assert decoding.decode_chunk_size(0, 4) == 1
 
 
 def _worker_state() -> tuple[int, bool, bool]:
     """Run inside a decoding worker: torch threads, whether this process imported the decoder itself, SIGINT."""
     return (
         torch.get_num_threads(),
-        sources.IMPORTED_IN_PID == os.getpid(),
+        decoding.IMPORTED_IN_PID == os.getpid(),
         signal.getsignal(signal.SIGINT) is signal.SIG_IGN,
     )
 
 
 def test_workers_run_one_torch_thread_and_do_not_import_torch_themselves() -> None:
-    with sources.DecodePool(2, TIMEOUT_S) as pool:
+    with decoding.DecodePool(2, TIMEOUT_S) as pool:
         threads, imported_itself, ignores_interrupt = pool.start().submit(_worker_state).result()
     assert threads == 1
     assert not imported_itself  # forked from the forkserver that imported utils.sources (and torch) once
@@ -275,7 +275,7 @@ def test_in_process_decoding_uses_one_torch_thread_while_the_pool_is_open() -> N
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        with sources.DecodePool(1, TIMEOUT_S):
+        with decoding.DecodePool(1, TIMEOUT_S):
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
     finally:
@@ -289,14 +289,14 @@ def test_decode_timeout_must_be_positive_and_finite(value: str) -> None:
 
 
 def test_a_dead_decoders_reason_names_its_signal_or_exit_code() -> None:
-    assert sources.crash_reason(-9) == "decoder crashed: killed by signal 9 (SIGKILL)"
-    assert sources.crash_reason(-11) == "decoder crashed: killed by signal 11 (SIGSEGV)"
-    assert "exited with code 1" in sources.crash_reason(1)
-    assert "unknown exit code" in sources.crash_reason(None)
+    assert decoding.crash_reason(-9) == "decoder crashed: killed by signal 9 (SIGKILL)"
+    assert decoding.crash_reason(-11) == "decoder crashed: killed by signal 11 (SIGSEGV)"
+    assert "exited with code 1" in decoding.crash_reason(1)
+    assert "unknown exit code" in decoding.crash_reason(None)
 
 
 @pytest.mark.parametrize("fault", ["kill:", "hang", "slow:soon", "explode:a.png"])
 def test_the_test_only_decoder_fault_is_checked(fault: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(sources.DECODE_FAULT_ENV, fault)
-    with pytest.raises(ValueError, match=sources.DECODE_FAULT_ENV):
-        sources.DecodePool(2, TIMEOUT_S)
+    monkeypatch.setenv(decoding.DECODE_FAULT_ENV, fault)
+    with pytest.raises(ValueError, match=decoding.DECODE_FAULT_ENV):
+        decoding.DecodePool(2, TIMEOUT_S)

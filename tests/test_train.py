@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from tests.helpers import on_accelerator
-from utils import color, config, sources, train
+from utils import batches, color, config, demo, distributed, environment, launch, scoring, train
 from utils.checkpoints import load_checkpoint
 from utils.config import model_dir
 from utils.data import ShardDataset
+from utils.gan import batch_to_model_io, build_gan, gan_step, should_compile, train_on_batch
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,10 +37,10 @@ def assert_same_weights(a: dict, b: dict, what: str) -> None:
 
 
 def test_a_few_gan_steps_lower_l1_on_a_fixed_batch(tiny_params) -> None:
-    frames = np.stack([c.rgb for c in sources.demo_cartoon_frames(4, 32, seed=0)])
+    frames = np.stack([c.rgb for c in demo.demo_cartoon_frames(4, 32, seed=0)])
     l_norm, ab_norm = color.uint8_to_model_io(torch.from_numpy(frames))
-    gan = train.build_gan(tiny_params, torch.device("cpu"))
-    losses = [train.gan_step(gan, l_norm, ab_norm) for _ in range(25)]
+    gan = build_gan(tiny_params, torch.device("cpu"))
+    losses = [gan_step(gan, l_norm, ab_norm) for _ in range(25)]
     l1 = [float(x[2]) for x in losses]
     assert all(torch.isfinite(x).all() for x in losses)
     assert np.mean(l1[-3:]) < 0.6 * np.mean(l1[:3]), l1
@@ -48,17 +49,17 @@ def test_a_few_gan_steps_lower_l1_on_a_fixed_batch(tiny_params) -> None:
 def test_amp_picks_fp16_with_a_scaler_on_a_t4_and_bf16_on_newer_gpus(monkeypatch) -> None:
     cuda = torch.device("cuda", 0)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))  # T4
-    assert config.amp_settings(cuda) == (torch.float16, True)
+    assert environment.amp_settings(cuda) == (torch.float16, True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))  # A100
-    assert config.amp_settings(cuda) == (torch.bfloat16, False)
-    assert config.amp_settings(cuda, "fp16") == (torch.float16, True)
-    assert config.amp_settings(cuda, "fp32") == (None, False)
-    assert config.amp_settings(torch.device("cpu"), "bf16") == (None, False)
+    assert environment.amp_settings(cuda) == (torch.bfloat16, False)
+    assert environment.amp_settings(cuda, "fp16") == (torch.float16, True)
+    assert environment.amp_settings(cuda, "fp32") == (None, False)
+    assert environment.amp_settings(torch.device("cpu"), "bf16") == (None, False)
 
 
 def test_flips_happen_on_the_batch_where_asked() -> None:
     batch = torch.arange(2 * 4 * 4 * 3, dtype=torch.uint8).view(2, 4, 4, 3)
-    l_norm, _ = train.batch_to_model_io(batch, torch.tensor([True, False]), torch.device("cpu"), torch.channels_last)
+    l_norm, _ = batch_to_model_io(batch, torch.tensor([True, False]), torch.device("cpu"), torch.channels_last)
     plain, _ = color.uint8_to_model_io(batch)
     assert torch.equal(l_norm[0], plain[0].flip(-1)) and torch.equal(l_norm[1], plain[1])
     assert l_norm.is_contiguous(memory_format=torch.channels_last)
@@ -68,13 +69,13 @@ def test_every_process_count_sees_the_same_global_batches_and_flips() -> None:
     images = ShardDataset(np.zeros((22, 1, 1, 3), np.uint8), np.arange(22))
     global_batch = 4
     for epoch in (1, 2):
-        single = train.EpochSampler(images, train.Processes(), seed=3, batch_size=global_batch, flip=True)
+        single = batches.EpochSampler(images, distributed.Processes(), seed=3, batch_size=global_batch, flip=True)
         single.set_position(epoch, 0)
         one = list(single)
         assert single.batches_per_epoch == 5 and len(one) == 20
         shares = []
         for rank in (0, 1):
-            sampler = train.EpochSampler(images, train.Processes(rank, 2, rank), 3, global_batch // 2, True)
+            sampler = batches.EpochSampler(images, distributed.Processes(rank, 2, rank), 3, global_batch // 2, True)
             sampler.set_position(epoch, 0)
             shares.append(list(sampler))
             assert sampler.batches_per_epoch == 5
@@ -247,7 +248,7 @@ def test_pretraining_trains_the_generator_alone(tmp_path: Path, prepared_run: Pa
     assert history.loss_D.isna().tolist() == [True, False]
     assert np.isfinite(history.loss_G_L1).all()
     after_pretraining = load_checkpoint(model_dir(tmp_path, "movie", 0) / "checkpoint_epoch_001.pt")
-    fresh = train.build_gan(params, torch.device("cpu"))
+    fresh = build_gan(params, torch.device("cpu"))
     for key, value in fresh.discriminator_module.state_dict().items():
         assert torch.equal(value, after_pretraining["discriminator"][key]), f"pretraining changed D: {key}"
     changed = [
@@ -291,12 +292,12 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
 
 
 def test_the_cli_rebuilds_the_same_parameters(tiny_params) -> None:
-    args = train.param_arguments(tiny_params)
+    args = launch.param_arguments(tiny_params)
     assert config.resolve_params("paper", config.parse_overrides(args[1::2])) == tiny_params
-    command = train.torchrun_command(tiny_params, "runs/x", "mixed", 1, 2)
+    command = launch.torchrun_command(tiny_params, "runs/x", "mixed", 1, 2)
     assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     assert command[command.index("--seed-index") + 1] == "1"
-    assert train.gpu_processes(tiny_params) == 1  # the CPU trains in-process
+    assert distributed.gpu_processes(tiny_params) == 1  # the CPU trains in-process
 
 
 def ddp_ranks_agree(out_dir: Path, *mode: str) -> dict[str, torch.Tensor]:
@@ -329,7 +330,7 @@ def test_two_cpu_processes_equal_one_process_averaging_two_half_batches(tmp_path
     params = config.resolve_params(
         "demo", {"image_size": script.SIZE, "batch_size": script.GLOBAL_BATCH, "channels_last": False}
     )
-    gan = train.build_gan(params, torch.device("cpu"))
+    gan = build_gan(params, torch.device("cpu"))
     g, d = gan.generator_module, gan.discriminator_module
     bce = F.binary_cross_entropy_with_logits
     for batch in script.global_batches():
@@ -358,9 +359,9 @@ def test_two_cpu_processes_equal_one_process_averaging_two_half_batches(tmp_path
     assert worst < 2e-5, f"DDP weights differ from the averaged half-batches by {worst}"
 
     # and the full batch through one process is a different computation (BatchNorm sees 8, not 4)
-    full = train.build_gan(params, torch.device("cpu"))
+    full = build_gan(params, torch.device("cpu"))
     for batch in script.global_batches():
-        train.gan_step(full, *color.uint8_to_model_io(batch))
+        gan_step(full, *color.uint8_to_model_io(batch))
     full_worst = max(
         float((p.detach() - rank0[f"generator.{k}"]).abs().max()) for k, p in full.generator_module.named_parameters()
     )
@@ -393,47 +394,47 @@ def test_a_failing_launch_is_an_error_naming_the_model(tmp_path: Path, tiny_para
 def test_the_mixed_precision_step_runs_with_a_grad_scaler(tiny_params) -> None:
     """The GPU recipe's mechanics on the CPU: autocast (bf16 here, fp16 on a T4) and a live
     GradScaler, whose state a checkpoint carries."""
-    frames = np.stack([c.rgb for c in sources.demo_cartoon_frames(4, 32, seed=0)])
+    frames = np.stack([c.rgb for c in demo.demo_cartoon_frames(4, 32, seed=0)])
     l_norm, ab_norm = color.uint8_to_model_io(torch.from_numpy(frames))
-    gan = train.build_gan(tiny_params, torch.device("cpu"))
+    gan = build_gan(tiny_params, torch.device("cpu"))
     gan.amp_dtype, gan.scaler = torch.bfloat16, torch.amp.GradScaler("cpu", init_scale=2.0**10)
     before = [p.detach().clone() for p in gan.generator_module.parameters()]
-    losses = torch.stack([train.gan_step(gan, l_norm, ab_norm) for _ in range(10)])
+    losses = torch.stack([gan_step(gan, l_norm, ab_norm) for _ in range(10)])
     assert torch.isfinite(losses).all() and losses.dtype == torch.float32
     assert losses[-3:, 2].mean() < losses[:3, 2].mean()
     assert any(not torch.equal(a, b) for a, b in zip(before, gan.generator_module.parameters()))
     state = gan.state()["scaler"]
     assert state["scale"] > 0
-    fresh = train.build_gan(tiny_params, torch.device("cpu"))
+    fresh = build_gan(tiny_params, torch.device("cpu"))
     fresh.scaler = torch.amp.GradScaler("cpu")
     fresh.load_state({**gan.state()})
     assert fresh.scaler.get_scale() == gan.scaler.get_scale()
 
 
 def demo_batch(n: int = 4, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    frames = np.stack([c.rgb for c in sources.demo_cartoon_frames(n, size, seed=0)])
+    frames = np.stack([c.rgb for c in demo.demo_cartoon_frames(n, size, seed=0)])
     return torch.from_numpy(frames), torch.zeros(n, dtype=torch.bool)
 
 
 def test_an_inf_gradient_makes_both_optimizers_skip_and_halves_the_scale(tiny_params) -> None:
     batch, flips = demo_batch()
-    gan = train.build_gan(tiny_params, torch.device("cpu"))
+    gan = build_gan(tiny_params, torch.device("cpu"))
     gan.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)  # on fp32 losses: the same skip and backoff
-    train.train_on_batch(gan, batch, flips)  # a clean step first: Adam's state exists, the scale is settled
+    train_on_batch(gan, batch, flips)  # a clean step first: Adam's state exists, the scale is settled
     scale = gan.scaler.get_scale()
     networks = {"G": gan.generator_module, "D": gan.discriminator_module}
     before = {f"{n}.{k}": p.detach().clone() for n, net in networks.items() for k, p in net.named_parameters()}
     gan.discriminator_module.requires_grad_(True)  # a step leaves D frozen; a hook needs a tensor with grad
     poisoned = [next(net.parameters()).register_hook(lambda grad: torch.full_like(grad, float("inf"))) for net in
                 networks.values()]  # fmt: skip
-    train.train_on_batch(gan, batch, flips)
+    train_on_batch(gan, batch, flips)
     for hook in poisoned:
         hook.remove()
     after = {f"{n}.{k}": p.detach() for n, net in networks.items() for k, p in net.named_parameters()}
     moved = [k for k in before if not torch.equal(before[k], after[k])]
     assert not moved, f"a step with an inf gradient changed {moved[:3]}"
     assert gan.scaler.get_scale() == scale / 2
-    train.train_on_batch(gan, batch, flips)  # and the next clean step trains both networks again
+    train_on_batch(gan, batch, flips)  # and the next clean step trains both networks again
     for name, net in networks.items():
         changed = [k for k, p in net.named_parameters() if not torch.equal(before[f"{name}.{k}"], p.detach())]
         assert changed, f"{name} did not train after the skipped step"
@@ -444,7 +445,7 @@ def test_an_inf_gradient_makes_both_optimizers_skip_and_halves_the_scale(tiny_pa
 def test_multichannel_layers_get_channels_last_inputs_in_the_autocast_dtype(tiny_params, amp_dtype) -> None:
     """L (one channel) is converted once; what matters is where it is concatenated with many channels:
     the discriminator's input and the generator's last, full-resolution decoder block."""
-    gan = train.build_gan(tiny_params, torch.device("cpu"))
+    gan = build_gan(tiny_params, torch.device("cpu"))
     gan.amp_dtype = amp_dtype
     seen: dict[str, list[torch.Tensor]] = {"D input": [], "G last block": []}
     layers = {
@@ -453,7 +454,7 @@ def test_multichannel_layers_get_channels_last_inputs_in_the_autocast_dtype(tiny
     }
     for name, layer in layers.items():
         layer.register_forward_pre_hook(lambda module, args, name=name: seen[name].append(args[0]))
-    train.train_on_batch(gan, *demo_batch())
+    train_on_batch(gan, *demo_batch())
     assert len(seen["D input"]) == 3 and len(seen["G last block"]) == 1
     for name, inputs in seen.items():
         for x in inputs:
@@ -466,7 +467,7 @@ def test_validation_scores_exactly_as_evaluation_does(
     tmp_path: Path, prepared_run: Path, tiny_params, trained_twice: dict[str, Path]
 ) -> None:
     from utils import evaluate
-    from utils.data import load_shard
+    from utils.shards import load_shard
 
     (tmp_path / "data").symlink_to(prepared_run / "data")
     (tmp_path / "models").symlink_to(trained_twice["straight"] / "models")
@@ -474,11 +475,11 @@ def test_validation_scores_exactly_as_evaluation_does(
     per_image = evaluate.evaluate_models(params, tmp_path, show_progress=False)
     scored = per_image[(per_image.model == "cartoon") & (per_image.test_domain == "movie")]
 
-    gan = train.build_gan(params, torch.device("cpu"))
+    gan = build_gan(params, torch.device("cpu"))
     gan.generator_module.load_state_dict(load_checkpoint(model_dir(tmp_path, "cartoon", 0) / "best.pt")["generator"])
     shard = load_shard(tmp_path, "movie", "test")
     loader = torch.utils.data.DataLoader(ShardDataset(shard, np.arange(len(shard))), batch_size=3)  # other batches
-    _, val_ciede2000, _ = train.validate(gan, loader, evaluate.BatchScorer(False, 3), n_samples=2)
+    _, val_ciede2000, _ = train.validate(gan, loader, scoring.BatchScorer(False, 3), n_samples=2)
     assert val_ciede2000 == pytest.approx(scored.ciede2000.mean(), rel=1e-6)
     assert scored.ciede2000.mean() > 1.0
 
@@ -489,7 +490,7 @@ def test_compiled_ddp_training_with_autocast_and_a_grad_scaler(tmp_path: Path) -
     rank0 = ddp_ranks_agree(tmp_path, "compiled")
     assert 0 < int(rank0["graphs"]) <= 8, f"{int(rank0['graphs'])} graphs for 3 steps: recompiling"
     assert float(rank0["scale"]) == 2.0**10
-    fresh = train.build_gan(config.resolve_params("demo", {"image_size": 32}), torch.device("cpu"))
+    fresh = build_gan(config.resolve_params("demo", {"image_size": 32}), torch.device("cpu"))
     changed = [k for k, p in fresh.generator_module.named_parameters() if not torch.equal(p, rank0[f"generator.{k}"])]
     assert changed, "the compiled steps left the generator unchanged"
 
@@ -498,7 +499,7 @@ def test_compile_is_skipped_with_a_warning_under_sync_batchnorm(tiny_params) -> 
     asked = dataclasses.replace(tiny_params, compile=True)
     cuda = torch.device("cuda", 0)
     with pytest.warns(UserWarning, match="SyncBatchNorm"):
-        assert not train.should_compile(asked, train.Processes(0, 2, 0), cuda)
-    assert train.should_compile(asked, train.Processes(), cuda)  # one GPU: plain BatchNorm compiles
-    assert train.should_compile(asked, train.Processes(0, 2, 0), torch.device("cpu"))  # no SyncBatchNorm on the CPU
-    assert not train.should_compile(tiny_params, train.Processes(), cuda)
+        assert not should_compile(asked, distributed.Processes(0, 2, 0), cuda)
+    assert should_compile(asked, distributed.Processes(), cuda)  # one GPU: plain BatchNorm compiles
+    assert should_compile(asked, distributed.Processes(0, 2, 0), torch.device("cpu"))  # no SyncBatchNorm on the CPU
+    assert not should_compile(tiny_params, distributed.Processes(), cuda)

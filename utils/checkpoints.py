@@ -1,4 +1,5 @@
-"""Checkpoint files: the format, atomic writes, safe reads, RNG states, retention.
+"""Checkpoint files: the format, the one builder of a checkpoint, resume checks, safe reads, RNG states, retention,
+and a trained generator read back.
 
 A model's directory ``<run_dir>/models/seed<S>/<model>/`` (S: its training seed) holds ``checkpoint_last.pt`` (everything a
 resume needs), ``best.pt`` (the generator with the best validation CIEDE2000, and its record) and,
@@ -12,14 +13,19 @@ import pickle
 import random
 import shutil
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from utils.config import RunParams, changed_training_parameters
 from utils.errors import UnreadableFileError
 from utils.run_dir import atomic_write
+
+if TYPE_CHECKING:
+    from utils.models import UNetGenerator
 
 CHECKPOINT_FORMAT = "cross-domain-colorization/2"  # 2: mid-epoch position, validation CIEDE2000
 CHECKPOINT_REMEDY = (
@@ -103,3 +109,125 @@ def set_rng_states(states: dict[str, Any]) -> None:
     if torch.cuda.is_available():  # a run resumed on fewer GPUs restores the ones it has
         for index, state in enumerate(states["cuda"][: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(state.cpu(), index)
+
+
+# --- what a checkpoint records -------------------------------------------------------------------
+
+
+@dataclass
+class TrainingState:
+    """Where a model's training stands: what a checkpoint records and a resume restores."""
+
+    epoch: int  # the epoch in progress
+    batch: int  # batches of it already trained
+    step: int  # optimiser steps so far
+    best_val: float  # lowest validation CIEDE2000 so far
+    sums: torch.Tensor  # this epoch's loss sums [D, G_GAN, G_L1] so far
+    history: list[dict[str, Any]]  # one row per finished epoch
+
+    @classmethod
+    def fresh(cls, device: torch.device) -> TrainingState:
+        return cls(1, 0, 0, float("inf"), torch.zeros(3, device=device), [])
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """One trained model's directory and files (``run_dir/models/seed<S>/<domain>/``)."""
+
+    domain: str
+    out_dir: Path
+
+    @property
+    def last(self) -> Path:
+        return self.out_dir / "checkpoint_last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.out_dir / "best.pt"
+
+    @property
+    def history(self) -> Path:
+        return self.out_dir / "history.csv"
+
+
+@dataclass(frozen=True)
+class TrainingImages:
+    """What a model trains on, as its checkpoints record it: a resume on other data is refused."""
+
+    count: int
+    sha1: str  # over the manifest rows of the model's training shards (see shards.training_data_sha1)
+
+
+def build_checkpoint(
+    state: TrainingState,
+    files: ModelFiles,
+    params: RunParams,
+    world_size: int,
+    data: TrainingImages,
+    networks: dict[str, Any],
+    epoch_sums: torch.Tensor | None = None,
+    validation: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Every checkpoint the kit writes, built here: the epochs completed, where the next batch starts, the data,
+    ``validation``'s scores when the epoch was validated, then ``networks`` (state dicts).
+
+    With ``epoch_sums`` (the epoch's loss sums so far) it is a resumable checkpoint (``checkpoint_last.pt``) and
+    also holds every RNG state; without, a record of the networks alone (``best.pt``: the generator).
+    """
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT, "model": files.domain, "image_size": params.image_size,
+        "epoch": state.epoch - 1, "step": state.step, "best_val": state.best_val, "params": params.to_dict(),
+        "position": {"epoch": state.epoch, "batch": state.batch, "world_size": world_size,
+                     "train_images": data.count, "seed": params.seed},
+        "data_sha1": data.sha1,
+    }  # fmt: skip
+    checkpoint |= validation or {}
+    if epoch_sums is not None:
+        checkpoint |= {"epoch_sums": epoch_sums, "rng": rng_states()}
+    return checkpoint | networks
+
+
+def check_resumable(
+    ckpt: dict[str, Any], files: ModelFiles, params: RunParams, world_size: int, data: TrainingImages
+) -> None:
+    """A ValueError naming ``files.last`` unless its checkpoint ``ckpt`` fits this run: the parameters that shape
+    training, the model and image size, the data, and (mid-epoch) the process count."""
+    position = ckpt["position"]
+    if changed := changed_training_parameters(ckpt["params"], params):
+        differences = "; ".join(f"{name} = {saved!r} there, {now!r} now" for name, (saved, now) in changed.items())
+        raise ValueError(
+            f"{files.last}: trained with other values of the parameters that shape training ({differences}). "
+            "A resumed training keeps them: resume with the checkpoint's values, or start afresh with resume=False "
+            "(this model's checkpoints are replaced) or in a new run directory"
+        )
+    if ckpt["model"] != files.domain or ckpt["image_size"] != params.image_size:
+        raise ValueError(
+            f"{files.last}: trained for model {ckpt['model']!r} at {ckpt['image_size']} px; "
+            f"this run asks for {files.domain!r} at {params.image_size} px (set resume=False to start over)"
+        )
+    if ckpt.get("data_sha1", data.sha1) != data.sha1:  # checkpoints before the digest: the count check alone
+        raise ValueError(
+            f"{files.last}: trained on other data than the run directory now holds for model {files.domain!r} "
+            f"(the data changed: its manifest rows have digest {data.sha1}, the checkpoint's {ckpt['data_sha1']}); "
+            "set resume=False to start over"
+        )
+    if position["train_images"] != data.count:
+        raise ValueError(
+            f"{files.last}: trained on {position['train_images']} images, the run directory now has "
+            f"{data.count} for model {files.domain!r} (set resume=False to start over)"
+        )
+    if position["batch"] and position["world_size"] != world_size:
+        raise ValueError(
+            f"{files.last}: saved in the middle of an epoch by {position['world_size']} process(es); "
+            f"resume it with the same number of GPUs (parameter 'gpus'), or set resume=False"
+        )
+
+
+def load_generator(path: str | Path, device: torch.device) -> tuple[UNetGenerator, dict]:
+    """A trained generator (eval mode) from ``best.pt`` or ``checkpoint_last.pt``, and its record."""
+    from utils.models import UNetGenerator  # here: timm is slow to import, and the notebooks without a model skip it
+
+    ckpt = load_checkpoint(path)
+    generator = UNetGenerator(pretrained=False)
+    generator.load_state_dict(ckpt["generator"])
+    return generator.to(device).eval(), ckpt

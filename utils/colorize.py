@@ -30,9 +30,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from utils import color
-from utils.config import GAMUTS, device_named
+from utils.checkpoints import load_generator
+from utils.config import GAMUTS
+from utils.environment import device_named
 from utils.errors import cli_error_line
-from utils.evaluate import load_generator
 from utils.images import ImageListing, find_images, load_rgb, pixel_count
 from utils.models import UNetGenerator
 from utils.run_dir import atomic_write, write_csv_atomic
@@ -203,6 +204,15 @@ def decode_readable(
     return decoded
 
 
+def check_settings(batch_size: int, pixel_budget: int, device: str) -> None:
+    if batch_size < 1:
+        raise ValueError(f"--batch-size {batch_size}: must be at least 1")
+    if pixel_budget < 1:
+        raise ValueError(f"--batch-megapixels {pixel_budget / 1e6:g}: must be positive")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no GPU is visible")
+
+
 def colorize_path(
     checkpoint: str | Path,
     input_path: str | Path,
@@ -225,12 +235,7 @@ def colorize_path(
     (:func:`color.lab_to_rgb`). Memory follows ``pixel_budget``, not the files' sizes: a batch holds at most
     ``batch_size`` images and ``pixel_budget`` pixels, and a larger image is converted in tiles of that many.
     """
-    if batch_size < 1:
-        raise ValueError(f"--batch-size {batch_size}: must be at least 1")
-    if pixel_budget < 1:
-        raise ValueError(f"--batch-megapixels {pixel_budget / 1e6:g}: must be positive")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no GPU is visible")
+    check_settings(batch_size, pixel_budget, device)
     torch_device = device_named(device)
     generator, record = load_generator(checkpoint, torch_device)
     model_size = model_size or int(record["image_size"])
@@ -283,7 +288,7 @@ def write_sample_inputs(folder: str | Path) -> Path:
     on them) and a demo cartoon frame, at their own (non-square) sizes."""
     import skimage.data
 
-    from utils.sources import DEMO_MOVIE_TEST_PHOTOS, demo_cartoon_frames, load_demo_photo
+    from utils.demo import DEMO_MOVIE_TEST_PHOTOS, demo_cartoon_frames, load_demo_photo
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

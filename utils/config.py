@@ -1,4 +1,4 @@
-"""Profiles, parameter validation, the run directory and the environment: the one place for defaults.
+"""Profiles, parameter validation and the run directory's stage checks: the one place for defaults.
 
 Every stage (notebook, CLI, test) turns ``profile`` + ``overrides`` into a validated
 :class:`RunParams` through :func:`resolve_params`; nothing else holds a default.
@@ -7,21 +7,13 @@ Every stage (notebook, CLI, test) turns ``profile`` + ``overrides`` into a valid
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import math
-import os
-import platform
-import signal
-import subprocess
-import sys
 import typing
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from utils.errors import ParameterError
-from utils.run_dir import locked_run_record
 
 DOMAINS: tuple[str, ...] = ("cartoon", "movie")
 MODEL_DOMAINS: tuple[str, ...] = ("cartoon", "movie", "mixed")
@@ -260,11 +252,6 @@ def validate(params: RunParams) -> RunParams:
         fail("n_bootstrap", "must be at least 100 for a 95% interval")
     if params.device not in DEVICES:
         fail("device", f"must be one of {', '.join(DEVICES)}")
-    if params.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            fail("device", "CUDA was asked for but no GPU is visible")
     if params.num_workers < 0:
         fail("num_workers", "must be non-negative")
     return params
@@ -375,134 +362,3 @@ def stage_params(
     params = resolve_params(profile, overrides)
     check_stage_inputs(run_dir, stage, params)
     return params
-
-
-# --- environment -------------------------------------------------------------------------------
-
-
-def exit_code_meaning(exit_code: int) -> str:
-    """``killed by signal 9 (SIGKILL)`` for a negative exit code (a process killed by a signal), else
-    ``exited with code N``: how a dead child process is described."""
-    if exit_code >= 0:
-        return f"exited with code {exit_code}"
-    try:
-        name = signal.Signals(-exit_code).name
-    except ValueError:
-        name = "an unnamed signal"
-    return f"killed by signal {-exit_code} ({name})"
-
-
-def on_kaggle() -> bool:
-    return "KAGGLE_KERNEL_RUN_TYPE" in os.environ or Path("/kaggle/working").is_dir()
-
-
-def select_device(params: RunParams) -> torch.device:  # noqa: F821
-    return device_named(params.device)
-
-
-def device_named(name: str) -> torch.device:  # noqa: F821
-    """``auto`` (the GPU when there is one), ``cpu`` or ``cuda``."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def amp_settings(device: torch.device, precision: str = "auto") -> tuple[torch.dtype | None, bool]:  # noqa: F821
-    """(autocast dtype or None, whether a GradScaler is needed) for training and inference.
-
-    The CPU runs fp32. ``auto``: bf16 on GPUs with native bf16 (compute capability 8+), else fp16
-    with a GradScaler (a T4 is 7.5: torch can emulate bf16 there, slowly, so its
-    ``is_bf16_supported()`` is not asked).
-    """
-    import torch
-
-    if device.type != "cuda" or precision == "fp32":
-        return None, False
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
-    return (torch.bfloat16, False) if precision == "bf16" else (torch.float16, True)
-
-
-def describe_devices() -> dict[str, Any]:
-    import torch
-
-    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return {
-        "cpu_count": os.cpu_count(),
-        "gpus": gpus,
-        "cuda": torch.version.cuda,
-        "platform": platform.platform(),
-        "kaggle": on_kaggle(),
-    }
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
-
-
-_PACKAGES = (
-    "torch",
-    "torchvision",
-    "timm",
-    "kornia",
-    "scikit-image",
-    "numpy",
-    "pandas",
-    "seaborn",
-    "matplotlib",
-    "papermill",
-    "pillow",
-)
-
-
-def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": sys.version.split()[0]}
-    for name in _PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def record_run(run_dir: str | Path, stage: str, profile: str, params: RunParams, **extra: Any) -> Path:
-    """Merge this stage's parameters, commit, package versions and devices into ``run.json``.
-
-    ``stage`` is the record's key: "prepare", "train_<model>_seed<S>", "evaluate", "figures", "colorize".
-    """
-    # what takes a while (git, package metadata, the device query) before the lock is taken
-    environment = {
-        "profile": profile,
-        "git_commit": git_commit(),
-        "packages": package_versions(),
-        "devices": describe_devices(),
-    }
-    stage_record = {
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "parameters": params.to_dict(),
-        **extra,
-    }
-    with locked_run_record(run_dir) as record:
-        record.update(environment)
-        if stage == "prepare":
-            record["parameters"] = params.to_dict()
-        record.setdefault("stages", {})[stage] = stage_record
-    return Path(run_dir) / "run.json"
-
-
-def record_stage_fields(run_dir: str | Path, stage: str, **fields: Any) -> None:
-    """Add ``fields`` to ``stages.<stage>`` of ``run.json`` (the pipeline's timings of a notebook)."""
-    with locked_run_record(run_dir) as record:
-        record.setdefault("stages", {}).setdefault(stage, {}).update(fields)

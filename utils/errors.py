@@ -17,6 +17,10 @@ class ParameterError(ValueError):
     """A parameter (or the run directory it points at) is unusable; the message names it."""
 
 
+class KaggleSetupError(RuntimeError):
+    """Something the Kaggle commands need is missing; the message says what and where."""
+
+
 class UnreadableFileError(ValueError):
     """A file of a run (run.json, the manifest, a shard, a checkpoint) is missing, damaged or not what it should
     be; the message names it and says what to do."""

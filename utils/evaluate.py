@@ -16,9 +16,7 @@ spread is the run-to-run variation.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,103 +24,14 @@ import torch
 from tqdm import tqdm
 
 from utils import color, metrics, statistics
-from utils.checkpoints import load_checkpoint
+from utils.checkpoints import load_generator
 from utils.claims import assess_claims
-from utils.config import (
-    DOMAINS,
-    RunParams,
-    amp_settings,
-    model_dir,
-    select_device,
-    trained_models,
-)
-from utils.data import load_manifest, load_shard
+from utils.config import DOMAINS, RunParams, model_dir, trained_models
+from utils.environment import amp_settings, select_device
 from utils.run_dir import atomic_write, write_csv_atomic
+from utils.scoring import BatchScorer, predict_ab, truth_and_inputs
+from utils.shards import load_manifest, load_shard
 from utils.statistics import BASELINE_SEED, GRAY, TRUTH
-
-if TYPE_CHECKING:
-    from utils.models import UNetGenerator
-
-
-def load_generator(path: str | Path, device: torch.device) -> tuple[UNetGenerator, dict]:
-    """A trained generator (eval mode) from ``best.pt`` or ``checkpoint_last.pt``, and its record."""
-    from utils.models import UNetGenerator  # here: timm is slow to import, and the notebooks without a model skip it
-
-    ckpt = load_checkpoint(path)
-    generator = UNetGenerator(pretrained=False)
-    generator.load_state_dict(ckpt["generator"])
-    return generator.to(device).eval(), ckpt
-
-
-def truth_and_inputs(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A uint8 N x H x W x 3 batch on the device -> (RGB in [0, 1], normalised L, true normalised ab)."""
-    rgb_true = color.uint8_to_rgb(batch)
-    l_norm, ab_true = color.normalize_lab(color.rgb_to_lab(rgb_true))
-    return rgb_true, l_norm, ab_true
-
-
-@torch.no_grad()
-def predict_ab(
-    generator: torch.nn.Module,
-    l_norm: torch.Tensor,
-    amp_dtype: torch.dtype | None = None,
-    memory_format: torch.memory_format = torch.contiguous_format,
-) -> torch.Tensor:
-    """The generator's normalised ab (float32) for normalised float32 L: under autocast in ``amp_dtype``
-    (as trained) when set, the input converted once to that dtype and ``memory_format``.
-    Evaluation and training's validation both predict through here."""
-    autocast = torch.autocast(l_norm.device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
-    with autocast:
-        return generator(color.as_model_input(l_norm, amp_dtype, memory_format)).float()
-
-
-@torch.no_grad()
-def score_batch(
-    rgb_true: torch.Tensor, l_norm: torch.Tensor, ab_pred: torch.Tensor, gamut: str = "chroma"
-) -> dict[str, torch.Tensor]:
-    """Every metric of :data:`metrics.METRICS` per image, on what is displayed: the prediction converted to RGB
-    in [0, 1] as ``gamut`` says (:func:`color.lab_to_rgb`)."""
-    rgb_pred = color.colorized_rgb(l_norm, ab_pred, gamut)
-    lab_true, lab_pred = color.rgb_to_lab(rgb_true), color.rgb_to_lab(rgb_pred)
-    colorful_pred, colorful_true = metrics.colorfulness(rgb_pred), metrics.colorfulness(rgb_true)
-    return {
-        "ciede2000": metrics.ciede2000(lab_true, lab_pred).mean(dim=(1, 2)),
-        "ssim": metrics.ssim(rgb_pred, rgb_true, data_range=1.0),
-        "ssim_ab": metrics.chroma_ssim(lab_pred, lab_true),
-        "psnr": metrics.psnr(rgb_pred, rgb_true),
-        "colorfulness_ratio": colorful_pred / colorful_true.clamp_min(1e-6),
-        "chroma_ratio": metrics.mean_chroma(lab_pred) / metrics.mean_chroma(lab_true).clamp_min(1e-6),
-        "colorfulness": colorful_pred,
-        "colorfulness_truth": colorful_true,
-    }
-
-
-class BatchScorer:
-    """:func:`score_batch`, optionally through ``torch.compile`` (one fused kernel per step: several
-    times faster; the first batch pays the compilation). Batches are padded to one shape so it
-    compiles once; if compiling fails (no C++ compiler, say) it says so and scores eagerly. ``gamut``: how
-    predicted colours outside sRGB are shown, for scoring and for every picture drawn with this scorer."""
-
-    def __init__(self, compiled: bool, batch_size: int, gamut: str = "chroma") -> None:
-        self.batch_size = batch_size
-        self.gamut = gamut
-        self.compiled = torch.compile(score_batch, dynamic=False) if compiled else None
-
-    def __call__(self, rgb_true: torch.Tensor, l_norm: torch.Tensor, ab_pred: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.compiled is None:
-            return score_batch(rgb_true, l_norm, ab_pred, self.gamut)
-        n, missing = len(rgb_true), self.batch_size - len(rgb_true)
-        if missing > 0:
-            rgb_true, l_norm, ab_pred = (
-                torch.cat([t, t[-1:].expand(missing, *t.shape[1:])]) for t in (rgb_true, l_norm, ab_pred)
-            )
-        try:
-            scores = self.compiled(rgb_true, l_norm, ab_pred, self.gamut)
-        except Exception as err:  # noqa: BLE001 - any compiler failure: the eager path gives the same numbers
-            print(f"compile_metrics: torch.compile failed ({type(err).__name__}: {str(err)[:200]}); scoring eagerly")
-            self.compiled = None
-            scores = score_batch(rgb_true, l_norm, ab_pred, self.gamut)
-        return {k: v[:n] for k, v in scores.items()}
 
 
 @torch.no_grad()

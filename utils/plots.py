@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from utils.config import DOMAINS, MODEL_DOMAINS, model_dir
-from utils.data import load_shard
 from utils.metrics import METRICS
 from utils.run_dir import write_bytes_atomic
+from utils.shards import load_shard
 from utils.statistics import BASELINES, GRAY, TRUTH, seed_averaged
 
 if TYPE_CHECKING:

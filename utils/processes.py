@@ -125,3 +125,15 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def exit_code_meaning(exit_code: int) -> str:
+    """``killed by signal 9 (SIGKILL)`` for a negative exit code (a process killed by a signal), else
+    ``exited with code N``: how a dead child process is described."""
+    if exit_code >= 0:
+        return f"exited with code {exit_code}"
+    try:
+        name = signal.Signals(-exit_code).name
+    except ValueError:
+        name = "an unnamed signal"
+    return f"killed by signal {-exit_code} ({name})"

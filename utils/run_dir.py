@@ -305,3 +305,9 @@ def started_by(holder: Holder, run_dir: Path) -> bool:
     if identity.get("token") != holder.token or identity.get("run_dir") != str(run_dir):
         return False
     return holder.pid in {parent.pid for parent in psutil.Process().parents()}
+
+
+def record_stage_fields(run_dir: str | Path, stage: str, **fields: Any) -> None:
+    """Add ``fields`` to ``stages.<stage>`` of ``run.json`` (the pipeline's timings of a notebook)."""
+    with locked_run_record(run_dir) as record:
+        record.setdefault("stages", {}).setdefault(stage, {}).update(fields)

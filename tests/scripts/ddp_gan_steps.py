@@ -16,14 +16,16 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from utils import config, train
+import utils.gan
+from utils import config, distributed
+from utils.gan import build_gan, train_on_batch
 
 GLOBAL_BATCH, STEPS, SIZE = 8, 3, 32
 
 
 def global_batches() -> torch.Tensor:
     """STEPS x GLOBAL_BATCH x SIZE x SIZE x 3 uint8 demo frames: the same in every process."""
-    from utils.sources import demo_cartoon_frames
+    from utils.demo import demo_cartoon_frames
 
     frames = torch.stack(
         [torch.from_numpy(c.rgb.copy()) for c in demo_cartoon_frames(STEPS * GLOBAL_BATCH, SIZE, seed=0)]
@@ -32,15 +34,15 @@ def global_batches() -> torch.Tensor:
 
 
 def main(out_dir: str, compiled: bool) -> None:
-    procs = train.processes_from_env()
+    procs = distributed.processes_from_env()
     dist.init_process_group("gloo")
     params = config.resolve_params(
         "demo",
         {"image_size": SIZE, "batch_size": GLOBAL_BATCH, "device": "cpu", "channels_last": False, "compile": compiled},
     )
     device = torch.device("cpu")
-    train.COMPILE_BACKEND = "aot_eager"
-    gan = train.build_gan(params, device, procs)
+    utils.gan.COMPILE_BACKEND = "aot_eager"
+    gan = build_gan(params, device, procs)
     if compiled:
         gan.amp_dtype, gan.scaler = torch.bfloat16, torch.amp.GradScaler("cpu", init_scale=2.0**10)
     ddp = gan.generator._orig_mod if compiled else gan.generator
@@ -49,7 +51,7 @@ def main(out_dir: str, compiled: bool) -> None:
     for batch in global_batches():
         share = batch[procs.rank * half : (procs.rank + 1) * half]
         no_flip = torch.zeros(len(share), dtype=torch.bool)
-        losses = train.train_on_batch(gan, share, no_flip)
+        losses = train_on_batch(gan, share, no_flip)
         assert torch.isfinite(losses).all(), losses
     state = {f"generator.{k}": v for k, v in gan.generator_module.named_parameters()}
     state |= {f"discriminator.{k}": v for k, v in gan.discriminator_module.named_parameters()}

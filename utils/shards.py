@@ -1,0 +1,158 @@
+"""The prepared data as later stages read it: the shards and data/manifest.csv, each checked before use.
+
+A shard or manifest that is missing, cut short or from another prepare is an UnreadableFileError naming the file
+and the command that prepares it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from utils.config import DOMAINS
+from utils.errors import ParameterError, UnreadableFileError, read_json_file
+
+MANIFEST_COLUMNS = ["domain", "split", "index", "source", "sha1", "folder_group", "group", "width", "height"]
+REJECTED_COLUMNS = ["domain", "source", "reason"]
+MANIFEST_KEYS = ("domain", "split", "index")  # on every row of every kit's manifest: without them it is damaged
+
+
+def shard_path(run_dir: str | Path, domain: str, split: str) -> Path:
+    return Path(run_dir) / "data" / f"{domain}_{split}.npy"
+
+
+def load_shard(run_dir: str | Path, domain: str, split: str) -> np.ndarray:
+    """A shard as a read-only memory map (N x S x S x 3 uint8), once :func:`check_shard` has passed it."""
+    return np.load(check_shard(run_dir, domain, split), mmap_mode="r")
+
+
+def prepare_again(run_dir: str | Path) -> str:
+    """What to do about damaged data: the command that prepares it again."""
+    done = Path(run_dir) / "data" / "prepared.json"
+    return (f"prepare the data again: delete {done}, then rerun the pipeline on this run directory "
+            f"(python -m utils.pipeline --run-dir {run_dir} with your --profile and -p options)")  # fmt: skip
+
+
+def prepared_image_size(run_dir: str | Path) -> int:
+    """The image size data/prepared.json records (its fingerprint: the whole file, or its "fingerprint")."""
+    path = Path(run_dir) / "data" / "prepared.json"
+    if not path.is_file():
+        raise UnreadableFileError(f"{path} is missing: the prepare stage did not finish; {prepare_again(run_dir)}")
+    record = read_json_file(path, prepare_again(run_dir))
+    fingerprint = record.get("fingerprint", record) if isinstance(record, dict) else None
+    size = fingerprint.get("image_size") if isinstance(fingerprint, dict) else None
+    if not isinstance(size, int) or size < 1:
+        raise UnreadableFileError(f"{path}: damaged, no image_size recorded; {prepare_again(run_dir)}")
+    return size
+
+
+def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, data offset) from a C-order .npy file's header; anything else is an UnreadableFileError."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        with path.open("rb") as file:
+            version = np.lib.format.read_magic(file)
+            if version not in readers:
+                raise ValueError(f".npy format version {version}, the kit writes 1.0")
+            shape, fortran_order, dtype = readers[version](file)
+            offset = file.tell()
+    except (ValueError, EOFError, SyntaxError) as err:
+        raise UnreadableFileError(f"{path}: damaged shard, no readable .npy header ({err})") from None
+    if fortran_order:
+        raise UnreadableFileError(f"{path}: damaged shard, Fortran-ordered; the kit writes C order")
+    return shape, dtype, offset
+
+
+def check_shard(run_dir: str | Path, domain: str, split: str) -> Path:
+    """The shard's path, once its .npy header and size agree with data/prepared.json (the image size S) and the
+    manifest (its N images): N x S x S x 3 uint8, and exactly that many bytes after the header. A shard that
+    disagrees (cut short, overwritten, from another prepare) is an UnreadableFileError naming it and the command
+    that prepares it again."""
+    path = shard_path(run_dir, domain, split)
+    if not path.is_file():
+        raise UnreadableFileError(f"{path} is missing: run the prepare stage for this run directory")
+    size = prepared_image_size(run_dir)
+    manifest = load_manifest(run_dir)
+    expected = (int(((manifest["domain"] == domain) & (manifest["split"] == split)).sum()), size, size, 3)
+    try:
+        shape, dtype, offset = npy_header(path)
+    except UnreadableFileError as err:
+        raise UnreadableFileError(f"{err}; {prepare_again(run_dir)}") from None
+    if shape != expected or dtype != np.uint8:
+        raise UnreadableFileError(
+            f"{path}: damaged shard, its header says {shape} {dtype}, the manifest and prepared.json say "
+            f"{expected} uint8; {prepare_again(run_dir)}"
+        )
+    wanted_bytes, held_bytes = offset + math.prod(expected), path.stat().st_size
+    if held_bytes != wanted_bytes:
+        raise UnreadableFileError(
+            f"{path}: damaged shard, {held_bytes} bytes where {expected[0]} images of {size}x{size} take "
+            f"{wanted_bytes} ({'cut short' if held_bytes < wanted_bytes else 'more than written'}); "
+            f"{prepare_again(run_dir)}"
+        )
+    return path
+
+
+def prepared_fingerprint(path: Path) -> dict[str, Any] | None:
+    """The fingerprint a finished prepare recorded in ``prepared.json``; None for one written before the file held
+    more than the fingerprint (such data lacks near-duplicate groups)."""
+    record = read_json_file(path, prepare_again(path.parent.parent))
+    return record.get("fingerprint") if isinstance(record, dict) else None
+
+
+def ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as file:
+        file.seek(-1, os.SEEK_END)
+        return file.read(1) == b"\n"
+
+
+def load_manifest(run_dir: str | Path) -> pd.DataFrame:
+    """``data/manifest.csv``: the one reader. One that is missing, not a CSV, cut short, or without a domain, split,
+    index and group on every row is an UnreadableFileError naming it; one without today's columns (a run directory
+    prepared by an older version of the kit) is refused, naming the run directory and the command that prepares it
+    again."""
+    path = Path(run_dir) / "data" / "manifest.csv"
+    if not path.is_file():
+        raise UnreadableFileError(f"{path} is missing: run the prepare stage for this run directory")
+    try:
+        manifest = pd.read_csv(path, dtype={c: str for c in ("source", "sha1", "folder_group", "group")})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UnreadableFileError(f"{path}: damaged, not a readable CSV ({reason}); {prepare_again(run_dir)}") from None
+    if not ends_with_newline(path):  # the writer ends every row with one: a row cut off mid-way
+        raise UnreadableFileError(f"{path}: damaged, cut short (its last row ends mid-way); {prepare_again(run_dir)}")
+    absent = [column for column in MANIFEST_KEYS if column not in manifest.columns]
+    if absent:
+        raise UnreadableFileError(f"{path}: damaged, {' and '.join(absent)} missing or unreadable on some rows; "
+                                  f"{prepare_again(run_dir)}")  # fmt: skip
+    missing = [column for column in MANIFEST_COLUMNS if column not in manifest.columns]
+    if missing:
+        raise ParameterError(
+            f"run directory '{run_dir}': {path} has no {', '.join(missing)} column (prepared by an older version of "
+            f"the kit, without near-duplicate groups). Prepare it again: python -m utils.pipeline --profile "
+            f"<its profile> --run-dir {run_dir} (or notebooks/01_prepare_data.ipynb with run_dir='{run_dir}'); "
+            "its models and evaluation are then made anew from the new data"
+        )
+    unreadable = [c for c in (*MANIFEST_KEYS, "group") if manifest[c].isna().any()]
+    if not unreadable and not pd.api.types.is_integer_dtype(manifest["index"]):
+        unreadable = ["index"]
+    if unreadable:
+        raise UnreadableFileError(f"{path}: damaged, {' and '.join(unreadable)} missing or unreadable on some rows; "
+                                  f"{prepare_again(run_dir)}")  # fmt: skip
+    return manifest
+
+
+def training_data_sha1(run_dir: Path, model: str) -> str:
+    """sha1 over the manifest rows (domain, split, index, sha1) of the train shards ``model`` trains and
+    validates on: the same images in the same shard rows give the same digest, wherever they were read from."""
+    manifest = load_manifest(run_dir)
+    domains = DOMAINS if model == "mixed" else (model,)
+    rows = manifest[manifest["domain"].isin(domains) & (manifest["split"] == "train")]
+    rows = rows.sort_values(["domain", "index"])[["domain", "split", "index", "sha1"]]
+    return hashlib.sha1(rows.to_csv(index=False).encode()).hexdigest()
