@@ -15,6 +15,7 @@ from typing import Any
 
 from utils.errors import ParameterError
 
+KIT_ROOT = Path(__file__).resolve().parent.parent  # the kit's checkout: notebooks/, requirements.txt, runs/
 DOMAINS: tuple[str, ...] = ("cartoon", "movie")
 MODEL_DOMAINS: tuple[str, ...] = ("cartoon", "movie", "mixed")
 SOURCES: tuple[str, ...] = ("demo", "folder", "kaggle")

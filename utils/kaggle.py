@@ -35,7 +35,7 @@ from typing import Any
 
 import nbformat
 
-from utils.config import parse_overrides, resolve_params
+from utils.config import KIT_ROOT, parse_overrides, resolve_params
 from utils.environment import git_commit
 from utils.errors import KaggleSetupError, ParameterError, UnreadableFileError, cli_error_line
 from utils.kaggle_client import (
@@ -51,7 +51,6 @@ from utils.kaggle_client import (
 from utils.run_dir import write_text_atomic
 from utils.sources import kaggle_credentials_present
 
-KIT_ROOT = Path(__file__).resolve().parent.parent
 METADATA_PATH = KIT_ROOT / "kernel-metadata.json"
 BUILD_DIR = KIT_ROOT / "build" / "kaggle"
 NOTEBOOK_NAME = "cross-domain-colorization.ipynb"

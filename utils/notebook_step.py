@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from utils.config import KIT_ROOT
 from utils.run_dir import record_stage_fields
 
-KIT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = KIT_ROOT / "notebooks"
 FAILURE_MARK = "step failed: "  # what a train process prints before run_step's message
 # ipykernel warns on every start that its local TCP sockets are unencrypted (seven lines per run); its

@@ -15,14 +15,12 @@ from typing import Any
 import pandas as pd
 
 from utils.claims import CONTRADICTED, HOLDS
-from utils.config import DOMAINS
+from utils.config import DOMAINS, KIT_ROOT
 from utils.metrics import METRICS
 from utils.plots import model_order, seed_summary
 from utils.run_dir import write_text_atomic
 from utils.shards import load_manifest
 from utils.statistics import ALPHA, BASELINES, GRAY, TRUTH, minimum_groups
-
-KIT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def metric_table(summary: pd.DataFrame, metric: str) -> pd.DataFrame:

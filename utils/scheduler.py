@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from utils.config import RunParams, model_dir, training_seed
+from utils.config import KIT_ROOT, RunParams, model_dir, training_seed
 from utils.errors import ParameterError
 from utils.notebook_step import (
     FAILURE_MARK,
-    KIT_ROOT,
     StageFailed,
     Step,
     describe_startup,
