@@ -23,10 +23,10 @@ import pytest
 import torch
 
 from benchmarks import bench_colorize_memory, bench_demo, bench_gamut, bench_metrics, bench_train, children
+from benchmarks.harness import Deadline
 from benchmarks.results import Results, read_results
+from tests.helpers import KIT_ROOT
 from utils import train
-
-KIT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_bench_metrics_writes_its_figures_and_marks_the_target(tmp_path: Path) -> None:
@@ -43,7 +43,7 @@ def test_bench_metrics_writes_its_figures_and_marks_the_target(tmp_path: Path) -
     assert figures["max |kit - scikit-image| SSIM, float64, eager"].value < 1e-6
     assert "kit, compiled, 1 thread (--no-compile)" in results.context["skipped"]
 
-    bench = bench_metrics.MetricsBench(Results("t"), bench_metrics.Deadline(10), None, reference_rate=10.0)
+    bench = bench_metrics.MetricsBench(Results("t"), Deadline(10), None, reference_rate=10.0)
     with contextlib.redirect_stdout(io.StringIO()):
         bench.rate("fast", 60.0, 5.0)
         bench.rate("slow", 40.0, 5.0)
@@ -180,7 +180,9 @@ def test_a_batch_out_of_memory_is_a_row_and_the_larger_ones_are_not_tried(monkey
     ]
 
     monkeypatch.setattr(bench_train, "rows_from_fresh_process", lambda *args: iter(row for _, row in sent[:2]))
-    bench = bench_train.TrainBench(Results("bench_train"), argparse.Namespace(), "shard.npy", math.inf, "peak")
+    bench = bench_train.TrainBench(
+        Results("bench_train"), argparse.Namespace(), "shard.npy", Deadline(math.inf), "peak"
+    )
     with contextlib.redirect_stdout(io.StringIO()):
         measured = bench.rows("kit", lambda b: f"kit images/s, batch {b}", [16, 64, 128])
     assert list(measured) == [16]
@@ -222,7 +224,7 @@ def test_bench_train_ends_a_loop_at_its_time_limit_and_says_which_rows_it_lost(t
     bench_train.write_shard(shard, 16, 32)
     args = argparse.Namespace(size=32, workers=0, warmup=1, repeats=1, window_s=600.0)  # a loop that would run on
     started = time.monotonic()
-    bench = bench_train.TrainBench(Results("bench_train"), args, str(shard), started + 3.0, "peak RSS")
+    bench = bench_train.TrainBench(Results("bench_train"), args, str(shard), Deadline(3.0, started), "peak RSS")
     with contextlib.redirect_stdout(io.StringIO()):
         measured = bench.rows("kit", lambda b: f"kit images/s, batch {b}", [4, 8])
     assert measured == {} and time.monotonic() - started < 3.0 + 2 * children.STOP_GRACE_S

@@ -15,19 +15,11 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.helpers import run_with_data
 from tests.test_train import assert_same_weights
 from utils import config, errors, pipeline, train
 from utils.checkpoints import load_checkpoint
 from utils.config import model_dir
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> None:
-    """Bit-identical weights across a stop and a resume are asked for at one thread (the Kaggle test's too)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +28,11 @@ def params(tiny_params: config.RunParams) -> config.RunParams:
     return dataclasses.replace(tiny_params, epochs=2, time_limit_hours=11.0)
 
 
-def run_with_data(run_dir: Path, prepared_run: Path) -> Path:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "data").symlink_to(prepared_run / "data")
-    return run_dir
-
-
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory, prepared_run: Path, params: config.RunParams) -> Path:
-    run_dir = run_with_data(tmp_path_factory.mktemp("uninterrupted"), prepared_run)
-    train.train(params, run_dir, "cartoon", show_progress=False)
-    return run_dir
+def uninterrupted(two_epochs_straight: Path) -> Path:
+    """The same two epochs in one go (without a budget, which does not shape training), at the same thread count:
+    a stop and a resume must give its weights, bit for bit."""
+    return two_epochs_straight
 
 
 def assert_equals_uninterrupted(run_dir: Path, uninterrupted: Path, what: str) -> None:

@@ -4,8 +4,6 @@ import hashlib
 import importlib
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import TINY
+from tests.helpers import run_python
 from utils import config, errors, sources
 
 
@@ -169,10 +168,10 @@ def test_with_credentials_the_dataset_is_downloaded_once(tmp_path: Path, monkeyp
     assert calls == ["authenticate", ("owner/cartoons", str(root), True)]
 
 
+@pytest.mark.slow
 def test_importing_the_kit_does_not_import_kaggle() -> None:
     code = "import sys, utils.data, utils.sources, utils.pipeline; print('kaggle' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    out = run_python("-c", code, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
 
 
