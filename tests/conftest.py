@@ -15,6 +15,12 @@ import torch
 from tests.helpers import run_with_data
 from utils import config, data, train
 
+# One torch thread in this process. On a 2-core machine that runs anything else, two threads of tiny convolutions
+# wait on each other: a training step at TINY sizes took 4.7 s at 2 threads and 0.8 s at 1 (channels_last, load 1.5).
+# Every comparison of weights in this process runs at this one count; a test that needs another (a notebook's share
+# of the cores) sets it, and a child process started with helpers.SAME_THREADS gets this one too.
+torch.set_num_threads(1)
+
 # Small enough for a 2-core CPU, large enough for BatchNorm and a validation slice.
 TINY = {
     "image_size": 32,

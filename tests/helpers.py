@@ -20,6 +20,7 @@ from utils import data
 from utils.data import MANIFEST_COLUMNS
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
+SAME_THREADS = {"OMP_NUM_THREADS": "1"}  # a child's torch threads: the test process's (tests/conftest.py)
 
 
 def run_python(

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.helpers import KIT_ROOT, on_accelerator, resumable_copy, run_python, run_with_data
+from tests.helpers import KIT_ROOT, SAME_THREADS, on_accelerator, resumable_copy, run_python, run_with_data
 from utils import color, config, sources, train
 from utils.checkpoints import load_checkpoint
 from utils.config import model_dir
@@ -153,6 +153,7 @@ def test_a_resume_with_other_training_parameters_is_refused_naming_each(
     assert last.read_bytes() == before and list(pd.read_csv(last.parent / "history.csv").epoch) == [1, 2]
 
 
+@pytest.mark.slow  # num_workers=1: DataLoader worker processes
 def test_a_resume_may_change_what_does_not_shape_training(
     two_epochs_straight: Path, prepared_run: Path, tiny_params, tmp_path: Path
 ) -> None:
@@ -193,7 +194,10 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(
     overrides |= {"epochs": 2, "checkpoint_minutes": 1e-9, "keep_every": 1}  # due at every sync point
     (tmp_path / "data").symlink_to(prepared_run / "data")
     # 5 batches per epoch: killed inside step 8 (epoch 2, batch 3); the last checkpoint is after step 7
-    killed = run_python("-c", KILL_DRIVER, json.dumps(overrides), str(tmp_path), "8")
+    # at the test process's thread count: the weights are compared, bit for bit, with a run of this process
+    killed = run_python(
+        "-c", KILL_DRIVER, json.dumps(overrides), str(tmp_path), "8", env={**os.environ, **SAME_THREADS}
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     out = model_dir(tmp_path, "cartoon", 0)
     position = load_checkpoint(out / "checkpoint_last.pt")["position"]
