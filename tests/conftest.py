@@ -113,10 +113,14 @@ def _guarded(start, describe):  # noqa: ANN001, ANN202
     return guarded
 
 
+# Queries of a few milliseconds that describe the machine or the commit, made wherever a run or a result is recorded:
+# git (run.json's and a result file's commit) and uname (platform.platform(), in a result file's machine).
+DESCRIBING_COMMANDS = ("git", "uname")
+
+
 def _command(args: str | list[str]) -> str | None:
     argv = [args] if isinstance(args, (str, bytes)) else list(args)
-    # git rev-parse, for run.json's commit: a query of a few milliseconds that every run-directory write makes
-    return None if Path(str(argv[0])).name == "git" else f"subprocess {' '.join(map(str, argv))[:120]}"
+    return None if Path(str(argv[0])).name in DESCRIBING_COMMANDS else f"subprocess {' '.join(map(str, argv))[:120]}"
 
 
 subprocess.Popen._execute_child = _guarded(subprocess.Popen._execute_child, lambda self, args, *a, **k: _command(args))

@@ -45,6 +45,7 @@ def assert_equals_uninterrupted(run_dir: Path, uninterrupted: Path, what: str) -
     )
 
 
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_the_budget_stops_training_after_an_epoch_and_a_rerun_finishes_as_if_uninterrupted(
     tmp_path: Path, prepared_run: Path, params: config.RunParams, uninterrupted: Path, monkeypatch, capsys
 ) -> None:
@@ -66,6 +67,7 @@ def test_the_budget_stops_training_after_an_epoch_and_a_rerun_finishes_as_if_uni
     assert_equals_uninterrupted(run_dir, uninterrupted, "stopped by the budget after epoch 1, then resumed")
 
 
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_a_deadline_inside_an_epoch_stops_at_a_sync_point_and_resumes_exactly(
     tmp_path: Path, prepared_run: Path, params: config.RunParams, uninterrupted: Path, monkeypatch
 ) -> None:
@@ -128,6 +130,7 @@ def test_time_limit_hours_is_validated() -> None:
     assert config.resolve_params("demo").time_limit_hours == 0.0  # off unless asked for
 
 
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_a_checkpoint_of_other_data_is_refused_naming_the_file(
     tmp_path: Path, prepared_run: Path, params: config.RunParams, uninterrupted: Path
 ) -> None:

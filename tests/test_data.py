@@ -462,7 +462,7 @@ def test_too_few_images_is_a_clear_error(tmp_path: Path) -> None:
         (tmp_path / domain).mkdir()
         Image.fromarray(colourful(0)).save(tmp_path / domain / "only.png")
     params = config.resolve_params("demo", {**TINY, "source": "folder", "cartoon_dir": str(tmp_path / "cartoon"),
-                                            "movie_dir": str(tmp_path / "movie")})  # fmt: skip
+                                            "movie_dir": str(tmp_path / "movie"), "prepare_workers": 1})  # fmt: skip
     with pytest.raises(ValueError, match="domain 'cartoon': only 0 usable training and 1 test images"):
         data.prepare_data(params, tmp_path / "run")
 
@@ -479,7 +479,7 @@ def test_a_link_out_of_a_source_folder_is_rejected_with_its_reason(tmp_path: Pat
         (tmp_path / domain / "up").symlink_to(tmp_path / "private", target_is_directory=True)
     params = config.resolve_params("demo", {**TINY, "source": "folder", "cartoon_dir": str(tmp_path / "cartoon"),
                                             "movie_dir": str(tmp_path / "movie"), "train_per_domain": 4,
-                                            "test_per_domain": 2})  # fmt: skip
+                                            "test_per_domain": 2, "prepare_workers": 1})  # fmt: skip
     manifest = data.prepare_data(params, tmp_path / "run")
     assert not manifest["source"].str.contains("secret").any()
     rejected = pd.read_csv(tmp_path / "run" / "data" / "rejected.csv")

@@ -15,6 +15,8 @@ from tests.helpers import run_with_data
 from utils import config, evaluate, plots, report, train
 from utils.checkpoints import load_checkpoint
 
+pytestmark = pytest.mark.slow  # two models trained per seed, then evaluated
+
 
 @pytest.fixture(scope="module")
 def two_seed_run(tmp_path_factory: pytest.TempPathFactory, prepared_run: Path, tiny_params, one_epoch_run) -> Path:

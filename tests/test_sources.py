@@ -203,6 +203,7 @@ def _same_candidates(a: list[sources.Candidate], b: list[sources.Candidate]) -> 
     )
 
 
+@pytest.mark.slow  # the decode pool's worker processes
 def test_pool_gives_the_in_process_candidates_in_file_order(image_files: list[sources.SourceFile]) -> None:
     with sources.DecodePool(1, TIMEOUT_S) as pool:
         in_process = list(pool.decode(image_files, SETTINGS))
@@ -226,6 +227,7 @@ def _counting_submissions(pool: sources.DecodePool) -> list[int]:
     return submitted
 
 
+@pytest.mark.slow  # the decode pool's worker processes
 def test_decoding_runs_ahead_only_by_what_is_still_needed(image_files: list[sources.SourceFile]) -> None:
     with sources.DecodePool(2, TIMEOUT_S) as pool:
         submitted = _counting_submissions(pool)
@@ -262,6 +264,7 @@ def _worker_state() -> tuple[int, bool, bool]:
     )
 
 
+@pytest.mark.slow  # the decode pool's worker processes
 def test_workers_run_one_torch_thread_and_do_not_import_torch_themselves() -> None:
     with sources.DecodePool(2, TIMEOUT_S) as pool:
         threads, imported_itself, ignores_interrupt = pool.start().submit(_worker_state).result()

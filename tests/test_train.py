@@ -32,10 +32,10 @@ def assert_same_weights(a: dict, b: dict, what: str) -> None:
 
 
 def test_a_few_gan_steps_lower_l1_on_a_fixed_batch(tiny_params) -> None:
-    frames = np.stack([c.rgb for c in sources.demo_cartoon_frames(4, 32, seed=0)])
+    frames = np.stack([c.rgb for c in sources.demo_cartoon_frames(2, 32, seed=0)])  # BatchNorm's smallest batch
     l_norm, ab_norm = color.uint8_to_model_io(torch.from_numpy(frames))
     gan = train.build_gan(tiny_params, torch.device("cpu"))
-    losses = [train.gan_step(gan, l_norm, ab_norm) for _ in range(25)]
+    losses = [train.gan_step(gan, l_norm, ab_norm) for _ in range(12)]
     l1 = [float(x[2]) for x in losses]
     assert all(torch.isfinite(x).all() for x in losses)
     assert np.mean(l1[-3:]) < 0.6 * np.mean(l1[:3]), l1
@@ -101,6 +101,7 @@ def trained_twice(tmp_path_factory, prepared_run: Path, tiny_params, two_epochs_
     return {"straight": two_epochs_straight, "resumed": resumed, "on_accelerator": on_gpu}
 
 
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_train_writes_history_samples_and_checkpoints(two_epochs_straight: Path) -> None:
     out = model_dir(two_epochs_straight, "cartoon", 0)
     history = pd.read_csv(out / "history.csv")
@@ -120,6 +121,7 @@ def test_train_writes_history_samples_and_checkpoints(two_epochs_straight: Path)
     assert not list(out.glob("*.tmp")) and not list(out.glob("checkpoint_epoch_*"))
 
 
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_resumed_run_equals_uninterrupted_run(trained_twice: dict[str, Path]) -> None:
     a = load_checkpoint(model_dir(trained_twice["straight"], "cartoon", 0) / "checkpoint_last.pt")
     b = load_checkpoint(model_dir(trained_twice["resumed"], "cartoon", 0) / "checkpoint_last.pt")
@@ -128,6 +130,7 @@ def test_resumed_run_equals_uninterrupted_run(trained_twice: dict[str, Path]) ->
     assert list(history.epoch) == [1, 2]
 
 
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_a_resume_whose_checkpoint_tensors_sit_on_an_accelerator_equals_the_uninterrupted_run(
     trained_twice: dict[str, Path],
 ) -> None:
@@ -136,6 +139,7 @@ def test_a_resume_whose_checkpoint_tensors_sit_on_an_accelerator_equals_the_unin
     assert_same_weights(a, b, "after a resume from tensors on the accelerator")
 
 
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_a_resume_with_other_training_parameters_is_refused_naming_each(
     two_epochs_straight: Path, prepared_run: Path, tiny_params, tmp_path: Path
 ) -> None:
@@ -222,6 +226,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(
     assert not list(out.glob("*.tmp"))
 
 
+@pytest.mark.slow  # two epochs: one of pretraining, one GAN
 def test_pretraining_trains_the_generator_alone(tmp_path: Path, prepared_run: Path, tiny_params) -> None:
     (tmp_path / "data").symlink_to(prepared_run / "data")
     params = dataclasses.replace(tiny_params, pretrain_epochs=1, epochs=1, keep_every=1)
@@ -376,12 +381,12 @@ def test_a_failing_launch_is_an_error_naming_the_model(tmp_path: Path, tiny_para
 def test_the_mixed_precision_step_runs_with_a_grad_scaler(tiny_params) -> None:
     """The GPU recipe's mechanics on the CPU: autocast (bf16 here, fp16 on a T4) and a live
     GradScaler, whose state a checkpoint carries."""
-    frames = np.stack([c.rgb for c in sources.demo_cartoon_frames(4, 32, seed=0)])
+    frames = np.stack([c.rgb for c in sources.demo_cartoon_frames(2, 32, seed=0)])  # BatchNorm's smallest batch
     l_norm, ab_norm = color.uint8_to_model_io(torch.from_numpy(frames))
     gan = train.build_gan(tiny_params, torch.device("cpu"))
     gan.amp_dtype, gan.scaler = torch.bfloat16, torch.amp.GradScaler("cpu", init_scale=2.0**10)
     before = [p.detach().clone() for p in gan.generator_module.parameters()]
-    losses = torch.stack([train.gan_step(gan, l_norm, ab_norm) for _ in range(10)])
+    losses = torch.stack([train.gan_step(gan, l_norm, ab_norm) for _ in range(6)])
     assert torch.isfinite(losses).all() and losses.dtype == torch.float32
     assert losses[-3:, 2].mean() < losses[:3, 2].mean()
     assert any(not torch.equal(a, b) for a, b in zip(before, gan.generator_module.parameters()))
@@ -445,6 +450,7 @@ def test_multichannel_layers_get_channels_last_inputs_in_the_autocast_dtype(tiny
             assert x.dtype == (amp_dtype or torch.float32), f"{name}: {x.dtype}"
 
 
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_validation_scores_exactly_as_evaluation_does(
     tmp_path: Path, prepared_run: Path, tiny_params, two_epochs_straight: Path
 ) -> None:
