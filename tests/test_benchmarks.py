@@ -199,10 +199,12 @@ TINY_TRAIN = ["--size", "32", "--batch-sizes", "4", "--shard-images", "8", "--wi
 
 
 @pytest.mark.slow
-def test_bench_train_measures_the_kit_compiled_with_the_backend_tests_use(
+def test_bench_train_measures_the_kit_compiled_with_the_parents_backend(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(train, "COMPILE_BACKEND", "aot_eager")  # the child process gets the parent's backend
+    # the child process gets the parent's backend; "eager" (graph capture alone) compiles in a fraction of aot_eager's
+    # time, and the row is the same row
+    monkeypatch.setattr(train, "COMPILE_BACKEND", "eager")
     path = tmp_path / "train.json"
     with contextlib.redirect_stdout(io.StringIO()):
         bench_train.main([*TINY_TRAIN, "--compile", "--json", str(path)])
@@ -210,7 +212,7 @@ def test_bench_train_measures_the_kit_compiled_with_the_backend_tests_use(
     for name in ("kit images/s, batch 4", "reference images/s, batch 4 (fp32, CPU Lab, .item())",
                  "kit compiled images/s, batch 4", "compilation time, batch 4 (warm-up less its steps)"):  # fmt: skip
         assert figures[name].measured and figures[name].value > 0, name
-    assert "torch.compile backend aot_eager" in figures["kit compiled images/s, batch 4"].note
+    assert "torch.compile backend eager" in figures["kit compiled images/s, batch 4"].note
     kit, reference = (
         figures["kit images/s, batch 4"].value,
         figures["reference images/s, batch 4 (fp32, CPU Lab, .item())"].value,
