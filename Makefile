@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint docs gpu-check clean-runs kaggle-bundle kaggle-push kaggle-status kaggle-output
+.PHONY: setup demo test test-fast lint docs gpu-check clean-runs kaggle-bundle kaggle-push kaggle-status kaggle-output
 
 setup: $(STAMP)
 
@@ -20,6 +20,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The edit-test loop: every test that starts no process, notebook or compiler (those are marked slow)
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
 
 # One GPU check (docs/performance.md, "Checking a GPU"): every GPU figure and target in one table,
 # runs/gpu_check.md (and runs/gpu_check.json); the 5-minute form: make gpu-check GPU_CHECK_ARGS=--quick

@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import children  # noqa: E402
+from benchmarks.harness import device_label, synchronizer  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils import config, environment, scheduler  # noqa: E402
 from utils.gan import build_gan, train_on_batch  # noqa: E402
@@ -43,12 +44,12 @@ def trainer(n_processes: int, args: argparse.Namespace, start: Any, queue: Any) 
         batch = torch.randint(0, 256, (args.batch_size, args.size, args.size, 3), dtype=torch.uint8)
         batch = batch.pin_memory() if device.type == "cuda" else batch
         flips = torch.zeros(args.batch_size, dtype=torch.bool)
+        sync = synchronizer(device)
 
         def steps(n: int) -> None:
             for _ in range(n):
                 train_on_batch(gan, batch, flips)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            sync()
 
         steps(args.warmup)
         if device.type == "cuda":
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     add_json_argument(parser)
     args = parser.parse_args(argv)
 
-    device = torch.cuda.get_device_name() if cuda else f"CPU ({scheduler.cpu_cores()} cores)"
+    device = device_label("cuda" if cuda else "cpu")
     precision = environment.amp_settings(torch.device("cuda" if cuda else "cpu"))[0] or "fp32"
     results = Results("bench_concurrency", args.json)
     results.describe(device=device, size=args.size, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,

@@ -36,7 +36,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from PIL import Image
 # them: decoding workers re-run this script's top-level imports (Python 3.11's forkserver does not preload it).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.harness import Deadline, TutorialDataset, cpu_count, timed  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils import config, data  # noqa: E402
 from utils.decoding import DecodeSettings, decode_executor, decode_files, decode_process_context  # noqa: E402
@@ -80,23 +80,6 @@ def write_jpegs(root: Path, count: int, seed: int = 0) -> None:
             image.save(folder / f"{i:05d}.jpg", quality=90)
 
 
-class TutorialDataset(torch.utils.data.Dataset):
-    """The widely used tutorial recipe: PIL open + resize + rgb2lab for every sample, every epoch."""
-
-    def __init__(self, paths: list[Path], size: int) -> None:
-        self.paths, self.size = paths, size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from skimage.color import rgb2lab
-
-        image = Image.open(self.paths[i]).convert("RGB").resize((self.size, self.size), Image.BICUBIC)
-        lab = torch.from_numpy(rgb2lab(np.array(image)).astype("float32")).permute(2, 0, 1)
-        return lab[[0]] / 50.0 - 1.0, lab[[1, 2]] / 110.0
-
-
 def lab_on_gpu(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     from utils import color
 
@@ -106,12 +89,16 @@ def lab_on_gpu(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def batches_per_second(loader: torch.utils.data.DataLoader, to_model_io: Callable | None = None) -> float:
-    started, n = time.perf_counter(), 0
-    for batch in loader:
-        if to_model_io is not None:
-            to_model_io(batch)
-        n += 1
-    return n / (time.perf_counter() - started)
+    def one_pass() -> int:
+        n = 0
+        for batch in loader:
+            if to_model_io is not None:
+                to_model_io(batch)
+            n += 1
+        return n
+
+    seconds, n = timed(one_pass)
+    return n / seconds
 
 
 def worker_counts(spec: str, cores: int) -> list[int]:
@@ -137,11 +124,13 @@ def folder_params(root: Path, images: int, size: int, workers: int) -> config.Ru
 def first_image_per_worker(make_executor: Callable[[], ProcessPoolExecutor], files: list, size: int) -> float:
     """Seconds from creating a pool until each of its workers has decoded one image."""
     settings = DecodeSettings(size, "crop", 0.0, 50_000_000)
-    started = time.perf_counter()
-    with make_executor() as executor:
-        for future in [executor.submit(decode_files, [f], settings) for f in files]:
-            future.result()
-        return time.perf_counter() - started
+
+    def first_images() -> None:
+        with make_executor() as executor:
+            for future in [executor.submit(decode_files, [f], settings) for f in files]:
+                future.result()
+
+    return timed(first_images)[0]
 
 
 def spawned_executor(workers: int) -> ProcessPoolExecutor:
@@ -168,13 +157,13 @@ def speedup_target(workers: int, cores: int) -> tuple[str | None, float]:
 class DataBench:
     results: Results
     args: argparse.Namespace
-    started: float = field(default_factory=time.monotonic)
+    deadline: Deadline
     skipped: list[str] = field(default_factory=list)
     server_start_s: float = 0.0  # the forkserver's start, paid once per Python process; 0: not measured
 
     def time_left(self, row: str) -> bool:
         """Whether ``row`` may start; a row past ``--time-limit`` is printed and recorded as skipped."""
-        if time.monotonic() - self.started < self.args.time_limit:
+        if not self.deadline.passed():
             return True
         self.skipped.append(row)
         self.results.context["skipped"] = ", ".join(self.skipped)
@@ -208,9 +197,8 @@ class DataBench:
             if not self.time_left(row):
                 continue
             run_dir = root / f"run_{workers}"
-            started = time.perf_counter()
-            manifest = data.prepare_data(folder_params(root, self.args.images, self.args.size, workers), run_dir)
-            seconds = time.perf_counter() - started
+            params = folder_params(root, self.args.images, self.args.size, workers)
+            seconds, manifest = timed(lambda params=params, run_dir=run_dir: data.prepare_data(params, run_dir))
             rate = len(manifest) / seconds
             note = f"{len(manifest)} images in {seconds:.1f} s = {seconds / len(manifest) * 1000:.1f} s per 1000"
             if workers == 1:
@@ -283,9 +271,9 @@ def main() -> None:
     if args.images < 3:
         parser.error("--images must be at least 3 (a test image and two training images per domain)")
 
-    cores = os.cpu_count() or 1
+    cores = cpu_count()
     counts = worker_counts(args.prepare_workers, cores)
-    bench = DataBench(Results("bench_data", args.json), args)
+    bench = DataBench(Results("bench_data", args.json), args, Deadline(args.time_limit))
     bench.results.describe(
         images_per_domain=args.images, size=args.size, cores=cores, prepare_workers=counts,
         load_average=" ".join(f"{x:.1f}" for x in os.getloadavg()),

@@ -31,7 +31,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_metrics import image_pairs, parse_devices, timed  # noqa: E402
+from benchmarks.bench_metrics import image_pairs, parse_devices  # noqa: E402
+from benchmarks.harness import gpu_name, synchronizer, timed  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils import color, colorize  # noqa: E402
 from utils.scoring import score_batch  # noqa: E402
@@ -52,10 +53,6 @@ def saturated_prediction(n: int, size: int, seed: int = 0) -> torch.Tensor:
     rng = torch.Generator().manual_seed(seed)
     lightness = torch.rand(n, 1, size, size, generator=rng) * 100
     return torch.cat([lightness, torch.rand(n, 2, size, size, generator=rng) * 220 - 110], dim=1)
-
-
-def synchronizer(device: torch.device) -> Callable[[], None]:
-    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
 
 def ms_per_image(run: Callable[[], object], n: int, repeats: int, sync: Callable[[], None]) -> float:
@@ -159,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     results = Results("bench_gamut", args.json)
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").is_file() else "?"
     results.describe(
-        devices=",".join(args.devices), gpu=torch.cuda.get_device_name() if "cuda" in args.devices else "none",
+        devices=",".join(args.devices), gpu=(gpu_name() or "none") if "cuda" in args.devices else "none",
         cpu_threads=torch.get_num_threads(), load_average=load,
         batch=f"{args.images} x 3 x {args.size} x {args.size}", colorize_size=args.colorize_size, repeats=args.repeats,
     )  # fmt: skip

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from skimage.metrics import structural_similarity
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.harness import Deadline, gpu_name, no_sync, synchronizer, timed  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils import color, metrics  # noqa: E402
 from utils.config import RunParams  # noqa: E402
@@ -108,25 +108,8 @@ def warm_up_shapes(truth: torch.Tensor, pred: torch.Tensor, score: Callable, bat
     return kit_scores(truth[picked], pred[picked], score, batch)
 
 
-@dataclass
-class Deadline:
-    seconds: float
-    started: float = field(default_factory=time.monotonic)
-
-    def left(self) -> float:
-        return self.seconds - (time.monotonic() - self.started)
-
-
-def timed(run: Callable[[], T], sync: Callable[[], None] = lambda: None) -> tuple[float, T]:
-    sync()
-    started = time.perf_counter()
-    result = run()
-    sync()
-    return time.perf_counter() - started, result
-
-
 def images_per_second(
-    run: Callable[[], T], n: int, repeats: int, deadline: Deadline, sync: Callable[[], None] = lambda: None
+    run: Callable[[], T], n: int, repeats: int, deadline: Deadline, sync: Callable[[], None] = no_sync
 ) -> tuple[float, T]:
     """Median images/s of up to ``repeats`` runs (at least one, none started past the deadline), and
     the first run's result."""
@@ -261,7 +244,7 @@ def run_gpu(bench: MetricsBench, truth: torch.Tensor, pred: torch.Tensor) -> Non
 
     warm_up(kit_pair_scores)
     scores: dict[str, Scores] = {}
-    sync = torch.cuda.synchronize
+    sync = synchronizer("cuda")
     if bench.can_time("kit, eager, GPU"):
         rate, scores["eager"] = images_per_second(score_all(kit_pair_scores), n, args.repeats, bench.deadline, sync)
         bench.rate("kit, eager, GPU", rate)
@@ -308,7 +291,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     bench = MetricsBench(Results("bench_metrics", args.json), Deadline(args.time_limit), args)
-    gpu = torch.cuda.get_device_name() if "cuda" in args.devices else "none"
+    gpu = (gpu_name() or "none") if "cuda" in args.devices else "none"
     bench.results.describe(
         devices=",".join(args.devices), gpu=gpu, cpu_threads=torch.get_num_threads(),
         pairs=f"{args.images} at {args.size} x {args.size}", gpu_pairs=args.gpu_images, batch=args.batch,

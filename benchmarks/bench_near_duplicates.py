@@ -32,7 +32,6 @@ import argparse
 import io
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from scipy.sparse.csgraph import connected_components
 KIT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(KIT_ROOT))
 
+from benchmarks.harness import cpu_count, median_seconds, timed  # noqa: E402
 from benchmarks.results import Figure, Results, add_json_argument  # noqa: E402
 from utils import config  # noqa: E402
 from utils.demo import DEMO_PHOTOS, demo_photos, draw_cartoon_frame  # noqa: E402
@@ -310,28 +310,20 @@ def grouping_speed(results: Results, count: int, seed: int, workers: int) -> Non
     hashes = [h for h in hashes if h]
     print(f"{len(hashes)} hashes of generated images in {time.perf_counter() - started:.0f} s", flush=True)
     folders = [f"{i}.png" for i in range(len(hashes))]
-    seconds = []
-    for _ in range(3):
-        started = time.perf_counter()
-        groups = near_duplicate_groups(folders, hashes, DEFAULT_BITS)
-        seconds.append(time.perf_counter() - started)
-    kit_s = statistics.median(seconds)
+    kit_s, groups = median_seconds(lambda: near_duplicate_groups(folders, hashes, DEFAULT_BITS), 3)
     results.add(f"kit: group {len(hashes)} hashes at <= {DEFAULT_BITS} bits", kit_s, "s", f"< {GROUPING_TARGET_S:g}",
                 kit_s < GROUPING_TARGET_S, f"{len(set(groups))} groups; multi-index search + connected components")  # fmt: skip
     table = hash_array(hashes)
     subset = min(len(hashes), 2000)
     ints = [int(h, 16) for h in hashes[:subset]]
-    started = time.perf_counter()
-    loop = python_pairs(ints, DEFAULT_BITS)
-    loop_s = (time.perf_counter() - started) * (len(hashes) / subset) ** 2
+    loop_s, loop = timed(lambda: python_pairs(ints, DEFAULT_BITS))
+    loop_s *= (len(hashes) / subset) ** 2
     if set(loop) != set(map(tuple, near_pairs(table[:subset], DEFAULT_BITS).tolist())):
         raise RuntimeError("the multi-index search and the n^2 loop found different pairs")
     results.add("baseline: Python n^2 loop, extrapolated", loop_s, "s",
                 note=f"timed on {subset} hashes, x ({len(hashes)}/{subset})^2")  # fmt: skip
     results.add("kit vs Python n^2 loop", loop_s / kit_s, "x")
-    started = time.perf_counter()
-    brute = numpy_pairs(table, DEFAULT_BITS)
-    numpy_s = time.perf_counter() - started
+    numpy_s, brute = timed(lambda: numpy_pairs(table, DEFAULT_BITS))
     if brute != set(map(tuple, near_pairs(table, DEFAULT_BITS).tolist())):
         raise RuntimeError("the multi-index search and the numpy n^2 comparison found different pairs")
     results.add(f"baseline: numpy n^2 comparison, {len(hashes)} hashes", numpy_s, "s", note=f"{len(brute)} pairs")
@@ -427,9 +419,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=0, help="processes for hashing and prepare; 0 = every core")
     add_json_argument(parser)
     args = parser.parse_args(argv)
-    workers = args.workers or os.cpu_count() or 1
+    workers = args.workers or cpu_count()
     results = Results("bench_near_duplicates", args.json)
-    results.describe(cores=os.cpu_count(), workers=workers, default_bits=DEFAULT_BITS,
+    results.describe(cores=cpu_count(), workers=workers, default_bits=DEFAULT_BITS,
                      load_average=" ".join(f"{x:.1f}" for x in os.getloadavg()))  # fmt: skip
     if args.distinct:
         with tempfile.TemporaryDirectory() as tmp:

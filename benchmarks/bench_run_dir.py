@@ -27,12 +27,12 @@ import statistics as stats
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.harness import timed  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils import run_dir as run_directory  # noqa: E402
 
@@ -72,9 +72,7 @@ def paired_medians(kit: Callable[[], None], baseline: Callable[[], None], repeat
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
         for action, spent in zip((kit, baseline), times):
-            started = time.perf_counter()
-            action()
-            spent.append(time.perf_counter() - started)
+            spent.append(timed(action)[0])
     return stats.median(times[0]), stats.median(times[1])
 
 

@@ -18,11 +18,7 @@ test domain, each resample concatenates the drawn groups' images and averages th
 from __future__ import annotations
 
 import argparse
-import os
-import statistics as stats
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +26,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.harness import cpu_count, median_seconds  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils import evaluate, statistics  # noqa: E402
 from utils.config import DOMAINS, MODEL_DOMAINS  # noqa: E402
@@ -78,15 +75,6 @@ def naive_summary_intervals(averaged: pd.DataFrame, n_bootstrap: int, seed: int)
     return np.concatenate(intervals)
 
 
-def median_seconds(run: Callable[[], object], repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return stats.median(times), result
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000, help="test images per domain")
@@ -98,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = Results("bench_statistics", args.json)
     results.describe(images_per_domain=args.images, groups_per_domain=args.groups, models=2 + len(MODEL_DOMAINS),
-                     seeds=args.seeds, n_bootstrap=args.n_bootstrap, repeats=args.repeats, cpus=os.cpu_count())  # fmt: skip
+                     seeds=args.seeds, n_bootstrap=args.n_bootstrap, repeats=args.repeats, cpus=cpu_count())  # fmt: skip
     per_image = paper_size_scores(args.images, args.groups, args.seeds)
     averaged = statistics.seed_averaged(per_image)
     evaluate.evaluation_tables(per_image, 100, 0)  # imports scipy and statsmodels once, outside the timing

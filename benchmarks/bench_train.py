@@ -54,12 +54,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from skimage.color import rgb2lab
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import utils.gan  # noqa: E402
 from benchmarks import children  # noqa: E402
+from benchmarks.harness import Deadline, TutorialDataset, gpu_name, synchronizer  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils import batches, config, distributed, environment, train  # noqa: E402
 from utils.data import ShardDataset  # noqa: E402
@@ -114,23 +114,6 @@ def write_shard(path: Path, n_images: int, size: int) -> None:
     np.save(path, np.resize(frames, (n_images, *frames.shape[1:])))
 
 
-class TutorialDataset(torch.utils.data.Dataset):
-    """Per sample, on the CPU: random horizontal flip, rgb2lab, normalise (L/50 - 1, ab/110)."""
-
-    def __init__(self, images: np.ndarray) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = np.array(self.images[i])
-        if np.random.rand() < 0.5:
-            image = image[:, ::-1]
-        lab = torch.from_numpy(rgb2lab(image).astype("float32")).permute(2, 0, 1)
-        return lab[[0]] / 50.0 - 1.0, lab[[1, 2]] / 110.0
-
-
 def reference_loop(
     images: np.ndarray, batch_size: int, workers: int, device: torch.device
 ) -> Iterator[tuple[int, bool]]:
@@ -141,7 +124,7 @@ def reference_loop(
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     bce = torch.nn.BCEWithLogitsLoss()
     loader = torch.utils.data.DataLoader(
-        TutorialDataset(images), batch_size=batch_size, shuffle=True, drop_last=True,
+        TutorialDataset(images, flip=True), batch_size=batch_size, shuffle=True, drop_last=True,
         num_workers=workers, pin_memory=device.type == "cuda",
     )  # fmt: skip
     meters: dict[str, list[float]] = {"D": [], "G_GAN": [], "G_L1": []}
@@ -236,11 +219,7 @@ def measure(which: str, shard: str, args: argparse.Namespace, batch_size: int, c
     """One row: images/s, the warm-up, peak memory (CUDA: of this batch size; CPU: of the process)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     images = np.load(shard, mmap_mode="r")
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
+    sync = synchronizer(device)
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -284,10 +263,10 @@ def measure_into(queue: Any, which: str, shard: str, args: argparse.Namespace, b
 
 
 def rows_from_fresh_process(
-    which: str, shard: str, args: argparse.Namespace, batch_sizes: list[int], compile: bool, deadline: float
+    which: str, shard: str, args: argparse.Namespace, batch_sizes: list[int], compile: bool, deadline: Deadline
 ) -> Iterator[dict]:
     """Each row of ``measure_into`` as it comes; raises children.ChildFailed when the process fails, dies,
-    or outlives ``deadline`` (time.monotonic()), and ends the process either way."""
+    or outlives ``deadline``, and ends the process either way."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(
@@ -296,7 +275,7 @@ def rows_from_fresh_process(
     process.start()
     try:
         while True:
-            kind, payload = children.receive(queue, [process], deadline - time.monotonic(), f"the {which} loop")
+            kind, payload = children.receive(queue, [process], deadline.left(), f"the {which} loop")
             if kind == "done":
                 return
             if kind == "error":
@@ -314,7 +293,7 @@ class TrainBench:
     results: Results
     args: argparse.Namespace
     shard: str
-    deadline: float  # time.monotonic() at --time-limit
+    deadline: Deadline  # --time-limit
     memory: str  # how peak memory is measured here
 
     def rows(self, which: str, name: Callable[[int], str], batch_sizes: list[int], compile: bool = False) -> dict:
@@ -322,7 +301,7 @@ class TrainBench:
         measured: dict[int, dict] = {}
         reported: set[int] = set()
         try:
-            if time.monotonic() >= self.deadline:  # no process started only to be ended
+            if self.deadline.passed():  # no process started only to be ended
                 raise children.ChildFailed("--time-limit reached")
             for row in rows_from_fresh_process(which, self.shard, self.args, batch_sizes, compile, self.deadline):
                 reported.add(row["batch_size"])
@@ -335,7 +314,7 @@ class TrainBench:
                                  note=f"{self.memory} {row['peak_mib']:.0f} MiB{backend}")  # fmt: skip
             why = "a smaller batch ran out of memory"
         except children.ChildFailed as err:
-            why = "--time-limit reached" if time.monotonic() >= self.deadline else str(err)
+            why = "--time-limit reached" if self.deadline.passed() else str(err)
         for batch_size in batch_sizes:
             if batch_size not in reported:
                 self.results.not_measured(name(batch_size), "images/s", why)
@@ -440,11 +419,11 @@ def projections(results: Results, args: argparse.Namespace, gpu: str | None, flo
 def main(argv: list[str] | None = None) -> None:
     cuda = torch.cuda.is_available()
     args = parse_args(argv, cuda)
-    deadline = time.monotonic() + args.time_limit
+    deadline = Deadline(args.time_limit)
     batch_sizes = args.batch_sizes
     paper_batch = PAPER_BATCH if PAPER_BATCH in batch_sizes else batch_sizes[0]
     device = torch.device("cuda" if cuda else "cpu")
-    gpu = torch.cuda.get_device_name() if cuda else None
+    gpu = gpu_name() if cuda else None
     results = Results("bench_train", args.json)
     results.describe(device=gpu or "CPU", precision=str(environment.amp_settings(device)[0] or "fp32"), size=args.size,
                      batch_sizes=",".join(map(str, batch_sizes)), workers=args.workers, threads=torch.get_num_threads(),

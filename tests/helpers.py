@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,63 @@ import numpy as np
 import pandas as pd
 import torch
 
+from utils import data
 from utils.shards import MANIFEST_COLUMNS
+
+KIT_ROOT = Path(__file__).resolve().parent.parent
+SAME_THREADS = {"OMP_NUM_THREADS": "1"}  # a child's torch threads: the test process's (tests/conftest.py)
+
+
+def run_python(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = KIT_ROOT, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """``python ARGS`` with this interpreter (``-m module``, ``-c code`` or a script), from the kit's root unless
+    ``cwd``, in this process's environment unless ``env``; its output captured as text."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_with_data(run_dir: Path, prepared_run: Path) -> Path:
+    """``run_dir`` (made) whose data stage is ``prepared_run``'s: a link to its data, read only."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "data").symlink_to(prepared_run / "data")
+    return run_dir
+
+
+def resumable_copy(trained: Path, prepared_run: Path, run_dir: Path) -> Path:
+    """``trained``'s models (hard links: every write replaces a file, none changes one) over the prepared data."""
+    run_with_data(run_dir, prepared_run)
+    shutil.copytree(trained / "models", run_dir / "models", copy_function=os.link)
+    return run_dir
+
+
+def nth_record(n: int, counted: Callable[[data.ShardJournal, dict], bool] = lambda journal, entry: True):  # noqa: ANN201
+    """For :func:`interrupted_journal`: true at the ``n``-th record that ``counted`` counts."""
+    calls = 0
+
+    def stop(journal: data.ShardJournal, entry: dict) -> bool:
+        nonlocal calls
+        calls += bool(counted(journal, entry))
+        return calls == n
+
+    return stop
+
+
+@contextmanager
+def interrupted_journal(monkeypatch: Any, stop: Callable[[data.ShardJournal, dict], bool]) -> Iterator[None]:
+    """Meanwhile, a prepare's journal takes Ctrl-C (KeyboardInterrupt) at the first record for which
+    ``stop(journal, entry)`` holds, before writing it; every other record is written as usual."""
+    original = data.ShardJournal.record
+
+    def record(self: data.ShardJournal, entry: dict, rgb: Any = None) -> Any:
+        if stop(self, entry):
+            raise KeyboardInterrupt
+        return original(self, entry, rgb)
+
+    monkeypatch.setattr(data.ShardJournal, "record", record)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(data.ShardJournal, "record", original)
 
 
 class AcceleratorTensor(torch.Tensor):

@@ -15,20 +15,12 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.helpers import run_with_data
 from tests.test_train import assert_same_weights
 from utils import config, errors, pipeline, scheduler, train
 from utils.checkpoints import load_checkpoint
 from utils.config import model_dir
 from utils.notebook_step import Step
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> None:
-    """Bit-identical weights across a stop and a resume are asked for at one thread (the Kaggle test's too)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +29,11 @@ def params(tiny_params: config.RunParams) -> config.RunParams:
     return dataclasses.replace(tiny_params, epochs=2, time_limit_hours=11.0)
 
 
-def run_with_data(run_dir: Path, prepared_run: Path) -> Path:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "data").symlink_to(prepared_run / "data")
-    return run_dir
-
-
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory, prepared_run: Path, params: config.RunParams) -> Path:
-    run_dir = run_with_data(tmp_path_factory.mktemp("uninterrupted"), prepared_run)
-    train.train(params, run_dir, "cartoon", show_progress=False)
-    return run_dir
+def uninterrupted(two_epochs_straight: Path) -> Path:
+    """The same two epochs in one go (without a budget, which does not shape training), at the same thread count:
+    a stop and a resume must give its weights, bit for bit."""
+    return two_epochs_straight
 
 
 def assert_equals_uninterrupted(run_dir: Path, uninterrupted: Path, what: str) -> None:
@@ -60,6 +46,7 @@ def assert_equals_uninterrupted(run_dir: Path, uninterrupted: Path, what: str) -
     )
 
 
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_the_budget_stops_training_after_an_epoch_and_a_rerun_finishes_as_if_uninterrupted(
     tmp_path: Path, prepared_run: Path, params: config.RunParams, uninterrupted: Path, monkeypatch, capsys
 ) -> None:
@@ -81,6 +68,7 @@ def test_the_budget_stops_training_after_an_epoch_and_a_rerun_finishes_as_if_uni
     assert_equals_uninterrupted(run_dir, uninterrupted, "stopped by the budget after epoch 1, then resumed")
 
 
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_a_deadline_inside_an_epoch_stops_at_a_sync_point_and_resumes_exactly(
     tmp_path: Path, prepared_run: Path, params: config.RunParams, uninterrupted: Path, monkeypatch
 ) -> None:
@@ -143,6 +131,7 @@ def test_time_limit_hours_is_validated() -> None:
     assert config.resolve_params("demo").time_limit_hours == 0.0  # off unless asked for
 
 
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_a_checkpoint_of_other_data_is_refused_naming_the_file(
     tmp_path: Path, prepared_run: Path, params: config.RunParams, uninterrupted: Path
 ) -> None:

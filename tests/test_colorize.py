@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import kornia.color
@@ -15,7 +14,7 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 from tests.helpers import open_folder, write_protected
-from utils import color, colorize, config, train
+from utils import color, colorize, config
 from utils.images import load_rgb
 
 SIZES = {"photo.jpg": (300, 200), "wide.png": (100, 37), "tiny.png": (7, 5), "gray.png": (64, 48),
@@ -23,11 +22,9 @@ SIZES = {"photo.jpg": (300, 200), "wide.png": (100, 37), "tiny.png": (7, 5), "gr
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, prepared_run: Path, tiny_params) -> Path:
-    run = tmp_path_factory.mktemp("colorize_run")
-    (run / "data").symlink_to(prepared_run / "data")
-    train.train(dataclasses.replace(tiny_params, epochs=1), run, "movie", show_progress=False)
-    return config.model_dir(run, "movie", 0) / "best.pt"
+def checkpoint(one_epoch_run) -> Path:
+    """The movie model after one epoch (conftest's, shared: read only)."""
+    return config.model_dir(one_epoch_run("movie"), "movie", 0) / "best.pt"
 
 
 @pytest.fixture()

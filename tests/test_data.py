@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import TINY, time_limit
+from tests.helpers import interrupted_journal, nth_record
 from tests.messy_data import BAD_FILES, write_kaggle_like_dataset
 from utils import config, data, decoding, demo, errors, shards
 
@@ -220,20 +221,10 @@ def test_interrupted_demo_prepare_resumes_to_the_same_shards(
     tmp_path: Path, strict_demo_run: Path, monkeypatch, capsys
 ) -> None:
     """Cut inside the movie train split, between its rejected crops: the resumed stream starts where it left off."""
-    calls = {"n": 0}
-    original = data.ShardJournal.record
     monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 4)
-
-    def interrupted(self, entry, rgb=None):
-        calls["n"] += 1
-        if calls["n"] == 55:  # 32 cartoon and 9 movie test decisions, then 14 of the movie train split's
-            raise KeyboardInterrupt
-        return original(self, entry, rgb)
-
-    monkeypatch.setattr(data.ShardJournal, "record", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    # 32 cartoon and 9 movie test decisions, then 14 of the movie train split's
+    with interrupted_journal(monkeypatch, nth_record(55)), pytest.raises(KeyboardInterrupt):
         data.prepare_data(_strict_demo_params(), tmp_path)
-    monkeypatch.setattr(data.ShardJournal, "record", original)
     journal = [json.loads(line) for line in (tmp_path / "data" / ".movie_journal.jsonl").read_text().splitlines()[1:]]
     assert any("reason" in e for e in journal if e["split"] == "train")  # a rejected crop before the cut
     resumed = data.prepare_data(_strict_demo_params(), tmp_path)
@@ -245,6 +236,11 @@ def test_interrupted_demo_prepare_resumes_to_the_same_shards(
         for split in ("train", "test"):
             np.testing.assert_array_equal(shards.load_shard(tmp_path, domain, split),
                                           shards.load_shard(strict_demo_run, domain, split))  # fmt: skip
+
+
+def decisions(journal: data.ShardJournal, entry: dict) -> bool:
+    """The accept pass's records (a split's decision), not the hash pass's."""
+    return "split" in entry
 
 
 class RecordedExecutor(ProcessPoolExecutor):
@@ -271,6 +267,7 @@ def recorded_executors(monkeypatch) -> list[RecordedExecutor]:
     return created
 
 
+@pytest.mark.slow
 def test_prepare_is_deterministic_and_parallel_gives_the_same_result(
     tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, recorded_executors: list[RecordedExecutor]
 ) -> None:
@@ -285,6 +282,7 @@ def test_prepare_is_deterministic_and_parallel_gives_the_same_result(
                                           shards.load_shard(kaggle_run, domain, split))  # fmt: skip
 
 
+@pytest.mark.slow
 def test_one_decode_pool_serves_the_whole_prepare_and_is_shut_down(
     tmp_path: Path, kaggle_mount: Path, recorded_executors: list[RecordedExecutor], monkeypatch
 ) -> None:
@@ -293,17 +291,7 @@ def test_one_decode_pool_serves_the_whole_prepare_and_is_shut_down(
     assert recorded_executors[0].workers_at_shutdown, "the pool was not shut down"
     assert not any(p.is_alive() for p in recorded_executors[0].workers_at_shutdown)
 
-    original = data.ShardJournal.record
-    calls = {"n": 0}
-
-    def interrupted(self, entry, rgb=None):
-        calls["n"] += 1
-        if calls["n"] == 20:
-            raise KeyboardInterrupt
-        return original(self, entry, rgb)
-
-    monkeypatch.setattr(data.ShardJournal, "record", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_journal(monkeypatch, nth_record(20)), pytest.raises(KeyboardInterrupt):
         data.prepare_data(_kaggle_params(kaggle_mount, prepare_workers=2), tmp_path / "interrupted")
     assert len(recorded_executors) == 2
     assert recorded_executors[1].workers_at_shutdown, "the pool was not shut down after the interruption"
@@ -315,20 +303,10 @@ def test_interrupted_prepare_resumes_to_the_same_result(
 ) -> None:
     params = _kaggle_params(kaggle_mount, train_per_domain=30, test_per_domain=8, min_colorfulness=0)
     reference = data.prepare_data(params, tmp_path / "reference")
-    calls = {"n": 0}
-    original = data.ShardJournal.record
     monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 8)
-
-    def interrupted(self, entry, rgb=None):
-        calls["n"] += "split" in entry  # the accept pass's decisions, not the hash pass's
-        if calls["n"] == 70:  # in the second domain, a few journal commits in
-            raise KeyboardInterrupt
-        return original(self, entry, rgb)
-
-    monkeypatch.setattr(data.ShardJournal, "record", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    # the 70th of the accept pass's decisions (not the hash pass's): in the second domain, a few journal commits in
+    with interrupted_journal(monkeypatch, nth_record(70, decisions)), pytest.raises(KeyboardInterrupt):
         data.prepare_data(params, tmp_path / "run")
-    monkeypatch.setattr(data.ShardJournal, "record", original)
     assert not (tmp_path / "run" / "data" / "manifest.csv").exists()
     journal = tmp_path / "run" / "data" / ".movie_journal.jsonl"
     with journal.open("a") as log:
@@ -343,24 +321,17 @@ def test_interrupted_prepare_resumes_to_the_same_result(
     assert "already prepared" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_prepare_interrupted_in_the_hash_pass_resumes_to_the_same_result(
     tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, recorded_executors: list, monkeypatch, capsys
 ) -> None:
     """Cut in the movie domain's hash pass (decoding processes at work), a line cut short: the same data."""
     monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 4)
-    original = data.ShardJournal.record
-
-    def interrupted(self, entry, rgb=None):
-        if self.log_path.name == ".movie_hashes_journal.jsonl" and len(self.entries) == 30:
-            raise KeyboardInterrupt
-        return original(self, entry, rgb)
-
     params = _kaggle_params(kaggle_mount, prepare_workers=2)
+    in_movie_hashes = nth_record(31, lambda journal, entry: journal.log_path.name == ".movie_hashes_journal.jsonl")
     with time_limit(60):
-        monkeypatch.setattr(data.ShardJournal, "record", interrupted)
-        with pytest.raises(KeyboardInterrupt):
+        with interrupted_journal(monkeypatch, in_movie_hashes), pytest.raises(KeyboardInterrupt):
             data.prepare_data(params, tmp_path)
-        monkeypatch.setattr(data.ShardJournal, "record", original)
         with (tmp_path / "data" / ".movie_hashes_journal.jsonl").open("a") as log:
             log.write('{"hash": "0f')  # a line cut short by the interruption
         data.prepare_data(params, tmp_path)
@@ -406,6 +377,7 @@ def assert_same_data(run_dir: Path, reference: Path, reasons: dict[str, str]) ->
     pd.testing.assert_frame_equal(pd.read_csv(run_dir / "data" / "rejected.csv"), expected)
 
 
+@pytest.mark.slow
 def test_a_file_that_kills_its_decoder_is_rejected_and_costs_no_other_file(
     tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, recorded_executors: list, monkeypatch, capsys
 ) -> None:
@@ -413,20 +385,10 @@ def test_a_file_that_kills_its_decoder_is_rejected_and_costs_no_other_file(
     decoded alone; the prepare is interrupted in the movie domain and resumed, the poison file still there."""
     monkeypatch.setenv(decoding.DECODE_FAULT_ENV, "kill:notes.jpg")
     monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 4)
-    original, calls = data.ShardJournal.record, {"n": 0}
-
-    def interrupted(self, entry, rgb=None):
-        calls["n"] += "split" in entry  # the accept pass's decisions, not the hash pass's
-        if calls["n"] == 60:  # the movie domain, several commits in
-            raise KeyboardInterrupt
-        return original(self, entry, rgb)
-
     params = _kaggle_params(kaggle_mount, prepare_workers=2)
-    with time_limit(60):
-        monkeypatch.setattr(data.ShardJournal, "record", interrupted)
-        with pytest.raises(KeyboardInterrupt):
+    with time_limit(60):  # the 60th accept decision: the movie domain, several commits in
+        with interrupted_journal(monkeypatch, nth_record(60, decisions)), pytest.raises(KeyboardInterrupt):
             data.prepare_data(params, tmp_path)
-        monkeypatch.setattr(data.ShardJournal, "record", original)
         data.prepare_data(params, tmp_path)
     out = capsys.readouterr().out
     assert "prepare movie: resuming after" in out and "prepare: a decoding process died" in out
@@ -448,6 +410,7 @@ def decoding_workers() -> list[psutil.Process]:
     return workers
 
 
+@pytest.mark.slow
 def test_a_worker_killed_from_outside_costs_no_file(
     tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, recorded_executors: list, monkeypatch
 ) -> None:
@@ -472,6 +435,7 @@ def test_a_worker_killed_from_outside_costs_no_file(
     assert_same_data(tmp_path, kaggle_run, {})
 
 
+@pytest.mark.slow
 def test_a_file_that_hangs_its_decoder_is_rejected_after_the_timeout(
     tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, monkeypatch
 ) -> None:
@@ -498,7 +462,7 @@ def test_too_few_images_is_a_clear_error(tmp_path: Path) -> None:
         (tmp_path / domain).mkdir()
         Image.fromarray(colourful(0)).save(tmp_path / domain / "only.png")
     params = config.resolve_params("demo", {**TINY, "source": "folder", "cartoon_dir": str(tmp_path / "cartoon"),
-                                            "movie_dir": str(tmp_path / "movie")})  # fmt: skip
+                                            "movie_dir": str(tmp_path / "movie"), "prepare_workers": 1})  # fmt: skip
     with pytest.raises(ValueError, match="domain 'cartoon': only 0 usable training and 1 test images"):
         data.prepare_data(params, tmp_path / "run")
 
@@ -515,7 +479,7 @@ def test_a_link_out_of_a_source_folder_is_rejected_with_its_reason(tmp_path: Pat
         (tmp_path / domain / "up").symlink_to(tmp_path / "private", target_is_directory=True)
     params = config.resolve_params("demo", {**TINY, "source": "folder", "cartoon_dir": str(tmp_path / "cartoon"),
                                             "movie_dir": str(tmp_path / "movie"), "train_per_domain": 4,
-                                            "test_per_domain": 2})  # fmt: skip
+                                            "test_per_domain": 2, "prepare_workers": 1})  # fmt: skip
     manifest = data.prepare_data(params, tmp_path / "run")
     assert not manifest["source"].str.contains("secret").any()
     rejected = pd.read_csv(tmp_path / "run" / "data" / "rejected.csv")

@@ -23,13 +23,13 @@ from unittest import mock
 import pytest
 
 from benchmarks import render_docs
+from tests.helpers import KIT_ROOT
 from tests.test_kaggle_client import KernelWorkerStatus, StubApi2, StubApi16
 from utils import kaggle as kit_kaggle
 from utils.config import PROFILES, RunParams
 
-ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
-PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+README = KIT_ROOT / "README.md"
+PAGES = [README, *sorted((KIT_ROOT / "docs").glob("*.md"))]
 TASK_PAGES = ("kaggle", "running", "results", "colorize", "performance", "development", "paper")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 INLINE = re.compile(r"`([^`\n]+)`")
@@ -165,7 +165,7 @@ def makefile_targets() -> dict[str, list[str]]:
     """target -> its recipe lines."""
     targets: dict[str, list[str]] = {}
     current = None
-    for line in read(ROOT / "Makefile").splitlines():
+    for line in read(KIT_ROOT / "Makefile").splitlines():
         if match := re.match(r"^([\w.-]+):", line):
             current = targets.setdefault(match[1], [])
         elif line.startswith("\t") and current is not None:
@@ -211,7 +211,7 @@ def command_problem(argv: list[str]) -> str | None:
             return f"no make target {', '.join(missing)}"
         return next(filter(None, (command_problem(c) for c in recipes if c and c[0] in PYTHONS)), None)
     if program in PAPERMILLS:
-        notebook = ROOT / argv[1]
+        notebook = KIT_ROOT / argv[1]
         if not notebook.is_file():
             return f"no notebook {argv[1]}"
         names = [argv[i + 1] for i, a in enumerate(argv) if a in ("-p", "--parameters")]

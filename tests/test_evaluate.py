@@ -105,6 +105,7 @@ def _batch(n: int) -> tuple:
     return rgb, l_norm, 0.5 * ab
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("g++") and not shutil.which("c++"), reason="torch.compile needs a C++ compiler")
 def test_compiled_scoring_equals_eager_and_pads_a_short_batch() -> None:
     scorer = scoring.BatchScorer(compiled=True, batch_size=8)

@@ -128,6 +128,7 @@ def test_clip_is_todays_conversion_exactly() -> None:
     assert not torch.equal(color.lab_to_rgb(extreme_lab()), color.lab_to_rgb(extreme_lab(), "clip"))
 
 
+@pytest.mark.slow
 def test_the_mapping_compiles_to_one_graph_with_the_same_result() -> None:
     """Evaluation may ``torch.compile`` its scoring: the mapping must trace without a graph break (fixed
     shapes: no pixel selection, no data-dependent control flow) and give what the eager path gives. The

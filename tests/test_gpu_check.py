@@ -19,8 +19,8 @@ import pytest
 
 from benchmarks import bench_demo, children, gpu_check
 from benchmarks.results import Figure, Results, read_results
+from tests.helpers import KIT_ROOT, run_python
 
-KIT_ROOT = Path(__file__).resolve().parent.parent
 MACHINE = {"gpus": [], "torch": "x", "cuda": None, "python": "3", "cpu": "test", "cpu_count": 2}
 
 
@@ -54,10 +54,8 @@ def quietly(run, *args, **kwargs):
 @pytest.mark.slow
 def test_gpu_check_on_a_cpu_machine_runs_the_cpu_parts_and_exits_0(tmp_path: Path) -> None:
     out = tmp_path / "gpu_check.md"
-    done = subprocess.run(
-        [sys.executable, str(KIT_ROOT / "benchmarks" / "gpu_check.py"), "--out", str(out)],
-        cwd=KIT_ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
-    )  # fmt: skip
+    done = run_python(str(KIT_ROOT / "benchmarks" / "gpu_check.py"), "--out", str(out),
+                      env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "no GPU" in done.stdout.splitlines()[0]
     table = out.read_text()

@@ -9,8 +9,6 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,17 +18,17 @@ import pytest
 import torch
 
 from tests.conftest import TINY
+from tests.helpers import KIT_ROOT, run_python, run_with_data
 from tests.test_kaggle_client import StubApi2, StubApi16
-from utils import config, data, errors, kaggle_client, kaggle_kernel, scheduler, train
+from utils import config, errors, kaggle_client, kaggle_kernel, scheduler, train
 from utils import kaggle as kit_kaggle
 
-ROOT = Path(__file__).resolve().parent.parent
 DATASETS = {"cartoon_dataset": "someone/cartoon-frames", "movie_dataset": "someone/movie-stills"}
 BUDGET_SEAM = train.TEST_BUDGET_EPOCHS_ENV  # the test-only environment variable that spends the budget after N epochs
 
 
 def test_top_level_metadata_is_valid_for_the_kaggle_cli() -> None:
-    meta = json.loads((ROOT / "kernel-metadata.json").read_text())
+    meta = json.loads((KIT_ROOT / "kernel-metadata.json").read_text())
     owner, _, slug = meta["id"].partition("/")
     assert owner == kit_kaggle.PLACEHOLDER_OWNER and slug
     assert len(meta["title"]) >= 5
@@ -70,11 +68,8 @@ def run_bundled_kernel(bundle_dir: Path, work: Path, fake_key: str, extra_env: d
     rendered = work.parent / f"{work.name}_rendered.ipynb"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env |= {"KAGGLE_USERNAME": "tester", "KAGGLE_KEY": fake_key, **extra_env}
-    run = subprocess.run(
-        [sys.executable, "-m", "papermill", str(bundle_dir / kit_kaggle.NOTEBOOK_NAME), str(rendered),
-         "--no-progress-bar"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    run = run_python("-m", "papermill", str(bundle_dir / kit_kaggle.NOTEBOOK_NAME), str(rendered),
+                     "--no-progress-bar", env=env, cwd=work, timeout=600)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     return rendered
 
@@ -97,6 +92,7 @@ def kernel_run(tmp_path_factory, fake_key: str) -> dict[str, Path]:
             "rendered_first": rendered_first, "overrides": overrides}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_bundled_kernel_runs_alone_and_keeps_the_run_directory(kernel_run: dict[str, Path]) -> None:
     work = kernel_run["work"]
     text = kernel_run["rendered"].read_text()
@@ -115,6 +111,7 @@ def test_the_bundled_kernel_runs_alone_and_keeps_the_run_directory(kernel_run: d
     assert " epoch 2/2 done in " in text  # one line per epoch and model in the kernel's log
 
 
+@pytest.mark.slow
 def test_a_run_out_of_time_keeps_what_a_new_version_resumes_from(kernel_run: dict[str, Path]) -> None:
     first = kernel_run["first"]
     record = json.loads((first / "run.json").read_text())
@@ -126,8 +123,9 @@ def test_a_run_out_of_time_keeps_what_a_new_version_resumes_from(kernel_run: dic
     assert len(pd.read_csv(first / "models" / "seed0" / "mixed" / "history.csv")) == 1
 
 
+@pytest.mark.slow
 def test_the_continued_version_ends_with_the_weights_of_an_uninterrupted_run(
-    kernel_run: dict[str, Path], tmp_path: Path
+    kernel_run: dict[str, Path], prepared_run: Path, tmp_path: Path
 ) -> None:
     work = kernel_run["work"]
     assert "continuing from" in kernel_run["rendered"].read_text()
@@ -137,7 +135,7 @@ def test_the_continued_version_ends_with_the_weights_of_an_uninterrupted_run(
     # epoch 1 was trained by version 1 alone: its row, timing included, came with the checkpoint
     pd.testing.assert_frame_equal(continued_epochs.iloc[:1], first_epoch)
     params = config.resolve_params("demo", kernel_run["overrides"])
-    data.prepare_data(params, tmp_path)
+    run_with_data(tmp_path, prepared_run)  # the demo data at TINY sizes: the data the kernel prepared
     threads = torch.get_num_threads()
     torch.set_num_threads(scheduler.cpu_cores())  # the pipeline's one train notebook gets every core
     try:
@@ -154,6 +152,7 @@ def test_the_continued_version_ends_with_the_weights_of_an_uninterrupted_run(
     pd.testing.assert_frame_equal(history, straight)
 
 
+@pytest.mark.slow
 def test_no_output_or_rendered_notebook_contains_the_key(kernel_run: dict[str, Path], fake_key: str) -> None:
     files = [p for root in ("bundle", "work", "first") for p in kernel_run[root].rglob("*") if p.is_file()]
     files += [kernel_run["rendered"], kernel_run["rendered_first"]]

@@ -7,19 +7,16 @@ import dataclasses
 import datetime as dt
 import enum
 import json
-import subprocess
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
 
+from tests.helpers import run_python
 from utils import kaggle_client as client
 from utils.config import RunParams
 
-ROOT = Path(__file__).resolve().parent.parent
 UPDATED = dt.datetime(2021, 3, 4, 5, 6, 7)
 
 
@@ -258,9 +255,10 @@ def test_last_epoch_line_from_a_plain_log_and_when_there_is_none() -> None:
     assert client.last_epoch_line(StubApi16(), "tester/kernel") is None  # 1.6 has no kernels_logs
 
 
+@pytest.mark.slow
 def test_importing_the_module_does_not_import_kaggle() -> None:
     probe = "import sys, utils.kaggle_client; sys.exit('kaggle' in sys.modules)"
-    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    run = run_python("-c", probe, timeout=120)
     assert run.returncode == 0, run.stderr or "importing utils.kaggle_client imported kaggle"
 
 

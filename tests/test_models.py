@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.helpers import run_python
 from utils.models import GANLoss, PatchDiscriminator, UNetGenerator
 
 
@@ -61,6 +60,7 @@ def test_gan_loss_targets() -> None:
     assert loss(logits, True) > 1
 
 
+@pytest.mark.slow
 def test_pretrained_without_network_stops_with_instructions(tmp_path: Path) -> None:
     """No silent fallback: with the hub unreachable, pretrained=True fails and says how to switch it off."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "TORCH_HOME": str(tmp_path)}
@@ -69,13 +69,6 @@ def test_pretrained_without_network_stops_with_instructions(tmp_path: Path) -> N
         "try:\n    UNetGenerator(pretrained=True)\n"
         "except PretrainedWeightsError as err:\n    print('REFUSED', err)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
+    out = run_python("-c", code, env=env)
     assert "REFUSED" in out.stdout, out.stderr
     assert "pretrained=False" in out.stdout

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import ast
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-KIT_ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import KIT_ROOT, run_python
+
 NOTEBOOKS = sorted((KIT_ROOT / "notebooks").glob("*.ipynb"))
 # What no imports cell but the figures notebook's may import: what only drawing needs, seconds on a small
 # machine (docs/performance.md, "Start-up of each notebook"), so the train notebook (run once per model) and
@@ -43,6 +42,7 @@ def test_notebook_is_clean_and_parameterized(path: Path) -> None:
     assert names == expected
 
 
+@pytest.mark.slow
 def test_only_the_figures_notebook_imports_drawing_modules() -> None:
     """Every other notebook's imports cell, in one process (one torch import, not four)."""
     cells = []
@@ -51,6 +51,6 @@ def test_only_the_figures_notebook_imports_drawing_modules() -> None:
             nb = json.loads(path.read_text())
             cells.append("".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"]))
     check = "\n".join(cells) + f"\nimport sys\nprint(*(m for m in {DRAWING_MODULES!r} if m in sys.modules))"
-    done = subprocess.run([sys.executable, "-c", check], cwd=KIT_ROOT, capture_output=True, text=True, timeout=300)
+    done = run_python("-c", check)
     assert done.returncode == 0, done.stderr
     assert not done.stdout.strip(), f"the imports cells import {done.stdout.strip()}"

@@ -63,6 +63,7 @@ def _outputs(notebook: Path) -> list[dict]:
     return [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
 
 
+@pytest.mark.slow
 def test_run_directory_holds_every_stage_output(pipeline_run: Path) -> None:
     run = pipeline_run
     record = json.loads((run / "run.json").read_text())
@@ -106,6 +107,7 @@ def test_run_directory_holds_every_stage_output(pipeline_run: Path) -> None:
         assert f"{model} epoch 1/1" in log and "without encryption" not in log  # ipykernel's start-up warning
 
 
+@pytest.mark.slow
 def test_run_json_holds_each_stages_startup(pipeline_run: Path) -> None:
     stages = json.loads((pipeline_run / "run.json").read_text())["stages"]
     assert set(stages) == {
@@ -128,6 +130,7 @@ def test_run_json_holds_each_stages_startup(pipeline_run: Path) -> None:
             assert startup["launch_s"] > 0.1, name
 
 
+@pytest.mark.slow
 def test_concurrent_train_notebooks_give_the_weights_of_sequential_runs(pipeline_run: Path, tmp_path: Path) -> None:
     """The pipeline trained cartoon and movie at once, two processes with their share of the cores each;
     trained one after the other here, at that thread count, each model's weights are the same, bit for bit."""
@@ -158,6 +161,7 @@ def test_concurrent_train_notebooks_give_the_weights_of_sequential_runs(pipeline
             assert all(torch.equal(ours[net][k], pipelines[net][k]) for k in ours[net]), f"{model} {net}"
 
 
+@pytest.mark.slow
 def test_a_failing_model_is_named_and_the_other_finishes(
     pipeline_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -198,6 +202,7 @@ def test_the_pipeline_stops_before_evaluate_when_a_model_fails(
     assert ran == ["prepare", "train_cartoon_seed0", "train_movie_seed0", "train_mixed_seed0"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_no_notebook_process_behind(pipeline_run: Path, tmp_path: Path) -> None:
     run_dir = prepared_copy(pipeline_run, tmp_path / "run")
     overrides = run_overrides(run_dir, models="cartoon,movie", epochs=100)
@@ -221,6 +226,7 @@ def test_ctrl_c_leaves_no_notebook_process_behind(pipeline_run: Path, tmp_path: 
     assert not psutil.wait_procs(notebook_processes, timeout=10)[1]  # every kernel and papermill process is gone
 
 
+@pytest.mark.slow
 def test_metrics_tables_cover_models_and_both_baselines(pipeline_run: Path) -> None:
     per_image = pd.read_csv(pipeline_run / "eval" / "per_image.csv")
     assert set(per_image.model) == {"gray", "truth", "cartoon", "movie", "mixed"}
@@ -259,12 +265,14 @@ def test_metrics_tables_cover_models_and_both_baselines(pipeline_run: Path) -> N
     ).all()
 
 
+@pytest.mark.slow
 def test_prepare_notebook_reports_rejections_by_reason(pipeline_run: Path) -> None:
     outputs = _outputs(pipeline_run / "notebooks" / "01_prepare_data.ipynb")
     shown = "".join("".join(o.get("data", {}).get("text/plain", "")) for o in outputs)
     assert "corrupt" in shown and "duplicate" in shown
 
 
+@pytest.mark.slow
 def test_figures_are_inline_and_report_states_directions(pipeline_run: Path) -> None:
     images = [o for o in _outputs(pipeline_run / "notebooks" / "04_figures.ipynb") if "image/png" in o.get("data", {})]
     assert len(images) >= 9
@@ -284,6 +292,7 @@ def test_figures_are_inline_and_report_states_directions(pipeline_run: Path) -> 
     assert "treat test images as independent" not in report and "groups" in report
 
 
+@pytest.mark.slow
 def test_failing_cell_names_notebook_cell_and_error(tmp_path: Path, pipeline_run: Path, capfd) -> None:
     run_dir = tmp_path / "run"
     (run_dir / "data").mkdir(parents=True)
@@ -307,6 +316,7 @@ def _record_stages(run_dir: Path, worker: int, barrier: multiprocessing.synchron
     environment.record_run(run_dir, f"train_{worker}", "demo", params)
 
 
+@pytest.mark.slow
 def test_run_json_written_by_processes_at_once_loses_no_stage(tmp_path: Path) -> None:
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(4)

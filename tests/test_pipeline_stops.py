@@ -16,17 +16,17 @@ import psutil
 import pytest
 
 from tests.conftest import TINY, time_limit
+from tests.helpers import KIT_ROOT, run_python
 from utils import config
 from utils.run_dir import WRITER_ENV
 
-KIT_ROOT = Path(__file__).resolve().parent.parent
 GONE_WITHIN_S = 10
 
 
 def pipeline_command(run_dir: Path, **more: object) -> list[str]:
-    """The prepared data's parameters (TINY), one model trained for two epochs."""
+    """The prepared data's parameters (TINY), one model trained for two epochs: python's arguments."""
     overrides = {**TINY, "device": "cpu", "models": "cartoon", "epochs": 2, **more}
-    command = [sys.executable, "-m", "utils.pipeline", "--profile", "demo", "--run-dir", str(run_dir), "--no-progress"]
+    command = ["-m", "utils.pipeline", "--profile", "demo", "--run-dir", str(run_dir), "--no-progress"]
     return command + [arg for name, value in overrides.items() for arg in ("-p", f"{name}={value}")]
 
 
@@ -76,12 +76,12 @@ def run_dir(tmp_path: Path, prepared_run: Path) -> Path:
 @pytest.mark.slow
 def test_a_second_writer_of_a_run_directory_is_refused_at_once(run_dir: Path, tmp_path: Path) -> None:
     with time_limit(120):
-        first = start(pipeline_command(run_dir, lr=2e-4), tmp_path / "first.log")
+        first = start([sys.executable, *pipeline_command(run_dir, lr=2e-4)], tmp_path / "first.log")
         try:
             wait_for(lambda: bool(kernels_of(first)), first, tmp_path / "first.log")  # working: its prepare kernel
-            for second in (pipeline_command(run_dir, lr=1e-4), [sys.executable, "-m", "utils.train", "--run-dir",
-                           str(run_dir), "--domain", "cartoon", "-p", "image_size=32", "-p", "device=cpu"]):  # fmt: skip
-                refused = subprocess.run(second, cwd=KIT_ROOT, capture_output=True, text=True, timeout=60)
+            for second in (pipeline_command(run_dir, lr=1e-4), ["-m", "utils.train", "--run-dir", str(run_dir),
+                           "--domain", "cartoon", "-p", "image_size=32", "-p", "device=cpu"]):  # fmt: skip
+                refused = run_python(*second, timeout=60)
                 message = refused.stderr
                 assert refused.returncode != 0, refused.stdout[-2000:]
                 assert f"run directory {run_dir} is being written by process {first.pid} (the pipeline)" in message
@@ -107,7 +107,7 @@ def test_a_stopped_pipeline_leaves_no_process_and_a_rerun_resumes_and_finishes(r
     ]
     with time_limit(280):
         for signum, when in stops:
-            pipeline = start(pipeline_command(run_dir), log)
+            pipeline = start([sys.executable, *pipeline_command(run_dir)], log)
             try:
                 wait_for(lambda pipeline=pipeline, when=when: when(pipeline), pipeline, log)
                 running = [*psutil.Process(pipeline.pid).children(recursive=True), *processes_of(run_dir)]
@@ -124,7 +124,7 @@ def test_a_stopped_pipeline_leaves_no_process_and_a_rerun_resumes_and_finishes(r
                 if pipeline.poll() is None:
                     os.killpg(pipeline.pid, signal.SIGKILL)
                     pipeline.wait()
-        rerun = subprocess.run(pipeline_command(run_dir), cwd=KIT_ROOT, capture_output=True, text=True, timeout=240)
+        rerun = run_python(*pipeline_command(run_dir), timeout=240)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert f"resumed cartoon from {checkpoint}: epoch 2" in train_log.read_text()
     assert (run_dir / "report.md").is_file() and not list(run_dir.rglob(".*.tmp"))

@@ -27,6 +27,7 @@ def notebook_process(model: str) -> psutil.Process | None:
     return None
 
 
+@pytest.mark.slow
 def test_a_killed_train_notebook_is_reported_within_seconds_naming_its_model(
     prepared_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,18 +15,16 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.helpers import KIT_ROOT, run_python
 from utils import processes, run_dir
 from utils.run_dir import hold_run_dir
-
-KIT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def python(
     code: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess:
     """``code`` in a fresh interpreter from the kit's root (this process's environment unless ``env``)."""
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=KIT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return run_python("-c", textwrap.dedent(code), *args, env=env, timeout=timeout)
 
 
 TRY_TO_HOLD = """

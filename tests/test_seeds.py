@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
+from tests.helpers import run_with_data
 from utils import config, evaluate, plots, report, train
 from utils.checkpoints import load_checkpoint
 
+pytestmark = pytest.mark.slow  # two models trained per seed, then evaluated
+
 
 @pytest.fixture(scope="module")
-def two_seed_run(tmp_path_factory: pytest.TempPathFactory, prepared_run: Path, tiny_params) -> Path:
-    run = tmp_path_factory.mktemp("seeds") / "run"
-    run.mkdir()
-    (run / "data").symlink_to(prepared_run / "data")
+def two_seed_run(tmp_path_factory: pytest.TempPathFactory, prepared_run: Path, tiny_params, one_epoch_run) -> Path:
+    """Seed 0 of each model is conftest's one-epoch run (``seeds`` and ``models`` do not shape a model's training:
+    a resume may change them), seed 1 is trained here."""
     params = dataclasses.replace(tiny_params, seeds=2, models=("cartoon", "mixed"), n_bootstrap=200)
-    for index in range(params.seeds):
-        for model in params.models:
-            train.train(params, run, model, index, show_progress=False)
+    run = run_with_data(tmp_path_factory.mktemp("seeds") / "run", prepared_run)
+    for model in params.models:
+        trained = config.model_dir(one_epoch_run(model), model, 0)
+        shutil.copytree(trained, config.model_dir(run, model, 0), copy_function=os.link)  # writes replace files
+        train.train(params, run, model, 1, show_progress=False)
     evaluate.evaluate_models(params, run, show_progress=False)
     (run / "figures").mkdir()
     report.write_report(run)

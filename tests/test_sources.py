@@ -4,8 +4,6 @@ import hashlib
 import importlib
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import TINY
+from tests.helpers import run_python
 from utils import config, decoding, demo, errors, sources
 
 
@@ -169,10 +168,10 @@ def test_with_credentials_the_dataset_is_downloaded_once(tmp_path: Path, monkeyp
     assert calls == ["authenticate", ("owner/cartoons", str(root), True)]
 
 
+@pytest.mark.slow
 def test_importing_the_kit_does_not_import_kaggle() -> None:
     code = "import sys, utils.data, utils.sources, utils.pipeline; print('kaggle' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    out = run_python("-c", code, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
 
 
@@ -204,6 +203,7 @@ def _same_candidates(a: list[sources.Candidate], b: list[sources.Candidate]) -> 
     )
 
 
+@pytest.mark.slow  # the decode pool's worker processes
 def test_pool_gives_the_in_process_candidates_in_file_order(image_files: list[sources.SourceFile]) -> None:
     with decoding.DecodePool(1, TIMEOUT_S) as pool:
         in_process = list(pool.decode(image_files, SETTINGS))
@@ -227,6 +227,7 @@ def _counting_submissions(pool: decoding.DecodePool) -> list[int]:
     return submitted
 
 
+@pytest.mark.slow  # the decode pool's worker processes
 def test_decoding_runs_ahead_only_by_what_is_still_needed(image_files: list[sources.SourceFile]) -> None:
     with decoding.DecodePool(2, TIMEOUT_S) as pool:
         submitted = _counting_submissions(pool)
@@ -263,6 +264,7 @@ def _worker_state() -> tuple[int, bool, bool]:
     )
 
 
+@pytest.mark.slow  # the decode pool's worker processes
 def test_workers_run_one_torch_thread_and_do_not_import_torch_themselves() -> None:
     with decoding.DecodePool(2, TIMEOUT_S) as pool:
         threads, imported_itself, ignores_interrupt = pool.start().submit(_worker_state).result()

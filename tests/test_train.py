@@ -5,8 +5,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +13,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.helpers import on_accelerator
+from tests.helpers import KIT_ROOT, SAME_THREADS, on_accelerator, resumable_copy, run_python, run_with_data
 from utils import batches, color, config, demo, distributed, environment, launch, scoring, train
 from utils.checkpoints import load_checkpoint
 from utils.config import model_dir
 from utils.data import ShardDataset
 from utils.gan import batch_to_model_io, build_gan, gan_step, should_compile, train_on_batch
-
-KIT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def weights(ckpt: dict) -> dict[str, torch.Tensor]:
@@ -37,10 +33,10 @@ def assert_same_weights(a: dict, b: dict, what: str) -> None:
 
 
 def test_a_few_gan_steps_lower_l1_on_a_fixed_batch(tiny_params) -> None:
-    frames = np.stack([c.rgb for c in demo.demo_cartoon_frames(4, 32, seed=0)])
+    frames = np.stack([c.rgb for c in demo.demo_cartoon_frames(2, 32, seed=0)])  # BatchNorm's smallest batch
     l_norm, ab_norm = color.uint8_to_model_io(torch.from_numpy(frames))
     gan = build_gan(tiny_params, torch.device("cpu"))
-    losses = [gan_step(gan, l_norm, ab_norm) for _ in range(25)]
+    losses = [gan_step(gan, l_norm, ab_norm) for _ in range(12)]
     l1 = [float(x[2]) for x in losses]
     assert all(torch.isfinite(x).all() for x in losses)
     assert np.mean(l1[-3:]) < 0.6 * np.mean(l1[:3]), l1
@@ -90,15 +86,11 @@ def test_every_process_count_sees_the_same_global_batches_and_flips() -> None:
 
 
 @pytest.fixture(scope="module")
-def trained_twice(tmp_path_factory, prepared_run: Path, tiny_params) -> dict[str, Path]:
-    """Two epochs in one go; one epoch followed by a resumed second epoch; and the same resume as on a GPU,
-    where every tensor the checkpoint load returns sits on the device (tests/helpers.py's stand-in)."""
+def trained_twice(tmp_path_factory, prepared_run: Path, tiny_params, two_epochs_straight: Path) -> dict[str, Path]:
+    """Two epochs in one go (conftest's); one epoch followed by a resumed second epoch; and the same resume as on
+    a GPU, where every tensor the checkpoint load returns sits on the device (tests/helpers.py's stand-in)."""
     params = dataclasses.replace(tiny_params, epochs=2)
-    straight = tmp_path_factory.mktemp("straight")
-    resumed = tmp_path_factory.mktemp("resumed")
-    for run in (straight, resumed):
-        (run / "data").symlink_to(prepared_run / "data")
-    train.train(params, straight, "cartoon", show_progress=False)
+    resumed = run_with_data(tmp_path_factory.mktemp("resumed") / "run", prepared_run)
     train.train(dataclasses.replace(params, epochs=1), resumed, "cartoon", show_progress=False)
     on_gpu = tmp_path_factory.mktemp("on_accelerator") / "run"
     shutil.copytree(resumed, on_gpu, symlinks=True)
@@ -107,11 +99,12 @@ def trained_twice(tmp_path_factory, prepared_run: Path, tiny_params) -> dict[str
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(torch, "load", lambda *a, **k: on_accelerator(real_load(*a, **k)))
         train.train(params, on_gpu, "cartoon", show_progress=False)
-    return {"straight": straight, "resumed": resumed, "on_accelerator": on_gpu}
+    return {"straight": two_epochs_straight, "resumed": resumed, "on_accelerator": on_gpu}
 
 
-def test_train_writes_history_samples_and_checkpoints(trained_twice: dict[str, Path]) -> None:
-    out = model_dir(trained_twice["straight"], "cartoon", 0)
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
+def test_train_writes_history_samples_and_checkpoints(two_epochs_straight: Path) -> None:
+    out = model_dir(two_epochs_straight, "cartoon", 0)
     history = pd.read_csv(out / "history.csv")
     assert list(history.columns) == train.HISTORY_COLUMNS
     assert list(history.epoch) == [1, 2] and list(history.phase) == ["gan", "gan"]
@@ -129,6 +122,7 @@ def test_train_writes_history_samples_and_checkpoints(trained_twice: dict[str, P
     assert not list(out.glob("*.tmp")) and not list(out.glob("checkpoint_epoch_*"))
 
 
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_resumed_run_equals_uninterrupted_run(trained_twice: dict[str, Path]) -> None:
     a = load_checkpoint(model_dir(trained_twice["straight"], "cartoon", 0) / "checkpoint_last.pt")
     b = load_checkpoint(model_dir(trained_twice["resumed"], "cartoon", 0) / "checkpoint_last.pt")
@@ -137,6 +131,7 @@ def test_resumed_run_equals_uninterrupted_run(trained_twice: dict[str, Path]) ->
     assert list(history.epoch) == [1, 2]
 
 
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_a_resume_whose_checkpoint_tensors_sit_on_an_accelerator_equals_the_uninterrupted_run(
     trained_twice: dict[str, Path],
 ) -> None:
@@ -145,18 +140,11 @@ def test_a_resume_whose_checkpoint_tensors_sit_on_an_accelerator_equals_the_unin
     assert_same_weights(a, b, "after a resume from tensors on the accelerator")
 
 
-def resumable_copy(trained: Path, prepared_run: Path, run_dir: Path) -> Path:
-    """``trained``'s models (hard links: every write replaces a file, none changes one) over the prepared data."""
-    run_dir.mkdir()
-    (run_dir / "data").symlink_to(prepared_run / "data")
-    shutil.copytree(trained / "models", run_dir / "models", copy_function=os.link)
-    return run_dir
-
-
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_a_resume_with_other_training_parameters_is_refused_naming_each(
-    trained_twice: dict[str, Path], prepared_run: Path, tiny_params, tmp_path: Path
+    two_epochs_straight: Path, prepared_run: Path, tiny_params, tmp_path: Path
 ) -> None:
-    run_dir = resumable_copy(trained_twice["straight"], prepared_run, tmp_path / "run")
+    run_dir = resumable_copy(two_epochs_straight, prepared_run, tmp_path / "run")
     last = model_dir(run_dir, "cartoon", 0) / "checkpoint_last.pt"
     before = last.read_bytes()
     params = dataclasses.replace(tiny_params, epochs=3, lr=1e-4, beta1=0.4)
@@ -170,10 +158,11 @@ def test_a_resume_with_other_training_parameters_is_refused_naming_each(
     assert last.read_bytes() == before and list(pd.read_csv(last.parent / "history.csv").epoch) == [1, 2]
 
 
+@pytest.mark.slow  # num_workers=1: DataLoader worker processes
 def test_a_resume_may_change_what_does_not_shape_training(
-    trained_twice: dict[str, Path], prepared_run: Path, tiny_params, tmp_path: Path
+    two_epochs_straight: Path, prepared_run: Path, tiny_params, tmp_path: Path
 ) -> None:
-    run_dir = resumable_copy(trained_twice["straight"], prepared_run, tmp_path / "run")
+    run_dir = resumable_copy(two_epochs_straight, prepared_run, tmp_path / "run")
     changed = {"epochs": 3, "num_workers": 1, "checkpoint_minutes": 30.0, "keep_every": 3, "time_limit_hours": 2.0,
                "eval_batch_size": 4, "n_examples": 1, "n_bootstrap": 500, "models": ("cartoon",), "seeds": 2,
                "train_concurrency": 1, "channels_last": False, "device": "cpu", "test_per_domain": 4,
@@ -202,19 +191,17 @@ train.train(config.resolve_params("demo", json.loads(sys.argv[1])), sys.argv[2],
 """
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(
-    tmp_path: Path, prepared_run: Path, tiny_params, trained_twice: dict[str, Path]
+    tmp_path: Path, prepared_run: Path, tiny_params, two_epochs_straight: Path
 ) -> None:
     overrides = {**dataclasses.asdict(tiny_params), "models": ",".join(tiny_params.models)}
     overrides |= {"epochs": 2, "checkpoint_minutes": 1e-9, "keep_every": 1}  # due at every sync point
     (tmp_path / "data").symlink_to(prepared_run / "data")
     # 5 batches per epoch: killed inside step 8 (epoch 2, batch 3); the last checkpoint is after step 7
-    killed = subprocess.run(
-        [sys.executable, "-c", KILL_DRIVER, json.dumps(overrides), str(tmp_path), "8"],
-        cwd=KIT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    # at the test process's thread count: the weights are compared, bit for bit, with a run of this process
+    killed = run_python(
+        "-c", KILL_DRIVER, json.dumps(overrides), str(tmp_path), "8", env={**os.environ, **SAME_THREADS}
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     out = model_dir(tmp_path, "cartoon", 0)
@@ -224,7 +211,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(
 
     params = config.resolve_params("demo", overrides)
     train.train(params, tmp_path, "cartoon", show_progress=False)
-    uninterrupted = model_dir(trained_twice["straight"], "cartoon", 0)
+    uninterrupted = model_dir(two_epochs_straight, "cartoon", 0)
     assert_same_weights(
         load_checkpoint(out / "checkpoint_last.pt"),
         load_checkpoint(uninterrupted / "checkpoint_last.pt"),
@@ -240,6 +227,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(
     assert not list(out.glob("*.tmp"))
 
 
+@pytest.mark.slow  # two epochs: one of pretraining, one GAN
 def test_pretraining_trains_the_generator_alone(tmp_path: Path, prepared_run: Path, tiny_params) -> None:
     (tmp_path / "data").symlink_to(prepared_run / "data")
     params = dataclasses.replace(tiny_params, pretrain_epochs=1, epochs=1, keep_every=1)
@@ -270,11 +258,10 @@ def test_checkpoint_errors_name_the_file(tmp_path: Path) -> None:
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
-    tmp_path: Path, prepared_run: Path, tiny_params, monkeypatch
+    tmp_path: Path, prepared_run: Path, tiny_params, one_epoch_run, monkeypatch
 ) -> None:
-    (tmp_path / "data").symlink_to(prepared_run / "data")
-    train.train(tiny_params, tmp_path, "movie", show_progress=False)
-    last = model_dir(tmp_path, "movie", 0) / "checkpoint_last.pt"
+    run_dir = resumable_copy(one_epoch_run("movie"), prepared_run, tmp_path / "run")  # one epoch done
+    last = model_dir(run_dir, "movie", 0) / "checkpoint_last.pt"
     before = last.read_bytes()
     calls = iter(range(100))
 
@@ -287,7 +274,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     # 5 steps per epoch: epoch 2 runs steps 6-10; the NaN is step 8, found at the sync point of step 8,
     # whose checkpoint is then never written
     with pytest.raises(FloatingPointError, match="epoch 2, step 8"):
-        train.train(params, tmp_path, "movie", show_progress=False)
+        train.train(params, run_dir, "movie", show_progress=False)
     assert last.read_bytes() == before
 
 
@@ -304,11 +291,9 @@ def ddp_ranks_agree(out_dir: Path, *mode: str) -> dict[str, torch.Tensor]:
     """tests/scripts/ddp_gan_steps.py under torchrun with 2 CPU processes; both ranks must end identical.
     Returns rank 0's saved tensors."""
     env = {**os.environ, "PYTHONPATH": str(KIT_ROOT), "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(KIT_ROOT / "tests" / "scripts" / "ddp_gan_steps.py"), str(out_dir), *mode],
-        cwd=KIT_ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    run = run_python("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                     str(KIT_ROOT / "tests" / "scripts" / "ddp_gan_steps.py"), str(out_dir), *mode, env=env,
+                     timeout=600)  # fmt: skip
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     rank0, rank1 = torch.load(out_dir / "rank0.pt"), torch.load(out_dir / "rank1.pt")
     for key, value in rank0.items():
@@ -316,6 +301,7 @@ def ddp_ranks_agree(out_dir: Path, *mode: str) -> dict[str, torch.Tensor]:
     return rank0
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_equal_one_process_averaging_two_half_batches(tmp_path: Path, request) -> None:
     from tests.scripts import ddp_gan_steps as script
 
@@ -368,6 +354,7 @@ def test_two_cpu_processes_equal_one_process_averaging_two_half_batches(tmp_path
     assert full_worst > 10 * worst
 
 
+@pytest.mark.slow
 def test_with_several_processes_training_runs_under_torchrun_and_rank_zero_writes(
     tmp_path: Path, prepared_run: Path, tiny_params, monkeypatch, capfd
 ) -> None:
@@ -385,6 +372,7 @@ def test_with_several_processes_training_runs_under_torchrun_and_rank_zero_write
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "checkpoint_last.pt", "history.csv", "samples"]
 
 
+@pytest.mark.slow
 def test_a_failing_launch_is_an_error_naming_the_model(tmp_path: Path, tiny_params, monkeypatch) -> None:
     monkeypatch.setattr(train, "gpu_processes", lambda params: 2)
     with pytest.raises(RuntimeError, match="torchrun training of model movie failed"):
@@ -394,12 +382,12 @@ def test_a_failing_launch_is_an_error_naming_the_model(tmp_path: Path, tiny_para
 def test_the_mixed_precision_step_runs_with_a_grad_scaler(tiny_params) -> None:
     """The GPU recipe's mechanics on the CPU: autocast (bf16 here, fp16 on a T4) and a live
     GradScaler, whose state a checkpoint carries."""
-    frames = np.stack([c.rgb for c in demo.demo_cartoon_frames(4, 32, seed=0)])
+    frames = np.stack([c.rgb for c in demo.demo_cartoon_frames(2, 32, seed=0)])  # BatchNorm's smallest batch
     l_norm, ab_norm = color.uint8_to_model_io(torch.from_numpy(frames))
     gan = build_gan(tiny_params, torch.device("cpu"))
     gan.amp_dtype, gan.scaler = torch.bfloat16, torch.amp.GradScaler("cpu", init_scale=2.0**10)
     before = [p.detach().clone() for p in gan.generator_module.parameters()]
-    losses = torch.stack([gan_step(gan, l_norm, ab_norm) for _ in range(10)])
+    losses = torch.stack([gan_step(gan, l_norm, ab_norm) for _ in range(6)])
     assert torch.isfinite(losses).all() and losses.dtype == torch.float32
     assert losses[-3:, 2].mean() < losses[:3, 2].mean()
     assert any(not torch.equal(a, b) for a, b in zip(before, gan.generator_module.parameters()))
@@ -463,14 +451,15 @@ def test_multichannel_layers_get_channels_last_inputs_in_the_autocast_dtype(tiny
             assert x.dtype == (amp_dtype or torch.float32), f"{name}: {x.dtype}"
 
 
+@pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_validation_scores_exactly_as_evaluation_does(
-    tmp_path: Path, prepared_run: Path, tiny_params, trained_twice: dict[str, Path]
+    tmp_path: Path, prepared_run: Path, tiny_params, two_epochs_straight: Path
 ) -> None:
     from utils import evaluate
     from utils.shards import load_shard
 
     (tmp_path / "data").symlink_to(prepared_run / "data")
-    (tmp_path / "models").symlink_to(trained_twice["straight"] / "models")
+    (tmp_path / "models").symlink_to(two_epochs_straight / "models")
     params = dataclasses.replace(tiny_params, models=("cartoon",))
     per_image = evaluate.evaluate_models(params, tmp_path, show_progress=False)
     scored = per_image[(per_image.model == "cartoon") & (per_image.test_domain == "movie")]
@@ -484,6 +473,7 @@ def test_validation_scores_exactly_as_evaluation_does(
     assert scored.ciede2000.mean() > 1.0
 
 
+@pytest.mark.slow
 def test_compiled_ddp_training_with_autocast_and_a_grad_scaler(tmp_path: Path) -> None:
     """compile + bf16 autocast + a live GradScaler + DDP (2 CPU processes): the ranks stay identical,
     the graphs are captured once (no recompilation per step), the scaler lives."""
