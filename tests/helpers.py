@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from utils import data
+from utils import config, data
 from utils.shards import MANIFEST_COLUMNS
 
-KIT_ROOT = Path(__file__).resolve().parent.parent
+KIT_ROOT = config.KIT_ROOT
 SAME_THREADS = {"OMP_NUM_THREADS": "1"}  # a child's torch threads: the test process's (tests/conftest.py)
 
 
