@@ -19,11 +19,11 @@ demo: $(STAMP)
 	$(PY) -m utils.pipeline --profile demo --run-dir runs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist worksteal
 
 # The edit-test loop: every test that starts no process, notebook or compiler (those are marked slow)
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" -n auto --dist worksteal
 
 # One GPU check (docs/performance.md, "Checking a GPU"): every GPU figure and target in one table,
 # runs/gpu_check.md (and runs/gpu_check.json); the 5-minute form: make gpu-check GPU_CHECK_ARGS=--quick
