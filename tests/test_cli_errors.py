@@ -3,14 +3,17 @@ directory they may not write, with one line naming it (``error: ...``, exit code
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TINY
 from tests.helpers import open_folder, write_protected
-from utils import pipeline, shards, train
+from utils import colorize, errors, pipeline, shards, train
 from utils.config import model_dir
+from utils.errors import cli_error_line
+from utils.run_dir import AtomicWriteError, atomic_write
 
 OVERRIDES = [arg for name, value in TINY.items() for arg in ("-p", f"{name}={value}")]
 
@@ -78,3 +81,22 @@ def test_a_read_only_run_directory_is_named(prepared_run: Path, capsys) -> None:
     assert "Traceback" not in printed
     lines = printed.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith(f"error: {run_dir}: cannot write ") for line in lines), printed
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "summary.csv"
+    with pytest.raises(AtomicWriteError) as caught, atomic_write(target) as temporary:
+        temporary.write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    line = cli_error_line(caught.value, (errors.ParameterError, errors.UnreadableFileError))
+    assert line is not None and line.startswith(f"error: {target}: could not be written (OSError: "), line
+    assert "No space left on device" in line and "\n" not in line
+    assert cli_error_line(RuntimeError("a bug"), (errors.ParameterError,)) is None  # a bug keeps its traceback
+
+
+@pytest.mark.parametrize("megapixels", ["inf", "nan", "0", "-1"])
+def test_colorize_refuses_a_pixel_budget_that_is_not_a_positive_number(megapixels: str, capsys) -> None:
+    with pytest.raises(SystemExit) as caught:
+        colorize.main(["--checkpoint", "best.pt", "--input", "in", "--output", "out", "--batch-megapixels", megapixels])
+    assert caught.value.code == 2
+    assert f"--batch-megapixels {float(megapixels)}: must be a positive, finite number" in capsys.readouterr().err

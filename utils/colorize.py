@@ -16,6 +16,7 @@ as the paper did. The full-resolution conversions run on at most ``--batch-megap
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -332,7 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not (math.isfinite(args.batch_megapixels) and args.batch_megapixels > 0):
+        parser.error(f"--batch-megapixels {args.batch_megapixels}: must be a positive, finite number of megapixels")
     try:
         colorize_path(args.checkpoint, args.input, args.output, args.model_size, args.compare, args.jpeg,
                       args.overwrite, args.batch_size, args.device, gamut=args.gamut,

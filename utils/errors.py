@@ -39,8 +39,8 @@ WRITE_REFUSED_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 def cli_error_line(err: BaseException, kit_errors: tuple[type[BaseException], ...]) -> str | None:
     """A command line's one-line ``error: ...`` for one of ``kit_errors`` (their messages name the file or the
-    parameter) or for a write the system refused (a read-only run directory); None for anything else: a bug,
-    whose traceback is wanted."""
+    parameter), for a write the system refused (a read-only run directory) or could not finish (a full disk: an
+    atomic write's error, which names its file); None for anything else: a bug, whose traceback is wanted."""
     if isinstance(err, kit_errors):
         return f"error: {err}"
     refused = refused_write(err)
@@ -48,6 +48,8 @@ def cli_error_line(err: BaseException, kit_errors: tuple[type[BaseException], ..
         target, reason = refused
         return (f"error: {target.parent}: cannot write {target.name} there ({reason}); "
                 "make the directory writable, or use another one")  # fmt: skip
+    if getattr(err, "target", None) is not None and isinstance(err.__cause__, OSError):
+        return f"error: {err}"  # a write the system could not finish (a full disk): the message names the file
     return None
 
 

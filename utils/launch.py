@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from utils.config import RunParams
+from utils.config import KIT_ROOT, RunParams
 from utils.processes import bound_to_parent, child_environment
 
 
@@ -36,9 +36,8 @@ def run_torchrun(params: RunParams, run_dir: str | Path, domain: str, seed_index
     """torchrun with ``n_processes`` ranks, bound to this process's life, its output streamed here as it comes."""
     command = bound_to_parent(torchrun_command(params, run_dir, domain, seed_index, n_processes))
     print(f"training {domain} on {n_processes} GPUs: torchrun --nproc_per_node={n_processes} -m utils.train ...")
-    kit_root = Path(__file__).resolve().parent.parent
     env = {**child_environment(), "PYTHONUNBUFFERED": "1"}  # the ranks write under this process's hold
-    proc = subprocess.Popen(command, cwd=kit_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(command, cwd=KIT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a chunk may end mid-character
     try:
         assert proc.stdout is not None
