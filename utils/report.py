@@ -16,10 +16,11 @@ import pandas as pd
 
 from utils.claims import CONTRADICTED, HOLDS
 from utils.config import DOMAINS, KIT_ROOT
+from utils.errors import read_json_file
 from utils.metrics import METRICS
 from utils.plots import model_order, seed_summary
 from utils.run_dir import write_text_atomic
-from utils.shards import load_manifest
+from utils.shards import load_manifest, prepare_again
 from utils.statistics import ALPHA, BASELINES, GRAY, TRUTH, minimum_groups
 
 
@@ -133,7 +134,7 @@ def groups_per_domain(run_dir: Path) -> dict[str, dict[str, int]]:
     (data/prepared.json's "groups"), the largest group and the images merged as near-duplicates."""
     test = load_manifest(run_dir).query("split == 'test'")
     record = run_dir / "data" / "prepared.json"
-    prepared = json.loads(record.read_text()) if record.is_file() else {}
+    prepared = read_json_file(record, prepare_again(run_dir)) if record.is_file() else {}
     recorded = prepared.get("groups", {}) if isinstance(prepared, dict) else {}
     counts = {}
     for domain in DOMAINS:

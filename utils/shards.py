@@ -118,19 +118,22 @@ def load_manifest(run_dir: str | Path) -> pd.DataFrame:
     prepared by an older version of the kit) is refused, naming the run directory and the command that prepares it
     again."""
     path = Path(run_dir) / "data" / "manifest.csv"
+
+    def damaged(why: str) -> UnreadableFileError:
+        return UnreadableFileError(f"{path}: damaged, {why}; {prepare_again(run_dir)}")
+
     if not path.is_file():
         raise UnreadableFileError(f"{path} is missing: run the prepare stage for this run directory")
     try:
         manifest = pd.read_csv(path, dtype={c: str for c in ("source", "sha1", "folder_group", "group")})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UnreadableFileError(f"{path}: damaged, not a readable CSV ({reason}); {prepare_again(run_dir)}") from None
+        raise damaged(f"not a readable CSV ({reason})") from None
     if not ends_with_newline(path):  # the writer ends every row with one: a row cut off mid-way
-        raise UnreadableFileError(f"{path}: damaged, cut short (its last row ends mid-way); {prepare_again(run_dir)}")
+        raise damaged("cut short (its last row ends mid-way)")
     absent = [column for column in MANIFEST_KEYS if column not in manifest.columns]
     if absent:
-        raise UnreadableFileError(f"{path}: damaged, {' and '.join(absent)} missing or unreadable on some rows; "
-                                  f"{prepare_again(run_dir)}")  # fmt: skip
+        raise damaged(f"{' and '.join(absent)} missing or unreadable on some rows")
     missing = [column for column in MANIFEST_COLUMNS if column not in manifest.columns]
     if missing:
         raise ParameterError(
@@ -143,8 +146,7 @@ def load_manifest(run_dir: str | Path) -> pd.DataFrame:
     if not unreadable and not pd.api.types.is_integer_dtype(manifest["index"]):
         unreadable = ["index"]
     if unreadable:
-        raise UnreadableFileError(f"{path}: damaged, {' and '.join(unreadable)} missing or unreadable on some rows; "
-                                  f"{prepare_again(run_dir)}")  # fmt: skip
+        raise damaged(f"{' and '.join(unreadable)} missing or unreadable on some rows")
     return manifest
 
 
