@@ -140,6 +140,27 @@ def test_a_resume_whose_checkpoint_tensors_sit_on_an_accelerator_equals_the_unin
     assert_same_weights(a, b, "after a resume from tensors on the accelerator")
 
 
+@pytest.mark.slow  # trains three times on the GPU
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the CPU stand-in is the test above)")
+def test_a_resume_on_a_gpu_continues_the_run_it_stopped(prepared_run: Path, tiny_params, tmp_path: Path) -> None:
+    params = dataclasses.replace(tiny_params, epochs=2, device="cuda")
+    straight = run_with_data(tmp_path / "straight", prepared_run)
+    train.train(params, straight, "cartoon", show_progress=False)
+    resumed = run_with_data(tmp_path / "resumed", prepared_run)
+    train.train(dataclasses.replace(params, epochs=1), resumed, "cartoon", show_progress=False)
+    history = train.train(params, resumed, "cartoon", show_progress=False)
+    assert list(history.epoch) == [1, 2]
+    a = load_checkpoint(model_dir(straight, "cartoon", 0) / "checkpoint_last.pt")
+    b = load_checkpoint(model_dir(resumed, "cartoon", 0) / "checkpoint_last.pt")
+    assert b["position"] == a["position"] and b["step"] == a["step"]
+    wa, wb = weights(a), weights(b)
+    for key, value in wa.items():  # cuDNN's kernels need not repeat bit for bit; the same data and order do
+        if value.is_floating_point():
+            torch.testing.assert_close(wb[key], value, rtol=0, atol=1e-3, msg=f"{key}: resumed vs straight")
+        else:
+            assert torch.equal(wb[key], value), key
+
+
 @pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_a_resume_with_other_training_parameters_is_refused_naming_each(
     two_epochs_straight: Path, prepared_run: Path, tiny_params, tmp_path: Path
