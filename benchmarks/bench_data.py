@@ -65,7 +65,9 @@ LOADER_TARGET_X = 10.0  # the kit's CPU share (uint8 shard batches) vs the tutor
 
 
 def write_jpegs(root: Path, count: int, seed: int = 0) -> None:
-    """``count`` JPEG files per domain at typical still sizes, in 8 group folders."""
+    """``count`` JPEG files per domain at typical still sizes: the cartoon frames in 8 group folders, the movie
+    stills (crops of a few photographs) in one folder per photograph, since the crops of one photograph are
+    near-duplicates that the prepare keeps in one group."""
     rng = np.random.default_rng(seed)
     photos = list(skimage_photos().values())
     frames = demo_cartoon_frames(count, 384, seed)
@@ -74,8 +76,9 @@ def write_jpegs(root: Path, count: int, seed: int = 0) -> None:
         h, w = photo.shape[:2]
         top, left = rng.integers(0, h // 4), rng.integers(0, w // 4)
         still = Image.fromarray(photo[top:, left:]).resize((640, 360))
-        for domain, image in (("movie", still), ("cartoon", Image.fromarray(next(frames).rgb).resize((512, 384)))):
-            folder = root / domain / f"group_{i % 8}"
+        cartoon = Image.fromarray(next(frames).rgb).resize((512, 384))
+        for domain, image, group in (("movie", still, i % len(photos)), ("cartoon", cartoon, i % 8)):
+            folder = root / domain / f"group_{group}"
             folder.mkdir(parents=True, exist_ok=True)
             image.save(folder / f"{i:05d}.jpg", quality=90)
 
