@@ -53,6 +53,7 @@ MEASUREMENTS: dict[str, tuple[str, str]] = {
         "--distinct 0 --group-hashes 0 --prepare-images 10000",
     ),
     "bench_demo_cpu": ("bench_demo", ""),
+    "bench_demo_cuda": ("bench_demo", "-p device=cuda -p precision=fp16"),
     "bench_run_dir_cpu": ("bench_run_dir", "--run-dir runs/demo"),
     "gpu_check_cuda": ("gpu_check", ""),
 }
@@ -99,7 +100,10 @@ def cell(value: Any) -> str:
     return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def format_value(value: float) -> str:
+def format_value(value: float | None) -> str:
+    """A figure's value; a figure that could not be measured (``null`` in its file) reads "not measured"."""
+    if value is None:
+        return "not measured"
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
@@ -122,7 +126,7 @@ def render_body(name: str, measurement: Measurement | None) -> str:
         lines += [f"Settings: {cell(pairs(data['context']))}.", ""]
     lines += ["| figure | value | unit | target | met | note |", "| --- | ---: | --- | --- | --- | --- |"]
     for figure in data["figures"]:
-        row = (figure["name"], format_value(float(figure["value"])), figure["unit"], figure["target"],
+        row = (figure["name"], format_value(None if figure["value"] is None else float(figure["value"])), figure["unit"], figure["target"],
                met[figure["met"]], figure["note"])  # fmt: skip
         lines.append("| " + " | ".join(cell(part) for part in row) + " |")
     return "\n".join(lines) + "\n"

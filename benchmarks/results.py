@@ -100,8 +100,8 @@ class Results:
         self.add(name, math.nan, unit, target, None, why)
 
     def payload(self) -> dict[str, Any]:
-        if not self.machine:
-            self.machine, self.commit = describe_machine(), git_state()
+        self.machine = self.machine or describe_machine()
+        self.commit = self.commit or git_state()  # also when the machine was given (gpu_check's probe)
         return {
             "benchmark": self.benchmark,
             "context": self.context,

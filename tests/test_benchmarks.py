@@ -129,6 +129,16 @@ def test_a_result_file_carries_the_machine_the_date_the_commit_and_the_command(t
     assert (read.machine, read.commit, read.date) == (machine, payload["commit"], payload["date"])
 
 
+def test_a_result_file_given_its_machine_still_carries_the_commit(tmp_path: Path) -> None:
+    path = tmp_path / "gpu_check_cuda.json"  # gpu_check probes the machine in a child and passes it in
+    results = Results("gpu_check", str(path), machine={"gpus": ["NVIDIA H200"]})
+    with contextlib.redirect_stdout(io.StringIO()):
+        results.add("speed", 3.5, "images/s")
+    payload = json.loads(path.read_text())
+    assert payload["machine"] == {"gpus": ["NVIDIA H200"]}
+    assert re.fullmatch(r"[0-9a-f]{7,}(\+dirty)?", payload["commit"]), payload["commit"]
+
+
 def test_the_command_line_of_a_result_file_names_paths_inside_the_kit_relative_to_it() -> None:
     from benchmarks.results import command_line
 

@@ -451,6 +451,15 @@ def test_the_renderer_writes_each_file_as_a_table_and_names_the_missing(tmp_path
     assert render_docs.stale_blocks(rendered, measured) == []
 
 
+def test_a_figure_that_could_not_be_measured_renders_as_a_row_saying_so(tmp_path: Path) -> None:
+    measured = tmp_path / "measured"
+    unmeasured = {"name": "kit compiled images/s, batch 16", "value": None, "unit": "images/s", "target": None,
+                  "met": None, "note": "--time-limit reached"}  # fmt: skip
+    result_file(measured, "bench_train_cuda", figures=[unmeasured])
+    rendered = render_docs.render_page(PAGE_WITH_BLOCKS, measured)
+    assert "| kit compiled images/s, batch 16 | not measured | images/s |  |  | --time-limit reached |" in rendered
+
+
 def test_check_exits_1_when_the_page_and_the_files_disagree(tmp_path: Path, capsys) -> None:
     page, measured = tmp_path / "performance.md", tmp_path / "measured"
     page.write_text(PAGE_WITH_BLOCKS)
