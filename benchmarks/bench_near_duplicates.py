@@ -53,6 +53,7 @@ from benchmarks.harness import cpu_count, median_seconds, timed  # noqa: E402
 from benchmarks.results import Figure, Results, add_json_argument  # noqa: E402
 from utils import config  # noqa: E402
 from utils.demo import DEMO_PHOTOS, demo_photos, draw_cartoon_frame  # noqa: E402
+from utils.domains import DEMO_DOMAINS  # noqa: E402
 from utils.images import is_jpeg, load_rgb  # noqa: E402
 from utils.near_duplicates import (  # noqa: E402
     HASH_SIDE,
@@ -337,7 +338,7 @@ def write_prepare_source(root: Path, count: int, seed: int) -> None:
     """``count`` JPEGs per domain in flat folders: cartoon frames 512x384, crops of the photographs 640x360."""
     rng = np.random.default_rng(seed)
     photos = list(colour_photographs().values())
-    for domain in config.DOMAINS:
+    for domain in DEMO_DOMAINS:
         (root / domain).mkdir(parents=True, exist_ok=True)
     for i in range(count):
         frame = Image.fromarray(draw_cartoon_frame(rng, 384)).resize((512, 384))

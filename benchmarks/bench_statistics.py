@@ -29,7 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.harness import cpu_count, median_seconds  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils import evaluate, statistics  # noqa: E402
-from utils.config import DOMAINS, MODEL_DOMAINS  # noqa: E402
+from utils.domains import DEMO_DOMAINS as DOMAINS  # noqa: E402
+from utils.domains import MIXED  # noqa: E402
+
+MODEL_DOMAINS = (*DOMAINS, MIXED)
 from utils.metrics import METRICS  # noqa: E402
 
 TARGET_S = 30.0

@@ -21,6 +21,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from utils import config, evaluate  # noqa: E402
+from utils.domains import DEMO_DOMAINS, MIXED  # noqa: E402
 
 SHOWN = {"ciede2000": "CIEDE2000", "ssim_ab": "chroma SSIM", "colorfulness_ratio": "colorfulness ratio"}
 
@@ -42,7 +43,7 @@ def effect_table(mapped_dir: Path, clipped_dir: Path) -> pd.DataFrame:
     keys = ["model", "test_domain", "metric"]
     mapped, clipped = (pd.read_csv(d / "eval" / "summary.csv").set_index(keys) for d in (mapped_dir, clipped_dir))
     rows = []
-    for model, domain in [(m, d) for m in config.MODEL_DOMAINS for d in config.DOMAINS]:
+    for model, domain in [(m, d) for m in (*DEMO_DOMAINS, MIXED) for d in DEMO_DOMAINS]:
         if (model, domain, "ciede2000") not in mapped.index:
             continue
         row = {"model": model, "test domain": domain}

@@ -281,7 +281,7 @@ def test_the_report_gives_each_domains_groups_and_what_prepare_merged(tmp_path) 
     write_manifest(tmp_path, domain=["movie"] * 4 + ["cartoon"] * 2, split=["test"] * 5 + ["train"], index=range(6),
                    group=["p1", "p1", "p1", "p2", "c1", "c2"])  # fmt: skip
     assert report.groups_line(report.groups_per_domain(tmp_path)) == (
-        "Test data: cartoon 1 image in 1 group, movie 4 images in 2 groups."
+        "Test data: movie 4 images in 2 groups, cartoon 1 image in 1 group."  # the manifest's order: the run's
     )
     merged = {"movie": {"test": {"images": 4, "groups": 2, "largest_group": 3, "merged_images": 1}}}
     (tmp_path / "data" / "prepared.json").write_text(json.dumps({"fingerprint": "x", "groups": merged}))

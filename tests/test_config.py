@@ -65,7 +65,7 @@ def test_unknown_profile_and_domain() -> None:
     with pytest.raises(ParameterError, match="profile"):
         config.resolve_params("fast")
     with pytest.raises(ParameterError, match="'domain'"):
-        config.check_domain("anime")
+        config.check_domain("anime", config.resolve_params("demo"))
 
 
 def test_later_stages_need_earlier_outputs(tmp_path, prepared_run, tiny_params) -> None:

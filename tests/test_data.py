@@ -19,12 +19,13 @@ from tests.conftest import TINY, time_limit
 from tests.helpers import interrupted_journal, nth_record
 from tests.messy_data import BAD_FILES, write_kaggle_like_dataset
 from utils import config, data, decoding, demo, errors, shards
+from utils.domains import DEMO_DOMAINS
 
 
 def test_prepare_writes_shards_and_manifest(prepared_run: Path) -> None:
     manifest = shards.load_manifest(prepared_run)
     assert list(manifest.columns) == shards.MANIFEST_COLUMNS
-    for domain in config.DOMAINS:
+    for domain in DEMO_DOMAINS:
         for split, count in (("train", TINY["train_per_domain"]), ("test", TINY["test_per_domain"])):
             shard = shards.load_shard(prepared_run, domain, split)
             assert shard.shape == (count, 32, 32, 3) and shard.dtype == np.uint8
@@ -138,7 +139,7 @@ def kaggle_run(tmp_path_factory, kaggle_mount: Path) -> Path:
 def test_messy_dataset_counts_and_reasons(kaggle_run: Path) -> None:
     manifest = shards.load_manifest(kaggle_run)
     counts = manifest.groupby(["domain", "split"]).size()
-    for domain in config.DOMAINS:
+    for domain in DEMO_DOMAINS:
         assert counts[(domain, "train")] == TINY["train_per_domain"]
         assert counts[(domain, "test")] == TINY["test_per_domain"]
     rejected = pd.read_csv(kaggle_run / "data" / "rejected.csv")
@@ -159,7 +160,7 @@ def test_all_bad_kinds_are_recorded_when_every_file_is_read(tmp_path: Path, kagg
     """Ask for more images than exist: every file is decided, so every bad kind must be in rejected.csv."""
     data.prepare_data(_kaggle_params(kaggle_mount, train_per_domain=400, test_per_domain=100), tmp_path)
     rejected = pd.read_csv(tmp_path / "data" / "rejected.csv")
-    for domain in config.DOMAINS:
+    for domain in DEMO_DOMAINS:
         mine = rejected[rejected.domain == domain]
         reasons = dict(zip(mine.source.map(lambda s: Path(s).name), mine.reason.str.split(":").str[0]))
         for name, reason in BAD_FILES.items():
@@ -170,7 +171,7 @@ def test_all_bad_kinds_are_recorded_when_every_file_is_read(tmp_path: Path, kagg
 
 
 def assert_no_group_or_pixels_in_both_splits(manifest: pd.DataFrame) -> None:
-    for domain in config.DOMAINS:
+    for domain in DEMO_DOMAINS:
         rows = manifest[manifest.domain == domain]
         train, test = rows[rows.split == "train"], rows[rows.split == "test"]
         assert not set(train.group) & set(test.group), domain
@@ -208,7 +209,7 @@ def strict_demo_run(tmp_path_factory) -> Path:
 
 def test_demo_crops_pass_the_near_grayscale_filter_and_still_fill_the_splits(strict_demo_run: Path) -> None:
     counts = shards.load_manifest(strict_demo_run).groupby(["domain", "split"]).size()
-    for domain in config.DOMAINS:
+    for domain in DEMO_DOMAINS:
         assert counts[(domain, "train")] == TINY["train_per_domain"]
         assert counts[(domain, "test")] == TINY["test_per_domain"]
     rejected = pd.read_csv(strict_demo_run / "data" / "rejected.csv")
@@ -232,7 +233,7 @@ def test_interrupted_demo_prepare_resumes_to_the_same_shards(
     pd.testing.assert_frame_equal(resumed, shards.load_manifest(strict_demo_run))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "data" / "rejected.csv"),
                                   pd.read_csv(strict_demo_run / "data" / "rejected.csv"))  # fmt: skip
-    for domain in config.DOMAINS:
+    for domain in DEMO_DOMAINS:
         for split in ("train", "test"):
             np.testing.assert_array_equal(shards.load_shard(tmp_path, domain, split),
                                           shards.load_shard(strict_demo_run, domain, split))  # fmt: skip
@@ -276,7 +277,7 @@ def test_prepare_is_deterministic_and_parallel_gives_the_same_result(
     pd.testing.assert_frame_equal(parallel, shards.load_manifest(kaggle_run))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "parallel" / "data" / "rejected.csv"),
                                   pd.read_csv(kaggle_run / "data" / "rejected.csv"))  # fmt: skip
-    for domain in config.DOMAINS:
+    for domain in DEMO_DOMAINS:
         for split in ("train", "test"):
             np.testing.assert_array_equal(shards.load_shard(tmp_path / "parallel", domain, split),
                                           shards.load_shard(kaggle_run, domain, split))  # fmt: skip
@@ -364,7 +365,7 @@ def assert_same_data(run_dir: Path, reference: Path, reasons: dict[str, str]) ->
     """The same manifest and shards as ``reference``, and the same rejections but for ``reasons``: the reason
     here of each file whose path ends with the key."""
     pd.testing.assert_frame_equal(shards.load_manifest(run_dir), shards.load_manifest(reference))
-    for domain in config.DOMAINS:
+    for domain in DEMO_DOMAINS:
         for split in ("train", "test"):
             np.testing.assert_array_equal(
                 shards.load_shard(run_dir, domain, split), shards.load_shard(reference, domain, split)
@@ -458,7 +459,7 @@ def test_stretch_and_crop_give_different_shards(tmp_path: Path, kaggle_mount: Pa
 def test_too_few_images_is_a_clear_error(tmp_path: Path) -> None:
     from tests.messy_data import colourful
 
-    for domain in config.DOMAINS:
+    for domain in DEMO_DOMAINS:
         (tmp_path / domain).mkdir()
         Image.fromarray(colourful(0)).save(tmp_path / domain / "only.png")
     params = config.resolve_params("demo", {**TINY, "source": "folder", "cartoon_dir": str(tmp_path / "cartoon"),
@@ -472,7 +473,7 @@ def test_a_link_out_of_a_source_folder_is_rejected_with_its_reason(tmp_path: Pat
 
     (tmp_path / "private").mkdir()
     Image.fromarray(colourful(9)).save(tmp_path / "private" / "secret.png")
-    for domain in config.DOMAINS:
+    for domain in DEMO_DOMAINS:
         for i in range(6):
             (tmp_path / domain / f"show_{i}").mkdir(parents=True)
             Image.fromarray(colourful(i)).save(tmp_path / domain / f"show_{i}" / "frame.png")
@@ -484,8 +485,8 @@ def test_a_link_out_of_a_source_folder_is_rejected_with_its_reason(tmp_path: Pat
     assert not manifest["source"].str.contains("secret").any()
     rejected = pd.read_csv(tmp_path / "run" / "data" / "rejected.csv")
     outside = rejected[rejected["reason"].str.startswith("outside-folder")]
-    assert sorted(outside["domain"]) == sorted(config.DOMAINS)
-    assert set(outside["source"]) == {str(tmp_path / d / "up") for d in config.DOMAINS}
+    assert sorted(outside["domain"]) == sorted(DEMO_DOMAINS)
+    assert set(outside["source"]) == {str(tmp_path / d / "up") for d in DEMO_DOMAINS}
     assert all(f"links to {tmp_path / 'private'}" in reason for reason in outside["reason"])
 
 
@@ -497,7 +498,7 @@ def test_mixed_takes_equal_halves(prepared_run: Path, tiny_params: config.RunPar
     halves = [len(d) for d in mixed_train.datasets]
     assert halves[0] == halves[1] == len(cartoon_train) // 2
     assert [str(d.images.filename) for d in mixed_train.datasets] == [
-        str(shards.shard_path(prepared_run, d, "train")) for d in config.DOMAINS
+        str(shards.shard_path(prepared_run, d, "train")) for d in DEMO_DOMAINS
     ]
     assert len(mixed_val) >= 2
     assert mixed_train[0].shape == (32, 32, 3)

@@ -27,6 +27,7 @@ from tests.helpers import KIT_ROOT
 from tests.test_kaggle_client import KernelWorkerStatus, StubApi2, StubApi16
 from utils import kaggle as kit_kaggle
 from utils.config import PROFILES, RunParams
+from utils.domains import model_names, resolve_domains
 
 README = KIT_ROOT / "README.md"
 PAGES = [README, *sorted((KIT_ROOT / "docs").glob("*.md"))]
@@ -248,8 +249,11 @@ def tables(text: str) -> list[list[list[str]]]:
 
 
 def profile_params(profile: str) -> RunParams:
-    """A profile's values, unvalidated (the paper profile's dataset handles are empty)."""
-    return dataclasses.replace(RunParams(), **PROFILES[profile])
+    """A profile's values, unvalidated (the paper profile's dataset handles are empty), with its domains and models
+    as resolve_params fills them in."""
+    params = dataclasses.replace(RunParams(), **PROFILES[profile])
+    domains = resolve_domains(params.source, (), {})
+    return dataclasses.replace(params, domains=domains, models=model_names(domains))
 
 
 def cell_value(cell: str, default: object) -> object:
@@ -282,7 +286,8 @@ def parameter_table_problems(pages: dict[Path, str], complete: bool = True) -> l
                     problems.append(f"{page.name}: parameter {name!r} is not in RunParams")
                     continue
                 for column, profile in profiles:
-                    actual = getattr(profile_params(profile), name)
+                    params = profile_params(profile)
+                    actual = params.domain_names if name == "domains" else getattr(params, name)  # names, in order
                     if cell_value(row[column], actual) != actual:
                         problems.append(f"{page.name}: parameter {name!r}: the table says {row[column]!r} for "
                                         f"{profile}, the profile has {actual!r}")  # fmt: skip

@@ -241,6 +241,15 @@ def test_a_continued_push_lists_the_kernel_itself_as_a_source(tmp_path: Path) ->
     assert "continue_previous = False" in parameters and "'time_limit_hours': 5" in parameters
 
 
+def test_the_bundle_lists_every_domains_dataset_as_a_source(tmp_path: Path) -> None:
+    domains = {"anime": "someone/anime-frames", "photo": "someone/photos", "painting": "other/paintings"}
+    folder = kit_kaggle.bundle("paper", {"domains": domains}, KERNEL_ID, tmp_path)
+    assert json.loads((folder / "kernel-metadata.json").read_text())["dataset_sources"] == list(domains.values())
+    notebook = json.loads((folder / kit_kaggle.NOTEBOOK_NAME).read_text())
+    parameters = next("".join(c["source"]) for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", []))
+    assert "'painting': 'other/paintings'" in parameters  # the kernel's run gets every domain
+
+
 def test_the_previous_output_is_found_in_either_layout(tmp_path: Path) -> None:
     for layout in ("cross-domain-colorization", "notebooks/tester/cross-domain-colorization"):
         root = tmp_path / layout.replace("/", "_") / "input"

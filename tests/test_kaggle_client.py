@@ -208,15 +208,16 @@ def test_a_malformed_handle_is_refused_before_any_request(handle: str) -> None:
 
 
 def test_check_datasets_names_every_bad_handle_at_once() -> None:
-    params = dataclasses.replace(RunParams(), source="kaggle", cartoon_dataset="cartoons",
-                                 movie_dataset="carol/gone", train_per_domain=8, test_per_domain=2)  # fmt: skip
+    params = dataclasses.replace(RunParams(), source="kaggle", train_per_domain=8, test_per_domain=2,
+                                 domains=(("cartoon", "cartoons"), ("movie", "carol/gone"), ("anime", "dan/gone")))  # fmt: skip
     with pytest.raises(client.DatasetUnavailable) as caught:
         client.check_datasets(StubApi2(error=http_error(404)), params)
     message = str(caught.value)
-    assert "parameter 'cartoon_dataset'" in message and "'cartoons'" in message
-    assert "parameter 'movie_dataset'" in message and "'carol/gone'" in message and "HTTP 404" in message
+    assert "parameter domains['cartoon'] ('cartoon_dataset')" in message and "'cartoons'" in message
+    assert "parameter domains['movie'] ('movie_dataset')" in message and "'carol/gone'" in message
+    assert "parameter domains['anime']:" in message and "'dan/gone'" in message and "HTTP 404" in message
 
-    good = dataclasses.replace(params, cartoon_dataset="alice/cartoon-frames", movie_dataset="carol/stills")
+    good = dataclasses.replace(params, domains=(("cartoon", "alice/cartoon-frames"), ("movie", "carol/stills")))
     checks = client.check_datasets(StubApi16(), good)
     assert [c.handle for c in checks] == ["alice/cartoon-frames", "carol/stills"]
     assert all(c.needed == 10 and not c.enough for c in checks)

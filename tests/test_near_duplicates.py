@@ -17,6 +17,7 @@ from benchmarks.results import read_results
 from tests.conftest import TINY
 from tests.messy_data import colourful, write_shot_frames
 from utils import config, data, decoding, demo, errors, near_duplicates, shards, sources
+from utils.domains import DEMO_DOMAINS
 
 BITS = config.RunParams.near_duplicate_bits
 
@@ -150,7 +151,7 @@ def shot_params(folder: Path, **extra) -> config.RunParams:
 def test_every_copy_of_one_photograph_ends_in_one_split_and_group(tmp_path: Path, shot_folder) -> None:
     folder, names = shot_folder
     manifest = data.prepare_data(shot_params(folder), tmp_path)
-    for domain in config.DOMAINS:
+    for domain in DEMO_DOMAINS:
         rows = manifest[manifest.domain == domain].assign(file=lambda m: m.source.map(lambda s: Path(s).name))
         for photo, files in names.items():
             copies = rows[rows.file.isin(files)]
@@ -159,7 +160,7 @@ def test_every_copy_of_one_photograph_ends_in_one_split_and_group(tmp_path: Path
             assert (copies.folder_group == copies.file).all()  # a flat folder: each file its own folder group
     prepared = json.loads((tmp_path / "data" / "prepared.json").read_text())
     assert prepared["fingerprint"] == data.prepare_fingerprint(shot_params(folder))
-    for domain in config.DOMAINS:
+    for domain in DEMO_DOMAINS:
         counts = prepared["groups"][domain]
         rows = manifest[manifest.domain == domain]
         for split in sources.SPLITS:

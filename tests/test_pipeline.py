@@ -22,6 +22,7 @@ import torch
 from tests.conftest import TINY
 from tests.messy_data import write_kaggle_like_dataset
 from utils import config, environment, errors, pipeline, scheduler, train
+from utils.domains import DEMO_DOMAINS, DEMO_MODELS
 from utils.metrics import METRICS
 from utils.notebook_step import KIT_ROOT, StageFailed, Step, run_step
 from utils.run_dir import record_stage_fields
@@ -73,10 +74,10 @@ def test_run_directory_holds_every_stage_output(pipeline_run: Path) -> None:
         record["stages"]
     )
     assert {"torch", "timm", "kornia"} <= set(record["packages"]) and "gpus" in record["devices"]
-    for domain in config.DOMAINS:
+    for domain in DEMO_DOMAINS:
         for split in ("train", "test"):
             assert (run / "data" / f"{domain}_{split}.npy").is_file()
-    for model in config.MODEL_DOMAINS:
+    for model in DEMO_MODELS:
         out = config.model_dir(run, model, 0)
         for name in ("checkpoint_last.pt", "best.pt", "history.csv", "samples/epoch_01.png"):
             assert (out / name).is_file(), f"{model}: {name}"
@@ -102,7 +103,7 @@ def test_run_directory_holds_every_stage_output(pipeline_run: Path) -> None:
         "04_figures.ipynb",
         "05_colorize.ipynb",
     ]
-    for model in config.MODEL_DOMAINS:  # each train notebook's outputs, live, in its own log
+    for model in DEMO_MODELS:  # each train notebook's outputs, live, in its own log
         log = (run / "logs" / f"train_{model}_seed0.log").read_text()
         assert f"{model} epoch 1/1" in log and "without encryption" not in log  # ipykernel's start-up warning
 

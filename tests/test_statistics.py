@@ -218,3 +218,36 @@ def test_the_benchmark_reports_the_kits_time_a_baseline_and_their_ratio(tmp_path
     kit, loop = figures["kit: summary (cluster bootstrap)"], figures["baseline: summary by a loop over resamples"]
     assert figures["speed-up of the summary over the loop"].value == pytest.approx(loop.value / kit.value)
     assert figures["kit: evaluation statistics (every table)"].met
+
+
+# --- the generalization gap: out of a model's domain less in it ----------------------------------------------------
+
+
+def reference_gap_interval(own: np.ndarray, other: np.ndarray, own_k: int, other_k: int, seed: int) -> tuple:
+    """Two independent image bootstraps written out (each domain its own seeded stream), their difference."""
+    draws = []
+    for values, k in ((own, own_k), (other, other_k)):
+        picks = np.random.default_rng(seed + k).integers(0, len(values), size=(N_BOOTSTRAP, len(values)))
+        draws.append(values[picks].mean(axis=1))
+    return tuple(np.percentile(draws[1] - draws[0], [2.5, 97.5]))
+
+
+def test_the_generalization_gap_is_out_of_domain_less_in_domain_over_whole_groups() -> None:
+    table = per_image_scores(AS_STATED, n=30)  # each image its own group: the per-image bootstrap, written out
+    gaps = statistics.generalization_gaps(table, "ciede2000", N_BOOTSTRAP, seed=4).set_index("model")
+    assert list(gaps.index) == ["cartoon", "movie"]  # mixed has no domain of its own; nor the baselines
+    domains = list(pd.unique(table.test_domain))
+    for model in ("cartoon", "movie"):
+        other = next(d for d in domains if d != model)
+        scores = {d: table[(table.model == model) & (table.test_domain == d)].sort_values("image_index")["ciede2000"]
+                  for d in (model, other)}  # fmt: skip
+        row = gaps.loc[model]
+        assert row.gap == pytest.approx(scores[other].mean() - scores[model].mean())
+        assert row.in_mean == pytest.approx(scores[model].mean()) and row.n_groups_in == row.n_groups_out == 30
+        reference = reference_gap_interval(scores[model].to_numpy(), scores[other].to_numpy(),
+                                           domains.index(model), domains.index(other), 4)  # fmt: skip
+        assert (row.ci_low, row.ci_high) == pytest.approx(reference, rel=1e-9)
+    grouped = per_image_scores(AS_STATED, n=40, group_size=5)
+    once = statistics.generalization_gaps(grouped, "ciede2000", N_BOOTSTRAP, seed=4)
+    thrice = statistics.generalization_gaps(copied(grouped, 3), "ciede2000", N_BOOTSTRAP, seed=4)
+    pd.testing.assert_frame_equal(once, thrice)  # copies within a group: the same groups, the same interval

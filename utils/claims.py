@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from utils import statistics
-from utils.config import DOMAINS, MODEL_DOMAINS
+from utils.domains import PAPER_DOMAINS, paper_domains_present
 from utils.metrics import METRICS
 from utils.statistics import ALPHA, GRAY, Groups, minimum_groups
 
@@ -174,13 +174,15 @@ def check_per_image(per_image: pd.DataFrame, name: str) -> None:
 
 
 def trained_models_in(per_image: pd.DataFrame) -> tuple[str, ...]:
-    """The trained models of a per-image table, in the kit's order (the baselines aside)."""
-    present = set(per_image["model"])
-    return tuple(m for m in MODEL_DOMAINS if m in present)
+    """The trained models of a per-image table, in the run's order (the baselines aside)."""
+    return tuple(str(m) for m in pd.unique(per_image["model"]) if m not in statistics.BASELINES)
 
 
 def untestable_reason(claim: Claim, models: tuple[str, ...], domains: tuple[str, ...]) -> str:
     """Why the claim cannot be tested on a run with these trained models and test domains ('' if it can)."""
+    if not paper_domains_present(domains):
+        return (f"the paper's claims are about its {' and '.join(PAPER_DOMAINS)} domains; this run's test domains "
+                f"are {', '.join(domains)}")  # fmt: skip
     has = f"this run has {', '.join(models) or 'no trained model'}"
     if claim.test == "order":
         absent = [m for m in (*claim.named, *claim.others) if m not in models]
@@ -274,7 +276,7 @@ def gather_evidence(
 ) -> Evidence:
     """Everything the verdicts need from one per-image table (``comparisons``: its compare_models, if at hand)."""
     models = trained_models_in(per_image)
-    domains = tuple(d for d in DOMAINS if d in set(per_image["test_domain"]))
+    domains = tuple(str(d) for d in pd.unique(per_image["test_domain"]))
     if comparisons is None:
         comparisons = statistics.compare_models(per_image, METRICS, n_bootstrap, seed)
     spread = pd.DataFrame(

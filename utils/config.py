@@ -13,11 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from utils.domains import (
+    SHORTHAND,
+    Domains,
+    check_domains,
+    check_mix_fractions,
+    domain_names,
+    model_names,
+    parse_domains,
+    resolve_domains,
+)
 from utils.errors import ParameterError
 
 KIT_ROOT = Path(__file__).resolve().parent.parent  # the kit's checkout: notebooks/, requirements.txt, runs/
-DOMAINS: tuple[str, ...] = ("cartoon", "movie")
-MODEL_DOMAINS: tuple[str, ...] = ("cartoon", "movie", "mixed")
 SOURCES: tuple[str, ...] = ("demo", "folder", "kaggle")
 RESIZE_MODES: tuple[str, ...] = ("crop", "stretch")
 STAGES: tuple[str, ...] = ("prepare", "train", "evaluate", "figures")
@@ -34,10 +42,9 @@ class RunParams:
 
     # data
     source: str = "demo"
-    cartoon_dir: str = ""
-    movie_dir: str = ""
-    cartoon_dataset: str = ""  # Kaggle "owner/slug"
-    movie_dataset: str = ""
+    # name -> folder (source=folder) or Kaggle "owner/slug" (source=kaggle), in order; empty: the demo's two, or the
+    # paper's shorthand (cartoon_dir/movie_dir, cartoon_dataset/movie_dataset): utils/domains.py
+    domains: Domains = ()
     kaggle_input_root: str = "/kaggle/input"
     kaggle_cache: str = "~/.cache/cross-domain-colorization/kaggle"
     image_size: int = 256
@@ -75,7 +82,10 @@ class RunParams:
     keep_every: int = 0  # keep checkpoint_epoch_NNN.pt every k epochs; 0 = keep none
     time_limit_hours: float = 0.0  # from the pipeline's start: then training stops at a checkpoint; 0 = no limit
     # evaluation and figures
-    models: tuple[str, ...] = MODEL_DOMAINS
+    models: tuple[str, ...] = ()  # empty: every domain's model, mixed, and each mix_fractions model
+    # two domains only: fractions of the first domain in a model's training images, one model each (0, 0.5 and 1 are
+    # the domains' and the mixed model); the mixing curve plots them
+    mix_fractions: tuple[float, ...] = ()
     eval_batch_size: int = 32
     n_examples: int = 4
     n_bootstrap: int = 2000  # resamples for the confidence intervals and paired comparisons
@@ -87,9 +97,19 @@ class RunParams:
     device: str = "auto"
     num_workers: int = 2
 
+    @property
+    def domain_names(self) -> tuple[str, ...]:
+        return domain_names(self.domains)
+
+    def location(self, domain: str) -> str:
+        """Where ``domain``'s images are: a folder or a Kaggle handle ("" for the demo)."""
+        return dict(self.domains)[domain]
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        d["domains"] = dict(self.domains)
         d["models"] = list(self.models)
+        d["mix_fractions"] = list(self.mix_fractions)
         return d
 
 
@@ -127,7 +147,7 @@ FLOAT_FIELDS: tuple[str, ...] = tuple(name for name, kind in typing.get_type_hin
 # read from (the checkpoint's data digest checks the images themselves), and what only evaluation uses. Every other
 # parameter shapes what the model learns: a checkpoint resumes only with the values it was trained with.
 RESUME_MAY_CHANGE: frozenset[str] = frozenset({
-    "cartoon_dir", "movie_dir", "kaggle_input_root", "kaggle_cache", "prepare_workers", "decode_timeout_s",
+    "kaggle_input_root", "kaggle_cache", "prepare_workers", "decode_timeout_s",
     "test_per_domain", "epochs", "seeds", "models", "channels_last", "compile", "gpus", "train_concurrency",
     "resume", "checkpoint_minutes", "keep_every", "time_limit_hours", "eval_batch_size", "n_examples",
     "n_bootstrap", "compile_metrics", "device", "num_workers",
@@ -138,11 +158,14 @@ def changed_training_parameters(saved: dict[str, Any], params: RunParams) -> dic
     """The parameters that shape training whose value in ``params`` differs from ``saved`` (a checkpoint's
     ``params``): name -> (saved value, value now). A name the checkpoint lacks (an older kit's) is not compared."""
     now = params.to_dict()
-    return {
+    changed = {
         name: (saved[name], now[name])
         for name in now
-        if name not in RESUME_MAY_CHANGE and name in saved and saved[name] != now[name]
+        if name not in RESUME_MAY_CHANGE | {"domains"} and name in saved and saved[name] != now[name]
     }
+    if "domains" in saved and list(saved["domains"]) != list(now["domains"]):  # their names and order; not where
+        changed["domains"] = (list(saved["domains"]), list(now["domains"]))
+    return changed
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -151,6 +174,14 @@ def _coerce(name: str, value: Any) -> Any:
     if name == "models":
         items = value.split(",") if isinstance(value, str) else list(value)
         return tuple(str(v).strip() for v in items if str(v).strip())
+    if name == "domains":
+        return parse_domains(value)
+    if name == "mix_fractions":
+        items = value.split(",") if isinstance(value, str) else list(value)
+        try:
+            return tuple(float(v) for v in items if str(v).strip())
+        except (TypeError, ValueError):
+            raise ParameterError(f"parameter 'mix_fractions' must be numbers in [0, 1], got {value!r}") from None
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -184,18 +215,7 @@ def validate(params: RunParams) -> RunParams:
         fail("seed", "must be non-negative")
     if params.source not in SOURCES:
         fail("source", f"must be one of {', '.join(SOURCES)}")
-    if params.source == "folder":
-        for name in ("cartoon_dir", "movie_dir"):
-            path = getattr(params, name)
-            if not path:
-                fail(name, "source='folder' needs one image directory per domain")
-            if not Path(path).is_dir():
-                fail(name, "is not a directory")
-    if params.source == "kaggle":
-        for name in ("cartoon_dataset", "movie_dataset"):
-            owner, _, slug = getattr(params, name).partition("/")
-            if not owner or not slug or "/" in slug:
-                fail(name, "source='kaggle' needs a Kaggle dataset handle 'owner/slug' per domain")
+    check_domains(params.source, params.domains)
     if params.resize not in RESIZE_MODES:
         fail("resize", f"must be one of {', '.join(RESIZE_MODES)}")
     if params.min_colorfulness < 0:
@@ -244,9 +264,11 @@ def validate(params: RunParams) -> RunParams:
         fail("gamut", f"must be one of {', '.join(GAMUTS)}")
     if not params.models:
         fail("models", "must name at least one model")
+    check_mix_fractions(params.domains, params.mix_fractions)
+    known = model_names(params.domains, params.mix_fractions)
     for model in params.models:
-        if model not in MODEL_DOMAINS:
-            fail("models", f"unknown model {model!r}; models are {', '.join(MODEL_DOMAINS)}")
+        if model not in known:
+            fail("models", f"unknown model {model!r}; models are {', '.join(known)}")
     if params.n_examples < 1:
         fail("n_examples", "must be at least 1")
     if params.n_bootstrap < 100:
@@ -270,12 +292,18 @@ def resolve_params(profile: str, overrides: dict[str, Any] | None = None) -> Run
     """
     if profile not in PROFILES:
         raise ParameterError(f"unknown profile {profile!r}; profiles are {', '.join(PROFILES)}")
-    values = dict(PROFILES[profile])
+    values, shorthand = dict(PROFILES[profile]), {}
     for name, value in (overrides or {}).items():
-        if name not in _FIELDS:
-            raise ParameterError(f"unknown parameter {name!r}; parameters are {', '.join(sorted(_FIELDS))}")
-        values[name] = value
+        if name in SHORTHAND:
+            shorthand[name] = str(value).strip()
+        elif name not in _FIELDS:
+            known = sorted([*_FIELDS, *SHORTHAND])
+            raise ParameterError(f"unknown parameter {name!r}; parameters are {', '.join(known)}")
+        else:
+            values[name] = value
     values = {name: _coerce(name, value) for name, value in values.items()}
+    values["domains"] = resolve_domains(values.get("source", RunParams.source), values.get("domains", ()), shorthand)
+    values["models"] = values.get("models") or model_names(values["domains"], values.get("mix_fractions", ()))
     return validate(RunParams(**values))
 
 
@@ -290,10 +318,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
-def check_domain(domain: str) -> str:
-    """The train stage's ``domain`` parameter."""
-    if domain not in MODEL_DOMAINS:
-        raise ParameterError(f"parameter 'domain' = {domain!r}: must be one of {', '.join(MODEL_DOMAINS)}")
+def check_domain(domain: str, params: RunParams) -> str:
+    """The train stage's ``domain`` parameter: one of the run's models (a domain, or mixed)."""
+    known = model_names(params.domains, params.mix_fractions)
+    if domain not in known:
+        raise ParameterError(f"parameter 'domain' = {domain!r}: must be one of {', '.join(known)}")
     return domain
 
 

@@ -25,9 +25,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from utils.config import DOMAINS, RunParams
+from utils.config import RunParams
 from utils.decoding import DecodePool, DecodeSettings, prepare_workers
 from utils.demo import demo_stream
+from utils.domains import MIXED, mix_fraction
 from utils.near_duplicates import HASH_SCHEME, hamming, hash_array, near_duplicate_groups
 from utils.run_dir import atomic_write, write_csv_atomic, write_text_atomic
 from utils.shards import (
@@ -56,9 +57,9 @@ def _write_npy_atomic(path: Path, images: np.ndarray) -> None:
 def prepare_fingerprint(params: RunParams) -> dict[str, Any]:
     """Everything that decides a domain's shards: a journal or finished data with another one is stale.
     (Not ``decode_timeout_s``: it decides only what becomes of a file that hangs its decoder.)"""
-    keys = ("source", "cartoon_dir", "movie_dir", "cartoon_dataset", "movie_dataset", "image_size", "resize",
-            "train_per_domain", "test_per_domain", "seed", "min_colorfulness", "max_pixels", "near_duplicate_bits")  # fmt: skip
-    return {**{k: getattr(params, k) for k in keys}, "hash_scheme": HASH_SCHEME}
+    keys = ("source", "image_size", "resize", "train_per_domain", "test_per_domain", "seed", "min_colorfulness",
+            "max_pixels", "near_duplicate_bits")  # fmt: skip
+    return {"domains": dict(params.domains), **{k: getattr(params, k) for k in keys}, "hash_scheme": HASH_SCHEME}
 
 
 def _json_or_none(line: str) -> Any:
@@ -177,7 +178,7 @@ def grouped_splits(
         )
     grouped = [SourceFile(f.path, group, f.group) for f, group in zip(files, groups)]
     return assign_splits(grouped, params.train_per_domain, params.test_per_domain,
-                         params.seed * 1000 + DOMAINS.index(domain))  # fmt: skip
+                         params.seed * 1000 + params.domain_names.index(domain))  # fmt: skip
 
 
 def hashed_candidate(file: SourceFile, entry: dict[str, Any], hashed: ShardJournal) -> Candidate | None:
@@ -367,7 +368,7 @@ def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
     rejected_rows: list[dict] = []
     # one pool for every domain and split; a worker that dies or hangs is replaced, costing at most its own file
     with DecodePool(prepare_workers(params), params.decode_timeout_s) as pool:
-        for domain in DOMAINS:
+        for domain in params.domain_names:
             # a domain finished by an interrupted prepare is not redone
             domain_done = data_dir / f".{domain}_done.json"
             record = json.loads(domain_done.read_text()) if domain_done.is_file() else {}
@@ -385,7 +386,7 @@ def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
         print(f"prepare {domain}: " + "; ".join(f"{split} {c['images']} images in {c['groups']} groups (largest "
               f"{c['largest_group']}; {c['merged_images']} joined by near-duplicates)" for split, c in splits.items()))  # fmt: skip
     write_text_atomic(done_path, json.dumps({"fingerprint": fingerprint, "groups": groups}, indent=2) + "\n")
-    for domain in DOMAINS:
+    for domain in params.domain_names:
         (data_dir / f".{domain}_done.json").unlink()
     return manifest
 
@@ -443,18 +444,22 @@ def training_sets(
 ) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
     """(train, validation) datasets for one model.
 
-    ``cartoon`` and ``movie`` use their own domain's train shard; ``mixed`` takes equal halves of
-    both domains' training (and validation) rows, the same total count as a single domain.
+    A domain's model uses its own domain's train shard; ``mixed`` takes equal shares of every domain's training
+    (and validation) rows, the same total count as a single domain; a ``mix_fractions`` model of two domains takes
+    that fraction of the same total from the first domain and the rest from the second.
     """
     splits = {}
-    for domain in DOMAINS:
+    for domain in params.domain_names:
         shard = load_shard(run_dir, domain, "train")
         splits[domain] = (shard, *train_val_indices(len(shard), params.val_fraction, params.seed))
-    if model in DOMAINS:
+    if model in params.domain_names:
         shard, train_idx, val_idx = splits[model]
         return ShardDataset(shard, train_idx), ShardDataset(shard, val_idx)
-    half_train = min(len(s[1]) for s in splits.values()) // 2
-    half_val = max(1, min(len(s[2]) for s in splits.values()) // 2)
-    train = [ShardDataset(s, t[:half_train]) for s, t, _ in splits.values()]
-    val = [ShardDataset(s, v[:half_val]) for s, _, v in splits.values()]
+    fraction = mix_fraction(params.domains, model) if model != MIXED else None
+    shares = [1 / len(splits)] * len(splits) if fraction is None else [fraction, 1 - fraction]
+    n_train = min(len(s[1]) for s in splits.values()) // len(splits) * len(splits)  # mixed: equal, whole shares
+    n_val = max(len(splits), min(len(s[2]) for s in splits.values()) // len(splits) * len(splits))
+    counts = [(round(n_train * share), max(1, round(n_val * share))) for share in shares]
+    train = [ShardDataset(s, t[:n]) for (s, t, _), (n, _) in zip(splits.values(), counts) if n]
+    val = [ShardDataset(s, v[:n]) for (s, _, v), (_, n) in zip(splits.values(), counts)]
     return torch.utils.data.ConcatDataset(train), torch.utils.data.ConcatDataset(val)

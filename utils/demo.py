@@ -14,7 +14,8 @@ import numpy as np
 import skimage.data
 from PIL import Image, ImageDraw
 
-from utils.config import DOMAINS, RunParams
+from utils.config import RunParams
+from utils.domains import DEMO_DOMAINS
 from utils.images import resize_square
 from utils.near_duplicates import perceptual_hash
 from utils.sources import SPLITS, Candidate, near_grayscale_reason
@@ -228,7 +229,7 @@ def demo_stream(params: RunParams, domain: str, split: str, start: int = 0) -> I
     replaced; the prepare stops taking them when the split is full. Accepted candidates carry their perceptual
     hash unless ``near_duplicate_bits`` is 0.
     """
-    seed = (params.seed * 1000 + DOMAINS.index(domain)) * 2 + SPLITS.index(split)
+    seed = (params.seed * 1000 + DEMO_DOMAINS.index(domain)) * 2 + SPLITS.index(split)
     count = (params.test_per_domain if split == "test" else params.train_per_domain) * DEMO_CANDIDATES_PER_IMAGE
     hashed = params.near_duplicate_bits > 0
     if domain == "cartoon":

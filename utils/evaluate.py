@@ -26,7 +26,7 @@ from tqdm import tqdm
 from utils import color, metrics, statistics
 from utils.checkpoints import load_generator
 from utils.claims import assess_claims
-from utils.config import DOMAINS, RunParams, model_dir, trained_models
+from utils.config import RunParams, model_dir, trained_models
 from utils.environment import amp_settings, select_device
 from utils.run_dir import atomic_write, write_csv_atomic
 from utils.scoring import BatchScorer, predict_ab, truth_and_inputs
@@ -62,7 +62,7 @@ def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool 
         generator.to(memory_format=memory_format)
     score = BatchScorer(params.compile_metrics, params.eval_batch_size, params.gamut)
     rows = []
-    for domain in DOMAINS:
+    for domain in params.domain_names:
         shard = load_shard(run_dir, domain, "test")
         groups = image_groups(run_dir, domain, len(shard))
         examples: dict[str, np.ndarray] = {}
@@ -107,7 +107,8 @@ def image_groups(run_dir: Path, domain: str, n_images: int) -> np.ndarray:
 def evaluation_tables(per_image: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0) -> dict[str, pd.DataFrame]:
     """Every table evaluation writes beside per_image.csv, from the per-image scores (every seed's rows, with
     their groups): ``summary`` and ``comparisons`` on the scores averaged over the seeds, ``summary_by_seed``
-    and ``claims`` (the paper's claims on the averaged scores, and seed by seed when there are several)."""
+    and ``claims`` (the paper's claims on the averaged scores, and seed by seed when there are several), and
+    ``generalization``: each domain's model's CIEDE2000 out of its domain less in it."""
     names = list(metrics.METRICS)
     averaged = statistics.seed_averaged(per_image)
     summary = statistics.summarize(averaged, names, n_bootstrap, seed)
@@ -120,4 +121,5 @@ def evaluation_tables(per_image: pd.DataFrame, n_bootstrap: int = 2000, seed: in
         "comparisons": comparisons,
         "summary_by_seed": statistics.summarize_by_seed(per_image, names, n_bootstrap, seed),
         "claims": claims,
+        "generalization": statistics.generalization_gaps(averaged, "ciede2000", n_bootstrap, seed),
     }

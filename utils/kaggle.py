@@ -121,8 +121,8 @@ INTRO = """\
 # Cross-domain colorization on Kaggle
 
 This notebook carries the whole kit: its first cell unpacks `utils/` and the stage notebooks into
-`kit/` and installs only what the image lacks. It then runs the pipeline (prepare, train the
-cartoon, movie and mixed models, evaluate each on both domains, figures) with papermill into the
+`kit/` and installs only what the image lacks. It then runs the pipeline (prepare, train one model
+per domain and the mixed model, evaluate each on every domain, figures) with papermill into the
 working directory and keeps, for the output: the rendered stage notebooks, figures, CSVs,
 `report.md`, `run.json` and each model's `best.pt`. The data shards and the resumable checkpoints
 are removed at the end (Kaggle keeps at most 20 GB of output), except when the time budget
@@ -183,7 +183,7 @@ def kernel_metadata(
     params = resolve_params(profile, overrides)
     meta = read_metadata() | {"id": kernel_id, "code_file": NOTEBOOK_NAME}
     if params.source == "kaggle":
-        meta["dataset_sources"] = [params.cartoon_dataset, params.movie_dataset]
+        meta["dataset_sources"] = [params.location(domain) for domain in params.domain_names]
     if continue_previous:
         meta["kernel_sources"] = [*meta.get("kernel_sources", []), kernel_id]
     return meta

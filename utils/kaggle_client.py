@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from utils.config import RunParams
+from utils.domains import location_parameter
 from utils.images import IMAGE_SUFFIXES
 
 # Search words for the paper's two datasets, which it names without a Kaggle handle.
@@ -122,7 +123,7 @@ def dataset_row(dataset: Any) -> dict[str, Any]:
 
 def search_datasets(api: Any, query: str, max_results: int = 20) -> pd.DataFrame:
     """Kaggle datasets matching ``query``, in Kaggle's order, one row each (:data:`DATASET_COLUMNS`);
-    ``handle`` is what ``cartoon_dataset``/``movie_dataset`` take. Suggested queries: :data:`PAPER_DATASET_QUERIES`."""
+    ``handle`` is what a domain's location takes (``domains``, or the paper's ``cartoon_dataset``/``movie_dataset``). Suggested queries: :data:`PAPER_DATASET_QUERIES`."""
     if max_results < 1:
         raise ValueError(f"max_results = {max_results}: must be at least 1")
     rows: dict[str, dict[str, Any]] = {}
@@ -259,18 +260,18 @@ def check_dataset(api: Any, handle: str, needed_images: int, page_size: int = 20
 
 
 def check_datasets(api: Any, params: RunParams) -> list[DatasetCheck]:
-    """Both of the run's datasets, each against ``train_per_domain + test_per_domain``.
+    """Every domain's dataset, each against ``train_per_domain + test_per_domain``.
 
     Raises:
         DatasetUnavailable: naming every unusable handle at once, with its parameter.
     """
     needed = params.train_per_domain + params.test_per_domain
     checks, problems = [], []
-    for name in ("cartoon_dataset", "movie_dataset"):
+    for domain in params.domain_names:
         try:
-            checks.append(check_dataset(api, getattr(params, name), needed))
+            checks.append(check_dataset(api, params.location(domain), needed))
         except DatasetUnavailable as err:
-            problems.append(f"parameter '{name}': {err}")
+            problems.append(f"parameter {location_parameter('kaggle', domain)}: {err}")
     if problems:
         raise DatasetUnavailable("\n".join(problems))
     return checks

@@ -4,6 +4,7 @@ launch, bound to this process's life, with its output streamed here as it comes.
 from __future__ import annotations
 
 import codecs
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,13 @@ def param_arguments(params: RunParams) -> list[str]:
     """``-p name=value`` for every parameter: the CLI rebuilds exactly ``params``."""
     args = []
     for name, value in params.to_dict().items():
-        text = ",".join(value) if isinstance(value, list) else str(value)
+        text = (
+            ",".join(map(str, value))
+            if isinstance(value, list)
+            else json.dumps(value)
+            if isinstance(value, dict)
+            else str(value)
+        )
         args += ["-p", f"{name}={text}"]
     return args
 

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from utils.config import DOMAINS, MODEL_DOMAINS, model_dir
+from utils.config import model_dir
+from utils.domains import fraction_model
 from utils.metrics import METRICS
 from utils.run_dir import write_bytes_atomic
-from utils.shards import load_shard
+from utils.shards import load_manifest, load_shard
 from utils.statistics import BASELINES, GRAY, TRUTH, seed_averaged
 
 if TYPE_CHECKING:
@@ -77,8 +78,13 @@ def model_colors(models: list[str]) -> dict[str, tuple]:
 
     palette = sns.color_palette("deep")
     fixed = {GRAY: (0.55, 0.55, 0.55), TRUTH: (0.13, 0.13, 0.13)}
-    fixed |= {m: palette[i] for i, m in enumerate(MODEL_DOMAINS)}
-    return {m: fixed.get(m, palette[-1]) for m in models}
+    fixed |= {m: palette[i % len(palette)] for i, m in enumerate(m for m in models if m not in fixed)}
+    return {m: fixed[m] for m in models}
+
+
+def test_domains(rows: pd.DataFrame) -> list[str]:
+    """The test domains of an eval table, in the run's order (evaluation writes them in that order)."""
+    return [str(d) for d in pd.unique(rows["test_domain"])]
 
 
 def bars_with_intervals(
@@ -95,18 +101,19 @@ def bars_with_intervals(
     several_seeds = seed_rows is not None and seed_rows["seed"].nunique() > 1
     width = 0.8 / len(order)
     point_label = "one seed's mean"  # in the legend once
+    domains = test_domains(rows)
     for i, model in enumerate(order):
-        bars = cells.loc[[(d, model) for d in DOMAINS]]
-        x = np.arange(len(DOMAINS)) + (i - (len(order) - 1) / 2) * width
+        bars = cells.loc[[(d, model) for d in domains]]
+        x = np.arange(len(domains)) + (i - (len(order) - 1) / 2) * width
         errors = [bars["mean"] - bars["ci_low"], bars["ci_high"] - bars["mean"]]
         ax.bar(x, bars["mean"], width, yerr=errors, capsize=3, color=colors[model], label=model)
         if several_seeds and model not in BASELINES:
-            for xi, domain in zip(x, DOMAINS):
+            for xi, domain in zip(x, domains):
                 seeds = seed_rows[(seed_rows["model"] == model) & (seed_rows["test_domain"] == domain)]
                 ax.scatter(np.full(len(seeds), xi + 0.3 * width), seeds["mean"], s=14, color="white",
                            edgecolor="black", linewidth=0.8, zorder=3, label=point_label)  # fmt: skip
                 point_label = None
-    ax.set_xticks(np.arange(len(DOMAINS)), DOMAINS)
+    ax.set_xticks(np.arange(len(domains)), domains)
     ax.legend(title="model", fontsize=8)
 
 
@@ -139,7 +146,7 @@ def plot_metric(run_dir: str | Path, metric: str) -> Image:
         ax_mean.axhline(1.0, color="black", linestyle="--", linewidth=1)
     ax_mean.set(title="(a) mean, 95% interval (test groups resampled)", xlabel="test domain", ylabel=info.label)
     sns.violinplot(
-        data=per_image, x="test_domain", y=metric, hue="model", hue_order=order, order=list(DOMAINS),
+        data=per_image, x="test_domain", y=metric, hue="model", hue_order=order, order=test_domains(per_image),
         palette=colors, inner="quart", cut=0, density_norm="width", linewidth=0.6, ax=ax_dist, legend=False,
     )  # fmt: skip
     ax_dist.set(title="(b) per test image", xlabel="test domain", ylabel=info.label)
@@ -163,8 +170,9 @@ def plot_saturation(run_dir: str | Path) -> Image:
     shown = per_image[per_image["model"] != TRUTH]
     order = model_order(shown["model"].unique())
     colors = model_colors(order)
-    fig, axes = plt.subplots(1, len(DOMAINS) + 1, figsize=(5 * (len(DOMAINS) + 1), 4.4))
-    for ax, domain in zip(axes, DOMAINS):
+    domains = test_domains(shown)
+    fig, axes = plt.subplots(1, len(domains) + 1, figsize=(5 * (len(domains) + 1), 4.4))
+    for ax, domain in zip(axes, domains):
         part = shown[shown["test_domain"] == domain]
         sns.scatterplot(data=part, x="colorfulness_truth", y="colorfulness", hue="model", hue_order=order,
                         palette=colors, s=14, alpha=0.7, ax=ax)  # fmt: skip
@@ -210,8 +218,9 @@ def plot_dataset_samples(run_dir: str | Path, n: int = 8) -> Image:
     import matplotlib.pyplot as plt
 
     run_dir = Path(run_dir)
-    fig, axes = plt.subplots(len(DOMAINS), n, figsize=(1.6 * n, 1.7 * len(DOMAINS)), squeeze=False)
-    for row, domain in zip(axes, DOMAINS):
+    domains = [str(d) for d in pd.unique(load_manifest(run_dir)["domain"])]
+    fig, axes = plt.subplots(len(domains), n, figsize=(1.6 * n, 1.7 * len(domains)), squeeze=False)
+    for row, domain in zip(axes, domains):
         shard = load_shard(run_dir, domain, "train")
         for j, ax in enumerate(row):
             if j < len(shard):
@@ -222,3 +231,74 @@ def plot_dataset_samples(run_dir: str | Path, n: int = 8) -> Image:
     fig.suptitle("training images per domain")
     fig.tight_layout()
     return _save(fig, run_dir / "figures" / "dataset_samples.png")
+
+
+def cross_domain_matrix(summary: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(means, cell texts): a row per training set (the models in run order, then the gray baseline as the
+    reference row), a column per test domain; each text is the mean with its 95% interval."""
+    rows = summary[(summary["metric"] == metric) & (summary["model"] != TRUTH)]
+    order = [*[m for m in pd.unique(rows["model"]) if m not in BASELINES], GRAY]
+    domains = test_domains(rows)
+    cells = rows.set_index(["model", "test_domain"])
+    means = cells["mean"].unstack().loc[order, domains]
+    texts = pd.DataFrame(
+        [[f"{cells.at[(m, d), 'mean']:.2f}\n[{cells.at[(m, d), 'ci_low']:.2f}, {cells.at[(m, d), 'ci_high']:.2f}]"
+          for d in domains] for m in order],
+        index=order, columns=domains,
+    )  # fmt: skip
+    return means, texts
+
+
+def plot_cross_domain(run_dir: str | Path, metric: str = "ciede2000") -> Image:
+    """The cross-domain matrix as a heatmap: rows are training sets, columns test domains; each cell holds the
+    mean with its interval (test groups resampled), and the gray baseline is the reference row."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    run_dir = Path(run_dir)
+    means, texts = cross_domain_matrix(pd.read_csv(run_dir / "eval" / "summary.csv"), metric)
+    info = METRICS[metric]
+    fig, ax = plt.subplots(figsize=(1.2 + 2.2 * means.shape[1], 0.9 + 0.75 * means.shape[0]))
+    sns.heatmap(means, annot=texts.to_numpy(), fmt="", cmap="rocket_r" if info.goal == "lower" else "rocket",
+                cbar_kws={"label": info.label}, linewidths=0.5, ax=ax)  # fmt: skip
+    ax.axhline(len(means) - 1, color="white", linewidth=3)  # the reference row apart
+    ax.set(title=f"{info.label} of each training set on each test domain ({info.goal} is better)",
+           xlabel="test domain", ylabel="trained on")  # fmt: skip
+    fig.tight_layout()
+    return _save(fig, run_dir / "figures" / f"cross_domain_{metric}.png")
+
+
+def mixing_curve(summary: pd.DataFrame, domains: tuple[tuple[str, str], ...], fractions: tuple[float, ...],
+                 metric: str = "ciede2000") -> pd.DataFrame:  # fmt: skip
+    """One row per fraction of the first domain and test domain: the fraction's model, its mean and interval."""
+    rows = summary[summary["metric"] == metric].set_index(["model", "test_domain"])
+    points = [
+        {"fraction": f, "model": fraction_model(domains, f), "test_domain": d,
+         **rows.loc[(fraction_model(domains, f), d), ["mean", "ci_low", "ci_high"]].to_dict()}
+        for f in sorted(fractions) for d in test_domains(summary)
+    ]  # fmt: skip
+    return pd.DataFrame(points, columns=["fraction", "model", "test_domain", "mean", "ci_low", "ci_high"])
+
+
+def plot_mixing_curve(run_dir: str | Path, domains: tuple[tuple[str, str], ...], fractions: tuple[float, ...],
+                      metric: str = "ciede2000") -> Image:  # fmt: skip
+    """The metric on each test domain against the fraction of the first domain in the training images: a line per
+    test domain with its 95% interval as a band, and the gray baseline on that domain as a dashed line."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    run_dir = Path(run_dir)
+    summary = pd.read_csv(run_dir / "eval" / "summary.csv")
+    curve, info = mixing_curve(summary, domains, fractions, metric), METRICS[metric]
+    gray = summary[(summary["metric"] == metric) & (summary["model"] == GRAY)].set_index("test_domain")["mean"]
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    for (domain, points), color in zip(curve.groupby("test_domain", sort=False), sns.color_palette("deep")):
+        ax.plot(points["fraction"], points["mean"], marker="o", color=color, label=f"on {domain} test images")
+        ax.fill_between(points["fraction"], points["ci_low"], points["ci_high"], color=color, alpha=0.2)
+        ax.axhline(gray[domain], color=color, linestyle="--", linewidth=1, label=f"gray baseline, {domain}")
+    first, second = (name for name, _ in domains)
+    ax.set(title=f"{info.label} against the training mix ({info.goal} is better)", ylabel=info.label,
+           xlabel=f"fraction of {first} images in training (the rest {second})")  # fmt: skip
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, run_dir / "figures" / f"mixing_curve_{metric}.png")

@@ -15,10 +15,10 @@ from typing import Any
 import pandas as pd
 
 from utils.claims import CONTRADICTED, HOLDS
-from utils.config import DOMAINS, KIT_ROOT
+from utils.config import KIT_ROOT
 from utils.errors import read_json_file
 from utils.metrics import METRICS
-from utils.plots import model_order, seed_summary
+from utils.plots import model_order, seed_summary, test_domains
 from utils.run_dir import write_text_atomic
 from utils.shards import load_manifest, prepare_again
 from utils.statistics import ALPHA, BASELINES, GRAY, TRUTH, minimum_groups
@@ -38,7 +38,7 @@ def metric_table(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
             candidates = rows[(rows["test_domain"] == domain) & (rows["model"] != TRUTH)]
             best = candidates.loc[info.loss(candidates["mean"]).idxmin(), "model"]
             cells.loc[best, domain] = f"**{cells.loc[best, domain]}**"
-    domains = [d for d in DOMAINS if d in cells.columns]
+    domains = test_domains(rows)
     table = cells.loc[model_order(list(cells.index)), domains]
     first = rows.drop_duplicates("test_domain").set_index("test_domain")
     table.loc["images (groups)"] = [f"{first.at[d, 'n']} ({first.at[d, 'n_groups']})" for d in domains]
@@ -77,7 +77,7 @@ def findings_in_words(summary: pd.DataFrame, comparisons: pd.DataFrame) -> list[
     """One sentence per test domain and ranked metric: the best model, and whether its lead over
     the runner-up (and over the gray baseline) is significant; then the saturation."""
     lines = []
-    for domain in DOMAINS:
+    for domain in test_domains(summary):
         for metric, info in METRICS.items():
             if not info.ranked:
                 continue
@@ -137,7 +137,7 @@ def groups_per_domain(run_dir: Path) -> dict[str, dict[str, int]]:
     prepared = read_json_file(record, prepare_again(run_dir)) if record.is_file() else {}
     recorded = prepared.get("groups", {}) if isinstance(prepared, dict) else {}
     counts = {}
-    for domain in DOMAINS:
+    for domain in pd.unique(test["domain"]):
         part = test[test["domain"] == domain]
         extra = recorded.get(domain, {}).get("test", {})
         counts[domain] = {"images": len(part), "groups": part["group"].nunique()}
@@ -273,6 +273,41 @@ def claims_section(run_dir: str | Path) -> str:
     )
 
 
+def gap_reading(row: pd.Series) -> str:
+    """A generalization gap in words: worse or better out of its domain, no clear gap, or too few groups."""
+    fewest = min(row["n_groups_in"], row["n_groups_out"])
+    if fewest < minimum_groups(1):
+        return f"too few groups to tell ({fewest}; at least {minimum_groups(1)} are needed)"
+    if row["ci_low"] > 0:
+        return "worse out of its domain"
+    return "better out of its domain" if row["ci_high"] < 0 else "no clear gap"
+
+
+def generalization_markdown(run_dir: Path) -> list[str]:
+    """The generalization gap of each domain's model (eval/generalization.csv), as a table; none without it."""
+    path = run_dir / "eval" / "generalization.csv"
+    gaps = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    if gaps.empty:
+        return []
+    table = pd.DataFrame({
+        "model": gaps["model"],
+        "in its domain": [f"{v:.3f}" for v in gaps["in_mean"]],
+        "out of it": [f"{v:.3f}" for v in gaps["out_mean"]],
+        "gap [95% interval]": [f"{g:+.3f} [{lo:+.3f}, {hi:+.3f}]" for g, lo, hi in zip(gaps["gap"], gaps["ci_low"], gaps["ci_high"])],
+        "groups (in / out)": [f"{a} / {b}" for a, b in zip(gaps["n_groups_in"], gaps["n_groups_out"])],
+        "reading": [gap_reading(row) for _, row in gaps.iterrows()],
+    })  # fmt: skip
+    return [
+        "## Generalization gap",
+        "",
+        "Each domain's model, CIEDE2000 (lower is better) on the other domains' test images (each domain weighted",
+        "equally) less on its own; the interval from a bootstrap that resamples each domain's test groups.",
+        "",
+        table.to_markdown(index=False),
+        "",
+    ]
+
+
 def results_markdown(run_dir: str | Path) -> str:
     """The run-to-run variation, the findings in words, one model x test-domain table per metric, and the
     paired comparisons."""
@@ -280,9 +315,12 @@ def results_markdown(run_dir: str | Path) -> str:
     summary = pd.read_csv(run_dir / "eval" / "summary.csv")
     comparisons = pd.read_csv(run_dir / "eval" / "comparisons.csv")
     sizes = summary.drop_duplicates("test_domain").set_index("test_domain")
-    n_images = ", ".join(f"{d}: {sizes.at[d, 'n']} images in {sizes.at[d, 'n_groups']} groups" for d in DOMAINS)
+    n_images = ", ".join(
+        f"{d}: {sizes.at[d, 'n']} images in {sizes.at[d, 'n_groups']} groups" for d in test_domains(summary)
+    )
     lines = [*seed_variation_markdown(seed_summary(run_dir))]
     lines += ["## Findings", "", *findings_in_words(summary, comparisons), ""]
+    lines += generalization_markdown(run_dir)
     lines += [
         "## Tables",
         "",

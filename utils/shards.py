@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from utils.config import DOMAINS
 from utils.errors import ParameterError, UnreadableFileError, read_json_file
 
 MANIFEST_COLUMNS = ["domain", "split", "index", "source", "sha1", "folder_group", "group", "width", "height"]
@@ -154,7 +153,8 @@ def training_data_sha1(run_dir: Path, model: str) -> str:
     """sha1 over the manifest rows (domain, split, index, sha1) of the train shards ``model`` trains and
     validates on: the same images in the same shard rows give the same digest, wherever they were read from."""
     manifest = load_manifest(run_dir)
-    domains = DOMAINS if model == "mixed" else (model,)
-    rows = manifest[manifest["domain"].isin(domains) & (manifest["split"] == "train")]
+    train = manifest[manifest["split"] == "train"]
+    own = train[train["domain"] == model]
+    rows = own if len(own) else train  # mixed and the mix_fractions models: every domain of the run
     rows = rows.sort_values(["domain", "index"])[["domain", "split", "index", "sha1"]]
     return hashlib.sha1(rows.to_csv(index=False).encode()).hexdigest()

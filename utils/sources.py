@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.config import RunParams
+from utils.domains import location_parameter
 from utils.images import colorfulness, find_images
 from utils.run_dir import write_text_atomic
 
@@ -173,25 +174,25 @@ def download_kaggle_dataset(handle: str, cache_dir: str | Path) -> Path:
 
 def locate_kaggle_dataset(params: RunParams, domain: str) -> Path:
     """Attached under /kaggle/input, else downloaded with credentials, else a clear error."""
-    handle = getattr(params, f"{domain}_dataset")
+    handle = params.location(domain)
     attached = find_attached_dataset(handle, params.kaggle_input_root)
     if attached is not None:
         return attached
     if kaggle_credentials_present():
         return download_kaggle_dataset(handle, params.kaggle_cache)
     raise DataSourceError(
-        f"parameter '{domain}_dataset' = {handle!r}: not attached under {params.kaggle_input_root} and no "
+        f"parameter {location_parameter('kaggle', domain)} = {handle!r}: not attached under {params.kaggle_input_root} and no "
         "Kaggle credentials found. Supply the images one of these ways: (1) on Kaggle, attach the dataset "
         "to the notebook (Add Input); (2) put your API credentials in ~/.kaggle/kaggle.json (or set "
         "KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN) and the kit downloads it; (3) use "
-        "source='folder' with cartoon_dir and movie_dir pointing at your own image folders."
+        "source='folder' with domains naming your own image folders."
     )
 
 
 def source_root(params: RunParams, domain: str) -> Path:
     """The directory holding one domain's image files (folder or Kaggle source)."""
     if params.source == "folder":
-        return Path(getattr(params, f"{domain}_dir"))
+        return Path(params.location(domain))
     if params.source == "kaggle":
         return locate_kaggle_dataset(params, domain)
     raise ValueError(f"parameter 'source' = {params.source!r} has no files")

@@ -280,3 +280,31 @@ def summarize_by_seed(
         for training_seed, part in models.groupby("seed", sort=True)
     ]
     return pd.concat(parts, ignore_index=True)[["seed", *SUMMARY_COLUMNS]]
+
+
+GAP_COLUMNS = ["model", "metric", "in_domain", "in_mean", "out_mean", "gap", "ci_low", "ci_high", "n_groups_in",
+               "n_groups_out"]  # fmt: skip
+
+
+def generalization_gaps(per_image: pd.DataFrame, metric: str, n_bootstrap: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """For each model trained on one test domain alone (named as that domain): its mean on the other domains'
+    test images (each domain weighted equally) less its mean on its own (:data:`GAP_COLUMNS`), with a 95%
+    interval from a bootstrap that resamples each domain's test groups on its own (the domains' test sets are
+    independent). A loss metric's positive gap is worse out of domain."""
+    domains = [str(d) for d in pd.unique(per_image["test_domain"])]
+    rows = []
+    for model in [m for m in pd.unique(per_image["model"]) if m in domains]:
+        means, draws, n_groups = {}, {}, {}
+        for k, domain in enumerate(domains):
+            part = per_image[(per_image["model"] == model) & (per_image["test_domain"] == domain)]
+            groups = groups_of(part)
+            values = part[metric].to_numpy(np.float64)
+            means[domain], n_groups[domain] = float(values.mean()), groups.n_groups
+            draws[domain] = cluster_bootstrap_means(values, groups, n_bootstrap, seed + k)
+        others = [d for d in domains if d != model]
+        out_mean = float(np.mean([means[d] for d in others]))
+        resampled = np.mean([draws[d] for d in others], axis=0) - draws[model]
+        low, high = percentile_interval(resampled)
+        rows.append([model, metric, model, means[model], out_mean, out_mean - means[model], float(low), float(high),
+                     n_groups[model], sum(n_groups[d] for d in others)])  # fmt: skip
+    return pd.DataFrame(rows, columns=GAP_COLUMNS)

@@ -257,7 +257,7 @@ def resume(run: ModelTraining) -> TrainingState:
 def train(
     params: RunParams, run_dir: str | Path, domain: str, seed_index: int = 0, show_progress: bool = True
 ) -> pd.DataFrame:
-    """Train one model (``domain`` in cartoon, movie, mixed) with training seed ``seed_index`` (0 .. seeds - 1)
+    """Train one model (``domain``: one of the run's domains, or mixed) with training seed ``seed_index`` (0 .. seeds - 1)
     in ``run_dir/models/seed<S>/<domain>/``.
 
     ``params.pretrain_epochs`` generator-only L1 epochs come first, then ``params.epochs`` GAN
@@ -270,7 +270,7 @@ def train(
     Returns:
         The training history, one row per epoch.
     """
-    check_domain(domain)
+    check_domain(domain, params)
     procs = processes_from_env()
     device = training_device(params, procs)
     start_process_group(procs, device)
@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         params = stage_params("train", args.profile, args.run_dir, parse_overrides(args.param))
-        domain = check_domain(args.domain)
+        domain = check_domain(args.domain, params)
         if "WORLD_SIZE" in os.environ:  # one process of a torchrun launch
             history = train_as_rank(params, args.run_dir, domain, args.seed_index)
         else:
