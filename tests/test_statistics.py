@@ -251,3 +251,25 @@ def test_the_generalization_gap_is_out_of_domain_less_in_domain_over_whole_group
     once = statistics.generalization_gaps(grouped, "ciede2000", N_BOOTSTRAP, seed=4)
     thrice = statistics.generalization_gaps(copied(grouped, 3), "ciede2000", N_BOOTSTRAP, seed=4)
     pd.testing.assert_frame_equal(once, thrice)  # copies within a group: the same groups, the same interval
+
+
+def test_the_pairs_compared_grow_linearly_with_the_models_and_keep_every_pair_the_paper_needs() -> None:
+    table = per_image_scores(AS_STATED, n=24)
+    paper = statistics.compare_models(table, METRICS, N_BOOTSTRAP, seed=4)
+    families = paper.groupby(["test_domain", "metric"]).size()
+    assert (families == 6).all()  # gray and the paper's three models: every pair, as ever
+    mixed = table[table.model == "mixed"]
+    scores = list(METRICS)
+    extra = [mixed.assign(model=f"mix{f}", **{k: mixed[k] * (1 + 0.03 * f) for k in scores})  # no ties for the best
+             for f in (0.1, 0.2, 0.3, 0.4, 0.6, 0.7)]  # fmt: skip
+    many = pd.concat([table, *extra], ignore_index=True)  # 9 models and gray: 45 pairs if every pair were compared
+    comparisons = statistics.compare_models(many, METRICS, N_BOOTSTRAP, seed=4)
+    models = [m for m in pd.unique(many.model) if m not in statistics.BASELINES]
+    for (domain, metric), family in comparisons.groupby(["test_domain", "metric"]):
+        pairs = {frozenset(p) for p in zip(family.model_a, family.model_b)}
+        means = many[(many.test_domain == domain) & (many.model != "truth")].groupby("model")[metric].mean()
+        best = METRICS[metric].loss(means).idxmin()
+        assert {frozenset((m, "gray")) for m in models} <= pairs
+        assert {frozenset((best, m)) for m in [*models, "gray"] if m != best} <= pairs
+        assert {frozenset(p) for p in (("cartoon", "movie"), ("cartoon", "mixed"), ("movie", "mixed"))} <= pairs
+        assert len(pairs) <= 2 * len(models) + 3 < 45

@@ -335,7 +335,8 @@ def results_markdown(run_dir: str | Path) -> str:
     lines += [
         "## Paired comparisons",
         "",
-        "Same test images, each pair of models: difference of the metric's loss (value if lower is better,",
+        "Same test images; each model against the gray baseline and against the best, and every pair of the",
+        "paper's models (with the paper's three, every pair): difference of the metric's loss (value if lower is better,",
         "minus value if higher is better, distance from 1 for ratios), model A minus model B, so negative",
         "favours A; its 95% interval from a bootstrap that resamples the test groups; Wilcoxon signed-rank p over",
         "the groups' mean differences, Holm-adjusted within each test domain and metric (all the pairs of that",
