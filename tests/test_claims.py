@@ -193,7 +193,9 @@ def test_bad_tables_are_refused_with_their_name() -> None:
         claims.assess_claims(scores, {4: scores.drop(columns="ssim")}, n_bootstrap=N_BOOTSTRAP)
     shifted = scores.assign(image_index=np.where(scores["model"] == "mixed", scores["image_index"] + 1, 0))
     with pytest.raises(ValueError, match="different"):
-        claims.check_per_image(shifted.drop_duplicates(["model", "test_domain", "image_index"]), "per_image")
+        statistics.check_per_image(
+            shifted.drop_duplicates(["model", "test_domain", "image_index"]), "per_image", list(METRICS)
+        )
     with pytest.raises(ValueError, match=r"per_image: missing column\(s\) group"):
         claims.assess_claims(scores.drop(columns="group"), n_bootstrap=N_BOOTSTRAP)
     regrouped = scores.assign(group=np.where(scores["model"] == "mixed", 99, scores["group"]))

@@ -13,7 +13,9 @@ import pytest
 from PIL import Image
 
 from tests.conftest import TINY
-from utils import batches, config, data, distributed, evaluate, pipeline, plots, report, train
+from tests.helpers import write_manifest
+from utils import batches, config, data, distributed, evaluate, launch, pipeline, plots, report, train
+from utils import kaggle as kit_kaggle
 from utils.domains import fraction_model
 from utils.errors import ParameterError
 
@@ -79,6 +81,8 @@ def test_the_domains_keep_their_order_and_give_the_models(tmp_path: Path) -> Non
         ({"anime/tv": "A", "photo": "B"}, "'anime/tv' is not a lower-case identifier"),
         ({"Anime": "A", "photo": "B"}, "'Anime' is not a lower-case identifier"),
         ({"mixed": "A", "photo": "B"}, "'mixed' is the model trained on every domain"),
+        ({"gray": "A", "photo": "B"}, "'gray' is a baseline's name"),
+        ({}, "names no domain"),
         ({f"d{i}": "A" for i in range(7)}, r"7 domain\(s\)"),
         ({"anime": "A", "photo": "missing"}, r"domains\['photo'\] = '.*missing': is not a directory"),
         ("anime=A", "not a JSON object"),
@@ -132,7 +136,7 @@ def test_three_folder_domains_run_through_every_stage(tmp_path: Path) -> None:
     assert claims["this_run"].str.contains("about its cartoon and movie domains").all()
     gaps = pd.read_csv(run_dir / "eval" / "generalization.csv")
     assert list(gaps["model"]) == ["anime", "photo", "painting"]
-    assert (gaps["n_groups_out"] == 2 * gaps["n_groups_in"]).all()  # the two other domains, as many groups each
+    assert (gaps["n_groups_out"] == gaps["n_groups_in"]).all()  # the fewest of another domain: as many each
     text = report.write_report(run_dir).read_text()
     assert "## Generalization gap" in text
     for name in HUES:
@@ -160,6 +164,7 @@ def test_mix_fractions_reuse_the_domain_and_mixed_models_and_add_one_model_per_o
         ({"mix_fractions": "-0.1"}, r"-0.1 is outside \[0, 1\]"),
         ({"mix_fractions": "0.3,0.3"}, "given twice"),
         ({"mix_fractions": "half"}, "must be numbers"),
+        ({"mix_fractions": "0.1234567,0.1234568"}, "given twice"),
         ({"source": "folder", "domains": "THREE", "mix_fractions": "0.25"}, "need exactly two domains; this run has 3"),
     ],
 )
@@ -209,3 +214,37 @@ def test_the_mixing_curve_has_one_point_per_fraction_and_test_domain(tmp_path: P
     summary.to_csv(tmp_path / "eval" / "summary.csv", index=False)
     plots.plot_mixing_curve(tmp_path, domains, (0.0, 0.25, 0.5, 0.75, 1.0))
     assert (tmp_path / "figures" / "mixing_curve_ciede2000.png").is_file()
+
+
+def test_every_model_of_a_fraction_is_trained_and_the_mixed_model_colorizes(tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match="parameter 'models'.*leaves out mix0.25"):
+        config.resolve_params("demo", {"mix_fractions": "0.25", "models": "cartoon,movie,mixed"})
+    assert config.resolve_params("demo", {"mix_fractions": 0.25}).models[-1] == "mix0.25"  # one number, as a list
+    steps = pipeline.plan_steps("demo", tmp_path / "run", {"mix_fractions": "0.25,0.75"})
+    assert steps[-1].stage == "colorize" and steps[-1].parameters["model"] == "mixed"
+
+
+def test_a_training_process_rebuilds_the_same_domains_and_fractions(tmp_path: Path) -> None:
+    folders = {name: tmp_path / f"my {name}, v=1" for name in ("anime", "photo")}  # a space, a comma, an "="
+    for folder in folders.values():
+        folder.mkdir()
+    params = config.resolve_params("demo", {"source": "folder", "domains": {k: str(v) for k, v in folders.items()},
+                                            "mix_fractions": "0.1,0.25", "models": "anime,mix0.1,mix0.25"})  # fmt: skip
+    args = launch.param_arguments(params)
+    assert config.resolve_params("demo", config.parse_overrides(args[1::2])) == params
+
+
+def test_a_run_directory_prepared_with_other_domains_is_refused_naming_them(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    write_manifest(run_dir, domain=["anime", "photo"], split=["test", "test"], index=[0, 0], group=["a", "b"])
+    fingerprint = {"domains": {"anime": "x", "photo": "y"}}
+    (run_dir / "data" / "prepared.json").write_text(json.dumps({"fingerprint": fingerprint, "groups": {}}))
+    with pytest.raises(ParameterError, match="parameter 'domains' names cartoon, movie; .* prepared with anime, photo"):
+        config.check_stage_inputs(run_dir, "train", config.resolve_params("demo"))
+
+
+def test_check_counts_images_whatever_the_domains(monkeypatch) -> None:
+    domains = {"anime": "a/b", "photo": "c/d", "painting": "e/f"}
+    needed = kit_kaggle.images_needed("paper", {"domains": domains, "models": "anime,mixed", "train_per_domain": 10,
+                                                "test_per_domain": 2, "cartoon_dataset": "g/h"})  # fmt: skip
+    assert needed == 12

@@ -187,7 +187,7 @@ def test_a_resume_may_change_what_does_not_shape_training(
     changed = {"epochs": 3, "num_workers": 1, "checkpoint_minutes": 30.0, "keep_every": 3, "time_limit_hours": 2.0,
                "eval_batch_size": 4, "n_examples": 1, "n_bootstrap": 500, "models": ("cartoon",), "seeds": 2,
                "train_concurrency": 1, "channels_last": False, "device": "cpu", "test_per_domain": 4,
-               "prepare_workers": 1, "decode_timeout_s": 5.0, "kaggle_cache": str(tmp_path)}  # fmt: skip
+               "prepare_workers": 1, "decode_timeout_s": 5.0, "kaggle_cache": str(tmp_path), "mix_fractions": (0.25,)}  # fmt: skip
     assert set(changed) <= config.RESUME_MAY_CHANGE
     history = train.train(dataclasses.replace(tiny_params, **changed), run_dir, "cartoon", show_progress=False)
     assert list(history.epoch) == [1, 2, 3]

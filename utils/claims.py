@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from utils import statistics
-from utils.domains import PAPER_DOMAINS, paper_domains_present
+from utils.domains import MIXED, PAPER_DOMAINS, paper_domains_present
 from utils.metrics import METRICS
 from utils.statistics import ALPHA, GRAY, Groups, minimum_groups
 
@@ -155,27 +155,19 @@ class Evidence:
     groups: dict[str, int]
 
 
-def check_per_image(per_image: pd.DataFrame, name: str) -> None:
-    """Raise ValueError (naming ``name``) unless the table has one row per model, test domain and image, a
-    group per image, every metric, and the same images for every model of a test domain (the tests are paired)."""
-    missing = [c for c in [*statistics.IMAGE_KEYS, "group", *METRICS] if c not in per_image.columns]
-    if missing:
-        raise ValueError(f"{name}: missing column(s) {', '.join(missing)}")
-    if per_image.duplicated(statistics.IMAGE_KEYS).any():
-        raise ValueError(f"{name}: more than one row per model, test domain and image (several seeds? average them "
-                         "first with statistics.seed_averaged, and pass each seed's table in per_seed)")  # fmt: skip
-    if per_image["group"].isna().any():
-        raise ValueError(f"{name}: {int(per_image['group'].isna().sum())} row(s) without a group")
-    for domain, part in per_image.groupby("test_domain"):
-        if part.groupby("model")["image_index"].apply(frozenset).nunique() > 1:
-            raise ValueError(f"{name}: the models were scored on different {domain} test images")
-        if (part.groupby("image_index")["group"].nunique() > 1).any():
-            raise ValueError(f"{name}: a {domain} test image is in more than one group")
-
-
 def trained_models_in(per_image: pd.DataFrame) -> tuple[str, ...]:
     """The trained models of a per-image table, in the run's order (the baselines aside)."""
     return tuple(str(m) for m in pd.unique(per_image["model"]) if m not in statistics.BASELINES)
+
+
+def paper_part(per_image: pd.DataFrame) -> pd.DataFrame:
+    """The paper's part of a run: its two test domains, the baselines and its models (mixed only where it mixes the
+    paper's two domains alone); the whole table when the paper's domains are not all there."""
+    domains = set(per_image["test_domain"])
+    if not paper_domains_present(tuple(domains)):
+        return per_image
+    models = {*PAPER_DOMAINS, *statistics.BASELINES, *([MIXED] if domains == set(PAPER_DOMAINS) else [])}
+    return per_image[per_image["model"].isin(models) & per_image["test_domain"].isin(PAPER_DOMAINS)]
 
 
 def untestable_reason(claim: Claim, models: tuple[str, ...], domains: tuple[str, ...]) -> str:
@@ -187,7 +179,8 @@ def untestable_reason(claim: Claim, models: tuple[str, ...], domains: tuple[str,
     if claim.test == "order":
         absent = [m for m in (*claim.named, *claim.others) if m not in models]
         if absent:
-            return f"needs the {' and '.join(absent)} model{'s' if len(absent) > 1 else ''}; {has}"
+            mixes = " (one of the paper's two domains alone)" if MIXED in absent else ""
+            return f"needs the {' and '.join(absent)} model{'s' if len(absent) > 1 else ''}{mixes}; {has}"
         if claim.test_domain not in domains:
             return f"no {claim.test_domain} test images in this run"
     if claim.test == "spread" and len(models) < 2:
@@ -472,9 +465,12 @@ def assess_claims(
         inconclusive, not testable), in how many training seeds it holds ("2 of 3"), the key figures,
         and the test images and groups it reads.
     """
-    check_per_image(per_image, "per_image")
+    statistics.check_per_image(per_image, "per_image", list(METRICS))
     for training_seed, table in (per_seed or {}).items():
-        check_per_image(table, f"per_seed[{training_seed}]")
+        statistics.check_per_image(table, f"per_seed[{training_seed}]", list(METRICS))
+    if len(part := paper_part(per_image)) != len(per_image):  # other models or domains: the paper's part alone
+        per_image, comparisons, summary = part, None, None
+        per_seed = {s: paper_part(table) for s, table in per_seed.items()} if per_seed else per_seed
     evidence = gather_evidence(per_image, n_bootstrap, seed, comparisons)
     if summary is None:
         summary = statistics.summarize(per_image, list(METRICS), n_bootstrap, seed)

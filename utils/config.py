@@ -19,11 +19,12 @@ from utils.domains import (
     check_domains,
     check_mix_fractions,
     domain_names,
+    fraction_model,
     model_names,
     parse_domains,
     resolve_domains,
 )
-from utils.errors import ParameterError
+from utils.errors import ParameterError, read_json_file
 
 KIT_ROOT = Path(__file__).resolve().parent.parent  # the kit's checkout: notebooks/, requirements.txt, runs/
 SOURCES: tuple[str, ...] = ("demo", "folder", "kaggle")
@@ -149,7 +150,7 @@ FLOAT_FIELDS: tuple[str, ...] = tuple(name for name, kind in typing.get_type_hin
 RESUME_MAY_CHANGE: frozenset[str] = frozenset({
     "kaggle_input_root", "kaggle_cache", "prepare_workers", "decode_timeout_s",
     "test_per_domain", "epochs", "seeds", "models", "channels_last", "compile", "gpus", "train_concurrency",
-    "resume", "checkpoint_minutes", "keep_every", "time_limit_hours", "eval_batch_size", "n_examples",
+    "resume", "mix_fractions", "checkpoint_minutes", "keep_every", "time_limit_hours", "eval_batch_size", "n_examples",
     "n_bootstrap", "compile_metrics", "device", "num_workers",
 })  # fmt: skip
 
@@ -177,7 +178,9 @@ def _coerce(name: str, value: Any) -> Any:
     if name == "domains":
         return parse_domains(value)
     if name == "mix_fractions":
-        items = value.split(",") if isinstance(value, str) else list(value)
+        items = (
+            value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
+        )
         try:
             return tuple(float(v) for v in items if str(v).strip())
         except (TypeError, ValueError):
@@ -265,6 +268,9 @@ def validate(params: RunParams) -> RunParams:
     if not params.models:
         fail("models", "must name at least one model")
     check_mix_fractions(params.domains, params.mix_fractions)
+    untrained = [m for f in params.mix_fractions if (m := fraction_model(params.domains, f)) not in params.models]
+    if untrained:
+        fail("models", f"leaves out {', '.join(untrained)}, the model of a fraction in 'mix_fractions'")
     known = model_names(params.domains, params.mix_fractions)
     for model in params.models:
         if model not in known:
@@ -356,6 +362,19 @@ def trained_name(model: str, seed: int) -> str:
     return f"{model}_seed{seed}"
 
 
+def check_prepared_domains(run_dir: Path, params: RunParams) -> None:
+    """The domains a run directory was prepared with (data/prepared.json) are the run's, in the same order."""
+    record = run_dir / "data" / "prepared.json"
+    prepared = read_json_file(record, "prepare the run directory again") if record.is_file() else {}
+    fingerprint = prepared.get("fingerprint") if isinstance(prepared, dict) else None
+    domains = fingerprint.get("domains") if isinstance(fingerprint, dict) else None
+    if isinstance(domains, dict) and list(domains) != list(params.domain_names):
+        raise ParameterError(
+            f"parameter 'domains' names {', '.join(params.domain_names)}; '{run_dir}' was prepared with "
+            f"{', '.join(domains)}: give those domains, or prepare a new run directory"
+        )
+
+
 def check_stage_inputs(run_dir: str | Path, stage: str, params: RunParams) -> Path:
     """Fail before any work when an earlier stage's output is missing from ``run_dir``."""
     if stage not in STAGES:
@@ -368,6 +387,7 @@ def check_stage_inputs(run_dir: str | Path, stage: str, params: RunParams) -> Pa
     manifest = run_dir / "data" / "manifest.csv"
     if not manifest.is_file():
         raise ParameterError(f"parameter 'run_dir' = '{run_dir}': {manifest} is missing; run the prepare stage first")
+    check_prepared_domains(run_dir, params)
     if stage in ("evaluate", "figures"):
         missing = [
             f"{m} (seed {s})" for m, s in trained_models(params) if not (model_dir(run_dir, m, s) / "best.pt").is_file()

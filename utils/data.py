@@ -458,6 +458,9 @@ def training_sets(
     fraction = mix_fraction(params.domains, model) if model != MIXED else None
     shares = [1 / len(splits)] * len(splits) if fraction is None else [fraction, 1 - fraction]
     n_train = min(len(s[1]) for s in splits.values()) // len(splits) * len(splits)  # mixed: equal, whole shares
+    if n_train == 0:
+        raise ValueError(f"model {model!r}: the smallest domain has fewer training images than the {len(splits)} "
+                         "domains it mixes; raise 'train_per_domain'")  # fmt: skip
     n_val = max(len(splits), min(len(s[2]) for s in splits.values()) // len(splits) * len(splits))
     counts = [(round(n_train * share), max(1, round(n_val * share))) for share in shares]
     train = [ShardDataset(s, t[:n]) for (s, t, _), (n, _) in zip(splits.values(), counts) if n]

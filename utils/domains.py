@@ -17,6 +17,7 @@ from typing import Any
 from utils.errors import ParameterError
 
 MIXED = "mixed"  # the model trained on equal shares of every domain: no domain may take its name
+BASELINE_NAMES = ("gray", "truth")  # evaluation's baselines (utils/statistics.py), scored beside the models
 DEMO_DOMAINS: tuple[str, ...] = ("cartoon", "movie")  # what the demo generates (utils/demo.py)
 DEMO_MODELS: tuple[str, ...] = (*DEMO_DOMAINS, MIXED)
 PAPER_DOMAINS: tuple[str, ...] = ("cartoon", "movie")  # what the paper's claims are about (utils/claims.py)
@@ -53,9 +54,9 @@ def parse_domains(value: Any) -> Domains:
     """``{"anime": "data/anime", ...}``, its JSON text (the command line's ``-p 'domains={...}'``) or
     ``((name, location), ...)`` -> name/location pairs in the given order. Shape only: :func:`check_domains`
     checks the names and the locations."""
+    if isinstance(value, str) and not value.strip():
+        return ()  # not given: the demo's two, or the paper's shorthand
     if isinstance(value, str):
-        if not value.strip():
-            return ()
         try:
             pairs = json.loads(value, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as err:
@@ -65,6 +66,8 @@ def parse_domains(value: Any) -> Domains:
             raise _fail('must be a JSON object of name -> location, e.g. {"anime": "data/anime"}', value)
     elif isinstance(value, Mapping):
         pairs = list(value.items())
+        if not pairs:
+            raise _fail("names no domain; give 2 to 6, or leave it out for the demo's two", value)
     elif isinstance(value, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
         pairs = [tuple(p) for p in value]
         _no_duplicate_keys(pairs)
@@ -103,6 +106,8 @@ def check_domains(source: str, domains: Domains) -> None:
     for name in domain_names(domains):
         if name == MIXED:
             raise _fail(f"{MIXED!r} is the model trained on every domain; give the domain another name", value)
+        if name in BASELINE_NAMES:
+            raise _fail(f"{name!r} is a baseline's name in the evaluation; give the domain another name", value)
         if not NAME.fullmatch(name):
             raise _fail(f"the name {name!r} is not a lower-case identifier (a-z, 0-9, _; a letter first)", value)
     if source == "demo" and tuple(value) != DEMO_DOMAINS:
@@ -163,8 +168,9 @@ def check_mix_fractions(domains: Domains, fractions: tuple[float, ...]) -> None:
     outside = [f for f in fractions if not 0.0 <= f <= 1.0]  # not <=: NaN fails too
     if outside:
         raise ParameterError(f"{named}: {outside[0]!r} is outside [0, 1] (the share of {domains[0][0]} images)")
-    if len(set(fractions)) != len(fractions):
-        raise ParameterError(f"{named}: a fraction is given twice")
+    names = [fraction_model(domains, f) for f in fractions]
+    if len(set(names)) != len(names):
+        raise ParameterError(f"{named}: a fraction is given twice (fractions equal to 6 significant digits are one)")
 
 
 def model_names(domains: Domains, fractions: tuple[float, ...] = ()) -> tuple[str, ...]:

@@ -36,6 +36,7 @@ from typing import Any
 import nbformat
 
 from utils.config import KIT_ROOT, parse_overrides, resolve_params
+from utils.domains import SHORTHAND
 from utils.environment import git_commit
 from utils.errors import KaggleSetupError, ParameterError, UnreadableFileError, cli_error_line
 from utils.kaggle_client import (
@@ -228,7 +229,8 @@ def images_needed(profile: str, overrides: dict[str, Any]) -> int:
     (``train_per_domain + test_per_domain``)."""
     # The data source is what is being checked: its handles need not be set yet, so the run's source is set
     # aside (a source without handles or folders); every other parameter is validated as for a run.
-    params = resolve_params(profile, {**overrides, "source": "demo"})
+    kept = {k: v for k, v in overrides.items() if k not in {"domains", "models", "mix_fractions", *SHORTHAND}}
+    params = resolve_params(profile, {**kept, "source": "demo"})
     return params.train_per_domain + params.test_per_domain
 
 
@@ -283,7 +285,7 @@ def push(
     check: bool = True,
     continue_previous: bool = False,
 ) -> str:
-    """Check the run's two datasets (unless ``check`` is False), bundle, then push (and so run) the kernel;
+    """Check every domain's dataset (unless ``check`` is False), bundle, then push (and so run) the kernel;
     returns its id. ``continue_previous``: the new version resumes from the last version's output."""
     api = api if api is not None else kaggle_api()
     kernel_id = resolve_kernel_id(kernel_id, api)
@@ -381,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", default="paper", help="bundle/push/check: the kit profile the kernel runs")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--interval", type=float, default=60.0, help="status: seconds between polls")
-    parser.add_argument("--no-check", action="store_true", help="push: skip checking the two datasets first")
+    parser.add_argument("--no-check", action="store_true", help="push: skip checking the datasets first")
     parser.add_argument(
         "--continue", dest="continue_previous", action="store_true",
         help="bundle/push: a new version that resumes from the last version's output (after the time limit)",

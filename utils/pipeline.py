@@ -40,6 +40,7 @@ from utils.config import (
     trained_name,
     training_seeds,
 )
+from utils.domains import MIXED
 from utils.environment import check_device
 from utils.errors import ParameterError, UnreadableFileError, cli_error_line
 from utils.notebook_step import FAILURE_MARK, StageFailed, Step, describe_startup, now, record_timing, run_step
@@ -63,8 +64,13 @@ def plan_steps(profile: str, run_dir: str | Path, overrides: dict[str, Any]) -> 
     steps += [
         Step("03_evaluate.ipynb", "03_evaluate.ipynb", common, "evaluate"),
         Step("04_figures.ipynb", "04_figures.ipynb", common, "figures"),
-        # the last model trained colorizes the sample images (mixed, in the paper's order)
-        Step("05_colorize.ipynb", "05_colorize.ipynb", {**common, "model": params.models[-1]}, "colorize"),
+        # the mixed model colorizes the sample images (else the last model trained)
+        Step(
+            "05_colorize.ipynb",
+            "05_colorize.ipynb",
+            {**common, "model": MIXED if MIXED in params.models else params.models[-1]},
+            "colorize",
+        ),
     ]
     return steps
 

@@ -196,6 +196,24 @@ def groups_of(table: pd.DataFrame, name: str = "per_image") -> Groups:
     return Groups.of(table["group"])
 
 
+def check_per_image(per_image: pd.DataFrame, name: str, metric_names: Sequence[str]) -> None:
+    """Raise ValueError (naming ``name``) unless the table has one row per model, test domain and image, a
+    group per image, every metric, and the same images for every model of a test domain (the tests are paired)."""
+    missing = [c for c in [*IMAGE_KEYS, "group", *metric_names] if c not in per_image.columns]
+    if missing:
+        raise ValueError(f"{name}: missing column(s) {', '.join(missing)}")
+    if per_image.duplicated(IMAGE_KEYS).any():
+        raise ValueError(f"{name}: more than one row per model, test domain and image (several seeds? average them "
+                         "first with statistics.seed_averaged, and pass each seed's table in per_seed)")  # fmt: skip
+    if per_image["group"].isna().any():
+        raise ValueError(f"{name}: {int(per_image['group'].isna().sum())} row(s) without a group")
+    for domain, part in per_image.groupby("test_domain"):
+        if part.groupby("model")["image_index"].apply(frozenset).nunique() > 1:
+            raise ValueError(f"{name}: the models were scored on different {domain} test images")
+        if (part.groupby("image_index")["group"].nunique() > 1).any():
+            raise ValueError(f"{name}: a {domain} test image is in more than one group")
+
+
 def summarize(
     per_image: pd.DataFrame, metric_names: Sequence[str], n_bootstrap: int = 2000, seed: int = 0
 ) -> pd.DataFrame:
@@ -303,7 +321,8 @@ def generalization_gaps(per_image: pd.DataFrame, metric: str, n_bootstrap: int =
     """For each model trained on one test domain alone (named as that domain): its mean on the other domains'
     test images (each domain weighted equally) less its mean on its own (:data:`GAP_COLUMNS`), with a 95%
     interval from a bootstrap that resamples each domain's test groups on its own (the domains' test sets are
-    independent). A loss metric's positive gap is worse out of domain."""
+    independent). A loss metric's positive gap is worse out of domain. ``n_groups_out``: the fewest test groups
+    of another domain (each domain's mean rests on its own groups)."""
     domains = [str(d) for d in pd.unique(per_image["test_domain"])]
     rows = []
     for model in [m for m in pd.unique(per_image["model"]) if m in domains]:
@@ -319,5 +338,5 @@ def generalization_gaps(per_image: pd.DataFrame, metric: str, n_bootstrap: int =
         resampled = np.mean([draws[d] for d in others], axis=0) - draws[model]
         low, high = percentile_interval(resampled)
         rows.append([model, metric, model, means[model], out_mean, out_mean - means[model], float(low), float(high),
-                     n_groups[model], sum(n_groups[d] for d in others)])  # fmt: skip
+                     n_groups[model], min(n_groups[d] for d in others)])  # fmt: skip
     return pd.DataFrame(rows, columns=GAP_COLUMNS)
