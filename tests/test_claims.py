@@ -290,3 +290,17 @@ def test_the_report_gives_each_domains_groups_and_what_prepare_merged(tmp_path) 
     assert "movie 4 images in 2 groups (largest 3 images; 1 merged as near-duplicates)" in report.groups_line(
         report.groups_per_domain(tmp_path)
     )
+
+
+def test_models_and_domains_beyond_the_papers_leave_its_claims_as_they_were() -> None:
+    table = per_image_scores(AS_STATED, n=24)
+    plain = claims.assess_claims(table, n_bootstrap=N_BOOTSTRAP)
+    mixed = table[table.model == "mixed"]
+    better = mixed.assign(model="mix0.25", ciede2000=mixed.ciede2000 - 5)  # would lead every comparison it joined
+    pd.testing.assert_frame_equal(claims.assess_claims(pd.concat([table, better]), n_bootstrap=N_BOOTSTRAP), plain)
+    anime = table[table.test_domain == "movie"].assign(test_domain="anime")  # a third domain: mixed mixes three
+    rows = claims.assess_claims(pd.concat([table, anime]), n_bootstrap=N_BOOTSTRAP).set_index("claim")
+    needing_mixed = [c.key for c in claims.CLAIMS if c.test == "order" and "mixed" in (*c.named, *c.others)]
+    assert needing_mixed and (rows.loc[needing_mixed, "verdict"] == NOT_TESTABLE).all()
+    assert rows.loc[needing_mixed, "this_run"].str.contains("one of the paper's two domains alone").all()
+    assert NOT_TESTABLE not in rows.loc[["f", "g"], "verdict"].tolist()  # the cartoon and movie models still tell
