@@ -207,8 +207,9 @@ def test_the_pipeline_stops_before_evaluate_when_a_model_fails(
 def test_ctrl_c_leaves_no_notebook_process_behind(pipeline_run: Path, tmp_path: Path) -> None:
     run_dir = prepared_copy(pipeline_run, tmp_path / "run")
     overrides = run_overrides(run_dir, models="cartoon,movie", epochs=100)
-    script = (  # the train phase alone, as the pipeline runs it
-        "import json, sys; from pathlib import Path; from utils import config, pipeline, scheduler; "
+    script = (  # the train phase alone, as the pipeline runs it, taking Ctrl-C as a terminal's foreground process
+        "import json, signal, sys; from pathlib import Path; from utils import config, pipeline, scheduler; "
+        "signal.signal(signal.SIGINT, signal.default_int_handler); "
         "run_dir, overrides = Path(sys.argv[1]), json.loads(sys.argv[2]); "
         "steps = [s for s in pipeline.plan_steps('demo', run_dir, overrides) if s.stage.startswith('train_')]; "
         "scheduler.run_train_steps(steps, run_dir, config.resolve_params('demo', overrides))"

@@ -31,9 +31,10 @@ def pipeline_command(run_dir: Path, **more: object) -> list[str]:
 
 
 def start(command: list[str], log: Path) -> subprocess.Popen:
-    """In its own session, as a terminal starts it: a signal to its process group is a signal to the pipeline."""
+    """In its own session, as a terminal starts it: a signal to its process group is a signal to the pipeline. With
+    SIGINT ignored, as a script's `cmd &` or nohup starts it: its children inherit that, and must still stop."""
     return subprocess.Popen(command, cwd=KIT_ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
 
 
 def processes_of(run_dir: Path) -> list[psutil.Process]:

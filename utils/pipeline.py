@@ -202,6 +202,9 @@ def run_one_step(step_json: str, run_dir: str) -> int:
     import logging
 
     die_with_parent()  # and its kernel with it
+    # the pipeline stops this process with SIGINT; one started in the background (`cmd &` in a script, nohup)
+    # inherits SIGINT ignored, and would only be killed after the grace period
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # papermill logs each cell's outputs
     try:
         run_step(Step(**json.loads(step_json)), Path(run_dir), progress=False, log_output=True)
