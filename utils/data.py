@@ -28,7 +28,7 @@ from tqdm import tqdm
 from utils.config import RunParams
 from utils.decoding import DecodePool, DecodeSettings, prepare_workers
 from utils.demo import demo_stream
-from utils.domains import MIXED, mix_fraction
+from utils.domains import mix_fraction
 from utils.near_duplicates import HASH_SCHEME, hamming, hash_array, near_duplicate_groups
 from utils.run_dir import atomic_write, write_csv_atomic, write_text_atomic
 from utils.shards import (
@@ -455,7 +455,7 @@ def training_sets(
     if model in params.domain_names:
         shard, train_idx, val_idx = splits[model]
         return ShardDataset(shard, train_idx), ShardDataset(shard, val_idx)
-    fraction = mix_fraction(params.domains, model) if model != MIXED else None
+    fraction = mix_fraction(model)
     shares = [1 / len(splits)] * len(splits) if fraction is None else [fraction, 1 - fraction]
     n_train = min(len(s[1]) for s in splits.values()) // len(splits) * len(splits)  # mixed: equal, whole shares
     if n_train == 0:

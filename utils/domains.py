@@ -142,19 +142,14 @@ def fraction_model(domains: Domains, fraction: float) -> str:
     return {1.0: first, 0.0: second, 0.5: MIXED}.get(float(fraction), f"mix{float(fraction):g}")
 
 
-def mix_fraction(domains: Domains, model: str) -> float | None:
-    """The share of the first domain in ``model``'s training images (None for a model of another kind)."""
-    names = domain_names(domains)
-    if model == MIXED:
-        return 1 / len(names) if len(names) == 2 else None
-    if len(names) == 2 and model in names:
-        return 1.0 if model == names[0] else 0.0
-    if model.startswith("mix"):
-        try:
-            return float(model[3:])
-        except ValueError:
-            return None
-    return None
+def mix_fraction(model: str) -> float | None:
+    """The share of the first domain in a ``mix<f>`` model's training images (None for any other model)."""
+    if model == MIXED or not model.startswith("mix"):
+        return None
+    try:
+        return float(model[3:])
+    except ValueError:
+        return None
 
 
 def check_mix_fractions(domains: Domains, fractions: tuple[float, ...]) -> None:
