@@ -100,3 +100,15 @@ def test_colorize_refuses_a_pixel_budget_that_is_not_a_positive_number(megapixel
         colorize.main(["--checkpoint", "best.pt", "--input", "in", "--output", "out", "--batch-megapixels", megapixels])
     assert caught.value.code == 2
     assert f"--batch-megapixels {float(megapixels)}: must be a positive, finite number" in capsys.readouterr().err
+
+
+def test_the_debug_switch_adds_the_traceback_before_the_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    record = tmp_path / "run" / "run.json"
+    record.parent.mkdir()
+    record.write_text("{")
+    assert pipeline_cli(record.parent) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    monkeypatch.setenv(errors.DEBUG_ENV, "1")
+    assert pipeline_cli(record.parent) == 2
+    printed = capsys.readouterr().err.strip().splitlines()
+    assert printed[0].startswith("Traceback") and printed[-1].startswith(f"error: {record}: damaged, not JSON")

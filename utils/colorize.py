@@ -34,7 +34,7 @@ from utils import color
 from utils.checkpoints import load_generator
 from utils.config import GAMUTS
 from utils.environment import device_named
-from utils.errors import cli_error_line
+from utils.errors import exit_with_error_line
 from utils.images import ImageListing, find_images, load_rgb, pixel_count
 from utils.models import UNetGenerator
 from utils.run_dir import atomic_write, write_csv_atomic
@@ -342,11 +342,9 @@ def main(argv: list[str] | None = None) -> int:
                       args.overwrite, args.batch_size, args.device, gamut=args.gamut,
                       pixel_budget=round(args.batch_megapixels * 1e6))  # fmt: skip
     except Exception as err:
-        line = cli_error_line(err, (ValueError, FileNotFoundError))  # ValueError: the kit's parameter and file errors
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 2
+        return exit_with_error_line(
+            err, (ValueError, FileNotFoundError)
+        )  # ValueError: the kit's parameter and file errors
     return 0
 
 

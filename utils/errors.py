@@ -9,8 +9,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import sys
+import traceback
 from pathlib import Path
 from typing import Any
+
+DEBUG_ENV = "KIT_DEBUG"  # set to 1: a command line's error line comes after the error's traceback
 
 
 class ParameterError(ValueError):
@@ -51,6 +55,23 @@ def cli_error_line(err: BaseException, kit_errors: tuple[type[BaseException], ..
     if getattr(err, "target", None) is not None and isinstance(err.__cause__, OSError):
         return f"error: {err}"  # a write the system could not finish (a full disk): the message names the file
     return None
+
+
+def debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+
+
+def exit_with_error_line(err: BaseException, kit_errors: tuple[type[BaseException], ...]) -> int:
+    """What a command line's ``main`` does with ``err`` in its ``except`` block: one ``error: ...`` line (after the
+    traceback, with the debug switch ``KIT_DEBUG=1``), and the exit code 2; anything :func:`cli_error_line` does not
+    know is a bug, raised again with its traceback."""
+    line = cli_error_line(err, kit_errors)
+    if line is None:
+        raise err
+    if debugging():
+        traceback.print_exception(err, file=sys.stderr)
+    print(line, file=sys.stderr)
+    return 2
 
 
 def refused_write(err: BaseException) -> tuple[Path, str] | None:

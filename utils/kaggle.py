@@ -38,7 +38,7 @@ import nbformat
 from utils.config import KIT_ROOT, parse_overrides, resolve_params
 from utils.domains import SHORTHAND
 from utils.environment import git_commit
-from utils.errors import KaggleSetupError, ParameterError, UnreadableFileError, cli_error_line
+from utils.errors import KaggleSetupError, ParameterError, UnreadableFileError, exit_with_error_line
 from utils.kaggle_client import (
     DatasetUnavailable,
     check_dataset,
@@ -420,11 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             api = kaggle_api()
             fetch_output(resolve_kernel_id(args.id, api), api)
     except Exception as err:
-        line = cli_error_line(err, (ParameterError, KaggleSetupError, DatasetUnavailable, UnreadableFileError))
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 2
+        return exit_with_error_line(err, (ParameterError, KaggleSetupError, DatasetUnavailable, UnreadableFileError))
     return 0
 
 

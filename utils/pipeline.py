@@ -42,7 +42,7 @@ from utils.config import (
 )
 from utils.domains import MIXED
 from utils.environment import check_device
-from utils.errors import ParameterError, UnreadableFileError, cli_error_line
+from utils.errors import ParameterError, UnreadableFileError, exit_with_error_line
 from utils.notebook_step import FAILURE_MARK, StageFailed, Step, describe_startup, now, record_timing, run_step
 from utils.processes import Stopped, die_with_parent, stopping_on
 from utils.run_dir import WRITER_ENV, RunDirBusy, RunDirWriter, hold_run_dir, locked_run_record
@@ -247,11 +247,7 @@ def main(argv: list[str] | None = None) -> int:
               "on: the prepared data and every saved epoch are kept", file=sys.stderr)  # fmt: skip
         return stop.exit_code
     except Exception as err:
-        line = cli_error_line(err, (ParameterError, UnreadableFileError))
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 2
+        return exit_with_error_line(err, (ParameterError, UnreadableFileError))
     return 0
 
 

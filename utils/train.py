@@ -67,7 +67,7 @@ from utils.distributed import (
     sync_point,
     training_device,
 )
-from utils.errors import ParameterError, UnreadableFileError, cli_error_line, read_json_file
+from utils.errors import ParameterError, UnreadableFileError, exit_with_error_line, read_json_file
 from utils.gan import GANTraining, build_gan, gan_step, l1_step, train_on_batch
 from utils.launch import run_torchrun
 from utils.processes import die_with_parent
@@ -465,11 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             history = run_training(params, args.run_dir, domain, args.seed_index)
     except Exception as err:
-        line = cli_error_line(err, (ParameterError, UnreadableFileError, RunDirBusy))
-        if line is None:
-            raise
-        print(line, file=sys.stderr)
-        return 2
+        return exit_with_error_line(err, (ParameterError, UnreadableFileError, RunDirBusy))
     if processes_from_env().main:
         print(history.to_string(index=False))
     return 0
