@@ -5,9 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint docs gpu-check clean-runs kaggle-bundle kaggle-push kaggle-status kaggle-output
+.PHONY: help setup demo test test-fast lint docs gpu-check clean-runs kaggle-bundle kaggle-push kaggle-status kaggle-output
+.DEFAULT_GOAL := help
 
-setup: $(STAMP)
+help:  ## this list of targets (what `make` alone prints)
+	@echo "make TARGET, where TARGET is one of:"
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: $(STAMP)  ## create .venv and install requirements.txt (again only when it changes)
 
 # pip compiles every installed file on one core; compileall does the same on every core (a quarter of the install's
 # time on 2 cores), so that no process compiles torch's modules again where bytecode is not written back. Like pip,
@@ -19,41 +24,41 @@ $(STAMP): requirements.txt
 	$(PY) -m compileall -q -j 0 $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") > /dev/null || true
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP)  ## the whole pipeline on generated data, offline, on a CPU -> runs/demo/
 	$(PY) -m utils.pipeline --profile demo --run-dir runs/demo
 
-test: $(STAMP)
+test: $(STAMP)  ## the whole test suite (CPU, offline)
 	$(PY) -m pytest -n auto --dist worksteal
 
 # The edit-test loop: every test that starts no process, notebook or compiler (those are marked slow)
-test-fast: $(STAMP)
+test-fast: $(STAMP)  ## the quick tier: no processes, notebooks or compilers
 	$(PY) -m pytest -m "not slow" -n auto --dist worksteal
 
 # One GPU check (docs/performance.md, "Checking a GPU"): every GPU figure and target in one table,
 # runs/gpu_check.md (and runs/gpu_check.json); the 5-minute form: make gpu-check GPU_CHECK_ARGS=--quick
-gpu-check: $(STAMP)
+gpu-check: $(STAMP)  ## every GPU figure and target in one table (docs/performance.md)
 	$(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 # The measured tables of docs/performance.md, rendered from benchmarks/measured/*.json (docs/development.md)
-docs: $(STAMP)
+docs: $(STAMP)  ## render docs/performance.md's tables from benchmarks/measured/
 	$(PY) benchmarks/render_docs.py
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff check and format check
 	$(PY) -m ruff check utils tests benchmarks
 	$(PY) -m ruff format --check utils tests benchmarks
 
 # Kaggle (docs/kaggle.md): e.g. make kaggle-push KAGGLE_ARGS="-p cartoon_dataset=owner/slug -p movie_dataset=owner/slug"
-kaggle-bundle: $(STAMP)
+kaggle-bundle: $(STAMP)  ## the Kaggle kernel's files (KAGGLE_ARGS="-p ...")
 	$(PY) -m utils.kaggle bundle $(KAGGLE_ARGS)
 
-kaggle-push: $(STAMP)
+kaggle-push: $(STAMP)  ## push the kernel to Kaggle (docs/kaggle.md)
 	$(PY) -m utils.kaggle push $(KAGGLE_ARGS)
 
-kaggle-status: $(STAMP)
+kaggle-status: $(STAMP)  ## follow the pushed kernel until it ends
 	$(PY) -m utils.kaggle status $(KAGGLE_ARGS)
 
-kaggle-output: $(STAMP)
+kaggle-output: $(STAMP)  ## fetch the kernel's output
 	$(PY) -m utils.kaggle output $(KAGGLE_ARGS)
 
-clean-runs:
+clean-runs:  ## delete runs/
 	rm -rf runs

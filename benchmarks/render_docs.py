@@ -54,6 +54,7 @@ MEASUREMENTS: dict[str, tuple[str, str]] = {
     ),
     "bench_demo_cpu": ("bench_demo", ""),
     "bench_demo_cuda": ("bench_demo", "-p device=cuda -p precision=fp16"),
+    "bench_quick_cpu": ("bench_quick", "--debian-domains runs/quick-domains"),
     "bench_run_dir_cpu": ("bench_run_dir", "--run-dir runs/demo"),
     "gpu_check_cuda": ("gpu_check", ""),
 }

@@ -22,9 +22,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "primitives": ("environment", "color", "metrics", "images", "models", "checkpoints", "scoring", "distributed"),
     "stages": (
         "near_duplicates", "shards", "sources", "demo", "decoding", "data", "batches", "gan", "launch", "train",
-        "evaluate", "claims", "plots", "report",
+        "evaluate", "claims", "plots", "report", "step_timing",
     ),
-    "orchestration": ("notebook_step", "scheduler", "pipeline", "kaggle_client", "kaggle", "kaggle_kernel", "colorize"),
+    "orchestration": ("notebook_step", "scheduler", "plan", "pipeline", "kaggle_client", "kaggle", "kaggle_kernel", "colorize"),
 }  # fmt: skip
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}

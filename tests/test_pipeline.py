@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import multiprocessing
+import re
 import shutil
 import signal
 import subprocess
@@ -37,14 +38,37 @@ def run_overrides(run_dir: Path, **more: str) -> dict[str, str]:
     return {k: str(v) for k, v in overrides.items()}
 
 
+BATCH_REFUSAL: dict[str, object] = {}  # what the pipeline run's first try, with a batch no model fills, left
+
+
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory) -> Path:
+    """The whole pipeline, tried first with a batch larger than any model's training images (refused after prepare,
+    before any model trains), then run to the end with the batch the refusal suggests."""
     base = tmp_path_factory.mktemp("pipeline")
     write_kaggle_like_dataset(base / "input" / "datasets" / "someone" / "cartoon-frames", seed=1)
     write_kaggle_like_dataset(base / "input" / "movie-stills", seed=2)
     run_dir = base / "run"
-    pipeline.run_pipeline("demo", run_dir, run_overrides(run_dir), progress=False)
+    with pytest.raises(errors.ParameterError) as refused:
+        pipeline.run_pipeline("demo", run_dir, run_overrides(run_dir, batch_size=200), progress=False)
+    BATCH_REFUSAL.update(message=str(refused.value), prepared=(run_dir / "data" / "prepared.json").is_file(),
+                         written=sorted(p.name for p in run_dir.glob("models/**/*") if p.is_file()))  # fmt: skip
+    suggested = re.search(r"use batch_size=(\d+)", str(refused.value))
+    batch = suggested.group(1) if suggested else TINY["batch_size"]
+    pipeline.run_pipeline("demo", run_dir, run_overrides(run_dir, batch_size=batch), progress=False)
+    BATCH_REFUSAL["batch_size"] = json.loads((run_dir / "run.json").read_text())["parameters"]["batch_size"]
     return run_dir
+
+
+@pytest.mark.slow
+def test_a_batch_no_model_fills_is_refused_after_prepare_and_the_suggested_one_finishes(pipeline_run: Path) -> None:
+    message = str(BATCH_REFUSAL["message"])
+    assert re.search(r"parameter 'batch_size' = 200: larger than the \d+ training images of model '\w+'; use "
+                     r"batch_size=\d+", message), message  # fmt: skip
+    assert BATCH_REFUSAL["prepared"] and BATCH_REFUSAL["written"] == []  # after prepare; no model written
+    suggested = int(re.search(r"use batch_size=(\d+)", message).group(1))
+    assert BATCH_REFUSAL["batch_size"] == suggested  # the same run directory, finished with it
+    assert (pipeline_run / "report.md").is_file()
 
 
 def prepared_copy(pipeline_run: Path, run_dir: Path) -> Path:
@@ -142,7 +166,7 @@ def test_concurrent_train_notebooks_give_the_weights_of_sequential_runs(pipeline
     spans = {m: [dt.datetime.fromisoformat(nb["metadata"]["papermill"][k]) for k in ("start_time", "end_time")]
              for m, nb in notebooks.items()}  # fmt: skip
     assert spans["cartoon"][0] < spans["movie"][1] and spans["movie"][0] < spans["cartoon"][1]  # they overlapped
-    overrides = run_overrides(pipeline_run)
+    overrides = run_overrides(pipeline_run, batch_size=BATCH_REFUSAL["batch_size"])  # the batch the run took
     first_round = scheduler.train_rounds(train_steps(pipeline_run, overrides), 2, [], scheduler.cpu_cores())[0]
     assert [launch.model for launch in first_round] == ["cartoon", "movie"]
     run_dir = prepared_copy(pipeline_run, tmp_path / "run")
@@ -192,6 +216,7 @@ def test_the_pipeline_stops_before_evaluate_when_a_model_fails(
     ran = []
     monkeypatch.setattr(pipeline, "run_step", lambda step, run_dir, progress: ran.append(step.stage))
     monkeypatch.setattr(pipeline, "record_timing", lambda *args: None)
+    monkeypatch.setattr(pipeline, "plan_training", lambda *args: "the plan")  # it reads the prepared data
 
     def failing_training(steps: list[Step], *args: object) -> None:
         ran.extend(step.stage for step in steps)

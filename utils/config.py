@@ -7,6 +7,7 @@ Every stage (notebook, CLI, test) turns ``profile`` + ``overrides`` into a valid
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import typing
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 GAMUTS: tuple[str, ...] = ("chroma", "clip")  # how out-of-sRGB predicted colours are shown: utils/color.py
 NEAR_DUPLICATE_HASH_BITS = 192  # the perceptual hash's length (utils/near_duplicates.py)
 NEAR_DUPLICATE_MAX_BITS = 64  # unrelated images' hashes differ in about 96 of the 192 bits
+# the encoder's ImageNet weights as timm fetches them (utils/models.py: timm's resnet34), in the Hugging Face cache
+ENCODER_WEIGHTS_REPO, ENCODER_WEIGHTS_FILE = "timm/resnet34.a1_in1k", "model.safetensors"
+PRETRAINED_IF_CACHED = "cached"  # pretrained=cached: the ImageNet weights when they are cached here, else none
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,20 @@ PROFILES: dict[str, dict[str, Any]] = {
         num_workers=0,
         compile_metrics=False,  # 640 scores: compiling would take longer than scoring
     ),
+    # Your own folders on a CPU: three domains of a few hundred images in minutes (docs/performance.md, "The CPU
+    # recipe"); the ImageNet weights when they are cached, since a CPU machine may have no network.
+    "quick": dict(
+        source="folder",
+        image_size=64,
+        train_per_domain=400,
+        test_per_domain=100,
+        pretrained=PRETRAINED_IF_CACHED,
+        epochs=4,
+        batch_size=16,
+        eval_batch_size=64,
+        num_workers=0,
+        compile_metrics=False,
+    ),
     # The paper: 8000 train / 2000 test per domain at 256 px; batch 16, 20 epochs (tutorial recipe).
     "paper": dict(
         source="kaggle",
@@ -140,6 +158,16 @@ PROFILES: dict[str, dict[str, Any]] = {
         checkpoint_minutes=10.0,  # a ~350 MB checkpoint every 10 minutes: under 1% of the time on any card
     ),
 }
+
+# what each profile is for, as the command lines' --help says it
+PROFILE_USES: dict[str, str] = {
+    "demo": "generated cartoon and movie images on a CPU, the whole pipeline in minutes (make demo)",
+    "quick": "your own folders (-p domains=...) on a CPU: a few hundred images per domain in minutes",
+    "paper": "the paper's sizes (8000 training images per domain, 256 px, 20 epochs) on a GPU, e.g. Kaggle's T4 x2",
+}
+# profiles meant for a GPU: on a machine without one they are refused unless device=cpu is given
+GPU_PROFILES: frozenset[str] = frozenset({"paper"})
+CPU_PROFILE = "quick"  # what a GPU profile's refusal offers instead
 
 _FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RunParams)}
 FLOAT_FIELDS: tuple[str, ...] = tuple(name for name, kind in typing.get_type_hints(RunParams).items() if kind is float)
@@ -185,6 +213,8 @@ def _coerce(name: str, value: Any) -> Any:
             return tuple(float(v) for v in items if str(v).strip())
         except (TypeError, ValueError):
             raise ParameterError(f"parameter 'mix_fractions' must be numbers in [0, 1], got {value!r}") from None
+    if name == "pretrained" and isinstance(value, str) and value.strip().lower() == PRETRAINED_IF_CACHED:
+        return encoder_weights_cached()
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -192,7 +222,9 @@ def _coerce(name: str, value: Any) -> Any:
             return True
         if isinstance(value, str) and value.lower() in ("false", "0", "no"):
             return False
-        raise ParameterError(f"parameter {name!r} must be true or false, got {value!r}")
+        raise ParameterError(
+            f"parameter {name!r} must be true or false{' or cached' if name == 'pretrained' else ''}, got {value!r}"
+        )
     try:
         if isinstance(default, int):
             if isinstance(value, float) and not value.is_integer():
@@ -203,6 +235,35 @@ def _coerce(name: str, value: Any) -> Any:
     except (TypeError, ValueError):
         raise ParameterError(f"parameter {name!r} must be a {type(default).__name__}, got {value!r}") from None
     return str(value)
+
+
+def encoder_weights_cached() -> bool:
+    """Whether the encoder's ImageNet weights are in the Hugging Face cache (no download, no torch)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(ENCODER_WEIGHTS_REPO, ENCODER_WEIGHTS_FILE), str)
+
+
+def pretrained_asked(profile: str, overrides: dict[str, Any] | None) -> str:
+    """What the run asked of ``pretrained``, as given: ``cached``, or true/false."""
+    value = (overrides or {}).get("pretrained", PROFILES.get(profile, {}).get("pretrained", RunParams.pretrained))
+    return str(value).strip().lower()
+
+
+def overrides_for_profile(profile: str, other: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` that give the same data under profile ``other`` as under ``profile``: its ``source`` kept."""
+    source = PROFILES[profile].get("source", RunParams.source)
+    if "source" in overrides or PROFILES[other].get("source", RunParams.source) == source:
+        return dict(overrides)
+    return {"source": source, **overrides}
+
+
+def unknown_name(kind: str, name: str, known: list[str]) -> ParameterError:
+    """``unknown parameter 'epoch'; did you mean 'epochs'?`` (the known names when none is close)."""
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    if close:
+        return ParameterError(f"unknown {kind} {name!r}; did you mean {' or '.join(map(repr, close))}?")
+    return ParameterError(f"unknown {kind} {name!r}; {kind}s are {', '.join(known)}")
 
 
 def validate(params: RunParams) -> RunParams:
@@ -297,14 +358,13 @@ def resolve_params(profile: str, overrides: dict[str, Any] | None = None) -> Run
         The validated parameters.
     """
     if profile not in PROFILES:
-        raise ParameterError(f"unknown profile {profile!r}; profiles are {', '.join(PROFILES)}")
+        raise unknown_name("profile", profile, list(PROFILES))
     values, shorthand = dict(PROFILES[profile]), {}
     for name, value in (overrides or {}).items():
         if name in SHORTHAND:
             shorthand[name] = str(value).strip()
         elif name not in _FIELDS:
-            known = sorted([*_FIELDS, *SHORTHAND])
-            raise ParameterError(f"unknown parameter {name!r}; parameters are {', '.join(known)}")
+            raise unknown_name("parameter", name, sorted([*_FIELDS, *SHORTHAND]))
         else:
             values[name] = value
     values = {name: _coerce(name, value) for name, value in values.items()}

@@ -28,7 +28,6 @@ from tqdm import tqdm
 from utils.config import RunParams
 from utils.decoding import DecodePool, DecodeSettings, prepare_workers
 from utils.demo import demo_stream
-from utils.domains import mix_fraction
 from utils.near_duplicates import HASH_SCHEME, hamming, hash_array, near_duplicate_groups
 from utils.run_dir import atomic_write, write_csv_atomic, write_text_atomic
 from utils.shards import (
@@ -36,6 +35,7 @@ from utils.shards import (
     REJECTED_COLUMNS,
     load_manifest,
     load_shard,
+    model_rows,
     prepared_fingerprint,
     shard_path,
 )
@@ -430,39 +430,16 @@ class ShardDataset(torch.utils.data.Dataset):
         return torch.from_numpy(np.array(self.images[self.indices[i]]))
 
 
-def train_val_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded held-out validation slice of a train shard: (train indices, val indices)."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, round(n * val_fraction))
-    return order[n_val:], order[:n_val]
-
-
 def training_sets(
     run_dir: str | Path,
     model: str,
     params: RunParams,
 ) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
-    """(train, validation) datasets for one model.
-
-    A domain's model uses its own domain's train shard; ``mixed`` takes equal shares of every domain's training
-    (and validation) rows, the same total count as a single domain; a ``mix_fractions`` model of two domains takes
-    that fraction of the same total from the first domain and the rest from the second.
-    """
-    splits = {}
-    for domain in params.domain_names:
-        shard = load_shard(run_dir, domain, "train")
-        splits[domain] = (shard, *train_val_indices(len(shard), params.val_fraction, params.seed))
-    if model in params.domain_names:
-        shard, train_idx, val_idx = splits[model]
-        return ShardDataset(shard, train_idx), ShardDataset(shard, val_idx)
-    fraction = mix_fraction(model)
-    shares = [1 / len(splits)] * len(splits) if fraction is None else [fraction, 1 - fraction]
-    n_train = min(len(s[1]) for s in splits.values()) // len(splits) * len(splits)  # mixed: equal, whole shares
-    if n_train == 0:
-        raise ValueError(f"model {model!r}: the smallest domain has fewer training images than the {len(splits)} "
-                         "domains it mixes; raise 'train_per_domain'")  # fmt: skip
-    n_val = max(len(splits), min(len(s[2]) for s in splits.values()) // len(splits) * len(splits))
-    counts = [(round(n_train * share), max(1, round(n_val * share))) for share in shares]
-    train = [ShardDataset(s, t[:n]) for (s, t, _), (n, _) in zip(splits.values(), counts) if n]
-    val = [ShardDataset(s, v[:n]) for (s, _, v), (_, n) in zip(splits.values(), counts)]
+    """(train, validation) datasets for one model: the rows :func:`~utils.shards.model_rows` picks."""
+    shards = {domain: load_shard(run_dir, domain, "train") for domain in params.domain_names}
+    rows = model_rows({domain: len(shard) for domain, shard in shards.items()}, model, params)
+    if model in shards:
+        return ShardDataset(shards[model], rows.train[model]), ShardDataset(shards[model], rows.val[model])
+    train = [ShardDataset(shards[domain], indices) for domain, indices in rows.train.items()]
+    val = [ShardDataset(shards[domain], indices) for domain, indices in rows.val.items()]
     return torch.utils.data.ConcatDataset(train), torch.utils.data.ConcatDataset(val)

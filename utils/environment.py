@@ -10,11 +10,12 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from utils.config import RunParams
+from utils.config import CPU_PROFILE, GPU_PROFILES, RunParams
 from utils.errors import ParameterError
 from utils.run_dir import locked_run_record
 
@@ -34,6 +35,34 @@ def check_device(params: RunParams) -> None:
 
         if not torch.cuda.is_available():
             raise ParameterError("parameter 'device' = 'cuda': CUDA was asked for but no GPU is visible")
+
+
+def cpu_model() -> str:
+    """The CPU's name (``Intel(R) Xeon(R) Processor``), as Linux's /proc/cpuinfo gives it."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def check_profile_device(profile: str, params: RunParams, command_with_profile: Callable[[str], str]) -> None:
+    """A profile meant for a GPU (``GPU_PROFILES``) on a machine without one is refused before any work, naming the
+    CPU and the command to run instead (``command_with_profile(CPU_PROFILE)``); an explicit ``device`` (cpu, or
+    cuda, which :func:`check_device` checks) is the user's choice and passes."""
+    if profile not in GPU_PROFILES or params.device != "auto":
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    raise ParameterError(
+        f"profile {profile!r} is meant for a GPU, and this machine has none ({cpu_model()}, {cores} cores); on a "
+        f"CPU run the {CPU_PROFILE} profile: "
+        f"`{command_with_profile(CPU_PROFILE)}`, or add -p device=cpu to run the {profile} profile on the CPU anyway"
+    )
 
 
 def select_device(params: RunParams) -> torch.device:

@@ -34,19 +34,24 @@ from pathlib import Path
 from typing import Any
 
 from utils.config import (
+    PROFILE_USES,
+    PROFILES,
     RunParams,
+    overrides_for_profile,
     parse_overrides,
     resolve_params,
     trained_name,
     training_seeds,
 )
 from utils.domains import MIXED
-from utils.environment import check_device
+from utils.environment import check_device, check_profile_device
 from utils.errors import ParameterError, UnreadableFileError, exit_with_error_line
 from utils.notebook_step import FAILURE_MARK, StageFailed, Step, describe_startup, now, record_timing, run_step
 from utils.processes import Stopped, die_with_parent, stopping_on
 from utils.run_dir import WRITER_ENV, RunDirBusy, RunDirWriter, hold_run_dir, locked_run_record
-from utils.scheduler import ModelProgress, run_train_steps
+from utils.scheduler import ModelProgress, run_train_steps, visible_gpus
+
+PARAMETER_TABLE = "docs/running.md#parameters"
 
 
 def plan_steps(profile: str, run_dir: str | Path, overrides: dict[str, Any]) -> list[Step]:
@@ -54,6 +59,8 @@ def plan_steps(profile: str, run_dir: str | Path, overrides: dict[str, Any]) -> 
     evaluate, figures, colorize (sample images)."""
     params = resolve_params(profile, overrides)
     check_device(params)
+    check_profile_device(profile, params, lambda other: pipeline_command(other, run_dir, overrides_for_profile(
+        profile, other, overrides)))  # fmt: skip
     common = {"profile": profile, "run_dir": str(Path(run_dir).resolve()), "overrides": dict(overrides)}
     steps = [Step("01_prepare_data.ipynb", "01_prepare_data.ipynb", common, "prepare")]
     for index, seed in enumerate(training_seeds(params)):
@@ -113,11 +120,20 @@ def record_partial(run_dir: Path, params: RunParams, trains: list[Step], continu
     return partial
 
 
-def how_to_continue(profile: str, run_dir: Path, overrides: dict[str, Any]) -> str:
+def pipeline_command(profile: str, run_dir: str | Path, overrides: dict[str, Any]) -> str:
+    """The command line that runs the pipeline with these parameters, as a user types it."""
     command = ["python", "-m", "utils.pipeline", "--profile", profile, "--run-dir", str(run_dir)]
-    command += [arg for name, value in overrides.items() for arg in ("-p", f"{name}={value}")]
-    return (f"locally, run the same command on the same run directory: `{shlex.join(command)}` (each model "
-            "resumes from its checkpoint_last.pt); on Kaggle: `python -m utils.kaggle push --continue`")  # fmt: skip
+    command += [arg for name, value in overrides.items() for arg in ("-p", f"{name}={as_text(value)}")]
+    return shlex.join(command)
+
+
+def as_text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, dict) else str(value)
+
+
+def how_to_continue(profile: str, run_dir: Path, overrides: dict[str, Any]) -> str:
+    return (f"locally, run the same command on the same run directory: `{pipeline_command(profile, run_dir, overrides)}` "
+            "(each model resumes from its checkpoint_last.pt); on Kaggle: `python -m utils.kaggle push --continue`")  # fmt: skip
 
 
 # --- the whole pipeline --------------------------------------------------------------------------
@@ -128,8 +144,10 @@ def run_pipeline(
     run_dir: str | Path,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
+    plan_only: bool = False,
 ) -> list[Path]:
-    """Run every stage, as the run directory's one writer; returns the rendered notebooks' paths.
+    """Run every stage, as the run directory's one writer; returns the rendered notebooks' paths. ``plan_only``:
+    prepare, print the plan, and stop before training.
 
     Raises RunDirBusy when another process writes ``run_dir``. SIGTERM and SIGHUP stop it as Ctrl-C does, raising
     :class:`~utils.processes.Stopped`: every notebook it started stops first."""
@@ -137,13 +155,25 @@ def run_pipeline(
     steps = plan_steps(profile, run_dir, overrides)  # raises before any work
     with hold_run_dir(run_dir, "the pipeline") as writer, stopping_on(signal.SIGTERM, signal.SIGHUP):
         try:
-            return run_steps(profile, writer.run_dir, overrides, steps, progress)
+            return run_steps(profile, writer.run_dir, overrides, steps, progress, plan_only)
         except BaseException:  # Ctrl-C, a signal, a failure: no process of the run outlives it
             end_run_processes(writer)
             raise
 
 
-def run_steps(profile: str, run_dir: Path, overrides: dict[str, Any], steps: list[Step], progress: bool) -> list[Path]:
+def plan_training(profile: str, run_dir: Path, overrides: dict[str, Any], params: RunParams, trains: list[Step]) -> str:
+    """The plan, once the data is prepared: every model's data, the checks that need it, the time left."""
+    from utils.plan import describe_encoder, format_plan, make_plan, plan_record
+
+    run_plan = make_plan(run_dir, params, trains, visible_gpus(params, run_dir))
+    with locked_run_record(run_dir) as record:
+        record["plan"] = plan_record(run_plan)
+    return format_plan(run_plan, describe_encoder(profile, overrides, params))
+
+
+def run_steps(
+    profile: str, run_dir: Path, overrides: dict[str, Any], steps: list[Step], progress: bool, plan_only: bool = False
+) -> list[Path]:
     params = resolve_params(profile, overrides)
     labels = {step.rendered: f"[{i}/{len(steps)}] {step.label}" for i, step in enumerate(steps, 1)}
     trains = [step for step in steps if step.notebook == "02_train.ipynb"]
@@ -152,6 +182,11 @@ def run_steps(profile: str, run_dir: Path, overrides: dict[str, Any], steps: lis
     try:
         for step in steps:
             if step is trains[0]:
+                print(plan_training(profile, run_dir, overrides, params, trains), flush=True)  # refuses before any
+                if plan_only:
+                    print(f"--plan: nothing trained; the same command without --plan runs it (in {run_dir}, whose "
+                          "prepared data it reuses)")  # fmt: skip
+                    return [run_dir / "notebooks" / steps[0].rendered]
                 run_train_steps(trains, run_dir, params, labels)
                 partial = record_partial(run_dir, params, trains, how_to_continue(profile, run_dir, overrides))
                 if partial:
@@ -216,8 +251,14 @@ def run_one_step(step_json: str, run_dir: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m utils.pipeline``."""
-    parser = argparse.ArgumentParser(prog="python -m utils.pipeline", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="demo", help="demo or paper")
+    profiles = "\n".join(f"  {name:<7}{use}" for name, use in PROFILE_USES.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.pipeline",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"profiles:\n{profiles}\n\nEvery parameter -p accepts, with its value in each profile: {PARAMETER_TABLE}",
+    )
+    parser.add_argument("--profile", default="demo", help=f"one of {', '.join(PROFILES)} (below)")
     parser.add_argument("--run-dir", default=None, help="default: runs/<profile>")
     parser.add_argument(
         "-p",
@@ -227,7 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="override a profile parameter, e.g. -p epochs=5 (repeatable)",
     )
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (the per-epoch lines stay)")
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="prepare the data, print the plan (each model's data, the checks, the estimated time), and stop",
+    )
     parser.add_argument("--one-step", default=None, help=argparse.SUPPRESS)  # a train process, started by the pipeline
     return parser
 
@@ -238,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.one_step:
         return run_one_step(args.one_step, run_dir)
     try:
-        run_pipeline(args.profile, run_dir, parse_overrides(args.param), progress=not args.no_progress)
+        run_pipeline(args.profile, run_dir, parse_overrides(args.param), not args.no_progress, args.plan)
     except (StageFailed, RunDirBusy) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from utils.config import RunParams
+from utils.domains import mix_fraction
 from utils.errors import ParameterError, UnreadableFileError, read_json_file
 
 MANIFEST_COLUMNS = ["domain", "split", "index", "source", "sha1", "folder_group", "group", "width", "height"]
@@ -158,3 +161,85 @@ def training_data_sha1(run_dir: Path, model: str) -> str:
     rows = own if len(own) else train  # mixed and the mix_fractions models: every domain of the run
     rows = rows.sort_values(["domain", "index"])[["domain", "split", "index", "sha1"]]
     return hashlib.sha1(rows.to_csv(index=False).encode()).hexdigest()
+
+
+# --- which rows each model trains on ---------------------------------------------------------------
+
+
+def train_val_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded held-out validation slice of a train shard: (train indices, val indices)."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, round(n * val_fraction))
+    return order[n_val:], order[:n_val]
+
+
+@dataclass(frozen=True)
+class ModelRows:
+    """The rows of each domain's train shard that one model trains on and validates on."""
+
+    train: dict[str, np.ndarray]
+    val: dict[str, np.ndarray]
+
+    @property
+    def n_train(self) -> int:
+        return sum(len(rows) for rows in self.train.values())
+
+
+def model_rows(train_shard_sizes: dict[str, int], model: str, params: RunParams) -> ModelRows:
+    """Which train-shard rows ``model`` uses, from each domain's train shard size (the manifest's count).
+
+    A domain's model uses its own domain's train shard less the validation slice; ``mixed`` takes equal shares of
+    every domain's training (and validation) rows, the same total count as a single domain; a ``mix_fractions``
+    model of two domains takes that fraction of the same total from the first domain and the rest from the second.
+    """
+    splits = {d: train_val_indices(n, params.val_fraction, params.seed) for d, n in train_shard_sizes.items()}
+    if model in splits:
+        return ModelRows({model: splits[model][0]}, {model: splits[model][1]})
+    fraction = mix_fraction(model)
+    k = len(splits)
+    shares = [1 / k] * k if fraction is None else [fraction, 1 - fraction]
+    n_train = min(len(t) for t, _ in splits.values()) // k * k  # mixed: equal, whole shares
+    if n_train == 0:
+        smallest = min(splits, key=lambda d: len(splits[d][0]))
+        raise ParameterError(
+            f"model {model!r}: domain {smallest!r} has {len(splits[smallest][0])} training images, fewer than the "
+            f"{k} domains it mixes; give {smallest!r} more images, or raise 'train_per_domain'"
+        )
+    n_val = max(k, min(len(v) for _, v in splits.values()) // k * k)
+    counts = [(round(n_train * share), max(1, round(n_val * share))) for share in shares]
+    train = {d: t[:n] for (d, (t, _)), (n, _) in zip(splits.items(), counts) if n}
+    val = {d: v[:n] for (d, (_, v)), (_, n) in zip(splits.items(), counts)}
+    return ModelRows(train, val)
+
+
+def train_shard_sizes(manifest: pd.DataFrame, params: RunParams) -> dict[str, int]:
+    """Each domain's train shard size, from the manifest, in the run's domain order."""
+    train = manifest[manifest["split"] == "train"]
+    return {d: int((train["domain"] == d).sum()) for d in params.domain_names}
+
+
+def largest_batch(images_by_model: dict[str, int], world_size: int = 1) -> int:
+    """The largest global batch every model's training images fill at least once, split evenly across
+    ``world_size`` processes (0 when one holds too few images for any)."""
+    fewest = min(images_by_model.values())
+    return fewest // world_size * world_size
+
+
+def check_batch_size(params: RunParams, images_by_model: dict[str, int], world_size: int = 1) -> None:
+    """``batch_size`` against every model's training images (an epoch is whole batches: each model must fill one),
+    before any model trains; a refusal names the model and the largest batch that works, as ``batch_size=N``."""
+    if params.batch_size % world_size:
+        raise ParameterError(
+            f"parameter 'batch_size' = {params.batch_size}: the global batch must split evenly across {world_size} "
+            f"GPU processes; use batch_size={max(world_size, params.batch_size // world_size * world_size)}"
+        )
+    model, fewest = min(images_by_model.items(), key=lambda item: item[1])
+    if fewest >= params.batch_size:
+        return
+    fits = largest_batch(images_by_model, world_size)
+    remedy = (f"use batch_size={fits}, the largest batch every model's training images fill" if fits >= 2 else
+              f"give model {model!r} more training images (a batch needs at least 2)")  # fmt: skip
+    raise ParameterError(
+        f"parameter 'batch_size' = {params.batch_size}: larger than the {fewest} training image"
+        f"{'s' if fewest != 1 else ''} of model {model!r}; {remedy}"
+    )

@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import math
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from utils.config import (
     RunParams,
     check_domain,
     model_dir,
+    overrides_for_profile,
     parse_overrides,
     stage_params,
     trained_name,
@@ -67,13 +69,14 @@ from utils.distributed import (
     sync_point,
     training_device,
 )
+from utils.environment import check_profile_device
 from utils.errors import ParameterError, UnreadableFileError, exit_with_error_line, read_json_file
 from utils.gan import GANTraining, build_gan, gan_step, l1_step, train_on_batch
 from utils.launch import run_torchrun
 from utils.processes import die_with_parent
 from utils.run_dir import RUN_RECORD_REMEDY, RunDirBusy, atomic_write, hold_run_dir, write_csv_atomic
 from utils.scoring import BatchScorer, predict_ab, truth_and_inputs
-from utils.shards import training_data_sha1
+from utils.shards import check_batch_size, training_data_sha1
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -191,6 +194,7 @@ class ModelTraining:
     gan: GANTraining
     show_progress: bool
     checkpointed_at: float = 0.0  # time.monotonic() of the last checkpoint written
+    estimated: bool = False  # the time left has been printed
     epochs_done: int = 0  # in this process: the test seam of the time budget counts them
 
     @property
@@ -212,20 +216,11 @@ class ModelTraining:
         """The data (its split the same for every seed), the validation, and the networks with ``seed``."""
         if procs.main:
             (files.out_dir / "samples").mkdir(parents=True, exist_ok=True)
-        if params.batch_size % procs.world_size:
-            raise ValueError(
-                f"parameter 'batch_size' = {params.batch_size}: the global batch must split evenly across "
-                f"{procs.world_size} GPU processes"
-            )
         # data: uint8 batches, pinned; flips and Lab happen on the device, per batch
         train_set, val_set = training_sets(run_dir, files.domain, params)  # the data's split: the same for every seed
+        check_batch_size(params, {files.domain: len(train_set)}, procs.world_size)
         params = dataclasses.replace(params, seed=seed)  # from here on the training seed: weights, order, flips
         data = TrainingImages(len(train_set), training_data_sha1(run_dir, files.domain))
-        if data.count < params.batch_size:
-            raise ValueError(
-                f"parameter 'batch_size' = {params.batch_size}: larger than the {data.count} "
-                f"training images of model {files.domain!r}"
-            )
         loader, sampler = training_loader(train_set, params, procs, device)
         validation = torch.utils.data.DataLoader(val_set, batch_size=params.eval_batch_size)  # small: in-process
         scorer = BatchScorer(params.compile_metrics, params.eval_batch_size, params.gamut)  # evaluation's own
@@ -329,7 +324,7 @@ def train_epoch(run: ModelTraining, state: TrainingState, phase: str) -> tuple[b
     time budget runs out inside it, it stops at a checkpoint written there."""
     procs, files, sampler = run.procs, run.files, run.sampler
     step_fn = l1_step if phase == "pretrain" else gan_step
-    trained_images = 0
+    trained_images, first_batch, started = 0, state.batch, time.perf_counter()
     sampler.set_position(state.epoch, state.batch)
     n_batches = sampler.batches_per_epoch
     first_bad_step = torch.full((), NO_BAD_STEP, dtype=torch.int64, device=run.device)
@@ -355,6 +350,8 @@ def train_epoch(run: ModelTraining, state: TrainingState, phase: str) -> tuple[b
             raise_if_non_finite(bad_step, files.domain, state.epoch, files.last)
             d, g_gan, g_l1 = (state.sums / state.batch).tolist()
             bar.set_postfix(D=f"{d:.3f}", G_GAN=f"{g_gan:.3f}", G_L1=f"{g_l1:.3f}")
+            if not run.estimated and procs.main:
+                print_estimate(run, state, state.batch - first_batch, time.perf_counter() - started)
             if (due or out_of_time) and state.batch < n_batches:  # the epoch's end writes its own checkpoint
                 save_mid_epoch_checkpoint(run, state)
                 run.checkpointed_at = time.monotonic()
@@ -362,6 +359,15 @@ def train_epoch(run: ModelTraining, state: TrainingState, phase: str) -> tuple[b
                 break
     bar.close()
     return not (out_of_time and state.batch < n_batches), trained_images
+
+
+def print_estimate(run: ModelTraining, state: TrainingState, steps: int, seconds: float) -> None:
+    """Once, at the training's first sync point: the time its steps left take at the speed of the steps so far."""
+    run.estimated = True
+    per_epoch = run.sampler.batches_per_epoch
+    steps_left = per_epoch - state.batch + (run.total_epochs - state.epoch) * per_epoch
+    print(f"model {run.files.domain}: {steps_left} training steps left, {seconds / steps:.2f} s each so far: about "
+          f"{steps_left * seconds / steps / 60:.1f} min, and a validation per epoch", flush=True)  # fmt: skip
 
 
 def save_mid_epoch_checkpoint(run: ModelTraining, state: TrainingState) -> None:
@@ -458,7 +464,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        params = stage_params("train", args.profile, args.run_dir, parse_overrides(args.param))
+        overrides = parse_overrides(args.param)
+        params = stage_params("train", args.profile, args.run_dir, overrides)
+        check_profile_device(args.profile, params, lambda other: shlex.join([
+            "python", "-m", "utils.pipeline", "--profile", other, "--run-dir", f"{args.run_dir}-{other}",
+            *[arg for name, value in overrides_for_profile(args.profile, other, overrides).items()
+              for arg in ("-p", f"{name}={value}")]]))  # fmt: skip
         domain = check_domain(args.domain, params)
         if "WORLD_SIZE" in os.environ:  # one process of a torchrun launch
             history = train_as_rank(params, args.run_dir, domain, args.seed_index)
