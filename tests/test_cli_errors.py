@@ -4,13 +4,18 @@ directory they may not write, with one line naming it (``error: ...``, exit code
 from __future__ import annotations
 
 import errno
+import json
+import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TINY
-from tests.helpers import open_folder, write_protected
-from utils import colorize, errors, pipeline, shards, train
+from tests.helpers import KIT_ROOT, SAME_THREADS, interrupted_journal, nth_record, open_folder, write_protected
+from utils import colorize, config, data, errors, pipeline, shards, train
 from utils.config import model_dir
 from utils.errors import cli_error_line
 from utils.run_dir import AtomicWriteError, atomic_write
@@ -112,3 +117,63 @@ def test_the_debug_switch_adds_the_traceback_before_the_one_line(tmp_path: Path,
     assert pipeline_cli(record.parent) == 2
     printed = capsys.readouterr().err.strip().splitlines()
     assert printed[0].startswith("Traceback") and printed[-1].startswith(f"error: {record}: damaged, not JSON")
+
+
+PREPARE = """
+import json, sys
+from utils import config, data, errors
+try:
+    data.prepare_data(config.resolve_params("demo", json.loads(sys.argv[2])), sys.argv[1])
+except Exception as err:
+    sys.exit(errors.exit_with_error_line(err, (errors.ParameterError, errors.UnreadableFileError)))
+"""
+
+
+def under_file_size_limit(limit: int, *args: str) -> subprocess.CompletedProcess:
+    """``python ARGS`` from the kit's root, whose files may grow to ``limit`` bytes at most (past it a write fails
+    with EFBIG: Python ignores SIGXFSZ)."""
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run([sys.executable, *args], cwd=KIT_ROOT, env={**os.environ, **SAME_THREADS},
+                          preexec_fn=limited, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def the_one_error_line(done: subprocess.CompletedProcess) -> str:
+    """The one ``error:`` line of a command that exited 2 (its progress bars aside), with no traceback."""
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    lines = [line for line in done.stderr.replace("\r", "\n").splitlines() if line.startswith("error")]
+    assert len(lines) == 1, done.stderr[-3000:]
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_a_pool_past_the_file_size_limit_is_named_and_removed_and_an_earlier_journal_kept(
+    tmp_path: Path, monkeypatch
+) -> None:
+    run_dir = tmp_path / "run"
+    other_seed = config.resolve_params("demo", {**TINY, "seed": 1})
+    with interrupted_journal(monkeypatch, nth_record(5)), pytest.raises(KeyboardInterrupt):
+        data.prepare_data(other_seed, run_dir)  # leaves a journal resumable with the other seed
+    earlier = {path.name: path.read_bytes() for path in (run_dir / "data").iterdir()}
+    assert {".cartoon_pool.npy", ".cartoon_journal.jsonl"} <= earlier.keys()
+
+    pool_bytes = (TINY["train_per_domain"] + TINY["test_per_domain"]) * TINY["image_size"] ** 2 * 3
+    done = under_file_size_limit(pool_bytes // 2, "-c", PREPARE, str(run_dir), json.dumps(TINY))
+    pool = run_dir / "data" / ".cartoon_pool.npy"
+    assert the_one_error_line(done).startswith(f"error: {pool}: could not be written (OSError: [Errno 27] File too "
+                                               "large); this process may write files of at most ")  # fmt: skip
+    assert {path.name: path.read_bytes() for path in (run_dir / "data").iterdir()} == earlier
+
+
+@pytest.mark.slow
+def test_a_checkpoint_past_the_file_size_limit_is_one_line_naming_it(tmp_path: Path, prepared_run: Path) -> None:
+    run_dir = copy_of_data(prepared_run, tmp_path / "run")
+    command = ["-m", "utils.train", "--run-dir", str(run_dir), "--profile", "demo", "--domain", "movie", *OVERRIDES]
+    done = under_file_size_limit(2**20, *command)  # the shards fit; a checkpoint (100 MB at any image size) does not
+    line = the_one_error_line(done)
+    checkpoint = line.removeprefix("error: ").split(": could not be written")[0]
+    assert Path(checkpoint).parent == model_dir(run_dir, "movie", 0) and checkpoint.endswith(".pt"), line
+    assert "(OSError: [Errno 27] File too large)" in line
+    assert not list(model_dir(run_dir, "movie", 0).glob("*.pt*")) and not list(run_dir.rglob(".*.tmp"))

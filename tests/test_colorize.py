@@ -6,6 +6,7 @@ from pathlib import Path
 
 import kornia.color
 import numpy as np
+import pandas as pd
 import pytest
 import skimage.data
 import torch
@@ -256,7 +257,24 @@ def test_batches_and_conversions_hold_at_most_the_pixel_budget(tmp_path: Path, m
             assert np.abs(produced[0].astype(int) - produced[1]).max() <= 1, (name, kind)
 
 
-def test_a_read_only_output_folder_is_named(checkpoint: Path, capsys) -> None:
+def cli_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    """The one ``error:`` line a command printed (its progress bar aside), with no traceback."""
+    printed = capsys.readouterr().err
+    assert "Traceback" not in printed, printed
+    errors = [line for line in printed.replace("\r", "\n").splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("error: "), printed
+    return errors[0]
+
+
+def refuse_to_colorize(monkeypatch: pytest.MonkeyPatch) -> None:
+    def colorized(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an image was colorized before the output folder was checked")
+
+    monkeypatch.setattr(colorize, "colorize_full_resolution", colorized)
+
+
+def test_a_read_only_output_folder_is_named(checkpoint: Path, capsys, monkeypatch) -> None:
+    refuse_to_colorize(monkeypatch)
     with open_folder() as folder:
         (folder / "in").mkdir()
         Image.fromarray(skimage.data.coffee()).resize((40, 30)).save(folder / "in" / "cup.png")
@@ -265,10 +283,55 @@ def test_a_read_only_output_folder_is_named(checkpoint: Path, capsys) -> None:
         with write_protected(folder / "out"):
             code = colorize.main(["--checkpoint", str(folder / "best.pt"), "--input", str(folder / "in"),
                                   "--output", str(folder / "out")])  # fmt: skip
-        printed = capsys.readouterr().err
-        assert code == 2 and "Traceback" not in printed, printed
-        errors = [line for line in printed.replace("\r", "\n").splitlines() if "error" in line]  # not the progress bar
-        assert len(errors) == 1 and errors[0].startswith(f"error: {folder / 'out'}: cannot write "), printed
+        line = cli_error_line(capsys)
+        assert code == 2 and line.startswith(f"error: --output {folder / 'out'}: cannot write there ("), line
+        assert not list((folder / "out").iterdir())
+
+
+def test_an_output_folder_that_cannot_be_made_is_named(checkpoint: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    refuse_to_colorize(monkeypatch)
+    Image.fromarray(skimage.data.coffee()).resize((40, 30)).save(tmp_path / "cup.png")
+    (tmp_path / "a_file").write_text("not a folder")
+    for out in (tmp_path / "a_file", tmp_path / "a_file" / "out"):
+        code = colorize.main(
+            ["--checkpoint", str(checkpoint), "--input", str(tmp_path / "cup.png"), "--output", str(out)]
+        )
+        assert code == 2 and cli_error_line(capsys) == (
+            f"error: --output {out}: cannot write there ({tmp_path / 'a_file'} is a file); give a folder this user "
+            "may write"
+        )
+
+
+def test_a_folder_with_no_image_is_named(checkpoint: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    code = colorize.main(["--checkpoint", str(checkpoint), "--input", str(tmp_path / "in"), "--output",
+                          str(tmp_path / "out")])  # fmt: skip
+    assert code == 2 and cli_error_line(capsys).startswith(f"error: no images found in {tmp_path / 'in'}: --input ")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_whose_every_file_is_rejected_is_named_and_each_file_recorded(
+    checkpoint: Path, inputs: Path, tmp_path: Path, capsys
+) -> None:
+    folder, out = tmp_path / "bad", tmp_path / "out"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "truncated.jpg").write_bytes((inputs / "photo.jpg").read_bytes()[:300])
+    (folder / "sub" / "text.png").write_text("not an image")
+    (folder / "empty.png").write_bytes(b"")
+    code = colorize.main(["--checkpoint", str(checkpoint), "--input", str(folder), "--output", str(out)])
+    assert code == 2
+    assert cli_error_line(capsys) == f"error: every file in {folder} was rejected: see {out / 'rejected.csv'}"
+    rejected = pd.read_csv(out / "rejected.csv")
+    reasons = {Path(source).relative_to(folder).as_posix(): reason.split(":")[0]
+               for source, reason in zip(rejected["source"], rejected["reason"])}  # fmt: skip
+    assert reasons == {"truncated.jpg": "corrupt", "sub/text.png": "not-an-image", "empty.png": "empty-file"}
+    assert sorted(p.name for p in out.iterdir()) == ["rejected.csv"]
+
+    code = colorize.main(["--checkpoint", str(checkpoint), "--input", str(folder / "truncated.jpg"), "--output",
+                          str(out)])  # fmt: skip
+    assert code == 2
+    assert cli_error_line(capsys).startswith(f"error: {folder / 'truncated.jpg'} was rejected (corrupt: ")
 
 
 def test_an_input_link_out_of_the_folder_is_rejected_with_its_reason(tmp_path: Path, monkeypatch) -> None:

@@ -174,7 +174,7 @@ def test_a_write_that_fails_names_its_file_and_leaves_no_temporary_file(tmp_path
     for line in lines:
         name = line.split(":")[0]
         assert f": {tmp_path / name}: could not be written (" in line, line
-    assert "inline_container" in lines[0] and "File too large" in lines[1]
+    assert all("(OSError: [Errno 27] File too large)" in line for line in lines), lines  # torch's too
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_last.pt"]  # no temporary file
     assert (tmp_path / "checkpoint_last.pt").read_bytes() == b"the previous checkpoint"
 

@@ -38,8 +38,9 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
     """Write to a temporary file, then rename: a crash never leaves a half-written checkpoint, and the previous
     file is replaced only once the new one is complete. A failed write (a full disk) raises AtomicWriteError
     naming ``path``, and leaves no temporary file."""
-    with atomic_write(path) as temporary:
-        torch.save(obj, temporary)
+    # through a Python file: given a path, torch's own writer reports a failed write without the system's reason
+    with atomic_write(path) as temporary, temporary.open("wb") as handle:
+        torch.save(obj, handle)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

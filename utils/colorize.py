@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +35,8 @@ from utils import color
 from utils.checkpoints import load_generator
 from utils.config import GAMUTS
 from utils.environment import device_named
-from utils.errors import exit_with_error_line
-from utils.images import ImageListing, find_images, load_rgb, pixel_count
+from utils.errors import ParameterError, exit_with_error_line
+from utils.images import IMAGE_SUFFIXES, ImageListing, find_images, load_rgb, pixel_count
 from utils.models import UNetGenerator
 from utils.run_dir import atomic_write, write_csv_atomic
 
@@ -61,13 +62,34 @@ class ColorizeReport:
 
 
 def input_files(path: str | Path) -> tuple[Path, ImageListing]:
-    """(root, its listing): a single file, or every image under a folder (recursive; links out of it not followed)."""
+    """(root, its listing): a single file, or every image under a folder (recursive; links out of it not followed).
+    A folder with nothing to colorize or reject is a ParameterError naming it."""
     path = Path(path)
     if path.is_file():
         return path.parent, ImageListing(path.parent, [path], [])
-    if path.is_dir():
-        return path, find_images(path)
-    raise FileNotFoundError(f"--input {path}: no such file or folder")
+    if not path.is_dir():
+        raise FileNotFoundError(f"--input {path}: no such file or folder")
+    listing = find_images(path)
+    if not (listing.images or listing.outside):
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise ParameterError(f"no images found in {path}: --input takes an image file, or a folder searched "
+                             f"recursively for {suffixes} files (hidden ones skipped)")  # fmt: skip
+    return path, listing
+
+
+def check_output_folder(out_dir: Path) -> None:
+    """Create ``out_dir`` and open a file in it (unnamed, where the system allows), before any image is colorized:
+    a folder that cannot be created or written is a ParameterError naming ``--output``."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as err:
+        existing = next((path for path in (out_dir, *out_dir.parents) if path.exists()), None)
+        reason = f"{existing} is a file" if existing and not existing.is_dir() else (err.strerror or str(err))
+        raise ParameterError(
+            f"--output {out_dir}: cannot write there ({reason}); give a folder this user may write"
+        ) from None
 
 
 def output_path(source: Path, root: Path, out_dir: Path, extension: str, tag: str = SUFFIX) -> Path:
@@ -232,18 +254,20 @@ def colorize_path(
 
     ``model_size`` 0 means the size the checkpoint was trained at. A file that cannot be read is
     skipped and recorded (with its reason) in ``out_dir/rejected.csv``; an existing output is
-    kept unless ``overwrite``. ``gamut``: how predicted colours outside sRGB are shown
-    (:func:`color.lab_to_rgb`). Memory follows ``pixel_budget``, not the files' sizes: a batch holds at most
+    kept unless ``overwrite``. A ParameterError, before any image is colorized, for a folder with no image and
+    for an ``out_dir`` that cannot be written; after, for inputs that were all rejected. ``gamut``: how
+    predicted colours outside sRGB are shown (:func:`color.lab_to_rgb`). Memory follows ``pixel_budget``, not the files' sizes: a batch holds at most
     ``batch_size`` images and ``pixel_budget`` pixels, and a larger image is converted in tiles of that many.
     """
     check_settings(batch_size, pixel_budget, device)
+    root, listing = input_files(input_path)
     torch_device = device_named(device)
     generator, record = load_generator(checkpoint, torch_device)
     model_size = model_size or int(record["image_size"])
     if model_size < 32 or model_size % 32:
         raise ValueError(f"--model-size {model_size}: must be a positive multiple of 32")
-    root, listing = input_files(input_path)
     out_dir = Path(out_dir)
+    check_output_folder(out_dir)
     extension = "jpg" if jpeg else "png"
     report = ColorizeReport(rejected=listing.outside_reasons())
     for source, reason in report.rejected:
@@ -268,12 +292,23 @@ def colorize_path(
                     save_image(compared, output_path(source, root, out_dir, extension, "_compare"), jpeg)
                 report.written.append(target)
                 bar.update()
-    if report.rejected:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        rejected = pd.DataFrame([(str(p), r) for p, r in report.rejected], columns=["source", "reason"])
-        write_csv_atomic(out_dir / "rejected.csv", rejected)
+    record_rejected(report, Path(input_path), out_dir)
     print(report.summary() + (f"; reasons in {out_dir / 'rejected.csv'}" if report.rejected else ""))
     return report
+
+
+def record_rejected(report: ColorizeReport, input_path: Path, out_dir: Path) -> None:
+    """The rejected inputs and their reasons, in ``out_dir/rejected.csv``; when every input was rejected, a
+    ParameterError saying so."""
+    if not report.rejected:
+        return
+    rejected = pd.DataFrame([(str(p), r) for p, r in report.rejected], columns=["source", "reason"])
+    write_csv_atomic(out_dir / "rejected.csv", rejected)
+    if report.written or report.existing:
+        return
+    if input_path.is_file():
+        raise ParameterError(f"{input_path} was rejected ({report.rejected[0][1]}): see {out_dir / 'rejected.csv'}")
+    raise ParameterError(f"every file in {input_path} was rejected: see {out_dir / 'rejected.csv'}")
 
 
 def save_image(rgb: np.ndarray, path: Path, jpeg: bool) -> None:  # rgb: H x W x 3, or H x W gray

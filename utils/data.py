@@ -29,7 +29,7 @@ from utils.config import RunParams
 from utils.decoding import DecodePool, DecodeSettings, prepare_workers
 from utils.demo import demo_stream
 from utils.near_duplicates import HASH_SCHEME, hamming, hash_array, near_duplicate_groups
-from utils.run_dir import atomic_write, write_csv_atomic, write_text_atomic
+from utils.run_dir import AtomicWriteError, atomic_write, write_csv_atomic, write_text_atomic
 from utils.shards import (
     MANIFEST_COLUMNS,
     REJECTED_COLUMNS,
@@ -74,7 +74,8 @@ class ShardJournal:
     ``name`` (a domain's accept pass; ``<domain>_hashes``: its hash pass).
 
     Pool rows are flushed to disk before the journal lines that point at them, so the journal
-    never names a row that is not on disk.
+    never names a row that is not on disk. A write that fails (a file-size limit, a full disk) raises
+    AtomicWriteError naming the pool or the journal.
     """
 
     def __init__(self, data_dir: Path, name: str, fingerprint: dict[str, Any], capacity: int, size: int) -> None:
@@ -83,23 +84,34 @@ class ShardJournal:
         header = {"fingerprint": fingerprint, "capacity": capacity}
         self.entries: list[dict[str, Any]] = []
         self.pending: list[dict[str, Any]] = []
-        if self.log_path.is_file() and self.pool_path.is_file():
-            lines = self.log_path.read_text().splitlines()
-            if lines and _json_or_none(lines[0]) == header:
-                for line in lines[1:]:
-                    entry = _json_or_none(line)
-                    if entry is None:  # a line cut short by the interruption: it and what follows are redone
-                        break
-                    self.entries.append(entry)
-                write_text_atomic(self.log_path, "".join(json.dumps(e) + "\n" for e in [header, *self.entries]))
-                self.pool = np.load(self.pool_path, mmap_mode="r+")
-                self.log = self.log_path.open("a")
-                return
-        self.pool = np.lib.format.open_memmap(self.pool_path, mode="w+", dtype=np.uint8,
-                                              shape=(capacity, size, size, 3))  # fmt: skip
-        self.log = self.log_path.open("w")
-        self.log.write(json.dumps(header) + "\n")
-        self.log.flush()
+        lines = self.log_path.read_text().splitlines() if self.log_path.is_file() else []
+        ours = bool(lines) and _json_or_none(lines[0]) == header
+        if ours and self.pool_path.is_file():
+            for line in lines[1:]:
+                entry = _json_or_none(line)
+                if entry is None:  # a line cut short by the interruption: it and what follows are redone
+                    break
+                self.entries.append(entry)
+            write_text_atomic(self.log_path, "".join(json.dumps(e) + "\n" for e in [header, *self.entries]))
+            self.pool = np.load(self.pool_path, mmap_mode="r+")
+        else:
+            if ours:  # its pool is gone: a new pool must not meet entries naming rows it does not hold
+                self.log_path.unlink()
+            self.pool = self.new_pool(header, (capacity, size, size, 3))
+        self.log = self.log_path.open("a")
+
+    def new_pool(self, header: dict[str, Any], shape: tuple[int, ...]) -> np.memmap:
+        """A zeroed pool, then the journal's header. Each is written whole or not at all; a pool whose journal
+        could not be written is removed. A journal of other parameters stays until the new one replaces it."""
+        with atomic_write(self.pool_path) as temporary:  # sparse: only the rows written take disk space
+            pool = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=shape)
+        try:
+            write_text_atomic(self.log_path, json.dumps(header) + "\n")
+        except AtomicWriteError:
+            del pool
+            self.pool_path.unlink()
+            raise
+        return pool
 
     def record(self, entry: dict[str, Any], rgb: np.ndarray | None = None) -> None:
         if rgb is not None:
@@ -111,9 +123,12 @@ class ShardJournal:
 
     def commit(self) -> None:
         self.pool.flush()
-        self.log.write("".join(json.dumps(e) + "\n" for e in self.pending))
-        self.log.flush()
-        os.fsync(self.log.fileno())
+        try:  # a line cut short is redone on resuming: the lines before it are the journal as it was
+            self.log.write("".join(json.dumps(e) + "\n" for e in self.pending))
+            self.log.flush()
+            os.fsync(self.log.fileno())
+        except OSError as err:
+            raise AtomicWriteError(self.log_path, err) from err
         self.pending = []
 
     def remove(self) -> None:

@@ -16,11 +16,13 @@ are removed when the next writer takes the run directory.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl  # POSIX: Linux (Kaggle) and macOS
 import functools
 import json
 import os
 import re
+import resource  # POSIX, as fcntl
 import shlex
 import shutil
 import tempfile
@@ -88,19 +90,42 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     except BaseException as err:
         temporary.unlink(missing_ok=True)
         if isinstance(err, Exception) and not isinstance(err, AtomicWriteError):
-            raise AtomicWriteError(path, err) from err
+            cause = system_error_within(err)
+            raise AtomicWriteError(path, cause) from cause
         raise
+
+
+def system_error_within(err: Exception) -> Exception:
+    """The system's error (an OSError: a full disk, a file-size limit) that ``err`` was raised from or while
+    handling, else ``err``: a library's own error (torch's archive writer) says only that its file went wrong."""
+    link: BaseException | None = err
+    seen: set[int] = set()
+    while link is not None and id(link) not in seen:
+        if isinstance(link, OSError):
+            return link
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return err
 
 
 def failure_message(path: Path, err: BaseException) -> str:
     """``<path>: could not be written (<error>); N MiB free on its file system ...``."""
     lines = str(err).strip().splitlines() or [""]
     why = f"{type(err).__name__}: {lines[0][:300]}"
+    return f"{path}: could not be written ({why}){room_left(path, err)}. Any earlier version of it is unchanged, and no temporary file is left."
+
+
+def room_left(path: Path, err: BaseException) -> str:
+    """``; N MiB free on its file system``, or for a file past the process's file-size limit, that limit."""
+    if isinstance(err, OSError) and err.errno == errno.EFBIG:
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY:
+            size = f"{limit / 2**20:.0f} MiB" if limit >= 2**20 else f"{limit} bytes"
+            return f"; this process may write files of at most {size} (its file-size limit, ulimit -f)"
     try:
-        free = f"; {shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free on its file system"
+        return f"; {shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free on its file system"
     except OSError:
-        free = ""
-    return f"{path}: could not be written ({why}){free}. Any earlier version of it is unchanged, and no temporary file is left."
+        return ""
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
