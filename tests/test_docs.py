@@ -538,6 +538,14 @@ def documented_stub(generation: type) -> object:
     return Documented()
 
 
+PLACEHOLDER = re.compile(r"\bOWNER/(?:([A-Z]+)-)?SLUG\b")  # the docs' dataset handle: OWNER/CARTOON-SLUG, OWNER/SLUG
+
+
+def filled_in(argv: list[str]) -> list[str]:
+    """``argv`` with each of the docs' placeholder handles replaced by a handle, as a reader does."""
+    return [PLACEHOLDER.sub(lambda m: f"someone/{(m[1] or 'image').lower()}-frames", arg) for arg in argv]
+
+
 @pytest.mark.parametrize("generation", [StubApi16, StubApi2], ids=["kaggle-1.6", "kaggle-2.x"])
 def test_every_kaggle_command_runs_as_documented(generation: type, tmp_path: Path, monkeypatch, capsys) -> None:
     commands = documented_kaggle_commands()
@@ -545,7 +553,13 @@ def test_every_kaggle_command_runs_as_documented(generation: type, tmp_path: Pat
     api = documented_stub(generation)
     monkeypatch.setattr(kit_kaggle, "kaggle_api", lambda: api)
     monkeypatch.setattr(kit_kaggle, "BUILD_DIR", tmp_path / "build")
-    for argv in commands:
+    for shown in commands:
+        argv = filled_in(shown)
+        if argv != shown:  # copied with the placeholder still in: refused, naming it, before Kaggle is asked
+            assert kit_kaggle.main(shown) == 2
+            refusal = capsys.readouterr().err
+            assert refusal.startswith("error: ") and "the docs' placeholder" in refusal and "OWNER/" in refusal
+            assert len(refusal.strip().splitlines()) == 1
         with monkeypatch.context() as scoped:
             if argv[0] == "output":  # into a scratch copy of runs/, not the repository's
                 scoped.setattr(kit_kaggle, "KIT_ROOT", tmp_path)

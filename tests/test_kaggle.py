@@ -12,6 +12,7 @@ import shutil
 import tarfile
 from pathlib import Path
 from types import SimpleNamespace
+from unittest import mock
 
 import pandas as pd
 import pytest
@@ -19,7 +20,7 @@ import torch
 
 from tests.conftest import TINY
 from tests.helpers import KIT_ROOT, run_python, run_with_data
-from tests.test_kaggle_client import StubApi2, StubApi16
+from tests.test_kaggle_client import ApiException, StubApi2, StubApi16, http_error, no_network_2x, no_network_16
 from utils import config, errors, kaggle_client, kaggle_kernel, scheduler, train
 from utils import kaggle as kit_kaggle
 
@@ -414,3 +415,127 @@ def test_check_needs_only_the_image_count_of_a_profile(monkeypatch, capsys) -> N
     assert "NOT ENOUGH: 10000 images against the 10001 the profile needs" in capsys.readouterr().out
     assert kit_kaggle.main(["check", "someone/cartoon-frames", "-p", "epoch=3"]) == 2  # a typo is still named
     assert "unknown parameter 'epoch'" in capsys.readouterr().err
+
+
+# --- every failure of the client: one error line naming the command and what it asked about ---------------------
+
+
+class FailingClient:
+    """A client (with credentials) whose every request raises ``error``: no network, an HTTP error, anything."""
+
+    config_values = {"username": "tester"}
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def fail(self, *args, **kwargs):
+        raise self.error
+
+    dataset_list = dataset_list_files = kernels_push = kernels_status = kernels_output = kernels_logs = fail
+
+
+FAILURES = {
+    "2.x-offline": (no_network_2x, "could not reach kaggle.com (ConnectionError): check the network"),
+    "1.6-offline": (no_network_16, "could not reach kaggle.com (MaxRetryError)"),
+    "2.x-http-500": (lambda: http_error(500), "Kaggle answered HTTP 500 (a fault on Kaggle's side)"),
+    "1.6-http-404": (lambda: ApiException(404, "Not Found"), "not found on Kaggle (HTTP 404)"),
+    "unexpected": (lambda: AttributeError("'NoneType' object has no attribute 'text'"), "raised AttributeError"),
+}
+FAILING_COMMANDS = {  # argv -> what the error line names
+    "datasets": (["datasets", "cartoon", "frames"], "search 'cartoon frames'"),
+    "check": (["check", "someone/cartoon-frames"], "dataset 'someone/cartoon-frames'"),
+    "push": (["push", "-p", "cartoon_dataset=someone/cartoon-frames", "-p", "movie_dataset=someone/movie-stills"],
+             "'someone/cartoon-frames'"),
+    "push-unchecked": (["push", "--no-check", "-p", "cartoon_dataset=someone/cartoon-frames",
+                        "-p", "movie_dataset=someone/movie-stills"], f"kernel {KERNEL_ID}"),
+    "status": (["status", "--id", KERNEL_ID], f"kernel {KERNEL_ID}"),
+    "output": (["output", "--id", KERNEL_ID], f"kernel {KERNEL_ID}"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+@pytest.mark.parametrize("command", FAILING_COMMANDS)
+def test_a_failing_client_gives_one_error_line(command: str, failure: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    argv, named = FAILING_COMMANDS[command]
+    make_error, expected = FAILURES[failure]
+    monkeypatch.setattr(kit_kaggle, "kaggle_api", lambda: FailingClient(make_error()))
+    monkeypatch.setattr(kit_kaggle, "BUILD_DIR", tmp_path / "build")
+    if command == "output":  # into a scratch runs/, not the repository's
+        monkeypatch.setattr(kit_kaggle, "KIT_ROOT", tmp_path)
+    monkeypatch.delenv(errors.DEBUG_ENV, raising=False)
+
+    assert kit_kaggle.main(argv) == 2
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.err and len(printed.err.strip().splitlines()) == 1, printed.err
+    assert printed.err.startswith(f"error: {argv[0]}: ") and named in printed.err
+    if failure == "1.6-http-404" and argv[:2] == ["push", "-p"]:  # a missing dataset: named with its parameter
+        assert (
+            "parameter domains['cartoon'] ('cartoon_dataset')" in printed.err and "someone/movie-stills" in printed.err
+        )
+    assert expected in printed.err
+
+
+def test_signing_in_without_network_gives_one_error_line(monkeypatch, capsys) -> None:
+    """kaggle 2.x checks an API token with kaggle.com while it authenticates."""
+    extended = importlib.import_module("kaggle.api.kaggle_api_extended")
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "not-a-real-token")
+    monkeypatch.setattr(extended.KaggleApi, "authenticate", lambda self: FailingClient(no_network_2x()).fail())
+    assert kit_kaggle.main(["status", "--id", KERNEL_ID]) == 2
+    printed = capsys.readouterr().err
+    assert printed.startswith("error: status: signing in: could not reach kaggle.com") and "Traceback" not in printed
+    assert len(printed.strip().splitlines()) == 1
+
+
+def test_with_the_debug_switch_the_clients_traceback_comes_first(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(kit_kaggle, "kaggle_api", lambda: FailingClient(no_network_2x()))
+    monkeypatch.setenv(errors.DEBUG_ENV, "1")
+    assert kit_kaggle.main(["status", "--id", KERNEL_ID]) == 2
+    printed = capsys.readouterr().err
+    assert "Traceback" in printed and "requests.exceptions.ConnectionError" in printed
+    assert printed.strip().splitlines()[-1].startswith(f"error: status: kernel {KERNEL_ID}: could not reach")
+
+
+def test_a_bug_of_the_kit_still_shows_its_traceback(monkeypatch) -> None:
+    """Only calls into the client are taken for Kaggle's failures: the kit's own code raising is a bug."""
+    api = StubApi2()
+    monkeypatch.setattr(kit_kaggle, "kaggle_api", lambda: api)
+    monkeypatch.setattr(kit_kaggle, "kernel_state", mock.Mock(side_effect=ZeroDivisionError("the kit's bug")))
+    with pytest.raises(ZeroDivisionError):
+        kit_kaggle.main(["status", "--id", KERNEL_ID])
+
+
+# --- the docs' placeholder handles ---------------------------------------------------------------------------
+
+
+PLACEHOLDERS = {
+    "shorthand": (["-p", "cartoon_dataset=OWNER/CARTOON-SLUG", "-p", "movie_dataset=OWNER/MOVIE-SLUG"],
+                  "domains['cartoon'] ('cartoon_dataset') = 'OWNER/CARTOON-SLUG'"),
+    "one-of-two": (["-p", "cartoon_dataset=someone/cartoon-frames", "-p", "movie_dataset=OWNER/MOVIE-SLUG"],
+                   "domains['movie'] ('movie_dataset') = 'OWNER/MOVIE-SLUG'"),
+    "domains": (["-p", "source=kaggle", "-p", 'domains={"anime": "someone/anime-frames", "photo": "OWNER/SLUG"}'],
+                "domains['photo'] = 'OWNER/SLUG'"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("given", PLACEHOLDERS)
+@pytest.mark.parametrize("command", ["bundle", "push"])
+def test_the_docs_placeholder_handles_are_refused(
+    command: str, given: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    params, named = PLACEHOLDERS[given]
+    asked = []
+    monkeypatch.setattr(kit_kaggle, "kaggle_api", lambda: asked.append("kaggle_api") or StubApi2())
+    monkeypatch.setattr(kit_kaggle, "BUILD_DIR", tmp_path / "build")
+    assert kit_kaggle.main([command, *params]) == 2
+    printed = capsys.readouterr().err
+    assert printed.startswith(f"error: parameter {named}: the docs' placeholder") and "Traceback" not in printed
+    assert "python -m utils.kaggle datasets" in printed and len(printed.strip().splitlines()) == 1
+    assert asked == [] and not (tmp_path / "build").exists()  # refused before Kaggle is asked, nothing bundled
+
+
+def test_placeholder_like_folders_are_still_folders(tmp_path: Path) -> None:
+    folders = {name: tmp_path / "OWNER" / f"{name.upper()}-SLUG" for name in ("cartoon", "movie")}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    params = config.resolve_params("demo", {"source": "folder", "domains": {k: str(v) for k, v in folders.items()}})
+    assert params.location("cartoon") == str(folders["cartoon"])

@@ -7,13 +7,17 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import socket
 from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
 import pytest
 import requests
+import urllib3
 
 from tests.helpers import run_python
+from utils import domains, errors
 from utils import kaggle_client as client
 from utils.config import RunParams
 
@@ -281,3 +285,91 @@ def test_the_real_2x_response_objects_are_read() -> None:
     status = kernels.ApiGetKernelSessionStatusResponse()
     status.status, status.failure_message = enums.KernelWorkerStatus.ERROR, "out of memory"
     assert client.kernel_state(status) == "error" and client.kernel_failure_message(status) == "out of memory"
+
+
+# --- whatever the client raises: one KaggleRequestError naming what was asked ---------------------------------
+
+
+def no_network_2x() -> requests.exceptions.ConnectionError:
+    """What kaggle 2.x raises without a network: requests' ConnectionError, from urllib3's MaxRetryError."""
+    refused = urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection: [Errno 101]")
+    cause = urllib3.exceptions.MaxRetryError(None, "/api/v1/datasets/list", refused)
+    error = requests.exceptions.ConnectionError(cause)
+    error.__cause__ = cause
+    return error
+
+
+def no_network_16() -> urllib3.exceptions.MaxRetryError:
+    """What kaggle 1.6 raises without a network: urllib3's own MaxRetryError (its client is urllib3's)."""
+    return urllib3.exceptions.MaxRetryError(None, "/api/v1/datasets/list", socket.gaierror(-3, "name resolution"))
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (no_network_2x(), "could not reach kaggle.com (ConnectionError): check the network (on Kaggle: "),
+        (no_network_16(), "could not reach kaggle.com (MaxRetryError)"),
+        (requests.exceptions.ReadTimeout("read timed out"), "could not reach kaggle.com (ReadTimeout)"),
+        (http_error(401), "Kaggle refused the credentials (HTTP 401): create a new token"),
+        (ApiException(403, "Forbidden"), "access denied (HTTP 403)"),
+        (http_error(404), "not found on Kaggle (HTTP 404)"),
+        (http_error(429), "HTTP 429 (too many requests)"),
+        (ApiException(503, "Service Unavailable"), "HTTP 503 (a fault on Kaggle's side)"),
+        (KeyError("token"), "the kaggle client raised KeyError: 'token' (KIT_DEBUG=1 shows its traceback)"),
+    ],
+    ids=["2.x-offline", "1.6-offline", "timeout", "401", "1.6-403", "404", "429", "1.6-503", "unexpected"],
+)
+def test_a_client_error_says_what_happened_and_what_to_do(error: Exception, expected: str) -> None:
+    with pytest.raises(client.KaggleRequestError) as caught:
+        with client.kaggle_request("kernel tester/cross-domain-colorization"):
+            raise error
+    message = str(caught.value)
+    assert message.startswith("kernel tester/cross-domain-colorization: ") and expected in message
+    assert "\n" not in message and caught.value.__cause__ is error  # KIT_DEBUG=1 shows the client's traceback
+    assert isinstance(caught.value, errors.KaggleSetupError)  # a kit error: a command line prints its one line
+
+
+def test_a_long_client_message_stays_one_short_line() -> None:
+    failure = client.request_failure("search 'x'", RuntimeError("first line " + "x" * 1000 + "\nsecond line"))
+    assert "second line" not in str(failure) and len(str(failure)) < 400 and str(failure).endswith("traceback)")
+
+
+@pytest.mark.parametrize(
+    "error", [no_network_2x(), no_network_16(), http_error(500), ValueError("Unexpected answer")],
+    ids=["2.x-offline", "1.6-offline", "500", "unexpected"],
+)  # fmt: skip
+def test_a_dataset_lookup_that_fails_other_than_404_or_403_names_the_handle(error: Exception) -> None:
+    with pytest.raises(client.KaggleRequestError, match=r"^dataset 'someone/cartoon-frames': ") as caught:
+        client.check_dataset(StubApi2(error=error), "someone/cartoon-frames", needed_images=10)
+    assert caught.value.__cause__ is error
+
+
+@BOTH
+def test_a_search_without_network_names_the_search_words(stub) -> None:
+    class Offline(stub):
+        def dataset_list(self, search: str = "", page: int = 1) -> list:
+            raise no_network_2x() if stub is StubApi2 else no_network_16()
+
+    with pytest.raises(client.KaggleRequestError, match=r"^search 'cartoon frames': could not reach kaggle.com"):
+        client.search_datasets(Offline(), "cartoon frames")
+
+
+def test_the_kits_own_bug_is_not_taken_for_a_client_error() -> None:
+    """Only the call into the client is wrapped: a bug in reading its answer keeps its own traceback."""
+    api = SimpleNamespace(dataset_list=lambda search, page=1: [object()] if page == 1 else [])
+    with mock.patch.object(client, "dataset_row", side_effect=ZeroDivisionError("the kit's bug")):
+        with pytest.raises(ZeroDivisionError):
+            client.search_datasets(api, "cartoon")
+
+
+@pytest.mark.parametrize("handle", ["OWNER/CARTOON-SLUG", "OWNER/MOVIE-SLUG", "OWNER/SLUG", "someone/SLUG"])
+def test_the_docs_placeholder_handle_is_refused_before_any_request(handle: str) -> None:
+    api = StubApi2()
+    with pytest.raises(client.DatasetUnavailable, match=r"the docs' placeholder, not a dataset") as caught:
+        client.check_dataset(api, handle, needed_images=10)
+    assert repr(handle) in str(caught.value) and api.calls == []
+
+
+@pytest.mark.parametrize("handle", ["Cornell-University/arxiv", "someone/cartoon-frames", "owner/slug"])
+def test_a_real_handle_is_no_placeholder(handle: str) -> None:
+    assert not domains.is_placeholder_handle(handle)  # capitals alone are no placeholder: Kaggle has such owners

@@ -32,6 +32,8 @@ SHORTHAND: dict[str, tuple[str, str]] = {
 }
 
 Domains = tuple[tuple[str, str], ...]  # ((name, location), ...), in the order given
+# the docs write a dataset handle as OWNER/SLUG, OWNER/CARTOON-SLUG, ...: a copied command still holds them
+PLACEHOLDER_OWNER, PLACEHOLDER_SLUG = "OWNER", "SLUG"
 
 
 def _fail(why: str, value: Any) -> ParameterError:
@@ -122,6 +124,17 @@ def check_domains(source: str, domains: Domains) -> None:
         owner, _, slug = where.partition("/")
         if source == "kaggle" and (not owner or not slug or "/" in slug):
             raise ParameterError(f"{named}: source='kaggle' needs a Kaggle dataset handle 'owner/slug' per domain")
+        if source == "kaggle" and is_placeholder_handle(where):
+            raise ParameterError(f"{named}: the docs' placeholder, not a dataset; put a dataset handle there "
+                                 "(find one with `python -m utils.kaggle datasets WORDS`)")  # fmt: skip
+
+
+def is_placeholder_handle(handle: str) -> bool:
+    """Whether ``handle`` is the docs' placeholder (``OWNER/CARTOON-SLUG``): its owner ``OWNER``, or its slug
+    ``SLUG`` or ``...-SLUG``, in capitals as the docs write them (a real owner may hold capitals:
+    ``Cornell-University``)."""
+    owner, _, slug = handle.partition("/")
+    return owner == PLACEHOLDER_OWNER or slug == PLACEHOLDER_SLUG or slug.endswith(f"-{PLACEHOLDER_SLUG}")
 
 
 def location_parameter(source: str, name: str) -> str:

@@ -41,12 +41,15 @@ from utils.environment import git_commit
 from utils.errors import KaggleSetupError, ParameterError, UnreadableFileError, exit_with_error_line
 from utils.kaggle_client import (
     DatasetUnavailable,
+    KaggleRequestError,
     check_dataset,
     check_datasets,
     format_dataset_table,
+    kaggle_request,
     kernel_failure_message,
     kernel_state,
     last_epoch_line,
+    request_failure,
     search_datasets,
 )
 from utils.run_dir import write_text_atomic
@@ -255,7 +258,8 @@ def kaggle_api() -> Any:
 
     api = KaggleApi()
     try:
-        api.authenticate()
+        with kaggle_request("signing in"):  # a token is checked with kaggle.com
+            api.authenticate()
     except SystemExit:
         raise KaggleSetupError(f"the kaggle client rejected the credentials it found in {CREDENTIAL_PLACES}") from None
     return api
@@ -287,14 +291,15 @@ def push(
 ) -> str:
     """Check every domain's dataset (unless ``check`` is False), bundle, then push (and so run) the kernel;
     returns its id. ``continue_previous``: the new version resumes from the last version's output."""
+    params = resolve_params(profile, overrides)  # a bad parameter is named before Kaggle is asked anything
     api = api if api is not None else kaggle_api()
     kernel_id = resolve_kernel_id(kernel_id, api)
-    params = resolve_params(profile, overrides)
     if check and params.source == "kaggle":
         for checked in check_datasets(api, params):  # a bad handle raises here, before any upload
             print(checked.summary())
     folder = bundle(profile, overrides, kernel_id, out_dir, continue_previous)
-    response = api.kernels_push(str(folder))
+    with kaggle_request(f"kernel {kernel_id}"):
+        response = api.kernels_push(str(folder))
     error = getattr(response, "error", None)
     if error:
         raise KaggleSetupError(f"Kaggle refused the push of {kernel_id}: {error}")
@@ -309,7 +314,8 @@ def wait_for_kernel(kernel_id: str, api: Any | None = None, interval: float = 60
     api = api if api is not None else kaggle_api()
     started, last, last_line = time.monotonic(), None, None
     while True:
-        response = api.kernels_status(kernel_id)
+        with kaggle_request(f"kernel {kernel_id}"):
+            response = api.kernels_status(kernel_id)
         state = kernel_state(response)
         minutes = f"[{(time.monotonic() - started) / 60:5.1f} min]"
         if state != last:
@@ -347,6 +353,8 @@ def fetch_output(kernel_id: str, api: Any | None = None, dest: Path | None = Non
     except ValueError as err:  # 2.x: a file name that leads outside dest (or a kernel these credentials cannot read)
         raise KaggleSetupError(f"output of {kernel_id}: the kaggle client refused it ({err}); "
                                f"what it wrote before stopping is in {dest}") from None  # fmt: skip
+    except Exception as err:
+        raise request_failure(f"kernel {kernel_id}", err) from err
     files = reported[0] if isinstance(reported, tuple) else reported  # 1.7+: (files, next page token); 1.6: files
     outside = [remove_if_written(Path(dest, name), started) for name in files if not lies_inside(dest, name)]
     if outside:
@@ -391,6 +399,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+KIT_ERRORS = (ParameterError, KaggleSetupError, DatasetUnavailable, UnreadableFileError)
+
+
+def in_command(command: str, err: Exception) -> Exception:
+    """``err`` as the command line reports it, the command first (``check: dataset 'owner/slug': ...``); the error it
+    was raised from stays its cause, for ``KIT_DEBUG=1``."""
+    named = type(err)(f"{command}: {err}")
+    named.__cause__, named.__traceback__ = err.__cause__, err.__traceback__
+    return named
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -419,8 +438,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             api = kaggle_api()
             fetch_output(resolve_kernel_id(args.id, api), api)
+    except (KaggleRequestError, DatasetUnavailable) as err:  # Kaggle's answer about a handle: which command asked
+        return exit_with_error_line(in_command(args.command, err), KIT_ERRORS)
     except Exception as err:
-        return exit_with_error_line(err, (ParameterError, KaggleSetupError, DatasetUnavailable, UnreadableFileError))
+        return exit_with_error_line(err, KIT_ERRORS)
     return 0
 
 

@@ -7,6 +7,10 @@ kaggle 1.6 answers with dicts and objects whose fields are camelCase (``totalByt
 ``last_updated``, ``next_page_token``; ``.status`` is an enum) and raise ``requests``' ``HTTPError``
 (``.response.status_code``). :func:`response_field` reads either. Every function takes the API object
 (an authenticated ``KaggleApi``, or a stub); this module never imports ``kaggle``, whose import authenticates.
+
+Whatever a call into the client raises (no network, an HTTP error, anything else) becomes, at the call, a
+:class:`KaggleRequestError` naming what was asked for and saying what to do (:func:`kaggle_request`,
+:func:`request_failure`), or a :class:`DatasetUnavailable` for a dataset Kaggle does not show these credentials.
 """
 
 from __future__ import annotations
@@ -15,16 +19,21 @@ import enum
 import functools
 import json
 import re
+import socket
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
 import pandas as pd
+import requests
+import urllib3
 
 from utils.config import RunParams
-from utils.domains import location_parameter
+from utils.domains import is_placeholder_handle, location_parameter
+from utils.errors import KaggleSetupError
 from utils.images import IMAGE_SUFFIXES
 
 # Search words for the paper's two datasets, which it names without a Kaggle handle.
@@ -32,11 +41,21 @@ PAPER_DATASET_QUERIES: dict[str, str] = {"cartoon": "cartoon frames", "movie": "
 DATASET_COLUMNS = ("handle", "title", "size", "files", "last_updated", "downloads")
 HANDLE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 EPOCH_LINE_MARKS = (" epoch ", " done in ")  # what utils.pipeline.report_new_epochs prints per finished epoch
+# kaggle 2.x asks through requests, 1.6 through urllib3; a name that does not resolve is socket.gaierror
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    requests.exceptions.ConnectionError, requests.exceptions.Timeout, urllib3.exceptions.HTTPError,
+    ConnectionError, TimeoutError, socket.gaierror,
+)  # fmt: skip
 _MISSING = object()
 
 
 class DatasetUnavailable(ValueError):
     """A dataset handle the kernel could not use: malformed, missing, private, or without images."""
+
+
+class KaggleRequestError(KaggleSetupError):
+    """A request to Kaggle failed (no network, an HTTP error, any exception out of the kaggle client); the message
+    names what was asked for, what probably happened and what to do."""
 
 
 # --- reading either generation's responses ------------------------------------------------------
@@ -90,6 +109,65 @@ def http_status(error: BaseException) -> int | None:
     return None
 
 
+def reached_no_server(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from, is a connection that failed (no network, no DNS, a
+    timeout): kaggle.com was not reached."""
+    link: BaseException | None = error
+    for _ in range(8):  # a cause chain is short; the bound guards against a cycle
+        if link is None:
+            return False
+        if isinstance(link, NETWORK_ERRORS):
+            return True
+        link = link.__cause__ or link.__context__
+    return False
+
+
+def request_failure(subject: str, error: BaseException) -> KaggleRequestError:
+    """What ``error``, raised by the kaggle client when asked about ``subject`` (``dataset 'owner/slug'``,
+    ``kernel owner/slug``, ``search 'words'``), means and what to do about it."""
+    status = http_status(error)
+    if status is None and reached_no_server(error):
+        why = (f"could not reach kaggle.com ({type(error).__name__}): check the network (on Kaggle: the notebook's "
+               "Settings, Internet on) and run the command again")  # fmt: skip
+    elif status == 401:
+        why = ("Kaggle refused the credentials (HTTP 401): create a new token on kaggle.com (Settings, API) and "
+               "replace the old one (~/.kaggle/kaggle.json)")  # fmt: skip
+    elif status == 403:
+        why = ("access denied (HTTP 403): it is private to another account, or these credentials may not use it "
+               "(Kaggle asks for phone verification before GPUs and internet in notebooks)")  # fmt: skip
+    elif status == 404:
+        why = ("not found on Kaggle (HTTP 404): it does not exist (a typo in the handle, a kernel not pushed yet), "
+               "or it is private and these credentials cannot see it")  # fmt: skip
+    elif status == 429:
+        why = "Kaggle answered HTTP 429 (too many requests): wait a few minutes and run the command again"
+    elif status is not None and status >= 500:
+        why = f"Kaggle answered HTTP {status} (a fault on Kaggle's side): run the command again later"
+    elif status is not None:
+        why = f"Kaggle answered HTTP {status}: {first_line(error)}"
+    else:
+        why = (f"the kaggle client raised {type(error).__name__}: {first_line(error)} "
+               "(KIT_DEBUG=1 shows its traceback)")  # fmt: skip
+    return KaggleRequestError(f"{subject}: {why}")
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """An error's message, its first line only and at most ``limit`` characters: an error line stays one line."""
+    lines = str(error).strip().splitlines()
+    line = lines[0] if lines else "(no message)"
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+@contextmanager
+def kaggle_request(subject: str) -> Iterator[None]:
+    """Around a call into the kaggle client, and nothing else: whatever the client raises becomes the
+    :class:`KaggleRequestError` of :func:`request_failure` (raised from it, so ``KIT_DEBUG=1`` shows the client's
+    traceback). The kit's own code stays outside, so a bug in it keeps its traceback."""
+    try:
+        yield
+    except Exception as err:
+        raise request_failure(subject, err) from err
+
+
 def human_size(n_bytes: int) -> str:
     size = float(n_bytes)
     for unit in ("B", "KB", "MB", "GB"):
@@ -129,7 +207,9 @@ def search_datasets(api: Any, query: str, max_results: int = 20) -> pd.DataFrame
     rows: dict[str, dict[str, Any]] = {}
     page = 1
     while len(rows) < max_results:
-        found = [dataset_row(d) for d in api.dataset_list(search=query, page=page) or []]
+        with kaggle_request(f"search {query!r}"):
+            answer = api.dataset_list(search=query, page=page)
+        found = [dataset_row(d) for d in answer or []]
         new = [row for row in found if row["handle"] not in rows]
         if not new:
             break
@@ -185,11 +265,17 @@ def check_handle(handle: str) -> str:
             f"dataset handle {handle!r}: expected 'owner/slug', as in kaggle.com/datasets/owner/slug "
             "(find one with `python -m utils.kaggle datasets WORDS`)"
         )
+    if is_placeholder_handle(handle):
+        raise DatasetUnavailable(
+            f"dataset handle {handle!r}: the docs' placeholder, not a dataset; "
+            "find one with `python -m utils.kaggle datasets WORDS`"
+        )
     return handle
 
 
 def unavailable(handle: str, error: BaseException) -> DatasetUnavailable | None:
-    """The DatasetUnavailable an HTTP error of the client means; None for an error that is not HTTP."""
+    """The DatasetUnavailable an HTTP error of the client means (a missing or private dataset); None for any other
+    error: no network, a fault on Kaggle's side, a client that failed."""
     status = http_status(error)
     if status == 404:
         return DatasetUnavailable(
@@ -201,8 +287,6 @@ def unavailable(handle: str, error: BaseException) -> DatasetUnavailable | None:
             f"dataset {handle!r}: access denied (HTTP {status}): the dataset is private, "
             "or these credentials may not read it"
         )
-    if status is not None:
-        return DatasetUnavailable(f"dataset {handle!r}: Kaggle answered HTTP {status}: {error}")
     return None
 
 
@@ -213,10 +297,7 @@ def dataset_files(api: Any, handle: str, page_size: int = 200) -> Iterator[Any]:
         try:
             page = api.dataset_list_files(handle, page_token=page_token, page_size=page_size)
         except Exception as err:
-            reason = unavailable(handle, err)
-            if reason is None:
-                raise
-            raise reason from err
+            raise (unavailable(handle, err) or request_failure(f"dataset {handle!r}", err)) from err
         error_message = response_field(page, "error_message")
         if error_message:
             raise DatasetUnavailable(f"dataset {handle!r}: {error_message}")
@@ -273,7 +354,7 @@ def check_datasets(api: Any, params: RunParams) -> list[DatasetCheck]:
         except DatasetUnavailable as err:
             problems.append(f"parameter {location_parameter('kaggle', domain)}: {err}")
     if problems:
-        raise DatasetUnavailable("\n".join(problems))
+        raise DatasetUnavailable("; ".join(problems))
     return checks
 
 
