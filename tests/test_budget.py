@@ -172,6 +172,7 @@ def test_a_partial_run_ends_cleanly_without_evaluation_and_says_how_to_continue(
     trained = {"cartoon": 2, "movie": 1, "mixed": 0}  # the budget ran out in movie's second epoch
     monkeypatch.setattr(pipeline, "run_step", lambda step, run_dir, progress: ran.append(step.stage))
     monkeypatch.setattr(pipeline, "record_timing", lambda *args: None)
+    monkeypatch.setattr(pipeline, "plan_training", lambda *args: "the plan")  # it reads the prepared data
 
     def training(steps: list[Step], run_dir: Path, *args: object) -> None:
         budget = json.loads((run_dir / "run.json").read_text())["budget"]  # where each train process reads it

@@ -131,8 +131,8 @@ def parse_error(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
     try:
         with contextlib.redirect_stderr(stderr):
             parser.parse_args(argv)
-    except SystemExit:
-        return stderr.getvalue().strip().splitlines()[-1]
+    except SystemExit as exited:
+        return None if exited.code == 0 else stderr.getvalue().strip().splitlines()[-1]  # 0: --help
     return None
 
 

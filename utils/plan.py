@@ -254,7 +254,7 @@ def format_plan(plan: RunPlan, encoder: str) -> str:
               f"{m.epochs_left:>4} of {m.epochs}" for m in plan.models]  # fmt: skip
     lines.append("  test: " + "; ".join(f"{t.domain} {t.images} images in {t.groups} groups" for t in plan.tests))
     lines += [f"  {warning}" for warning in plan.warnings]
-    lines.append(f"  estimated time from here: {duration(plan.here_s)} on this machine ({plan.here_how})")
+    lines.append(f"  estimated time from here: {duration(plan.here_s)} ({plan.here_how})")
     if plan.t4_s is not None:
         lines.append(f"  on a Kaggle T4 x2: {duration(plan.t4_s)} of training, at {plan.t4_how}")
     else:
