@@ -215,3 +215,33 @@ def test_make_alone_prints_the_targets() -> None:
     printed = subprocess.run(["make", "-s"], cwd=KIT_ROOT, capture_output=True, text=True, check=True).stdout
     targets = re.findall(r"^([a-z-]+):", (KIT_ROOT / "Makefile").read_text(), re.MULTILINE)
     assert printed.startswith("make TARGET") and all(f"  {target} " in printed for target in targets), printed
+
+
+# --- the plan as a run prints it ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_plan_prepares_prints_the_plan_and_trains_nothing(tmp_path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    argv = ["--profile", "demo", "--run-dir", str(run_dir), "--no-progress", "--plan"]
+    assert pipeline.main(argv + [arg for name, value in TINY.items() for arg in ("-p", f"{name}={value}")]) == 0
+    printed = capsys.readouterr().out
+    assert "plan: 3 models" in printed and "estimated time from here:" in printed and "Kaggle T4 x2:" in printed
+    assert (run_dir / "data" / "prepared.json").is_file() and not (run_dir / "models").exists()
+    kept = json.loads((run_dir / "run.json").read_text())["plan"]
+    assert set(kept["models"]) == {"cartoon_seed0", "movie_seed0", "mixed_seed0"} and kept["estimated_s"] > 0
+    params = config.resolve_params("demo", TINY)
+    assert kept["models"]["movie_seed0"]["images"] == len(data.training_sets(run_dir, "movie", params)[0])
+
+
+def test_training_prints_the_time_its_steps_left_take_once_it_has_timed_some(tmp_path, prepared_run, tiny_params,
+                                                                            capsys) -> None:  # fmt: skip
+    from tests.helpers import run_with_data
+
+    run_dir = run_with_data(tmp_path / "run", prepared_run)
+    train.train(tiny_params, run_dir, "movie", show_progress=False)
+    estimates = [line for line in capsys.readouterr().out.splitlines() if "training steps left" in line]
+    steps = len(data.training_sets(run_dir, "movie", tiny_params)[0]) // tiny_params.batch_size
+    assert len(estimates) == 1 and estimates[0].startswith(
+        f"model movie: {steps * tiny_params.epochs - min(steps, 25)}"
+    )
