@@ -1,7 +1,7 @@
 """The CPU recipe on your own folders: the ``quick`` profile's whole run, and its plan's estimate against the time
 the run then took.
 
-    python benchmarks/bench_quick.py -p 'domains={"clipart": "...", "photo": "...", "stamp": "..."}' [--json PATH]
+    python benchmarks/bench_quick.py -p 'domains={"clipart": "...", "wallpaper": "...", "stamp": "..."}' [--json PATH]
 
 Runs ``python -m utils.pipeline --profile quick --run-dir <fresh> --no-progress`` with the ``-p`` overrides given,
 once. The pipeline prints its plan after prepare, with the estimated time of the rest of the run; the real time
@@ -10,7 +10,8 @@ run (target: under 10 minutes on a 2-core CPU), the estimate, the real time from
 kit's figure over the baseline's: the estimate over the real time; target 0.5-2x), and each domain's images.
 
 The committed result (a 2-core CPU; the three domains from Debian's packages openclipart-png, the desktop
-wallpapers and tuxpaint-stamps-default, laid out by ``--debian-domains``):
+wallpapers (plasma-workspace-wallpapers, gnome-backgrounds, ...) and tuxpaint-stamps-default, laid out by
+``--debian-domains``):
 
     python benchmarks/bench_quick.py --debian-domains runs/quick-domains --json benchmarks/measured/bench_quick_cpu.json
 """
@@ -34,31 +35,59 @@ from benchmarks.results import Results, add_json_argument  # noqa: E402
 PLAN_LINE = "estimated time from here:"  # the plan's line with the estimate (utils/plan.py format_plan)
 RECIPE_TARGET_S = 600.0
 STOP_GRACE_S = 10.0
-# Debian packages' images, a few hundred per domain, one sub-folder per group: (domain, root, pattern, per group)
-DEBIAN_SOURCES = (
-    ("clipart", "/usr/share/openclipart/png", "*.png", 50),  # openclipart-png: categories
-    ("photo", "/usr/share/wallpapers", "*.jpg", 0),  # plasma-workspace-wallpapers: each wallpaper's sizes
-    ("stamp", "/usr/share/tuxpaint/stamps", "*.png", 25),  # tuxpaint-stamps-default: stamp categories
-)
-CLIPART_GROUPS = ("animals", "food", "buildings", "plants", "people", "transportation")
+CLIPART = ("/usr/share/openclipart/png", ("animals", "food", "buildings", "plants", "people", "transportation"), 60)
+WALLPAPERS = ("/usr/share/wallpapers", "/usr/share/backgrounds")  # Plasma's (each in several sizes), GNOME's, ...
+WALLPAPER_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+STAMPS = ("/usr/share/tuxpaint/stamps", 25)  # tuxpaint-stamps-default: stamp categories
 
 
 def debian_domains(folder: Path) -> dict[str, str]:
-    """Links to Debian's packaged images in ``folder``: one domain per package, one sub-folder per group (a clip art
-    category, a wallpaper with all its sizes, a stamp category), a few hundred images each."""
-    domains = {}
-    for domain, root, pattern, per_group in DEBIAN_SOURCES:
-        target = folder / domain
-        groups = [Path(root) / g for g in CLIPART_GROUPS] if domain == "clipart" else sorted(Path(root).iterdir())
-        for group in (g for g in groups if g.is_dir()):
-            files = sorted(group.rglob(pattern))[: per_group or None]
-            for i, file in enumerate(files):
-                link = target / group.name / f"{i:04d}{file.suffix}"
-                link.parent.mkdir(parents=True, exist_ok=True)
-                if not link.exists():
-                    link.symlink_to(file)
-        domains[domain] = str(target)
-    return domains
+    """Three domains of a few hundred images from Debian's image packages, in ``folder``, one sub-folder per group:
+    clip art (openclipart-png: 60 files from each of 6 categories), desktop wallpapers (the largest file of each,
+    cut into its four quarters: a wallpaper is one group) and drawn stamps (tuxpaint-stamps-default: 25 from each
+    category). Files are copied: links that lead out of a domain's folder are not followed."""
+    root, categories, per_category = CLIPART
+    for category in categories:
+        copy_files(sorted((Path(root) / category).rglob("*.png"))[:per_category], folder / "clipart" / category)
+    stamps_root, per_category = STAMPS
+    for category in sorted(p for p in Path(stamps_root).iterdir() if p.is_dir()):
+        copy_files(sorted(category.rglob("*.png"))[:per_category], folder / "stamp" / category.name)
+    for name, largest in wallpapers().items():
+        quarters(largest, folder / "wallpaper" / name)
+    return {domain: str(folder / domain) for domain in ("clipart", "wallpaper", "stamp")}
+
+
+def copy_files(files: list[Path], target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for i, file in enumerate(files):
+        if not (target / f"{i:04d}{file.suffix}").exists():
+            shutil.copyfile(file, target / f"{i:04d}{file.suffix}")
+
+
+def wallpapers() -> dict[str, Path]:
+    """Each wallpaper's largest file, by a name of its own: a Plasma wallpaper's folder holds it in several sizes."""
+    found: dict[str, Path] = {}
+    for root in map(Path, WALLPAPERS):
+        for file in sorted(root.rglob("*")) if root.is_dir() else []:
+            if file.suffix.lower() not in WALLPAPER_SUFFIXES or not file.is_file():
+                continue
+            relative = file.relative_to(root).parts
+            name = relative[0] if root.name == "wallpapers" else "_".join(relative).rsplit(".", 1)[0]
+            if name not in found or file.stat().st_size > found[name].stat().st_size:
+                found[name] = file
+    return found
+
+
+def quarters(source: Path, target: Path) -> None:
+    from PIL import Image
+
+    target.mkdir(parents=True, exist_ok=True)
+    with Image.open(source) as image:
+        image = image.convert("RGB")
+        width, height = image.size
+        for i, (x, y) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
+            box = (x * width // 2, y * height // 2, (x + 1) * width // 2, (y + 1) * height // 2)
+            image.crop(box).save(target / f"{i}.jpg", quality=92)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -60,6 +60,14 @@ def test_a_gpu_profile_on_a_machine_without_one_is_refused_before_any_work(tmp_p
     pipeline.plan_steps("paper", run_dir, {"source": "folder", "domains": domains, "device": "cpu"})
 
 
+def test_on_kaggle_the_refusal_names_the_accelerator_setting(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    params = config.resolve_params("paper", {"cartoon_dataset": "a/b", "movie_dataset": "c/d"})
+    with pytest.raises(ParameterError, match="this Kaggle session has none: .* accelerator GPU T4 x2"):
+        environment.check_profile_device("paper", params, lambda other: "")
+
+
 def test_the_suggested_cpu_command_keeps_the_gpu_profiles_source() -> None:
     overrides = {"cartoon_dataset": "a/b", "movie_dataset": "c/d"}
     assert config.overrides_for_profile("paper", "quick", overrides) == {"source": "kaggle", **overrides}

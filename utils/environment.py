@@ -58,6 +58,9 @@ def check_profile_device(profile: str, params: RunParams, command_with_profile: 
     if torch.cuda.is_available():
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if on_kaggle():
+        raise ParameterError(f"profile {profile!r} is meant for a GPU, and this Kaggle session has none: in the "
+                             "notebook's Settings, choose the accelerator GPU T4 x2, then run it again")  # fmt: skip
     raise ParameterError(
         f"profile {profile!r} is meant for a GPU, and this machine has none ({cpu_model()}, {cores} cores); on a "
         f"CPU run the {CPU_PROFILE} profile: "
