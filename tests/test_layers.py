@@ -24,7 +24,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "near_duplicates", "shards", "sources", "demo", "decoding", "data", "batches", "gan", "launch", "train",
         "evaluate", "claims", "plots", "report", "step_timing",
     ),
-    "orchestration": ("notebook_step", "scheduler", "plan", "pipeline", "kaggle_client", "kaggle", "kaggle_kernel", "colorize"),
+    "orchestration": (
+        "kernel_manager", "notebook_step", "scheduler", "plan", "pipeline", "kaggle_client", "kaggle", "kaggle_kernel",
+        "colorize",
+    ),
 }  # fmt: skip
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}

@@ -1,5 +1,5 @@
-"""One step of the pipeline: a stage notebook run with papermill into the run directory, and its start-up timing
-recorded in run.json."""
+"""One step of the pipeline: a stage notebook run with papermill into the run directory, its kernel on sockets no
+other process can take (utils/kernel_manager.py), and its start-up timing recorded in run.json."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from utils.run_dir import record_stage_fields
 
 NOTEBOOKS_DIR = KIT_ROOT / "notebooks"
 FAILURE_MARK = "step failed: "  # what a train process prints before run_step's message
-# ipykernel warns on every start that its local TCP sockets are unencrypted (seven lines per run); its
-# log at ERROR drops that, while a failing cell still comes back as the cell's error, as before
+# over TCP (where Unix sockets are missing) ipykernel warns on every start that its sockets are unencrypted
+# (seven lines per run); its log at ERROR drops that, while a failing cell still comes back as the cell's error
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
@@ -49,6 +49,8 @@ def run_step(step: Step, run_dir: Path, progress: bool = True, log_output: bool 
     from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
+    from utils.kernel_manager import UnixSocketKernelManager  # imports jupyter_client: only once a notebook runs
+
     output = rendered_path(run_dir, step)
     try:
         papermill.execute_notebook(
@@ -59,6 +61,7 @@ def run_step(step: Step, run_dir: Path, progress: bool = True, log_output: bool 
             progress_bar=progress,
             log_output=log_output,
             kernel_name="python3",
+            kernel_manager_class=UnixSocketKernelManager,  # to nbclient: no TCP port race between kernels
             # every cell has run and every output has arrived: a graceful shutdown would only wait
             # 1-3 s for the interpreter's teardown (docs/performance.md, "Start-up of each notebook")
             shutdown_kernel="immediate",
