@@ -65,13 +65,16 @@ def test_on_kaggle_the_refusal_names_the_accelerator_setting(monkeypatch) -> Non
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
     params = config.resolve_params("paper", {"cartoon_dataset": "a/b", "movie_dataset": "c/d"})
     with pytest.raises(ParameterError, match="this Kaggle session has none: .* accelerator GPU T4 x2"):
-        environment.check_profile_device("paper", params, lambda other: "")
+        environment.check_profile_device("paper", params, "runs/mine", {})
 
 
-def test_the_suggested_cpu_command_keeps_the_gpu_profiles_source() -> None:
+def test_the_suggested_cpu_command_keeps_the_data_in_a_run_directory_of_its_own() -> None:
     overrides = {"cartoon_dataset": "a/b", "movie_dataset": "c/d"}
-    assert config.overrides_for_profile("paper", "quick", overrides) == {"source": "kaggle", **overrides}
-    assert config.overrides_for_profile("paper", "quick", {"source": "folder"}) == {"source": "folder"}
+    suggested = shlex.split(config.command_for_profile("paper", "quick", "runs/mine", overrides))
+    assert suggested[3:7] == ["--profile", "quick", "--run-dir", "runs/mine-quick"]
+    assert "source=kaggle" in suggested and "cartoon_dataset=a/b" in suggested  # the paper profile's source kept
+    folder = shlex.split(config.command_for_profile("paper", "quick", "runs/mine", {"source": "folder"}))
+    assert folder.count("-p") == 1
 
 
 def test_the_train_command_refuses_a_gpu_profile_without_a_gpu(prepared_run, capsys, monkeypatch) -> None:
@@ -95,9 +98,26 @@ def test_a_batch_no_model_fills_names_the_model_and_the_largest_batch_that_works
     check_batch_size(params, {"a": 16, "b": 16})
     with pytest.raises(ParameterError, match="a batch needs at least 2"):
         check_batch_size(params, {"a": 40, "b": 1})
-    with pytest.raises(ParameterError, match="split evenly across 3 GPU processes; use batch_size=15"):
-        check_batch_size(params, {"a": 40}, world_size=3)
-    assert largest_batch({"a": 40, "b": 9}, world_size=2) == 8
+    with pytest.raises(ParameterError, match="model 'a' trains on 3 GPU processes, and the global batch must split "
+                       "evenly across them; use batch_size=39"):  # fmt: skip
+        check_batch_size(params, {"a": 40}, {"a": 3})
+    # one model on two GPUs, another on one: the batch that works splits in two and fits the fewest images
+    with pytest.raises(ParameterError, match=r"model 'b'; use batch_size=8\b"):
+        check_batch_size(params, {"a": 40, "b": 9}, {"a": 1, "b": 2})
+    assert largest_batch({"a": 40, "b": 9}, step=2) == 8
+
+
+def test_the_plan_checks_the_batch_against_the_gpu_processes_each_model_will_train_on(
+    prepared_run, tiny_params, monkeypatch
+) -> None:
+    trains = [Step("02_train.ipynb", f"02_train_{m}_seed0.ipynb", {"domain": m, "seed_index": 0}, f"train_{m}_seed0")
+              for m in tiny_params.models]  # fmt: skip
+    step = {t.parameters["domain"]: t for t in trains}
+    on_t4x2 = [[TrainLaunch(step["cartoon"], ("0",), 2), TrainLaunch(step["movie"], ("1",), 2)],
+               [TrainLaunch(step["mixed"], ("0", "1"), 4)]]  # fmt: skip
+    monkeypatch.setattr(plan, "planned_rounds", lambda *args: on_t4x2)
+    with pytest.raises(ParameterError, match="model 'mixed' trains on 2 GPU processes"):
+        plan.make_plan(prepared_run, dataclasses.replace(tiny_params, batch_size=3), trains)
 
 
 def test_the_plans_training_images_are_those_training_uses(prepared_run, tiny_params) -> None:
@@ -158,9 +178,10 @@ def test_the_estimate_here_shares_the_cores_and_splits_work_over_a_models_gpus()
     plans = [model_plan("a"), model_plan("b"), model_plan("c"), model_plan("d", epochs_left=0)]
     one = plan.estimate_here(plans[:1], [launches(["a"], 1)], times, [], startup_s=0.0, cores=2)
     assert one == pytest.approx(2 * 10 * 1.0)  # 2 epochs of 10 steps
-    # four single-threaded notebooks on two cores: each at half speed; a finished model adds nothing
+    # three single-threaded notebooks still training on two cores: each at two thirds of its speed; a finished
+    # model's notebook starts and ends, and takes no share
     four = plan.estimate_here(plans, [launches(["a", "b", "c", "d"], 1)], times, [], startup_s=0.0, cores=2)
-    assert four == pytest.approx(2 * one)
+    assert four == pytest.approx(1.5 * one)
     ddp = plan.estimate_here(plans[:1], [launches(["a"], 8, ("0", "1"))], times, [], startup_s=0.0, cores=16)
     assert ddp == pytest.approx(one / 2)
     scored = plan.estimate_here(plans[:1], [launches(["a"], 1)], dataclasses.replace(times, predict_image_s=0.5),
@@ -168,12 +189,34 @@ def test_the_estimate_here_shares_the_cores_and_splits_work_over_a_models_gpus()
     assert scored == pytest.approx(one + 2 * 16 * 0.5 + 3.0 + 2 * 10 * 0.5 + 3 * 3.0)
 
 
+def test_a_timing_that_fails_or_hangs_leaves_the_run_unestimated_not_stopped(monkeypatch) -> None:
+    params = config.resolve_params("demo", TINY)
+    launch = launches(["cartoon"], 1)[0]
+
+    def failing(*args: object, **kwargs: object) -> subprocess.CompletedProcess:
+        return subprocess.CompletedProcess(args, 1, "", "Traceback ...\nRuntimeError: CUDA out of memory")
+
+    monkeypatch.setattr(plan.subprocess, "run", failing)
+    times, why = plan.time_steps(params, launch)
+    assert times is None and why == "timing a few training steps failed (RuntimeError: CUDA out of memory)"
+
+    def hanging(command: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+        assert kwargs["timeout"] == plan.TIMING_LIMIT_S and "compile_metrics=False" in command
+        raise subprocess.TimeoutExpired(command, kwargs["timeout"])
+
+    monkeypatch.setattr(plan.subprocess, "run", hanging)
+    times, why = plan.time_steps(params, launch)
+    assert times is None and why.startswith("timing a few training steps took over")
+    unestimated = plan.RunPlan([model_plan("a")], [], [], None, why, None, "no measurement")
+    assert f"estimated time from here: not estimated ({why})" in plan.format_plan(unestimated, "untrained")
+
+
 def test_the_kaggle_estimate_reads_the_committed_gpu_measurement(tmp_path) -> None:
     committed = plan.t4_images_per_s(256)
     assert committed is not None, f"{plan.GPU_MEASUREMENT} lacks the T4 projection the plan reads"
     measured = tmp_path / "bench_train_cuda.json"
     record = {"figures": [{"name": plan.T4_PROJECTION, "note": "40 images/s per T4"}], "date": "2026-01-02",
-              "machine": {"gpus": ["NVIDIA H200"]}}  # fmt: skip
+              "machine": {"gpus": ["NVIDIA H200"]}, "context": {"size": "256"}}  # fmt: skip
     measured.write_text(json.dumps(record))
     assert plan.t4_images_per_s(256, measured)[0] == pytest.approx(40)
     assert plan.t4_images_per_s(128, measured)[0] == pytest.approx(160)  # a quarter of the pixels
@@ -200,6 +243,18 @@ def test_pretrained_cached_takes_the_weights_only_when_this_machine_has_them(mon
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: f"/cache/{repo}/{name}")
     assert config.resolve_params("demo", {"pretrained": "cached"}).pretrained is True
     assert config.PROFILES["quick"]["pretrained"] == config.PRETRAINED_IF_CACHED
+
+
+def test_pretrained_cached_is_decided_once_per_run_directory(tmp_path, monkeypatch) -> None:
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: f"/cache/{repo}/{name}")
+    asked = {"pretrained": "cached", "epochs": 3}
+    assert config.settle_pretrained("demo", tmp_path, asked) == {"pretrained": True, "epochs": 3}  # a new run
+    (tmp_path / "run.json").write_text(json.dumps({"parameters": {"pretrained": False}}))
+    assert config.settle_pretrained("demo", tmp_path, asked)["pretrained"] is False  # its first decision kept
+    assert config.settle_pretrained("demo", tmp_path, {"pretrained": "true"}) == {"pretrained": "true"}
+    assert config.settle_pretrained("quick", tmp_path, {})["pretrained"] is False  # the quick profile asks cached
 
 
 def test_the_cached_weights_looked_for_are_those_timm_fetches() -> None:
@@ -250,6 +305,5 @@ def test_training_prints_the_time_its_steps_left_take_once_it_has_timed_some(tmp
     train.train(tiny_params, run_dir, "movie", show_progress=False)
     estimates = [line for line in capsys.readouterr().out.splitlines() if "training steps left" in line]
     steps = len(data.training_sets(run_dir, "movie", tiny_params)[0]) // tiny_params.batch_size
-    assert len(estimates) == 1 and estimates[0].startswith(
-        f"model movie: {steps * tiny_params.epochs - min(steps, 25)}"
-    )
+    left = steps * tiny_params.epochs - min(steps, train.LOG_EVERY)  # after the first sync point
+    assert len(estimates) == 1 and estimates[0].startswith(f"model movie: {left} training steps left")

@@ -237,3 +237,25 @@ def test_bench_run_dir_measures_the_lock_the_join_and_the_write_against_baseline
     added = figures["added to a run like this one"]
     assert 0 < added["value"] and added["target"] == "< 1 s" and added["met"] == (added["value"] < 1)
     assert sorted(p.name for p in run.iterdir()) == ["models", "run.json", "writer.lock"]  # nothing else left
+
+
+def test_a_bug_raised_while_handling_a_system_error_keeps_its_traceback(tmp_path: Path) -> None:
+    from utils.errors import cli_error_line
+
+    def library_write(path: Path) -> None:  # torch's writer: its own RuntimeError, raised while handling the OSError
+        try:
+            raise OSError(27, "File too large")
+        except OSError:
+            raise RuntimeError("file write failed")  # noqa: B904 - as torch raises it: the OSError is its context
+
+    with pytest.raises(run_dir.AtomicWriteError) as full:
+        with run_dir.atomic_write(tmp_path / "a.pt") as temporary:
+            library_write(temporary)
+    assert isinstance(full.value.__cause__, OSError) and cli_error_line(full.value, ()) is not None
+    with pytest.raises(run_dir.AtomicWriteError) as bug:
+        with run_dir.atomic_write(tmp_path / "b.pt"):
+            try:
+                raise OSError(2, "No such file or directory")
+            except OSError:
+                raise ValueError("a bug in the kit's own code")  # noqa: B904 - a bug: the OSError is its context
+    assert isinstance(bug.value.__cause__, ValueError) and cli_error_line(bug.value, ()) is None  # a traceback

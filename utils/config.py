@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
+import shlex
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,12 +252,32 @@ def pretrained_asked(profile: str, overrides: dict[str, Any] | None) -> str:
     return str(value).strip().lower()
 
 
-def overrides_for_profile(profile: str, other: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """``overrides`` that give the same data under profile ``other`` as under ``profile``: its ``source`` kept."""
+def command_for_profile(profile: str, other: str, run_dir: str | Path, overrides: dict[str, Any]) -> str:
+    """The pipeline's command line for the same data under profile ``other``, into ``<run_dir>-<other>`` (the run
+    directory given may hold ``profile``'s data): ``profile``'s ``source`` is kept when ``other``'s differs."""
     source = PROFILES[profile].get("source", RunParams.source)
-    if "source" in overrides or PROFILES[other].get("source", RunParams.source) == source:
+    if "source" not in overrides and PROFILES[other].get("source", RunParams.source) != source:
+        overrides = {"source": source, **overrides}
+    command = ["python", "-m", "utils.pipeline", "--profile", other, "--run-dir", f"{run_dir}-{other}"]
+    command += [arg for name, value in overrides.items() for arg in ("-p", f"{name}={override_text(value)}")]
+    return shlex.join(command)
+
+
+def override_text(value: Any) -> str:
+    """A parameter's value as ``-p NAME=VALUE`` gives it (a dict, ``domains``, as JSON)."""
+    return json.dumps(value) if isinstance(value, dict) else str(value)
+
+
+def settle_pretrained(profile: str, run_dir: str | Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` with ``pretrained=cached`` decided once for the run directory: what its run.json recorded at
+    the first prepare, else what this machine has now. A later run of it, after the weights were fetched, keeps
+    the first decision: its models resume, and every model of the run starts alike."""
+    if pretrained_asked(profile, overrides) != PRETRAINED_IF_CACHED:
         return dict(overrides)
-    return {"source": source, **overrides}
+    record_path = Path(run_dir) / "run.json"
+    record = read_json_file(record_path, "delete it to start the run again") if record_path.is_file() else {}
+    recorded = record.get("parameters", {}).get("pretrained") if isinstance(record, dict) else None
+    return {**overrides, "pretrained": recorded if isinstance(recorded, bool) else encoder_weights_cached()}
 
 
 def unknown_name(kind: str, name: str, known: list[str]) -> ParameterError:

@@ -33,7 +33,7 @@ SHORTHAND: dict[str, tuple[str, str]] = {
 
 Domains = tuple[tuple[str, str], ...]  # ((name, location), ...), in the order given
 # the docs write a dataset handle as OWNER/SLUG, OWNER/CARTOON-SLUG, ...: a copied command still holds them
-PLACEHOLDER_OWNER, PLACEHOLDER_SLUG = "OWNER", "SLUG"
+PLACEHOLDER_DATASET_OWNER, PLACEHOLDER_DATASET_SLUG = "OWNER", "SLUG"
 
 
 def _fail(why: str, value: Any) -> ParameterError:
@@ -134,7 +134,11 @@ def is_placeholder_handle(handle: str) -> bool:
     ``SLUG`` or ``...-SLUG``, in capitals as the docs write them (a real owner may hold capitals:
     ``Cornell-University``)."""
     owner, _, slug = handle.partition("/")
-    return owner == PLACEHOLDER_OWNER or slug == PLACEHOLDER_SLUG or slug.endswith(f"-{PLACEHOLDER_SLUG}")
+    return (
+        owner == PLACEHOLDER_DATASET_OWNER
+        or slug == PLACEHOLDER_DATASET_SLUG
+        or slug.endswith(f"-{PLACEHOLDER_DATASET_SLUG}")
+    )
 
 
 def location_parameter(source: str, name: str) -> str:

@@ -10,12 +10,11 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from utils.config import CPU_PROFILE, GPU_PROFILES, RunParams
+from utils.config import CPU_PROFILE, GPU_PROFILES, RunParams, command_for_profile
 from utils.errors import ParameterError
 from utils.run_dir import locked_run_record
 
@@ -37,6 +36,11 @@ def check_device(params: RunParams) -> None:
             raise ParameterError("parameter 'device' = 'cuda': CUDA was asked for but no GPU is visible")
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def cpu_model() -> str:
     """The CPU's name (``Intel(R) Xeon(R) Processor``), as Linux's /proc/cpuinfo gives it."""
     cpuinfo = Path("/proc/cpuinfo")
@@ -47,9 +51,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def check_profile_device(profile: str, params: RunParams, command_with_profile: Callable[[str], str]) -> None:
+def check_profile_device(profile: str, params: RunParams, run_dir: str | Path, overrides: dict[str, Any]) -> None:
     """A profile meant for a GPU (``GPU_PROFILES``) on a machine without one is refused before any work, naming the
-    CPU and the command to run instead (``command_with_profile(CPU_PROFILE)``); an explicit ``device`` (cpu, or
+    CPU and the command to run instead (the ``CPU_PROFILE`` on the same data); an explicit ``device`` (cpu, or
     cuda, which :func:`check_device` checks) is the user's choice and passes."""
     if profile not in GPU_PROFILES or params.device != "auto":
         return
@@ -57,14 +61,13 @@ def check_profile_device(profile: str, params: RunParams, command_with_profile: 
 
     if torch.cuda.is_available():
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if on_kaggle():
         raise ParameterError(f"profile {profile!r} is meant for a GPU, and this Kaggle session has none: in the "
                              "notebook's Settings, choose the accelerator GPU T4 x2, then run it again")  # fmt: skip
     raise ParameterError(
-        f"profile {profile!r} is meant for a GPU, and this machine has none ({cpu_model()}, {cores} cores); on a "
+        f"profile {profile!r} is meant for a GPU, and this machine has none ({cpu_model()}, {cpu_cores()} cores); on a "
         f"CPU run the {CPU_PROFILE} profile: "
-        f"`{command_with_profile(CPU_PROFILE)}`, or add -p device=cpu to run the {profile} profile on the CPU anyway"
+        f"`{command_for_profile(profile, CPU_PROFILE, run_dir, overrides)}`, or add -p device=cpu to run the {profile} profile on the CPU anyway"
     )
 
 

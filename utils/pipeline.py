@@ -37,9 +37,10 @@ from utils.config import (
     PROFILE_USES,
     PROFILES,
     RunParams,
-    overrides_for_profile,
+    override_text,
     parse_overrides,
     resolve_params,
+    settle_pretrained,
     trained_name,
     training_seeds,
 )
@@ -49,7 +50,7 @@ from utils.errors import ParameterError, UnreadableFileError, exit_with_error_li
 from utils.notebook_step import FAILURE_MARK, StageFailed, Step, describe_startup, now, record_timing, run_step
 from utils.processes import Stopped, die_with_parent, stopping_on
 from utils.run_dir import WRITER_ENV, RunDirBusy, RunDirWriter, hold_run_dir, locked_run_record
-from utils.scheduler import ModelProgress, run_train_steps, visible_gpus
+from utils.scheduler import ModelProgress, run_train_steps
 
 PARAMETER_TABLE = "docs/running.md#parameters"
 
@@ -59,8 +60,7 @@ def plan_steps(profile: str, run_dir: str | Path, overrides: dict[str, Any]) -> 
     evaluate, figures, colorize (sample images)."""
     params = resolve_params(profile, overrides)
     check_device(params)
-    check_profile_device(profile, params, lambda other: pipeline_command(other, run_dir, overrides_for_profile(
-        profile, other, overrides)))  # fmt: skip
+    check_profile_device(profile, params, run_dir, overrides)
     common = {"profile": profile, "run_dir": str(Path(run_dir).resolve()), "overrides": dict(overrides)}
     steps = [Step("01_prepare_data.ipynb", "01_prepare_data.ipynb", common, "prepare")]
     for index, seed in enumerate(training_seeds(params)):
@@ -123,12 +123,8 @@ def record_partial(run_dir: Path, params: RunParams, trains: list[Step], continu
 def pipeline_command(profile: str, run_dir: str | Path, overrides: dict[str, Any]) -> str:
     """The command line that runs the pipeline with these parameters, as a user types it."""
     command = ["python", "-m", "utils.pipeline", "--profile", profile, "--run-dir", str(run_dir)]
-    command += [arg for name, value in overrides.items() for arg in ("-p", f"{name}={as_text(value)}")]
+    command += [arg for name, value in overrides.items() for arg in ("-p", f"{name}={override_text(value)}")]
     return shlex.join(command)
-
-
-def as_text(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, dict) else str(value)
 
 
 def how_to_continue(profile: str, run_dir: Path, overrides: dict[str, Any]) -> str:
@@ -151,29 +147,40 @@ def run_pipeline(
 
     Raises RunDirBusy when another process writes ``run_dir``. SIGTERM and SIGHUP stop it as Ctrl-C does, raising
     :class:`~utils.processes.Stopped`: every notebook it started stops first."""
-    overrides = dict(overrides or {})
+    asked = dict(overrides or {})  # as the user gave them: what the plan describes and a continuation repeats
+    overrides = settle_pretrained(profile, run_dir, asked)  # what every stage of the run reads
     steps = plan_steps(profile, run_dir, overrides)  # raises before any work
     with hold_run_dir(run_dir, "the pipeline") as writer, stopping_on(signal.SIGTERM, signal.SIGHUP):
         try:
-            return run_steps(profile, writer.run_dir, overrides, steps, progress, plan_only)
+            return run_steps(profile, writer.run_dir, overrides, steps, progress, plan_only, asked)
         except BaseException:  # Ctrl-C, a signal, a failure: no process of the run outlives it
             end_run_processes(writer)
             raise
 
 
-def plan_training(profile: str, run_dir: Path, overrides: dict[str, Any], params: RunParams, trains: list[Step]) -> str:
-    """The plan, once the data is prepared: every model's data, the checks that need it, the time left."""
+def plan_training(profile: str, run_dir: Path, asked: dict[str, Any], params: RunParams, trains: list[Step]) -> str:
+    """The plan, once the data is prepared: every model's data, the checks that need it, the time left (``asked``:
+    the overrides as the user gave them, for which encoder weights were asked)."""
     from utils.plan import describe_encoder, format_plan, make_plan, plan_record
 
-    run_plan = make_plan(run_dir, params, trains, visible_gpus(params, run_dir))
+    run_plan = make_plan(run_dir, params, trains)
     with locked_run_record(run_dir) as record:
         record["plan"] = plan_record(run_plan)
-    return format_plan(run_plan, describe_encoder(profile, overrides, params))
+    return format_plan(run_plan, describe_encoder(profile, asked, params))
 
 
 def run_steps(
-    profile: str, run_dir: Path, overrides: dict[str, Any], steps: list[Step], progress: bool, plan_only: bool = False
+    profile: str,
+    run_dir: Path,
+    overrides: dict[str, Any],
+    steps: list[Step],
+    progress: bool,
+    plan_only: bool = False,
+    asked: dict[str, Any] | None = None,
 ) -> list[Path]:
+    """``steps`` in order, training planned first; ``asked``: the overrides as the user gave them (``overrides``
+    with ``pretrained=cached`` settled), which the plan describes and a continuation repeats."""
+    asked = overrides if asked is None else asked
     params = resolve_params(profile, overrides)
     labels = {step.rendered: f"[{i}/{len(steps)}] {step.label}" for i, step in enumerate(steps, 1)}
     trains = [step for step in steps if step.notebook == "02_train.ipynb"]
@@ -182,13 +189,13 @@ def run_steps(
     try:
         for step in steps:
             if step is trains[0]:
-                print(plan_training(profile, run_dir, overrides, params, trains), flush=True)  # refuses before any
+                print(plan_training(profile, run_dir, asked, params, trains), flush=True)  # refuses before any
                 if plan_only:
                     print(f"--plan: nothing trained; the same command without --plan runs it (in {run_dir}, whose "
                           "prepared data it reuses)")  # fmt: skip
                     return [run_dir / "notebooks" / steps[0].rendered]
                 run_train_steps(trains, run_dir, params, labels)
-                partial = record_partial(run_dir, params, trains, how_to_continue(profile, run_dir, overrides))
+                partial = record_partial(run_dir, params, trains, how_to_continue(profile, run_dir, asked))
                 if partial:
                     end_partial(run_dir, partial, time.perf_counter() - started)
                     return [run_dir / "notebooks" / s.rendered for s in steps[: steps.index(trains[-1]) + 1]]

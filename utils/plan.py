@@ -13,6 +13,7 @@ The device is checked against the profile earlier, before any data work (``envir
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -23,10 +24,13 @@ from pathlib import Path
 import pandas as pd
 
 from utils.config import KIT_ROOT, PRETRAINED_IF_CACHED, RunParams, pretrained_asked
+from utils.environment import cpu_cores
+from utils.errors import read_json_file
 from utils.launch import param_arguments
 from utils.notebook_step import Step
 from utils.processes import child_environment
-from utils.scheduler import ModelProgress, TrainLaunch, cpu_cores, duration, train_concurrency, train_rounds
+from utils.run_dir import RUN_RECORD_REMEDY
+from utils.scheduler import ModelProgress, TrainLaunch, duration, planned_rounds, train_concurrency, train_rounds
 from utils.shards import check_batch_size, load_manifest, model_rows, train_shard_sizes
 from utils.statistics import GRAY, compared_pairs, minimum_groups
 from utils.step_timing import StepTimes
@@ -34,7 +38,7 @@ from utils.step_timing import StepTimes
 GPU_MEASUREMENT = KIT_ROOT / "benchmarks" / "measured" / "bench_train_cuda.json"
 T4_PROJECTION = "projection, Kaggle T4 x2 (measured speed x peak ratio), paper profile"
 T4_RATE = re.compile(r"([\d.]+) images/s per T4")
-T4_MEASURED_SIZE = 256  # bench_train's projection is for the paper's 256 px at its batch of 16
+TIMING_LIMIT_S = 120.0  # the timing child's longest: building the networks and a few steps take seconds
 KAGGLE_T4_GPUS = ("0", "1")
 KAGGLE_CPU_CORES = 4
 
@@ -65,7 +69,7 @@ class RunPlan:
     models: list[ModelPlan]
     tests: list[TestSplit]
     warnings: list[str]
-    here_s: float
+    here_s: float | None  # None: not estimated, here_how says why
     here_how: str
     t4_s: float | None
     t4_how: str
@@ -128,14 +132,21 @@ def test_group_warnings(manifest: pd.DataFrame, params: RunParams) -> list[str]:
 # --- the time -----------------------------------------------------------------------------------------
 
 
-def time_steps(params: RunParams, launch: TrainLaunch) -> StepTimes:
-    """``utils.step_timing`` in a process of its own, with ``launch``'s share of the machine."""
-    command = [sys.executable, "-m", "utils.step_timing", "--profile", "demo", *param_arguments(params)]
-    env = {**child_environment(), **launch.environment()}
-    done = subprocess.run(command, cwd=KIT_ROOT, env=env, capture_output=True, text=True)
+def time_steps(params: RunParams, launch: TrainLaunch) -> tuple[StepTimes | None, str]:
+    """``utils.step_timing`` in a process of its own, with ``launch``'s threads and its first GPU: (the times, "") or
+    (None, why not). Eager (a compiled training only gets faster), and never longer than ``TIMING_LIMIT_S``: the
+    estimate is advice, and its failure stops nothing."""
+    timed = dataclasses.replace(params, compile=False, compile_metrics=False)
+    command = [sys.executable, "-m", "utils.step_timing", "--profile", "demo", *param_arguments(timed)]
+    env = {**child_environment(), **dataclasses.replace(launch, gpus=launch.gpus[:1]).environment()}
+    try:
+        done = subprocess.run(command, cwd=KIT_ROOT, env=env, capture_output=True, text=True, timeout=TIMING_LIMIT_S)
+    except subprocess.TimeoutExpired:
+        return None, f"timing a few training steps took over {TIMING_LIMIT_S:.0f} s"
     if done.returncode:
-        raise RuntimeError(f"timing a few training steps failed (exit code {done.returncode}):\n{done.stderr[-2000:]}")
-    return StepTimes(**json.loads(done.stdout.strip().splitlines()[-1]))
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"timing a few training steps failed ({last[:200]})"
+    return StepTimes(**json.loads(done.stdout.strip().splitlines()[-1])), ""
 
 
 def model_seconds(plan: ModelPlan, times: StepTimes) -> float:
@@ -147,14 +158,17 @@ def estimate_here(
     plans: list[ModelPlan], rounds: list[list[TrainLaunch]], times: StepTimes, tests: list[TestSplit],
     startup_s: float, cores: int,
 ) -> float:  # fmt: skip
-    """The rest of the run on this machine: each round of train notebooks (on a CPU, notebooks whose threads
-    outnumber the cores share them), then evaluate (every model and the gray baseline on every test image), and
-    the start-up of every notebook left (``startup_s`` each, as the prepare notebook's)."""
+    """The rest of the run on this machine: each round of train notebooks (on a CPU, the notebooks still training
+    share the cores when their threads outnumber them; with several GPUs, a model's steps split across them), then
+    evaluate (every model and the gray baseline on every test image), and the start-up of every notebook left
+    (``startup_s`` each, as the prepare notebook's)."""
     by_name = {plan.name: plan for plan in plans}
     total = 0.0
     for round_ in rounds:
-        shared = max(1.0, sum(launch.threads for launch in round_) / cores) if not round_[0].gpus else 1.0
-        work = max(model_seconds(by_name[launch.name], times) / max(1, len(launch.gpus)) for launch in round_)
+        training = [launch for launch in round_ if by_name[launch.name].epochs_left]
+        shared = max(1.0, sum(launch.threads for launch in training) / cores) if not round_[0].gpus else 1.0
+        work = max((model_seconds(by_name[launch.name], times) / max(1, len(launch.gpus)) for launch in training),
+                   default=0.0)  # fmt: skip
         total += work * shared + startup_s * max(1.0, len(round_) / cores)
     test_images = sum(split.images for split in tests)
     scored = (len(plans) + 1) * test_images * times.predict_image_s
@@ -163,28 +177,31 @@ def estimate_here(
 
 def t4_images_per_s(image_size: int, measured: Path = GPU_MEASUREMENT) -> tuple[float, str] | None:
     """Training images per second on one Kaggle T4 at ``image_size``, from the committed GPU measurement's T4
-    projection (its card's speed scaled by the two cards' peak), scaled by pixels; None without one."""
+    projection (its card's speed scaled by the two cards' peaks, at the measurement's image size), scaled by
+    pixels; None without one."""
     if not measured.is_file():
         return None
-    record = json.loads(measured.read_text())
+    record = read_json_file(measured, "measure it again (docs/performance.md, Training speed)")
     figure = next((f for f in record.get("figures", []) if f.get("name") == T4_PROJECTION), None)
-    found = T4_RATE.search(figure.get("note", "")) if figure else None
-    if not found:
+    found = T4_RATE.search(figure.get("note") or "") if figure else None
+    size = str(record.get("context", {}).get("size", ""))
+    if not found or not size.isdigit():
         return None
-    rate = float(found.group(1)) * (T4_MEASURED_SIZE / image_size) ** 2
+    rate = float(found.group(1)) * (int(size) / image_size) ** 2
     gpus = ", ".join(record.get("machine", {}).get("gpus", [])) or "a GPU"
     return rate, f"the {gpus} measurement of {record.get('date', '')[:10]}, scaled by the cards' peaks and by pixels"
 
 
 def estimate_t4(plans: list[ModelPlan], trains: list[Step], params: RunParams) -> tuple[float, str] | None:
-    """Training on Kaggle's two T4s, one model per GPU at a time (the pipeline's rounds there); None without a
-    committed GPU measurement."""
+    """Training on Kaggle's two T4s, in the rounds the pipeline runs there; None without a committed GPU
+    measurement."""
     found = t4_images_per_s(params.image_size)
     if found is None:
         return None
     rate, source = found
     by_name = {plan.name: plan for plan in plans}
-    rounds = train_rounds(trains, 2, list(KAGGLE_T4_GPUS), KAGGLE_CPU_CORES, params.gpus)
+    concurrency = train_concurrency(params, len(KAGGLE_T4_GPUS), len(trains))
+    rounds = train_rounds(trains, concurrency, list(KAGGLE_T4_GPUS), KAGGLE_CPU_CORES, params.gpus)
     seconds = sum(max(by_name[launch.name].epochs_left * by_name[launch.name].images / (rate * len(launch.gpus))
                       for launch in round_) for round_ in rounds)  # fmt: skip
     return seconds, f"{rate:.0f} images/s per T4: {source}"
@@ -193,29 +210,36 @@ def estimate_t4(plans: list[ModelPlan], trains: list[Step], params: RunParams) -
 # --- the plan -----------------------------------------------------------------------------------------
 
 
-def make_plan(run_dir: Path, params: RunParams, trains: list[Step], gpus: list[str]) -> RunPlan:
-    """Check the prepared data against the run (ParameterError for a batch no model can fill), and estimate the
-    time of the rest of the run (``gpus``: the visible GPUs training will use)."""
+def make_plan(run_dir: Path, params: RunParams, trains: list[Step]) -> RunPlan:
+    """Check the prepared data against the run (ParameterError for a batch that some model cannot fill or split
+    across its GPU processes), and estimate the time of the rest of the run."""
     manifest = load_manifest(run_dir)
     plans = plan_models(run_dir, params, trains, manifest)
-    check_batch_size(params, {plan.model: plan.images for plan in plans})
+    rounds = planned_rounds(trains, run_dir, params)
+    model_of = {plan.name: plan.model for plan in plans}
+    worlds = {model_of[launch.name]: max(1, len(launch.gpus)) for round_ in rounds for launch in round_}
+    check_batch_size(params, {plan.model: plan.images for plan in plans}, worlds)
     tests = test_splits(manifest, params)
-    rounds = train_rounds(trains, train_concurrency(params, len(gpus), len(trains)), gpus, cpu_cores(), params.gpus)
-    times = time_steps(params, rounds[0][0])
-    startup_s = prepare_startup_s(run_dir)
-    here = estimate_here(plans, rounds, times, tests, startup_s, cpu_cores())
-    where = f"CPU, {times.threads} thread{'s' if times.threads > 1 else ''} per notebook" if not gpus else (
-        f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''}")  # fmt: skip
-    here_how = (f"{where}, {len(rounds[0])} model{'s' if len(rounds[0]) > 1 else ''} at a time: "
-                f"{times.train_step_s:.2f} s per training step, timed")  # fmt: skip
     t4 = estimate_t4(plans, trains, params)
-    return RunPlan(plans, tests, test_group_warnings(manifest, params), here, here_how,
-                   t4[0] if t4 else None, t4[1] if t4 else "no committed GPU measurement in this copy of the kit")  # fmt: skip
+    t4_s, t4_how = t4 if t4 else (None, "no committed GPU measurement in this copy of the kit")
+    warnings = test_group_warnings(manifest, params)
+    if not any(plan.epochs_left for plan in plans):
+        return RunPlan(plans, tests, warnings, None, "every model has all its epochs", t4_s, t4_how)
+    times, why_not = time_steps(params, rounds[0][0])
+    if times is None:
+        return RunPlan(plans, tests, warnings, None, why_not, t4_s, t4_how)
+    here = estimate_here(plans, rounds, times, tests, prepare_startup_s(run_dir), cpu_cores())
+    gpus = rounds[0][0].gpus
+    where = f"{len(rounds[0])} model{'s' if len(rounds[0]) > 1 else ''} at a time, " + (
+        f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''} each" if gpus else
+        f"{times.threads} CPU thread{'s' if times.threads > 1 else ''} each")  # fmt: skip
+    here_how = f"{where}: {times.train_step_s:.2f} s per training step, timed"
+    return RunPlan(plans, tests, warnings, here, here_how, t4_s, t4_how)
 
 
 def prepare_startup_s(run_dir: Path) -> float:
     """The prepare notebook's start-up in this run (run.json), which each later notebook pays again."""
-    record = json.loads((run_dir / "run.json").read_text())
+    record = read_json_file(run_dir / "run.json", RUN_RECORD_REMEDY)
     startup = record.get("stages", {}).get("prepare", {}).get("startup") or {}
     return float(startup.get("total_s") or 0.0)
 
@@ -223,7 +247,7 @@ def prepare_startup_s(run_dir: Path) -> float:
 def plan_record(plan: RunPlan) -> dict:
     """What run.json keeps of the plan: the estimates, and each model's data."""
     return {
-        "estimated_s": round(plan.here_s, 1),
+        "estimated_s": None if plan.here_s is None else round(plan.here_s, 1),
         "estimated_how": plan.here_how,
         "kaggle_t4x2_training_s": None if plan.t4_s is None else round(plan.t4_s, 1),
         "models": {m.name: {"images": m.images, "groups": m.groups, "steps_per_epoch": m.steps_per_epoch,
@@ -241,8 +265,8 @@ def describe_encoder(profile: str, overrides: dict, params: RunParams) -> str:
         )
         return f"ImageNet weights{cached}"
     if pretrained_asked(profile, overrides) == PRETRAINED_IF_CACHED:
-        return ("untrained: the ImageNet weights are not cached here (pretrained=cached); -p pretrained=true fetches "
-                "them once, over the network")  # fmt: skip
+        return ("untrained: the ImageNet weights were not cached here when this run directory was first prepared "
+                "(pretrained=cached); in a new run directory, -p pretrained=true fetches them once, over the network")  # fmt: skip
     return "untrained (pretrained=false)"
 
 
@@ -254,7 +278,10 @@ def format_plan(plan: RunPlan, encoder: str) -> str:
               f"{m.epochs_left:>4} of {m.epochs}" for m in plan.models]  # fmt: skip
     lines.append("  test: " + "; ".join(f"{t.domain} {t.images} images in {t.groups} groups" for t in plan.tests))
     lines += [f"  {warning}" for warning in plan.warnings]
-    lines.append(f"  estimated time from here: {duration(plan.here_s)} ({plan.here_how})")
+    if plan.here_s is not None:
+        lines.append(f"  estimated time from here: {duration(plan.here_s)} ({plan.here_how})")
+    else:
+        lines.append(f"  estimated time from here: not estimated ({plan.here_how})")
     if plan.t4_s is not None:
         lines.append(f"  on a Kaggle T4 x2: {duration(plan.t4_s)} of training, at {plan.t4_how}")
     else:

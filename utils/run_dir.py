@@ -96,15 +96,16 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
 
 
 def system_error_within(err: Exception) -> Exception:
-    """The system's error (an OSError: a full disk, a file-size limit) that ``err`` was raised from or while
-    handling, else ``err``: a library's own error (torch's archive writer) says only that its file went wrong."""
+    """The system's error (an OSError: a full disk, a file-size limit) that ``err`` was raised from, else ``err``.
+    A library's own RuntimeError (torch's archive writer) raised while handling one says only that its file went
+    wrong: its context is followed too. Any other error raised while handling an OSError is a bug of its own."""
     link: BaseException | None = err
     seen: set[int] = set()
     while link is not None and id(link) not in seen:
         if isinstance(link, OSError):
             return link
         seen.add(id(link))
-        link = link.__cause__ or link.__context__
+        link = link.__cause__ or (link.__context__ if type(link) is RuntimeError else None)
     return err
 
 

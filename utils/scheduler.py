@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from utils.config import KIT_ROOT, RunParams, model_dir, training_seed
+from utils.environment import cpu_cores
 from utils.errors import ParameterError
 from utils.notebook_step import (
     FAILURE_MARK,
@@ -62,10 +63,6 @@ class TrainLaunch:
         if len(self.gpus) == 1:
             return f"GPU {self.gpus[0]}"
         return f"GPUs {','.join(self.gpus)} (DDP)"
-
-
-def cpu_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def visible_gpus(params: RunParams, run_dir: Path) -> list[str]:
@@ -297,15 +294,19 @@ def run_train_round(
     return failures
 
 
+def planned_rounds(steps: list[Step], run_dir: Path, params: RunParams) -> list[list[TrainLaunch]]:
+    """The rounds :func:`run_train_steps` will run, on the GPUs the prepare notebook saw (or the CPU)."""
+    gpus = visible_gpus(params, run_dir)
+    return train_rounds(steps, train_concurrency(params, len(gpus), len(steps)), gpus, cpu_cores(), params.gpus)
+
+
 def run_train_steps(steps: list[Step], run_dir: Path, params: RunParams, labels: dict[str, str] | None = None) -> None:
     """Every train notebook, ``train_concurrency`` at a time; once all have run, raises StageFailed
     naming every model that failed. ``labels``: how the progress lines name each notebook."""
     labels = labels or {step.rendered: step.label for step in steps}
-    gpus = visible_gpus(params, run_dir)
-    concurrency = train_concurrency(params, len(gpus), len(steps))
-    print(f"training {len(steps)} model(s), {concurrency} at a time", flush=True)
+    rounds = planned_rounds(steps, run_dir, params)
+    print(f"training {len(steps)} model(s), {len(rounds[0])} at a time", flush=True)
     failures = []
-    rounds = train_rounds(steps, concurrency, gpus, cpu_cores(), params.gpus)
     with hold_run_dir(run_dir, "the train notebooks"):  # the pipeline's hold, or this call's: the notebooks join it
         for index, round_ in enumerate(rounds):
             later = [[ModelProgress.of(launch.step, run_dir, params).epochs_left() for launch in r]

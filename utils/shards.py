@@ -218,28 +218,33 @@ def train_shard_sizes(manifest: pd.DataFrame, params: RunParams) -> dict[str, in
     return {d: int((train["domain"] == d).sum()) for d in params.domain_names}
 
 
-def largest_batch(images_by_model: dict[str, int], world_size: int = 1) -> int:
-    """The largest global batch every model's training images fill at least once, split evenly across
-    ``world_size`` processes (0 when one holds too few images for any)."""
-    fewest = min(images_by_model.values())
-    return fewest // world_size * world_size
+def largest_batch(images_by_model: dict[str, int], step: int = 1) -> int:
+    """The largest global batch every model's training images fill at least once, a multiple of ``step`` (each
+    model's GPU processes take equal shares of it); 0 when one holds too few images for any."""
+    return min(images_by_model.values()) // step * step
 
 
-def check_batch_size(params: RunParams, images_by_model: dict[str, int], world_size: int = 1) -> None:
-    """``batch_size`` against every model's training images (an epoch is whole batches: each model must fill one),
-    before any model trains; a refusal names the model and the largest batch that works, as ``batch_size=N``."""
-    if params.batch_size % world_size:
+def check_batch_size(
+    params: RunParams, images_by_model: dict[str, int], world_sizes: dict[str, int] | None = None
+) -> None:
+    """``batch_size`` against every model's training images (an epoch is whole batches: each model must fill one)
+    and the processes each trains on (``world_sizes``: model -> GPU processes, 1 when absent: the global batch
+    splits evenly across them), before any model trains; a refusal names the model and the largest batch that
+    works for every model, as ``batch_size=N``."""
+    worlds = {model: (world_sizes or {}).get(model, 1) for model in images_by_model}
+    fits = largest_batch(images_by_model, math.lcm(*worlds.values()))
+    remedy = (f"use batch_size={fits}, the largest batch every model's training images fill" if fits >= 2 else
+              f"give model {min(images_by_model, key=images_by_model.get)!r} more training images (a batch needs "
+              f"at least 2{' per GPU process' if max(worlds.values()) > 1 else ''})")  # fmt: skip
+    uneven = [model for model, world in worlds.items() if params.batch_size % world]
+    if uneven:
         raise ParameterError(
-            f"parameter 'batch_size' = {params.batch_size}: the global batch must split evenly across {world_size} "
-            f"GPU processes; use batch_size={max(world_size, params.batch_size // world_size * world_size)}"
+            f"parameter 'batch_size' = {params.batch_size}: model {uneven[0]!r} trains on {worlds[uneven[0]]} GPU "
+            f"processes, and the global batch must split evenly across them; {remedy}"
         )
     model, fewest = min(images_by_model.items(), key=lambda item: item[1])
-    if fewest >= params.batch_size:
-        return
-    fits = largest_batch(images_by_model, world_size)
-    remedy = (f"use batch_size={fits}, the largest batch every model's training images fill" if fits >= 2 else
-              f"give model {model!r} more training images (a batch needs at least 2)")  # fmt: skip
-    raise ParameterError(
-        f"parameter 'batch_size' = {params.batch_size}: larger than the {fewest} training image"
-        f"{'s' if fewest != 1 else ''} of model {model!r}; {remedy}"
-    )
+    if fewest < params.batch_size:
+        raise ParameterError(
+            f"parameter 'batch_size' = {params.batch_size}: larger than the {fewest} training image"
+            f"{'s' if fewest != 1 else ''} of model {model!r}; {remedy}"
+        )

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from utils.config import RunParams, parse_overrides, resolve_params
+from utils.processes import die_with_parent
 
 WARM_UP_STEPS = 2  # the first steps allocate and pick kernels: slower than the rest
 MIN_TIMED_STEPS = 3
@@ -59,6 +60,7 @@ def time_steps(params: RunParams) -> StepTimes:
     from utils.scoring import BatchScorer, predict_ab, truth_and_inputs
 
     device = select_device(params)
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # as training sets it (utils/batches.py)
     gan = build_gan(dataclasses.replace(params, pretrained=False), device)
     generator = torch.Generator().manual_seed(0)
     size = params.image_size
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="demo")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
+    die_with_parent()  # started by the plan: it ends with the pipeline
     times = time_steps(resolve_params(args.profile, parse_overrides(args.param)))
     print(json.dumps(dataclasses.asdict(times)))
     return 0

@@ -19,7 +19,6 @@ import dataclasses
 import datetime as dt
 import math
 import os
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -50,8 +49,9 @@ from utils.config import (
     RunParams,
     check_domain,
     model_dir,
-    overrides_for_profile,
     parse_overrides,
+    resolve_params,
+    settle_pretrained,
     stage_params,
     trained_name,
     training_seed,
@@ -218,7 +218,7 @@ class ModelTraining:
             (files.out_dir / "samples").mkdir(parents=True, exist_ok=True)
         # data: uint8 batches, pinned; flips and Lab happen on the device, per batch
         train_set, val_set = training_sets(run_dir, files.domain, params)  # the data's split: the same for every seed
-        check_batch_size(params, {files.domain: len(train_set)}, procs.world_size)
+        check_batch_size(params, {files.domain: len(train_set)}, {files.domain: procs.world_size})
         params = dataclasses.replace(params, seed=seed)  # from here on the training seed: weights, order, flips
         data = TrainingImages(len(train_set), training_data_sha1(run_dir, files.domain))
         loader, sampler = training_loader(train_set, params, procs, device)
@@ -464,12 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        overrides = parse_overrides(args.param)
+        overrides = settle_pretrained(args.profile, args.run_dir, parse_overrides(args.param))
+        check_profile_device(args.profile, resolve_params(args.profile, overrides), args.run_dir, overrides)
         params = stage_params("train", args.profile, args.run_dir, overrides)
-        check_profile_device(args.profile, params, lambda other: shlex.join([
-            "python", "-m", "utils.pipeline", "--profile", other, "--run-dir", f"{args.run_dir}-{other}",
-            *[arg for name, value in overrides_for_profile(args.profile, other, overrides).items()
-              for arg in ("-p", f"{name}={value}")]]))  # fmt: skip
         domain = check_domain(args.domain, params)
         if "WORLD_SIZE" in os.environ:  # one process of a torchrun launch
             history = train_as_rank(params, args.run_dir, domain, args.seed_index)
