@@ -39,9 +39,10 @@ test-fast: $(STAMP)  ## the quick tier: no processes, notebooks or compilers
 gpu-check: $(STAMP)  ## every GPU figure and target in one table (docs/performance.md)
 	$(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
-# The measured tables of docs/performance.md, rendered from benchmarks/measured/*.json (docs/development.md)
-docs: $(STAMP)  ## render docs/performance.md's tables from benchmarks/measured/
+# The measured tables of docs/performance.md and the report excerpt of docs/results.md, from benchmarks/measured/
+docs: $(STAMP)  ## render the docs' measured tables and report excerpt from benchmarks/measured/
 	$(PY) benchmarks/render_docs.py
+	$(PY) benchmarks/report_excerpt.py --render docs/results.md
 
 lint: $(STAMP)  ## ruff check and format check
 	$(PY) -m ruff check utils tests benchmarks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -142,3 +143,21 @@ def open_folder() -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def assert_report_answers_first(report_md: Path, max_kb: int) -> None:
+    """report.md in the order of a results page, short, its first figure early, its comparisons few."""
+    text = report_md.read_text()
+    lines = text.splitlines()
+    assert len(text.encode()) <= max_kb * 1000, f"report.md is {len(text.encode())} bytes"
+    answer = [i for i, line in enumerate(lines) if line.startswith("> **")]
+    assert len(answer) <= 3 and answer[0] < lines.index("## The paper's claims")  # the answer box comes first
+    marks = ["## The paper's claims", "![cross_domain_ciede2000]", "## CIEDE2000", "## SSIM", "## Findings",
+             "## The data and the training", "## Other figures"]  # fmt: skip
+    at = [next(i for i, line in enumerate(lines) if line.startswith(mark)) for mark in marks]
+    assert at == sorted(at), dict(zip(marks, at))
+    assert next(i for i, line in enumerate(lines) if line.startswith("![")) < 60  # a figure within 60 lines
+    deciding = text.split("### The comparisons that decide something")[1].split("###")[0]
+    assert len([line for line in deciding.splitlines() if line.startswith("| ")]) - 1 <= 40  # less its header
+    shown = set(re.findall(r"!\[[^]]*\]\(figures/([^)]+)\)", text))
+    assert shown and all((report_md.parent / "figures" / name).is_file() for name in shown)

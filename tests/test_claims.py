@@ -4,8 +4,6 @@ seeds; the report's section."""
 
 from __future__ import annotations
 
-import io
-import json
 import re
 
 import numpy as np
@@ -13,7 +11,6 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
-from tests.helpers import write_manifest
 from utils import claims, report, statistics
 from utils.claims import CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_TESTABLE
 from utils.metrics import METRICS
@@ -96,6 +93,12 @@ def verdicts(per_image: pd.DataFrame, **kwargs: object) -> dict[tuple[str, str],
     return {(row.claim, row.reading): row.verdict for row in table.itertuples()}
 
 
+def reasons(per_image: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """Why each verdict is what the data could not decide ("" where they decided)."""
+    table = claims.assess_claims(per_image, n_bootstrap=N_BOOTSTRAP)
+    return {(row.claim, row.reading): row.reason for row in table.itertuples()}
+
+
 STATED, MEANT, ONE = claims.AS_STATED, claims.AS_MEANT, claims.ONE_READING
 
 
@@ -129,8 +132,9 @@ def test_equal_models_and_tiny_samples_are_inconclusive() -> None:
     equal = verdicts(per_image_scores(EQUAL, saturation=1.0))
     assert set(equal.values()) == {INCONCLUSIVE}
     # real differences, 5 images: a two-sided Wilcoxon p cannot go below 2 / 2^5 = 0.0625
-    tiny = verdicts(per_image_scores(AS_STATED, n=5))
-    assert all(v.startswith("inconclusive: 5 groups of ") for v in tiny.values())
+    tiny = per_image_scores(AS_STATED, n=5)
+    assert set(verdicts(tiny).values()) == {INCONCLUSIVE}
+    assert all(why.startswith("5 groups of ") for why in reasons(tiny).values())
 
 
 def test_every_needed_pair_and_every_model_must_agree() -> None:
@@ -203,49 +207,62 @@ def test_bad_tables_are_refused_with_their_name() -> None:
         claims.assess_claims(regrouped, n_bootstrap=N_BOOTSTRAP)
 
 
-def test_markdown_section_reads_back_from_csv(as_stated_table) -> None:
-    text = as_stated_table.to_csv(index=False)
-    markdown = report.claims_markdown(pd.read_csv(io.StringIO(text), keep_default_na=False))
-    assert markdown == report.claims_markdown(as_stated_table)
-    assert markdown.startswith("## Does the paper hold?") and "lower is better" in markdown
-    table_lines = [line for line in markdown.splitlines() if line.startswith("|")]
+def test_claims_csv_reads_back_typed_and_the_report_shows_it_compactly(as_stated_table, tmp_path) -> None:
+    path = tmp_path / "claims.csv"
+    as_stated_table.to_csv(path, index=False)
+    numbers = pd.read_csv(path)
+    for column in [*claims.SIZE_COLUMNS, "tests", "min_groups"]:  # numbers, one column per paper domain
+        assert pd.api.types.is_numeric_dtype(numbers[column]), column
+        assert (numbers[column].dropna() % 1 == 0).all(), column
+    written = pd.read_csv(path, dtype=str, keep_default_na=False)[[*claims.SIZE_COLUMNS, "tests", "min_groups"]]
+    assert written.map(lambda cell: cell == "" or cell.isdigit()).all().all()  # "40", not "40.0" nor "cartoon 40"
+    order = numbers.set_index("claim")
+    assert order.loc["a", "n_cartoon"].tolist() == [40, 40] and order.loc["a", "n_movie"].isna().all()
+    assert order.loc["g", ["n_groups_cartoon", "n_groups_movie"]].tolist() == [40, 40]
+    section = report.claims_section(report.read_claims(path)).text
+    table_lines = [line for line in section.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in table_lines[0].strip("|").split("|")]
+    assert header == ["claim", "reading", "verdict", "key figures", "holds in seeds"]  # compact: 5 columns
     assert len(table_lines) == 2 + len(as_stated_table)  # header, rule, a row per claim and reading
     for key in "abc":
         rows = [line for line in table_lines if f"({key}) Fig. 4" in line]
         assert len(rows) == 1 and f"| {STATED} " in rows[0]  # the second reading's row repeats no claim
-    assert sum(f"| {MEANT} " in line for line in table_lines) == 3
-    assert "**holds**" in markdown and "**contradicted**" in markdown
-    assert all(METRICS[m].name in markdown for m in ("ciede2000", "ssim"))
-    header = [cell.strip() for cell in table_lines[0].strip("|").split("|")]
-    assert header == ["claim", "reading", "key figures", "verdict", "holds in seeds"]  # compact: 5 columns
-    in_full = markdown.split("### The claims in full")[1]
-    for claim in claims.CLAIMS:  # the quotes and the claims in correct terms in a list below the table
-        assert markdown.count(claim.paper_says) == 1 and claim.paper_says in in_full
-        assert all(reading.in_correct_terms in in_full for reading in claim.readings)
-    assert "40 images, 40 groups" in markdown  # each image its own group here
+    assert "**holds**" in section and "**contradicted**" in section and "40 images, 40 groups" in section
 
 
-def test_too_few_groups_say_how_many_are_needed() -> None:
+def test_a_verdict_the_data_cannot_decide_is_a_word_with_its_reason_as_a_footnote(tmp_path) -> None:
+    table = claims.assess_claims(per_image_scores(AS_STATED, n=40, group_size=6), n_bootstrap=N_BOOTSTRAP)
+    table.to_csv(tmp_path / "claims.csv", index=False)
+    section = report.claims_section(report.read_claims(tmp_path / "claims.csv")).text
+    distinct = list(dict.fromkeys(r for r in table["reason"] if r))
+    assert distinct and all(f"[^{i}]: {why}." in section for i, why in enumerate(distinct, 1))  # each once
+    rows = [line for line in section.splitlines() if line.startswith("| (c)")]
+    mark = distinct.index(table.set_index("claim").loc["c", "reason"].iloc[0]) + 1
+    assert f"| {INCONCLUSIVE}[^{mark}] |" in rows[0] and "groups of" not in rows[0]  # the reason is not in the cell
+
+
+def test_too_few_groups_say_how_many_are_needed(tmp_path) -> None:
     # the paper's ordering, unmistakable in every image, on 40 images per domain in 7 groups of 6 (the last 4)
-    few = verdicts(per_image_scores(AS_STATED, n=40, group_size=6))
+    scores = per_image_scores(AS_STATED, n=40, group_size=6)
+    few, why = verdicts(scores), reasons(scores)
     needed = next(n for n in range(1, 20) if 6 * 2 / 2**n < 0.05)  # Holm over 6 pairs of an exact test: 8
+    assert few[("c", STATED)] == INCONCLUSIVE
     assert (
-        few[("c", STATED)]
-        == f"inconclusive: 7 groups of movie test images; at least {needed} are needed for p < 0.05 (Holm, 6 pairs)"
+        why[("c", STATED)]
+        == f"7 groups of movie test images; at least {needed} are needed for p < 0.05 (Holm, 6 pairs)"
     )
-    assert few[("g", ONE)].startswith(f"inconclusive: 7 groups of cartoon test images; at least {needed} are needed")
-    assert few[("f", ONE)] == HOLDS  # a single interval needs what one exact test needs: 6 groups
-    fewer = verdicts(per_image_scores(AS_STATED, n=40, group_size=8))
-    assert (
-        fewer[("f", ONE)] == "inconclusive: 5 groups of cartoon test images; at least 6 are needed for 95% confidence"
-    )
+    assert why[("g", ONE)].startswith(f"7 groups of cartoon test images; at least {needed} are needed")
+    assert few[("f", ONE)] == HOLDS and why[("f", ONE)] == ""  # a single interval needs what one exact test needs: 6
+    fewer = reasons(per_image_scores(AS_STATED, n=40, group_size=8))
+    assert fewer[("f", ONE)] == "5 groups of cartoon test images; at least 6 are needed for 95% confidence"
     # one group more, and the same data decide
     enough = verdicts(per_image_scores(AS_STATED, n=40, group_size=5))
     assert enough[("c", STATED)] == HOLDS and enough[("f", ONE)] == HOLDS and enough[("g", ONE)] == HOLDS
     # 64 crops of 2 photographs, the fresh-clone demo's movie test set: nothing is bold
     demo = claims.assess_claims(per_image_scores(AS_STATED, n=64, group_size=32), n_bootstrap=N_BOOTSTRAP)
-    assert demo["verdict"].str.startswith("inconclusive: 2 groups of").all()
-    assert "**" not in report.claims_markdown(demo).split("### The claims in full")[0].split("| claim")[1]
+    assert (demo["verdict"] == INCONCLUSIVE).all() and demo["reason"].str.startswith("2 groups of").all()
+    demo.to_csv(tmp_path / "claims.csv", index=False)
+    assert "**" not in report.claims_section(report.read_claims(tmp_path / "claims.csv")).text.split("| claim")[1]
 
 
 def washed_out_on_dull_images(table: pd.DataFrame) -> pd.DataFrame:
@@ -279,19 +296,6 @@ def test_the_report_names_its_run_directory_without_the_machines_path(tmp_path) 
     assert report.shown_run_dir(tmp_path / "kaggle" / "working" / "paper") == "paper"
 
 
-def test_the_report_gives_each_domains_groups_and_what_prepare_merged(tmp_path) -> None:
-    write_manifest(tmp_path, domain=["movie"] * 4 + ["cartoon"] * 2, split=["test"] * 5 + ["train"], index=range(6),
-                   group=["p1", "p1", "p1", "p2", "c1", "c2"])  # fmt: skip
-    assert report.groups_line(report.groups_per_domain(tmp_path)) == (
-        "Test data: movie 4 images in 2 groups, cartoon 1 image in 1 group."  # the manifest's order: the run's
-    )
-    merged = {"movie": {"test": {"images": 4, "groups": 2, "largest_group": 3, "merged_images": 1}}}
-    (tmp_path / "data" / "prepared.json").write_text(json.dumps({"fingerprint": "x", "groups": merged}))
-    assert "movie 4 images in 2 groups (largest 3 images; 1 merged as near-duplicates)" in report.groups_line(
-        report.groups_per_domain(tmp_path)
-    )
-
-
 def test_models_and_domains_beyond_the_papers_leave_its_claims_as_they_were() -> None:
     table = per_image_scores(AS_STATED, n=24)
     plain = claims.assess_claims(table, n_bootstrap=N_BOOTSTRAP)
@@ -302,5 +306,9 @@ def test_models_and_domains_beyond_the_papers_leave_its_claims_as_they_were() ->
     rows = claims.assess_claims(pd.concat([table, anime]), n_bootstrap=N_BOOTSTRAP).set_index("claim")
     needing_mixed = [c.key for c in claims.CLAIMS if c.test == "order" and "mixed" in (*c.named, *c.others)]
     assert needing_mixed and (rows.loc[needing_mixed, "verdict"] == NOT_TESTABLE).all()
-    assert rows.loc[needing_mixed, "this_run"].str.contains("one of the paper's two domains alone").all()
+    # the run has a mixed model: of three domains, not the paper's two
+    assert (rows.loc[needing_mixed, "reason"] == "needs a mixed model of cartoon and movie alone, as the paper's; "
+            "this run's mixed model trained on cartoon, movie, anime").all()  # fmt: skip
+    without_mixed = claims.assess_claims(table[table.model != "mixed"], n_bootstrap=N_BOOTSTRAP).set_index("claim")
+    assert without_mixed.loc[needing_mixed, "reason"].str.startswith("needs the mixed model; this run has").all()
     assert NOT_TESTABLE not in rows.loc[["f", "g"], "verdict"].tolist()  # the cartoon and movie models still tell

@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import wilcoxon
 
 from tests.helpers import write_manifest
-from utils import evaluate, report, scoring, statistics
+from utils import evaluate, report_findings, scoring, statistics
 from utils.errors import UnreadableFileError
 from utils.metrics import METRICS
 
@@ -65,16 +65,25 @@ def test_comparisons_name_the_better_model_and_only_real_differences_are_signifi
     assert ratio.loc[("gray", "good"), "loss_diff"] == pytest.approx(1.0 - 0.2)
 
 
+def run_tables(summary: pd.DataFrame, comparisons: pd.DataFrame) -> report_findings.RunTables:
+    claims = pd.DataFrame({"claim": ["a"], "reading": ["one reading"], "verdict": ["not testable"], "reason": ["x"]})
+    return report_findings.RunTables(summary, comparisons, claims, pd.DataFrame(), None, {})
+
+
 def test_summary_and_findings_read_the_right_way_round() -> None:
     per_image = synthetic_per_image()
     summary = statistics.summarize(per_image, list(METRICS), 1000, seed=0)
     assert list(summary.columns) == statistics.SUMMARY_COLUMNS
     comparisons = statistics.compare_models(per_image, METRICS, 1000, seed=0)
-    lines = report.findings_in_words(summary.assign(test_domain="movie"), comparisons)
-    ciede = next(line for line in lines if "CIEDE2000 (lower is better)" in line)
-    assert "best is the good model" in ciede or "best is the twin model" in ciede
-    assert "significantly ahead of the gray baseline" in ciede and "not significantly ahead of the runner-up" in ciede
-    table = report.metric_table(summary, "ciede2000")
+    tables = run_tables(summary.assign(test_domain="movie"), comparisons)
+    movie = next(line for line in report_findings.findings_lines(tables) if line.startswith("- **movie**"))
+    ciede = movie.split("; highest SSIM")[0]
+    best, runner_up = ("good", "twin") if "lowest CIEDE2000: the good model" in ciede else ("twin", "good")
+    assert f"lowest CIEDE2000: the {best} model" in ciede  # the lower the better
+    assert f"ahead of the {runner_up} model, not significantly" in ciede  # the runner-up: its twin
+    answer = report_findings.answer_lines(tables)[1]
+    assert f"on movie test images the {best} model, ahead of the {runner_up} model, not significantly" in answer
+    table = report_findings.metric_table(summary, "ciede2000")
     assert list(table.index[:2]) == ["gray", "truth"]
     assert table.loc["truth", "movie"].startswith("0.000 [") and "**" not in table.loc["truth", "movie"]
     assert table.loc["images (groups)", "movie"] == "60 (60)"
@@ -84,13 +93,14 @@ def test_findings_on_few_groups_say_they_cannot_tell() -> None:
     per_image = synthetic_per_image().assign(group=lambda t: t["image_index"] // 20)  # 60 images of 3 photographs
     summary = statistics.summarize(per_image, list(METRICS), 1000, seed=0)
     comparisons = statistics.compare_models(per_image, METRICS, 1000, seed=0)
-    lines = report.findings_in_words(summary, comparisons)
-    ciede = next(line for line in lines if "CIEDE2000 (lower is better)" in line)
-    assert "too few groups (7 needed) to tell whether it is ahead of the gray baseline" in ciede  # Holm over 3 pairs
-    assert "Wilcoxon over 3 groups" in ciede and "significantly ahead" not in ciede
-    saturation = next(line for line in lines if line.startswith("- Saturation, the good model"))
-    assert saturation.endswith("3 groups, too few to tell (at least 6 are needed).") and "washed out" not in saturation
-    assert report.comparison_table(comparisons)["verdict"].eq("cannot tell: 7 groups needed").all()
+    lines = report_findings.findings_lines(run_tables(summary, comparisons))
+    domain = next(line for line in lines if line.startswith("- **movie**"))
+    assert domain.endswith("Too few groups to tell any two models apart: 3, where this domain's comparisons need 7 "
+                           "(below).")  # Holm over 3 pairs; said once for the domain  # fmt: skip
+    assert domain.count("groups") == 2 and "significantly" not in domain
+    saturation = next(line for line in lines if line.startswith("- **Saturation**"))
+    assert "too few groups to tell on movie (3)" in saturation and "washed out:" not in saturation
+    assert report_findings.comparison_table(comparisons)["verdict"].eq("cannot tell: 7 groups needed").all()
 
 
 def _batch(n: int) -> tuple:

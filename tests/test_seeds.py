@@ -74,11 +74,11 @@ def test_each_image_carries_its_group_from_the_manifest(two_seed_run: Path) -> N
 
 def test_the_report_gives_each_seed_and_counts_the_verdicts_over_both(two_seed_run: Path) -> None:
     text = (two_seed_run / "report.md").read_text()
-    assert text.index("## Does the paper hold?") < text.index("## Run-to-run variation") < text.index("## Findings")
-    variation = text[text.index("## Run-to-run variation") : text.index("## Findings")]
-    assert "| seed 0" in variation and "| seed 1" in variation and "range of the seeds' means" in variation
-    assert "images (groups)" in variation
-    assert "Run directory: `run`." in text and str(two_seed_run.parent) not in text  # by its name, not a path
+    assert text.index("## The paper's claims") < text.index("## Findings") < text.index("### Run-to-run variation")
+    variation = text[text.index("### Run-to-run variation") : text.index("## The data and the training")]
+    assert "2 training seeds per model" in variation and "CIEDE2000: range of the seeds' means" in variation
+    assert all(f"| {model} " in variation for model in ("cartoon", "mixed"))
+    assert text.splitlines()[2].startswith("`run`: models") and str(two_seed_run.parent) not in text  # its name
     claims = pd.read_csv(two_seed_run / "eval" / "claims.csv", keep_default_na=False)
     testable = claims[~claims.verdict.str.startswith("not testable")]
     assert len(testable) and testable.seeds_holding.str.endswith("of 2").all()

@@ -10,11 +10,11 @@ show, a photograph) as the unit of evidence (utils.statistics):
   other way; else inconclusive. The paper read CIEDE2000, a distance, as "higher is better", so (a)-(c)
   have two readings: *as stated* (the named models have the higher CIEDE2000, what its bars show) and
   *as meant* (they have the better colour: the lower CIEDE2000).
-- (f) SSIM differs little between models next to CIEDE2000: :func:`spread_ratio`.
-- (g) the outputs lack saturation: :func:`saturation_tests`.
+- (f) SSIM differs little between models next to CIEDE2000: :func:`statistics.spread_ratio`.
+- (g) the outputs lack saturation: :func:`statistics.saturation_tests`.
 
-A test domain with fewer groups than its test can reach significance with makes the verdict
-"inconclusive: N groups ...; at least M are needed". With several training seeds, the same verdicts are
+A test domain with fewer groups than its test can reach significance with makes the verdict "inconclusive at this
+n", its ``reason`` "N groups of ... test images; at least M are needed ...". With several training seeds, the same verdicts are
 computed on each seed's own table, and counted.
 """
 
@@ -28,16 +28,18 @@ import pandas as pd
 from utils import statistics
 from utils.domains import MIXED, PAPER_DOMAINS, paper_domains_present
 from utils.metrics import METRICS
-from utils.statistics import ALPHA, GRAY, Groups, minimum_groups
+from utils.statistics import ALPHA, GRAY, minimum_groups
 
 HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = "holds", "contradicted", "inconclusive at this n", "not testable"
 AS_STATED, AS_MEANT, ONE_READING = "as stated", "as meant", "one reading"
+# the test images and groups each claim reads, one column per paper domain (empty where it reads none there)
+SIZE_COLUMNS = [f"{kind}_{domain}" for domain in PAPER_DOMAINS for kind in ("n", "n_groups")]
 CLAIM_COLUMNS = [
-    "claim", "figure", "reading", "paper_says", "measurement", "in_correct_terms", "this_run", "verdict",
-    "seeds_holding", "key_figures", "n", "n_groups",
+    "claim", "figure", "reading", "paper_says", "measurement", "in_correct_terms", "this_run", "verdict", "reason",
+    "seeds_holding", "key_figures", *SIZE_COLUMNS, "tests", "min_groups",
 ]  # fmt: skip
-SPREAD_METRICS = ("ssim", "ciede2000")  # (f): the first's spread over the second's
-TINY = 1e-12  # floors a spread or SD of exactly 0 before the log and the division
+# tests: how many tests share the Holm family the verdict is adjusted over (1 for an interval); min_groups: the
+# fewest groups with which that family can decide (utils.statistics.minimum_groups)
 DIGITS = {"ciede2000": 2, "ssim": 3, "colorfulness_ratio": 2}  # decimals shown per metric
 
 
@@ -170,17 +172,22 @@ def paper_part(per_image: pd.DataFrame) -> pd.DataFrame:
     return per_image[per_image["model"].isin(models) & per_image["test_domain"].isin(PAPER_DOMAINS)]
 
 
-def untestable_reason(claim: Claim, models: tuple[str, ...], domains: tuple[str, ...]) -> str:
-    """Why the claim cannot be tested on a run with these trained models and test domains ('' if it can)."""
+def untestable_reason(
+    claim: Claim, models: tuple[str, ...], domains: tuple[str, ...], mixed_of: tuple[str, ...] = ()
+) -> str:
+    """Why the claim cannot be tested on a run with these trained models and test domains ('' if it can).
+    ``mixed_of``: the domains of a mixed model the run trained that is not the paper's (it mixes other domains)."""
     if not paper_domains_present(domains):
         return (f"the paper's claims are about its {' and '.join(PAPER_DOMAINS)} domains; this run's test domains "
                 f"are {', '.join(domains)}")  # fmt: skip
     has = f"this run has {', '.join(models) or 'no trained model'}"
     if claim.test == "order":
         absent = [m for m in (*claim.named, *claim.others) if m not in models]
+        if MIXED in absent and mixed_of:
+            return (f"needs a mixed model of {' and '.join(PAPER_DOMAINS)} alone, as the paper's; this run's mixed "
+                    f"model trained on {', '.join(mixed_of)}")  # fmt: skip
         if absent:
-            mixes = " (one of the paper's two domains alone)" if MIXED in absent else ""
-            return f"needs the {' and '.join(absent)} model{'s' if len(absent) > 1 else ''}{mixes}; {has}"
+            return f"needs the {' and '.join(absent)} model{'s' if len(absent) > 1 else ''}; {has}"
         if claim.test_domain not in domains:
             return f"no {claim.test_domain} test images in this run"
     if claim.test == "spread" and len(models) < 2:
@@ -188,80 +195,6 @@ def untestable_reason(claim: Claim, models: tuple[str, ...], domains: tuple[str,
     if claim.test == "saturation" and not models:
         return f"needs a trained model; {has}"
     return ""
-
-
-def standardised_spread(means: np.ndarray) -> np.ndarray:
-    """(..., 2k) means of k models' values then of their squares -> (...) the models' range of means
-    over their pooled per-image standard deviation (root mean of the k variances)."""
-    k = means.shape[-1] // 2
-    value_means, square_means = means[..., :k], means[..., k:]
-    pooled_sd = np.sqrt(np.maximum(square_means - value_means**2, 0.0).mean(axis=-1))
-    return np.ptp(value_means, axis=-1) / np.maximum(pooled_sd, TINY)
-
-
-def spread_ratio(
-    per_image: pd.DataFrame, domain: str, models: tuple[str, ...], n_bootstrap: int, seed: int
-) -> dict[str, float | str]:
-    """(f) on one test domain: log(SSIM's standardised spread / CIEDE2000's) with its bootstrap 95% interval.
-
-    Standardised spread: (max - min of the models' mean scores) / the pooled per-image standard
-    deviation of that metric: how far apart the models are in units of the metric's own variation
-    over images, so SSIM (~0.9, differences in the third decimal) and CIEDE2000 (~10-30) compare. Not
-    divided by the mean: that depends on where a scale starts (SSIM's ceiling at 1 would make any
-    spread look small); not by the paired differences' SD: that measures how detectable a difference
-    is, not how large. The interval: the cluster bootstrap of :mod:`utils.statistics`, resampling the
-    test groups, the same ones for every model and both metrics (the means of the values and of their
-    squares, of one matrix).
-    """
-    part = per_image[per_image["test_domain"] == domain]
-    blocks = []
-    for metric in SPREAD_METRICS:
-        wide = part.pivot(index="image_index", columns="model", values=metric)[list(models)].to_numpy(np.float64)
-        blocks += [wide, wide**2]
-    columns = np.concatenate(blocks, axis=1)  # images x (values, squares) of SSIM, then of CIEDE2000
-    groups = Groups.of(part.drop_duplicates("image_index").set_index("image_index")["group"].sort_index())
-    half = columns.shape[1] // 2
-
-    def log_ratio(means: np.ndarray) -> np.ndarray:
-        ssim_spread, ciede_spread = standardised_spread(means[..., :half]), standardised_spread(means[..., half:])
-        return np.log(np.maximum(ssim_spread, TINY)) - np.log(np.maximum(ciede_spread, TINY))
-
-    resampled = statistics.cluster_bootstrap_means(columns, groups, n_bootstrap, seed)
-    low, high = statistics.percentile_interval(log_ratio(resampled))
-    point = columns.mean(axis=0)
-    return {
-        "test_domain": domain,
-        "ssim_spread": float(standardised_spread(point[:half])),
-        "ciede2000_spread": float(standardised_spread(point[half:])),
-        "log_ratio": float(log_ratio(point)),
-        "ci_low": float(low),
-        "ci_high": float(high),
-    }
-
-
-def saturation_tests(
-    per_image: pd.DataFrame, models: tuple[str, ...], domains: tuple[str, ...], n_bootstrap: int, seed: int
-) -> pd.DataFrame:
-    """(g): per model and test domain, the output / truth colorfulness ratio's mean over images, its
-    cluster-bootstrap 95% interval, and the signed-rank p over the groups' mean ratio minus 1, Holm-adjusted
-    over the whole model x domain family (``min_groups``: the groups that family needs). These are the
-    figures (g)'s cell shows, and the verdict reads nothing else."""
-    rows = []
-    for domain in domains:
-        for model in models:
-            part = per_image[(per_image["model"] == model) & (per_image["test_domain"] == domain)]
-            part = part.sort_values("image_index")
-            ratio = part["colorfulness_ratio"].to_numpy(np.float64)
-            test = statistics.paired_comparison(
-                ratio, np.ones_like(ratio), statistics.groups_of(part), n_bootstrap, seed
-            )
-            rows.append([model, domain, 1 + test.difference, 1 + test.ci_low, 1 + test.ci_high, test.p, test.n,
-                         test.n_groups])  # fmt: skip
-    table = pd.DataFrame(rows, columns=["model", "test_domain", "ratio", "ci_low", "ci_high", "p_wilcoxon", "n",
-                                        "n_groups"])  # fmt: skip
-    return table.assign(
-        p_holm=statistics.holm(table["p_wilcoxon"].tolist()), min_groups=minimum_groups(max(1, len(rows)))
-    )
 
 
 def gather_evidence(
@@ -273,10 +206,10 @@ def gather_evidence(
     if comparisons is None:
         comparisons = statistics.compare_models(per_image, METRICS, n_bootstrap, seed)
     spread = pd.DataFrame(
-        [spread_ratio(per_image, d, models, n_bootstrap, seed) for d in domains] if len(models) >= 2 else [],
+        [statistics.spread_ratio(per_image, d, models, n_bootstrap, seed) for d in domains] if len(models) >= 2 else [],
         columns=["test_domain", "ssim_spread", "ciede2000_spread", "log_ratio", "ci_low", "ci_high"],
     )
-    saturation = saturation_tests(per_image, models, domains, n_bootstrap, seed)
+    saturation = statistics.saturation_tests(per_image, models, domains, n_bootstrap, seed)
     by_domain = per_image.drop_duplicates(["test_domain", "image_index"]).groupby("test_domain")
     images, groups = by_domain.size().to_dict(), by_domain["group"].nunique().to_dict()
     return Evidence(models, domains, comparisons, spread, saturation, images, groups)
@@ -335,8 +268,8 @@ def saturation_verdict(saturation: pd.DataFrame) -> str:
 
 
 def too_few_groups(claim: Claim, evidence: Evidence) -> str:
-    """The verdict when a test domain the claim reads has fewer groups than its test needs to reach
-    significance ('' otherwise): "inconclusive: 2 groups of movie test images; at least 8 are needed ..."."""
+    """Why the verdict is inconclusive when a test domain the claim reads has fewer groups than its test needs to
+    reach significance ('' otherwise): "2 groups of movie test images; at least 8 are needed ..."."""
     if claim.test == "order":
         family = int(((evidence.comparisons["test_domain"] == claim.test_domain)
                       & (evidence.comparisons["metric"] == claim.metric)).sum())  # fmt: skip
@@ -351,22 +284,34 @@ def too_few_groups(claim: Claim, evidence: Evidence) -> str:
         test = f"for p < {ALPHA} (Holm, {len(evidence.saturation)} tests)"
     for domain, n_groups, needed in short:
         if n_groups < needed:
-            return (f"inconclusive: {n_groups} group{'s' if n_groups != 1 else ''} of {domain} test images; at least "
-                    f"{needed} are needed {test}")  # fmt: skip
+            return (f"{n_groups} group{'s' if n_groups != 1 else ''} of {domain} test images; at least {needed} are "
+                    f"needed {test}")  # fmt: skip
     return ""
 
 
-def verdict(claim: Claim, reading: Reading, evidence: Evidence) -> str:
-    """The claim's verdict under one reading, from one table's evidence."""
-    if untestable_reason(claim, evidence.models, evidence.domains):
-        return NOT_TESTABLE
-    if short := too_few_groups(claim, evidence):
-        return short
+def family(claim: Claim, evidence: Evidence) -> tuple[int, int]:
+    """(the tests in the Holm family the claim's verdict is adjusted over, the fewest groups it can decide with)."""
     if claim.test == "order":
-        return order_verdict(claim, reading, evidence.comparisons)
+        rows = evidence.comparisons[(evidence.comparisons["test_domain"] == claim.test_domain)
+                                    & (evidence.comparisons["metric"] == claim.metric)]  # fmt: skip
+        return len(rows), int(rows["min_groups"].max())
     if claim.test == "spread":
-        return spread_verdict(evidence.spread)
-    return saturation_verdict(evidence.saturation)
+        return 1, minimum_groups(1)
+    return len(evidence.saturation), int(evidence.saturation["min_groups"].max())
+
+
+def verdict(claim: Claim, reading: Reading, evidence: Evidence, mixed_of: tuple[str, ...] = ()) -> tuple[str, str]:
+    """The claim's verdict under one reading, from one table's evidence: (the word, why, when the data decide
+    nothing: not testable, or too few groups; '' otherwise)."""
+    if reason := untestable_reason(claim, evidence.models, evidence.domains, mixed_of):
+        return NOT_TESTABLE, reason
+    if short := too_few_groups(claim, evidence):
+        return INCONCLUSIVE, short
+    if claim.test == "order":
+        return order_verdict(claim, reading, evidence.comparisons), ""
+    if claim.test == "spread":
+        return spread_verdict(evidence.spread), ""
+    return saturation_verdict(evidence.saturation), ""
 
 
 def mean_with_interval(cells: pd.DataFrame, model: str, domain: str, metric: str) -> str:
@@ -434,11 +379,13 @@ def key_figures(claim: Claim, evidence: Evidence) -> str:
             f"{per_domain(evidence.groups, evidence.domains)}")  # fmt: skip
 
 
-def sizes(claim: Claim, evidence: Evidence) -> tuple[str, str]:
-    """(n, n_groups) of the test images a claim reads: one number, or one per test domain."""
-    if claim.test == "order":
-        return str(evidence.images[claim.test_domain]), str(evidence.groups[claim.test_domain])
-    return per_domain(evidence.images, evidence.domains), per_domain(evidence.groups, evidence.domains)
+def sizes(claim: Claim, evidence: Evidence) -> dict[str, int | None]:
+    """The test images and groups a claim reads, per paper domain (:data:`SIZE_COLUMNS`; None where it reads none)."""
+    read = (claim.test_domain,) if claim.test == "order" else evidence.domains
+    counts: dict[str, int | None] = dict.fromkeys(SIZE_COLUMNS)
+    for domain in (d for d in read if d in PAPER_DOMAINS):
+        counts[f"n_{domain}"], counts[f"n_groups_{domain}"] = evidence.images[domain], evidence.groups[domain]
+    return counts
 
 
 def assess_claims(
@@ -468,6 +415,7 @@ def assess_claims(
     statistics.check_per_image(per_image, "per_image", list(METRICS))
     for training_seed, table in (per_seed or {}).items():
         statistics.check_per_image(table, f"per_seed[{training_seed}]", list(METRICS))
+    mixed_of = mixed_domains_left_out(per_image)
     if len(part := paper_part(per_image)) != len(per_image):  # other models or domains: the paper's part alone
         per_image, comparisons, summary = part, None, None
         per_seed = {s: paper_part(table) for s, table in per_seed.items()} if per_seed else per_seed
@@ -477,18 +425,30 @@ def assess_claims(
     seeds = [gather_evidence(table, n_bootstrap, seed) for table in (per_seed or {}).values()]
     rows = []
     for claim in CLAIMS:
-        reason = untestable_reason(claim, evidence.models, evidence.domains)
-        figures = f"not testable: {reason}" if reason else run_figures(claim, evidence, summary)
-        key = figures if reason else key_figures(claim, evidence)
-        n, n_groups = ("", "") if reason else sizes(claim, evidence)
+        untestable = untestable_reason(claim, evidence.models, evidence.domains, mixed_of)
+        figures = f"not testable: {untestable}" if untestable else run_figures(claim, evidence, summary)
+        key = "" if untestable else key_figures(claim, evidence)
+        counts = dict.fromkeys(SIZE_COLUMNS) if untestable else sizes(claim, evidence)
+        tests, needed = (None, None) if untestable else family(claim, evidence)
         for reading in claim.readings:
-            here = verdict(claim, reading, evidence)
-            if reason:
+            here, why = verdict(claim, reading, evidence, mixed_of)
+            if untestable:
                 holding = "n/a"
             elif seeds:
-                holding = f"{sum(verdict(claim, reading, e) == HOLDS for e in seeds)} of {len(seeds)}"
+                holding = f"{sum(verdict(claim, reading, e)[0] == HOLDS for e in seeds)} of {len(seeds)}"
             else:
                 holding = f"{int(here == HOLDS)} of 1"
             rows.append([claim.key, claim.figure, reading.name, claim.paper_says, claim.measurement,
-                         reading.in_correct_terms, figures, here, holding, key, n, n_groups])  # fmt: skip
-    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+                         reading.in_correct_terms, figures, here, why, holding, key, *counts.values(), tests,
+                         needed])  # fmt: skip
+    table = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+    return table.astype(dict.fromkeys([*SIZE_COLUMNS, "tests", "min_groups"], "Int64"))
+
+
+def mixed_domains_left_out(per_image: pd.DataFrame) -> tuple[str, ...]:
+    """The domains of the run's mixed model when it is not the paper's (it mixes other domains than its two, so the
+    claims leave it out); () otherwise."""
+    domains = tuple(str(d) for d in pd.unique(per_image["test_domain"]))
+    if MIXED not in set(per_image["model"]) or set(domains) == set(PAPER_DOMAINS):
+        return ()
+    return domains if paper_domains_present(domains) else ()

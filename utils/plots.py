@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from utils.config import model_dir
+from utils.config import RunParams, model_dir, trained_models
 from utils.domains import fraction_model
 from utils.metrics import METRICS
 from utils.run_dir import write_bytes_atomic
@@ -262,7 +262,7 @@ def plot_cross_domain(run_dir: str | Path, metric: str = "ciede2000") -> Image:
     sns.heatmap(means, annot=texts.to_numpy(), fmt="", cmap="rocket_r" if info.goal == "lower" else "rocket",
                 cbar_kws={"label": info.label}, linewidths=0.5, ax=ax)  # fmt: skip
     ax.axhline(len(means) - 1, color="white", linewidth=3)  # the reference row apart
-    ax.set(title=f"{info.label} of each training set on each test domain ({info.goal} is better)",
+    ax.set(title=f"{info.label} of each training set on each test domain",
            xlabel="test domain", ylabel="trained on")  # fmt: skip
     fig.tight_layout()
     return _save(fig, run_dir / "figures" / f"cross_domain_{metric}.png")
@@ -297,8 +297,27 @@ def plot_mixing_curve(run_dir: str | Path, domains: tuple[tuple[str, str], ...],
         ax.fill_between(points["fraction"], points["ci_low"], points["ci_high"], color=color, alpha=0.2)
         ax.axhline(gray[domain], color=color, linestyle="--", linewidth=1, label=f"gray baseline, {domain}")
     first, second = (name for name, _ in domains)
-    ax.set(title=f"{info.label} against the training mix ({info.goal} is better)", ylabel=info.label,
+    ax.set(title=f"{info.label} against the training mix", ylabel=info.label,
            xlabel=f"fraction of {first} images in training (the rest {second})")  # fmt: skip
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, run_dir / "figures" / f"mixing_curve_{metric}.png")
+
+
+REPORT_FIGURE_METRICS = ("ciede2000", "ssim", "ssim_ab", "psnr", "chroma_ratio")  # one plot_metric figure each
+
+
+def draw_figures(run_dir: str | Path, params: RunParams) -> None:
+    """Every figure report.md shows, into ``figures/``: the loss curves, each metric per model and test domain,
+    the cross-domain heatmap (and the mixing curve with ``mix_fractions``), the saturation and the colorized test
+    images of each domain (the prepare notebook draws the training samples)."""
+    run_dir = Path(run_dir)
+    plot_loss_curves(run_dir, trained_models(params))
+    for metric in REPORT_FIGURE_METRICS:
+        plot_metric(run_dir, metric)
+    plot_cross_domain(run_dir, "ciede2000")
+    if params.mix_fractions:
+        plot_mixing_curve(run_dir, params.domains, params.mix_fractions)
+    plot_saturation(run_dir)
+    for domain in params.domain_names:
+        plot_examples(run_dir, domain, params.models)

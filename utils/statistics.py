@@ -340,3 +340,79 @@ def generalization_gaps(per_image: pd.DataFrame, metric: str, n_bootstrap: int =
         rows.append([model, metric, model, means[model], out_mean, out_mean - means[model], float(low), float(high),
                      n_groups[model], min(n_groups[d] for d in others)])  # fmt: skip
     return pd.DataFrame(rows, columns=GAP_COLUMNS)
+
+
+# --- the evidence of claims (f) and (g) ------------------------------------------------------------
+
+SPREAD_METRICS = ("ssim", "ciede2000")  # (f): the first's spread over the second's
+TINY = 1e-12  # floors a spread or SD of exactly 0 before the log and the division
+
+
+def standardised_spread(means: np.ndarray) -> np.ndarray:
+    """(..., 2k) means of k models' values then of their squares -> (...) the models' range of means
+    over their pooled per-image standard deviation (root mean of the k variances)."""
+    k = means.shape[-1] // 2
+    value_means, square_means = means[..., :k], means[..., k:]
+    pooled_sd = np.sqrt(np.maximum(square_means - value_means**2, 0.0).mean(axis=-1))
+    return np.ptp(value_means, axis=-1) / np.maximum(pooled_sd, TINY)
+
+
+def spread_ratio(
+    per_image: pd.DataFrame, domain: str, models: tuple[str, ...], n_bootstrap: int, seed: int
+) -> dict[str, float | str]:
+    """(f) on one test domain: log(SSIM's standardised spread / CIEDE2000's) with its bootstrap 95% interval.
+
+    Standardised spread: (max - min of the models' mean scores) / the pooled per-image standard
+    deviation of that metric: how far apart the models are in units of the metric's own variation
+    over images, so SSIM (~0.9, differences in the third decimal) and CIEDE2000 (~10-30) compare. Not
+    divided by the mean: that depends on where a scale starts (SSIM's ceiling at 1 would make any
+    spread look small); not by the paired differences' SD: that measures how detectable a difference
+    is, not how large. The interval: the cluster bootstrap of :mod:`utils.statistics`, resampling the
+    test groups, the same ones for every model and both metrics (the means of the values and of their
+    squares, of one matrix).
+    """
+    part = per_image[per_image["test_domain"] == domain]
+    blocks = []
+    for metric in SPREAD_METRICS:
+        wide = part.pivot(index="image_index", columns="model", values=metric)[list(models)].to_numpy(np.float64)
+        blocks += [wide, wide**2]
+    columns = np.concatenate(blocks, axis=1)  # images x (values, squares) of SSIM, then of CIEDE2000
+    groups = Groups.of(part.drop_duplicates("image_index").set_index("image_index")["group"].sort_index())
+    half = columns.shape[1] // 2
+
+    def log_ratio(means: np.ndarray) -> np.ndarray:
+        ssim_spread, ciede_spread = standardised_spread(means[..., :half]), standardised_spread(means[..., half:])
+        return np.log(np.maximum(ssim_spread, TINY)) - np.log(np.maximum(ciede_spread, TINY))
+
+    resampled = cluster_bootstrap_means(columns, groups, n_bootstrap, seed)
+    low, high = percentile_interval(log_ratio(resampled))
+    point = columns.mean(axis=0)
+    return {
+        "test_domain": domain,
+        "ssim_spread": float(standardised_spread(point[:half])),
+        "ciede2000_spread": float(standardised_spread(point[half:])),
+        "log_ratio": float(log_ratio(point)),
+        "ci_low": float(low),
+        "ci_high": float(high),
+    }
+
+
+def saturation_tests(
+    per_image: pd.DataFrame, models: tuple[str, ...], domains: tuple[str, ...], n_bootstrap: int, seed: int
+) -> pd.DataFrame:
+    """(g): per model and test domain, the output / truth colorfulness ratio's mean over images, its
+    cluster-bootstrap 95% interval, and the signed-rank p over the groups' mean ratio minus 1, Holm-adjusted
+    over the whole model x domain family (``min_groups``: the groups that family needs). These are the
+    figures (g)'s cell shows, and the verdict reads nothing else."""
+    rows = []
+    for domain in domains:
+        for model in models:
+            part = per_image[(per_image["model"] == model) & (per_image["test_domain"] == domain)]
+            part = part.sort_values("image_index")
+            ratio = part["colorfulness_ratio"].to_numpy(np.float64)
+            test = paired_comparison(ratio, np.ones_like(ratio), groups_of(part), n_bootstrap, seed)
+            rows.append([model, domain, 1 + test.difference, 1 + test.ci_low, 1 + test.ci_high, test.p, test.n,
+                         test.n_groups])  # fmt: skip
+    table = pd.DataFrame(rows, columns=["model", "test_domain", "ratio", "ci_low", "ci_high", "p_wilcoxon", "n",
+                                        "n_groups"])  # fmt: skip
+    return table.assign(p_holm=holm(table["p_wilcoxon"].tolist()), min_groups=minimum_groups(max(1, len(rows))))

@@ -1,0 +1,89 @@
+"""An excerpt of a run's report.md for the docs, made by a command: the answer, the claims and the heatmap.
+
+    python benchmarks/report_excerpt.py --run-dir runs/demo --out benchmarks/measured/report_excerpt_demo.md
+    python benchmarks/report_excerpt.py --render docs/results.md [--check]
+
+The first form writes the report's first sections (:func:`utils.report.report_sections`, as report.md holds them;
+a figure as its file's name) into a committed file, headed by the command, the commit and the date. The second
+fills each ``<!-- excerpt: NAME -->`` block of the page from ``benchmarks/measured/NAME.md`` (``make docs`` runs
+it); with ``--check`` it changes nothing and exits 1 when a block differs from its file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.results import MEASURED, command_line, git_state  # noqa: E402
+from utils import report  # noqa: E402
+from utils.run_dir import write_text_atomic  # noqa: E402
+
+EXCERPT_SECTIONS = 3  # the answer, the claims, the heatmap
+BLOCK = re.compile(r"<!-- excerpt: (?P<name>[\w.-]+) -->\n(?P<body>.*?)<!-- /excerpt -->", re.DOTALL)
+IMAGE = re.compile(r"!\[(?P<stem>[^]]*)\]\((?P<path>figures/[^)]+)\)")
+
+
+def excerpt(run_dir: Path) -> str:
+    """The report's first sections as report.md holds them, each figure as a line naming its file."""
+    sections = report.report_sections(run_dir)[:EXCERPT_SECTIONS]
+    text = "\n\n".join(report.section_markdown(section) for section in sections)
+    return IMAGE.sub(lambda m: f"*[figure: `{m['path']}`]*", text) + "\n"
+
+
+def write_excerpt(run_dir: Path, out: Path, argv: list[str]) -> None:
+    made = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    header = f"<!-- made by `{command_line(argv)}`, commit {git_state()}, {made} -->\n"
+    write_text_atomic(out, header + excerpt(run_dir))
+
+
+def render(page_text: str, folder: Path = MEASURED) -> str:
+    """``page_text`` with each excerpt block filled from its committed file (its header line left out)."""
+
+    def body(match: re.Match[str]) -> str:
+        path = folder / f"{match['name']}.md"
+        if not path.is_file():
+            raise FileNotFoundError(f"excerpt block {match['name']!r}: no file {path}; make it with --run-dir/--out")
+        content = path.read_text().split("\n", 1)[1]
+        return f"<!-- excerpt: {match['name']} -->\n{content}<!-- /excerpt -->"
+
+    return BLOCK.sub(body, page_text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", type=Path, help="a finished run whose report to excerpt")
+    parser.add_argument("--out", type=Path, help="the committed file the excerpt goes to")
+    parser.add_argument("--render", type=Path, help="a docs page whose excerpt blocks to fill")
+    parser.add_argument("--check", action="store_true", help="with --render: change nothing; exit 1 if stale")
+    args = parser.parse_args(argv)
+    if args.run_dir and args.out:
+        write_excerpt(args.run_dir, args.out, ["benchmarks/report_excerpt.py", *argv])
+        print(f"{args.out}: the first {EXCERPT_SECTIONS} sections of {args.run_dir / 'report.md'}")
+        return 0
+    if not args.render:
+        parser.error("give --run-dir and --out, or --render PAGE")
+    text = args.render.read_text()
+    try:
+        rendered = render(text)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.check:
+        if rendered != text:
+            print(f"{args.render}: stale excerpt block(s); run `make docs`", file=sys.stderr)
+            return 1
+        return 0
+    if rendered != text:
+        write_text_atomic(args.render, rendered)
+    print(f"{args.render}: {len(BLOCK.findall(rendered))} excerpt block(s) rendered from {MEASURED}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
