@@ -1,10 +1,11 @@
-"""Group-level statistics (utils.statistics): copies of an image within its group change nothing; each image
-its own group is the per-image analysis; the exact test, the cluster bootstrap, Holm and the minimum number of
-groups against independent references."""
+"""Group-level statistics (utils.statistics): copies of an image within its group change nothing but n and the
+per-image SD; each image its own group is the per-image analysis; the signed-rank test, the cluster bootstrap, Holm
+and the minimum number of groups against independent references; the rules docs/results.md states, held."""
 
 from __future__ import annotations
 
 import itertools
+import math
 import re
 
 import numpy as np
@@ -12,7 +13,9 @@ import pandas as pd
 import pytest
 from scipy.stats import rankdata, wilcoxon
 
+from tests.helpers import KIT_ROOT
 from tests.test_claims import AS_STATED, per_image_scores
+from tests.test_docs import tables
 from utils import evaluate, statistics
 from utils.metrics import METRICS
 from utils.statistics import BASELINE_SEED, Groups
@@ -48,7 +51,7 @@ def without_image_counts(text: pd.Series) -> pd.Series:
 
 
 @pytest.mark.parametrize("k", [3, 10])
-def test_copying_every_image_within_its_group_changes_nothing_but_n(k: int) -> None:
+def test_copying_every_image_within_its_group_changes_nothing_but_n_and_std(k: int) -> None:
     once = evaluate.evaluation_tables(grouped_two_seed_scores(), N_BOOTSTRAP, seed=0)
     again = evaluate.evaluation_tables(copied(grouped_two_seed_scores(), k), N_BOOTSTRAP, seed=0)
     for name in ("summary", "summary_by_seed"):
@@ -56,6 +59,11 @@ def test_copying_every_image_within_its_group_changes_nothing_but_n(k: int) -> N
         assert (b["n"] == k * a["n"]).all() and (b["n_groups"] == a["n_groups"]).all()
         for column in ("mean", "ci_low", "ci_high"):
             np.testing.assert_allclose(b[column], a[column], rtol=1e-9, err_msg=f"{name}.{column}")
+        # the per-image SD (ddof = 1) of n images, each k times: sqrt(k (n - 1) / (k n - 1)) of what it was
+        shrink = np.sqrt(k * (a["n"] - 1) / (k * a["n"] - 1))
+        np.testing.assert_allclose(b["std"], a["std"] * shrink, rtol=1e-9, err_msg=f"{name}.std")
+        varied = a["std"] > 0  # the truth's SSIM is 1 on every image
+        assert varied.mean() > 0.5 and (b["std"][varied] < a["std"][varied]).all()
     a, b = once["comparisons"], again["comparisons"]
     for column in ("loss_diff", "ci_low", "ci_high", "p_wilcoxon", "p_holm"):
         np.testing.assert_allclose(b[column], a[column], rtol=1e-9, err_msg=column)
@@ -273,3 +281,140 @@ def test_the_pairs_compared_grow_linearly_with_the_models_and_keep_every_pair_th
         assert {frozenset((best, m)) for m in [*models, "gray"] if m != best} <= pairs
         assert {frozenset(p) for p in (("cartoon", "movie"), ("cartoon", "mixed"), ("movie", "mixed"))} <= pairs
         assert len(pairs) <= 2 * len(models) + 3 < 45
+
+
+# --- the rules docs/results.md states, each held -------------------------------------------------------------------
+
+
+def test_loss_diff_is_the_mean_over_images_and_the_test_is_over_the_groups_means() -> None:
+    """Groups of 20, 8, 4, 2, 2 and four of 1 image; mixed is worse by 3 on the large group's 20 cartoon images
+    only: the image-weighted mean and the mean of the groups' means differ by far more than the noise."""
+    table = per_image_scores(AS_STATED, n=40)
+    labels = np.repeat(np.arange(9), [20, 8, 4, 2, 2, 1, 1, 1, 1])
+    table = table.assign(group=labels[table.image_index])
+    worse = (table.model == "mixed") & (table.test_domain == "cartoon") & (table.group == 0)
+    table.loc[worse, "ciede2000"] += 3.0
+    comparisons = statistics.compare_models(table, METRICS, N_BOOTSTRAP, seed=4)
+    groups = Groups.of(labels)
+    for row in comparisons[comparisons.metric.isin(["ciede2000", "ssim"])].itertuples():
+        part = table[table.test_domain == row.test_domain].sort_values("image_index")
+        a, b = (part[part.model == m][row.metric].to_numpy() for m in (row.model_a, row.model_b))
+        loss = METRICS[row.metric].loss
+        diff = loss(a) - loss(b)
+        assert row.loss_diff == pytest.approx(diff.mean(), rel=1e-12)  # each image weighs the same
+        assert (row.mean_a, row.mean_b) == pytest.approx((a.mean(), b.mean()), rel=1e-12)
+        assert row.p_wilcoxon == pytest.approx(wilcoxon(groups.means(diff)).pvalue, rel=1e-12)  # a group is one
+        assert (row.ci_low, row.ci_high) == pytest.approx(statistics.cluster_bootstrap_ci(diff, groups, N_BOOTSTRAP, 4))
+    shifted = comparisons[(comparisons.test_domain == "cartoon") & (comparisons.metric == "ciede2000")
+                          & (comparisons.model_a == "movie") & (comparisons.model_b == "mixed")].iloc[0]  # fmt: skip
+    part = table[table.test_domain == "cartoon"].sort_values("image_index")
+    diff = part[part.model == "movie"]["ciede2000"].to_numpy() - part[part.model == "mixed"]["ciede2000"].to_numpy()
+    assert abs(groups.means(diff).mean() - diff.mean()) > 1.0  # not the mean of the groups' means
+    assert shifted.loss_diff == pytest.approx(diff.mean(), rel=1e-12)
+
+
+def test_the_best_is_gray_or_a_model_whose_mean_has_the_lowest_loss_and_on_a_tie_the_first_in_the_table() -> None:
+    table = per_image_scores(AS_STATED, n=24)
+    mixed = table[table.model == "mixed"]
+    ahead = mixed.assign(model="mix0.9", ciede2000=mixed.ciede2000 - 8)  # the lowest CIEDE2000 ...
+    tied = ahead.assign(model="mix0.1")  # ... tied, and later in the table: not the best, though its name sorts first
+    ratios = np.where(mixed.image_index % 2 == 0, 0.5, 1.5)  # mean 1: the best ratio, each image 0.5 off
+    off = mixed.assign(model="mix0.5", ciede2000=mixed.ciede2000 + 1, colorfulness_ratio=ratios)
+    many = pd.concat([table, ahead, tied, off], ignore_index=True)
+    many.loc[many.model == "gray", "psnr"] = 100.0  # gray leads PSNR
+    comparisons = statistics.compare_models(many, METRICS, N_BOOTSTRAP, seed=4)
+    candidates = [m for m in pd.unique(many.model) if m != "truth"]  # gray among them, in the table's order
+    models = [m for m in candidates if m != "gray"]
+    paper = {frozenset(p) for p in itertools.combinations(("cartoon", "movie", "mixed"), 2)}
+    bests = {}
+    for (domain, metric), family in comparisons.groupby(["test_domain", "metric"]):
+        means = many[many.test_domain == domain].groupby("model")[metric].mean()
+        losses = [float(METRICS[metric].loss(means[m])) for m in candidates]
+        best = candidates[losses.index(min(losses))]  # the first of the lowest
+        pairs = {frozenset(p) for p in zip(family.model_a, family.model_b)}
+        assert pairs == {frozenset((m, "gray")) for m in models} | {frozenset((best, m)) for m in candidates
+                                                                    if m != best} | paper  # fmt: skip
+        m = len(models)
+        assert len(pairs) == (
+            m + 3 if best == "gray" else 2 * m if best in ("cartoon", "movie", "mixed") else 2 * m + 2
+        )
+        bests[(domain, metric)] = best
+    for domain in ("cartoon", "movie"):
+        assert bests[(domain, "ciede2000")] == "mix0.9"  # the tie: the first in the table, not the truth's 0
+        assert bests[(domain, "colorfulness_ratio")] == "mix0.5"  # the loss of the mean, not the mean loss
+        assert bests[(domain, "psnr")] == "gray"
+
+
+def exact_signed_rank_p(differences: np.ndarray) -> float:
+    """The two-sided signed-rank p from the exact distribution of the sum of positive ranks over all 2^n sign
+    flips, by dynamic programming over doubled mean ranks (integers): zeros dropped, ties given mean ranks."""
+    d = differences[differences != 0]
+    doubled = np.rint(2 * rankdata(np.abs(d))).astype(int)
+    counts = np.zeros(doubled.sum() + 1)
+    counts[0] = 1.0
+    for rank in doubled:
+        counts[rank:] = counts[rank:] + counts[:-rank]  # the right side is evaluated first: the old counts
+    null = counts / counts.sum()
+    observed = doubled[d > 0].sum()
+    return min(1.0, 2 * min(null[: observed + 1].sum(), null[observed:].sum()))
+
+
+def normal_signed_rank_p(differences: np.ndarray) -> float:
+    """The two-sided normal approximation: zeros dropped, the variance corrected for ties, no continuity correction."""
+    d = differences[differences != 0]
+    n = len(d)
+    _, tied = np.unique(np.abs(d), return_counts=True)
+    variance = (n * (n + 1) * (2 * n + 1) - (tied**3 - tied).sum() / 2) / 24
+    z = (rankdata(np.abs(d))[d > 0].sum() - n * (n + 1) / 4) / np.sqrt(variance)
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
+def groups_differences(n: int, case: str) -> np.ndarray:
+    """n groups' mean differences: distinct, with one tie (two equal absolute values), or with one 0."""
+    d = np.random.default_rng(n).normal(0.8, 1.0, n)
+    if case == "a tie":
+        d[1] = -d[0]
+    if case == "a zero":
+        d[2] = 0.0
+    return d
+
+
+def test_the_exact_reference_is_the_enumeration_of_sign_flips() -> None:
+    for case in ("distinct", "a tie", "a zero"):
+        d = groups_differences(10, case)
+        assert exact_signed_rank_p(d) == pytest.approx(sign_flip_p(d), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "n, case, rule",
+    [(13, "a tie", "exact"), (13, "a zero", "exact"), (14, "a tie", "normal"), (14, "a zero", "normal"),
+     (14, "distinct", "exact"), (50, "distinct", "exact"), (50, "a tie", "normal"), (51, "distinct", "normal")],
+)  # fmt: skip
+def test_the_signed_rank_p_is_exact_or_the_normal_approximation_as_the_docs_say(n: int, case: str, rule: str) -> None:
+    d = groups_differences(n, case)
+    exact, normal = exact_signed_rank_p(d), normal_signed_rank_p(d)
+    assert abs(exact - normal) > 0.02 * min(exact, normal)  # the case tells the two apart
+    assert statistics.signed_rank_p(d) == pytest.approx(exact if rule == "exact" else normal, rel=1e-9)
+
+
+def test_the_signed_rank_p_is_1_when_every_group_has_a_difference_of_0() -> None:
+    assert statistics.signed_rank_p(np.zeros(7)) == 1.0
+
+
+def test_the_minimum_groups_table_in_the_docs_is_the_codes() -> None:
+    """Each row of docs/results.md's table: a range of family sizes, every one needing the row's groups, by the code
+    and by 2 / 2^n x family < 0.05 written out; the ranges run on from 1, each as wide as it can be."""
+    page = (KIT_ROOT / "docs" / "results.md").read_text()
+    (table,) = [t for t in tables(page) if t[0][0] == "tests in the family"]
+    assert table[0][-1] == "groups needed"
+    start = 1
+    for row in table[1:]:
+        low, _, high = row[0].partition("–")
+        low, high, needed = int(low), int(high or low), int(row[-1])
+        assert low == start
+        for family in range(low, high + 1):
+            assert statistics.minimum_groups(family) == needed
+            assert needed == next(n for n in range(1, 64) if 2 * 0.5**n * family < 0.05)
+        assert statistics.minimum_groups(high + 1) == needed + 1
+        start = high + 1
+    assert start > 25  # up to 11 models' comparisons
