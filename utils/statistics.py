@@ -8,15 +8,15 @@ is the unit of evidence, never the single image.
   their group as well: a group drawn whole already brings its images' spread, and a second level would
   count it twice (Davison & Hinkley 1997, on hierarchical data).
 - **Paired comparisons**: each image's difference between two models, averaged within its group; a
-  two-sided Wilcoxon signed-rank test over those group means (scipy's default method: exact for up to 50
-  groups without ties or zero differences; zeros are dropped).
+  two-sided Wilcoxon signed-rank test over those group means (scipy's defaults: zeros dropped; exact for up to
+  50 groups without ties or zeros, with them exact up to 13 and the normal approximation from 14).
 - **Multiple testing**: Holm (statsmodels), within a family the caller names.
 - **Minimum groups**: the fewest groups with which the test used can reach p < ``ALPHA`` in a Holm family of
   m tests: the p of the most extreme outcome (every group's difference of one sign), times m.
 - **Seeds**: each image's score is averaged over the training seeds before grouping (the expected score
   of one training run); each seed's own table gives its own verdicts, which the claims count.
 
-Copying images within their groups changes nothing here but ``n``: the group means, the resampled means
+Copying images within their groups changes nothing here but ``n`` and ``std``: the group means, the resampled means
 (the same groups drawn from the same seed) and every test stay as they were. With each image its own
 group, it is the per-image analysis: the images' bootstrap and the Wilcoxon test over images.
 
