@@ -26,13 +26,23 @@ from utils.run_dir import write_text_atomic  # noqa: E402
 EXCERPT_SECTIONS = 3  # the answer, the claims, the heatmap
 BLOCK = re.compile(r"<!-- excerpt: (?P<name>[\w.-]+) -->\n(?P<body>.*?)<!-- /excerpt -->", re.DOTALL)
 IMAGE = re.compile(r"!\[(?P<stem>[^]]*)\]\((?P<path>figures/[^)]+)\)")
+LINK = re.compile(r"(?<!!)\[(?P<text>[^]]+)\]\((?P<target>[^)]+)\)")
+HEADING = re.compile(r"^#{1,6} (?P<title>.+)$", re.MULTILINE)
+FOOTNOTE = re.compile(r"\[\^(?P<mark>\d+)\](?P<colon>:?)")
 
 
 def excerpt(run_dir: Path) -> str:
-    """The report's first sections as report.md holds them, each figure as a line naming its file."""
+    """The report's first sections as report.md holds them, made to sit inside a docs page: its headings as bold
+    lines (the page keeps its own anchors), its links to the run's files as code (they are not the page's), its
+    footnotes as superscripts, and each figure as a line naming its file."""
     sections = report.report_sections(run_dir)[:EXCERPT_SECTIONS]
     text = "\n\n".join(report.section_markdown(section) for section in sections)
-    return IMAGE.sub(lambda m: f"*[figure: `{m['path']}`]*", text) + "\n"
+    text = IMAGE.sub(lambda m: f"*[figure: `{m['path']}`]*", text)
+    text = LINK.sub(
+        lambda m: f"`{m['target']}`" if m["text"] == m["target"] else f"{m['text']} (`{m['target']}`)", text
+    )
+    text = HEADING.sub(lambda m: f"**{m['title']}**", text)
+    return FOOTNOTE.sub(lambda m: f"- <sup>{m['mark']}</sup>" if m["colon"] else f"<sup>{m['mark']}</sup>", text) + "\n"
 
 
 def write_excerpt(run_dir: Path, out: Path, argv: list[str]) -> None:

@@ -22,10 +22,11 @@ from unittest import mock
 
 import pytest
 
-from benchmarks import render_docs
+from benchmarks import render_docs, report_excerpt
 from tests.helpers import KIT_ROOT
 from tests.test_kaggle_client import KernelWorkerStatus, StubApi2, StubApi16
 from utils import kaggle as kit_kaggle
+from utils import report
 from utils.config import PROFILES, RunParams
 from utils.domains import model_names, resolve_domains
 
@@ -359,6 +360,19 @@ def test_no_build_machine_path_and_no_history(pages) -> None:
 def test_the_measured_tables_are_the_committed_result_files() -> None:
     assert render_docs.stale_blocks(read(render_docs.PAGE), render_docs.MEASURED_DIR) == []
     assert render_docs.main(["--check"]) == 0
+
+
+def test_the_report_excerpt_is_its_committed_file_made_to_sit_in_the_page(monkeypatch) -> None:
+    page = KIT_ROOT / "docs" / "results.md"
+    assert report_excerpt.render(read(page)) == read(page) and "<!-- excerpt: report_excerpt_demo -->" in read(page)
+    assert report_excerpt.main(["--render", str(page), "--check"]) == 0
+    sections = [report.Section("# Results\n\n> **Answer**\n\n## Claims\n\n| (c) | inconclusive[^1] |\n\n[^1]: why\n"
+                               "\nIn full: [eval/claims.csv](eval/claims.csv)", [Path("figures/heat.png")])]  # fmt: skip
+    monkeypatch.setattr(report, "report_sections", lambda run_dir: sections)
+    made = report_excerpt.excerpt(Path("run"))
+    assert "**Results**" in made and "**Claims**" in made and not re.search(r"^#", made, re.MULTILINE)  # no anchors
+    assert "inconclusive<sup>1</sup>" in made and "- <sup>1</sup>: why" not in made and "- <sup>1</sup> why" in made
+    assert "`eval/claims.csv`" in made and "](" not in made and "*[figure: `figures/heat.png`]*" in made
 
 
 # --- the checks go red --------------------------------------------------------------------------------------

@@ -111,7 +111,7 @@ def test_domains_and_the_shorthand_together_or_other_demo_domains_are_refused(tm
 
 
 @pytest.mark.slow  # four models trained, then every stage after them
-def test_three_folder_domains_run_through_every_stage(tmp_path: Path) -> None:
+def test_three_folder_domains_run_through_every_stage(tmp_path: Path, monkeypatch) -> None:
     folders = write_domain_folders(tmp_path / "images")
     overrides = {**TINY, "source": "folder", "domains": folders, "train_per_domain": 24, "test_per_domain": 8,
                  "n_bootstrap": 200, "prepare_workers": 1}  # fmt: skip
@@ -126,8 +126,13 @@ def test_three_folder_domains_run_through_every_stage(tmp_path: Path) -> None:
     cells = summary[summary["metric"] == "ciede2000"].set_index(["model", "test_domain"]).index
     every = {(m, d) for m in (*params.models, "gray", "truth") for d in params.domain_names}
     assert set(cells) == every
+    titles, save = {}, plots._save
+    monkeypatch.setattr(
+        plots, "_save", lambda fig, path: titles.update({path.stem: fig.axes[0].get_title()}) or save(fig, path)
+    )
     plots.draw_figures(run_dir, params)
     assert (run_dir / "figures" / "cross_domain_ciede2000.png").is_file()
+    assert titles["cross_domain_ciede2000"].count("lower is better") == 1  # the direction, said once
     means, texts = plots.cross_domain_matrix(summary, "ciede2000")
     assert list(means.index) == ["anime", "photo", "painting", "mixed", "gray"]
     assert list(means.columns) == ["anime", "photo", "painting"] and "[" in texts.at["mixed", "photo"]
