@@ -42,7 +42,6 @@ gpu-check: $(STAMP)  ## every GPU figure and target in one table (docs/performan
 # The measured tables of docs/performance.md and the report excerpt of docs/results.md, from benchmarks/measured/
 docs: $(STAMP)  ## render the docs' measured tables and report excerpt from benchmarks/measured/
 	$(PY) benchmarks/render_docs.py
-	$(PY) benchmarks/report_excerpt.py --render docs/results.md
 
 lint: $(STAMP)  ## ruff check and format check
 	$(PY) -m ruff check utils tests benchmarks

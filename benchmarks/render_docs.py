@@ -23,10 +23,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import report_excerpt  # noqa: E402
 from utils.run_dir import write_text_atomic  # noqa: E402
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 PAGE = KIT_ROOT / "docs" / "performance.md"
+EXCERPT_PAGE = KIT_ROOT / "docs" / "results.md"  # its report excerpt: benchmarks/report_excerpt.py
 MEASURED_DIR = KIT_ROOT / "benchmarks" / "measured"
 BLOCK = re.compile(r"<!-- measured: (?P<name>[\w.-]+) -->\n(?P<body>.*?)<!-- /measured -->", re.DOTALL)
 FIELDS = ("benchmark", "context", "figures", "machine", "date", "commit", "command")
@@ -168,25 +170,28 @@ def stale_blocks(text: str, folder: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if the page is stale")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a page is stale")
     parser.add_argument("--page", type=Path, default=PAGE)
+    parser.add_argument("--excerpt-page", type=Path, default=EXCERPT_PAGE, help="the page with the report excerpt")
     parser.add_argument("--measured", type=Path, default=MEASURED_DIR, help="the folder of result files")
     args = parser.parse_args(argv)
-    text = args.page.read_text()
-    try:
+    renders = {args.page: lambda text: render_page(text, args.measured),
+               args.excerpt_page: report_excerpt.render}  # its excerpt: benchmarks/measured/*.md  # fmt: skip
+    for page, render in renders.items():
+        text = page.read_text()
+        try:
+            rendered = render(text)
+        except (RenderError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        if rendered == text:
+            continue
         if args.check:
-            stale = stale_blocks(text, args.measured)
-            if stale:
-                print(f"{args.page}: stale measured block(s) {', '.join(stale)}; run `make docs`", file=sys.stderr)
-                return 1
-            return 0
-        rendered = render_page(text, args.measured)
-    except RenderError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if rendered != text:
-        write_text_atomic(args.page, rendered)
-    print(f"{args.page}: {len(BLOCK.findall(rendered))} measured block(s) rendered from {args.measured}")
+            stale = stale_blocks(text, args.measured) if page == args.page else ["the report excerpt"]
+            print(f"{page}: stale block(s) {', '.join(stale)}; run `make docs`", file=sys.stderr)
+            return 1
+        write_text_atomic(page, rendered)
+        print(f"{page}: rendered from the committed files")
     return 0
 
 

@@ -1,12 +1,10 @@
 """An excerpt of a run's report.md for the docs, made by a command: the answer, the claims and the heatmap.
 
     python benchmarks/report_excerpt.py --run-dir runs/demo --out benchmarks/measured/report_excerpt_demo.md
-    python benchmarks/report_excerpt.py --render docs/results.md [--check]
 
-The first form writes the report's first sections (:func:`utils.report.report_sections`, as report.md holds them;
-a figure as its file's name) into a committed file, headed by the command, the commit and the date. The second
-fills each ``<!-- excerpt: NAME -->`` block of the page from ``benchmarks/measured/NAME.md`` (``make docs`` runs
-it); with ``--check`` it changes nothing and exits 1 when a block differs from its file.
+It writes the report's first sections (:func:`utils.report.report_sections`, made to sit inside a docs page) into a
+committed file, headed by the command, the commit and the date. ``make docs`` (``benchmarks/render_docs.py``) fills
+each ``<!-- excerpt: NAME -->`` block of docs/results.md from ``benchmarks/measured/NAME.md`` with :func:`render`.
 """
 
 from __future__ import annotations
@@ -67,31 +65,11 @@ def render(page_text: str, folder: Path = MEASURED) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, help="a finished run whose report to excerpt")
-    parser.add_argument("--out", type=Path, help="the committed file the excerpt goes to")
-    parser.add_argument("--render", type=Path, help="a docs page whose excerpt blocks to fill")
-    parser.add_argument("--check", action="store_true", help="with --render: change nothing; exit 1 if stale")
+    parser.add_argument("--run-dir", type=Path, required=True, help="a finished run whose report to excerpt")
+    parser.add_argument("--out", type=Path, required=True, help="the committed file the excerpt goes to")
     args = parser.parse_args(argv)
-    if args.run_dir and args.out:
-        write_excerpt(args.run_dir, args.out, ["benchmarks/report_excerpt.py", *argv])
-        print(f"{args.out}: the first {EXCERPT_SECTIONS} sections of {args.run_dir / 'report.md'}")
-        return 0
-    if not args.render:
-        parser.error("give --run-dir and --out, or --render PAGE")
-    text = args.render.read_text()
-    try:
-        rendered = render(text)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if args.check:
-        if rendered != text:
-            print(f"{args.render}: stale excerpt block(s); run `make docs`", file=sys.stderr)
-            return 1
-        return 0
-    if rendered != text:
-        write_text_atomic(args.render, rendered)
-    print(f"{args.render}: {len(BLOCK.findall(rendered))} excerpt block(s) rendered from {MEASURED}")
+    write_excerpt(args.run_dir, args.out, ["benchmarks/report_excerpt.py", *argv])
+    print(f"{args.out}: the first {EXCERPT_SECTIONS} sections of {args.run_dir / 'report.md'}; then `make docs`")
     return 0
 
 
