@@ -126,7 +126,8 @@ def test_each_seed_trains_every_model_in_a_folder_of_its_own(tmp_path) -> None:
 def test_a_resume_may_change_only_parameters_that_exist_and_do_not_shape_training() -> None:
     assert config.RESUME_MAY_CHANGE <= {f.name for f in dataclasses.fields(config.RunParams)}
     shaping = {"lr", "beta1", "beta2", "lambda_l1", "batch_size", "image_size", "seed", "pretrained", "flip",
-               "pretrain_epochs", "precision", "gamut", "val_fraction", "train_per_domain", "source"}  # fmt: skip
+               "pretrain_epochs", "precision", "gamut", "val_fraction", "train_per_domain", "source",
+               "group_pattern"}  # fmt: skip
     assert not shaping & config.RESUME_MAY_CHANGE
     params = config.resolve_params("demo")
     saved = params.to_dict()

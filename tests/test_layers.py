@@ -18,7 +18,7 @@ UTILS = Path(__file__).resolve().parent.parent / "utils"
 
 # the one table: layer -> its modules; a module may import its own layer's (without a cycle) and the layers below
 LAYERS: dict[str, tuple[str, ...]] = {
-    "base": ("__init__", "errors", "run_dir", "processes", "domains", "config", "statistics"),
+    "base": ("__init__", "errors", "run_dir", "processes", "domains", "grouping", "config", "statistics"),
     "primitives": ("environment", "color", "metrics", "images", "models", "checkpoints", "scoring", "distributed"),
     "stages": (
         "near_duplicates", "shards", "sources", "demo", "decoding", "data", "batches", "gan", "launch", "train",

@@ -28,6 +28,7 @@ from utils.domains import (
     resolve_domains,
 )
 from utils.errors import ParameterError, read_json_file
+from utils.grouping import group_pattern_problem
 
 KIT_ROOT = Path(__file__).resolve().parent.parent  # the kit's checkout: notebooks/, requirements.txt, runs/
 SOURCES: tuple[str, ...] = ("demo", "folder", "kaggle")
@@ -61,6 +62,7 @@ class RunParams:
     # images whose perceptual hashes differ in at most this many of 192 bits join one group (with their folder
     # groups) before the split; 0 = folder groups only. Chosen by benchmarks/bench_near_duplicates.py
     near_duplicate_bits: int = 36
+    group_pattern: str = ""  # a regular expression naming a file's group from its path (utils/grouping.py); "": off
     prepare_workers: int = 0  # decoding processes; 0 = every CPU core
     decode_timeout_s: float = 60.0  # one file's decode, at most: then its worker is killed and the file rejected
     train_per_domain: int = 8000
@@ -311,6 +313,8 @@ def validate(params: RunParams) -> RunParams:
     if not 0 <= params.near_duplicate_bits <= NEAR_DUPLICATE_MAX_BITS:
         fail("near_duplicate_bits", f"must lie in 0 .. {NEAR_DUPLICATE_MAX_BITS} (bits of the {NEAR_DUPLICATE_HASH_BITS}-bit "
              "perceptual hash; 0 = folder groups only)")  # fmt: skip
+    if problem := group_pattern_problem(params.group_pattern, params.source):
+        fail("group_pattern", problem)
     if params.prepare_workers < 0:
         fail("prepare_workers", "must be non-negative (0 = every CPU core)")
     if params.decode_timeout_s <= 0:

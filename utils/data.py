@@ -33,6 +33,7 @@ from utils.run_dir import AtomicWriteError, atomic_write, write_csv_atomic, writ
 from utils.shards import (
     MANIFEST_COLUMNS,
     REJECTED_COLUMNS,
+    grouping_sentence,
     load_manifest,
     load_shard,
     model_rows,
@@ -59,7 +60,10 @@ def prepare_fingerprint(params: RunParams) -> dict[str, Any]:
     (Not ``decode_timeout_s``: it decides only what becomes of a file that hangs its decoder.)"""
     keys = ("source", "image_size", "resize", "train_per_domain", "test_per_domain", "seed", "min_colorfulness",
             "max_pixels", "near_duplicate_bits")  # fmt: skip
-    return {"domains": dict(params.domains), **{k: getattr(params, k) for k in keys}, "hash_scheme": HASH_SCHEME}
+    # only when set: without a pattern, data prepared before the parameter existed stays prepared
+    named = {"group_pattern": params.group_pattern} if params.group_pattern else {}
+    return {"domains": dict(params.domains), **{k: getattr(params, k) for k in keys}, "hash_scheme": HASH_SCHEME,
+            **named}  # fmt: skip
 
 
 def _json_or_none(line: str) -> Any:
@@ -208,17 +212,15 @@ def hashed_candidate(file: SourceFile, entry: dict[str, Any], hashed: ShardJourn
 
 
 def file_streams(
-    params: RunParams, data_dir: Path, domain: str, pool: DecodePool
-) -> tuple[dict[str, SplitStream], ShardJournal | None, list[tuple[str, str]]]:
-    """Per split, its stream of candidates from a folder or Kaggle source; with near-duplicate grouping, the hash
-    pass's journal (files it decided are not decoded again), else None; and the links out of the folder, with
-    their reason."""
-    files, outside = list_source_files(source_root(params, domain))
+    params: RunParams, data_dir: Path, domain: str, files: list[SourceFile], pool: DecodePool
+) -> tuple[dict[str, SplitStream], ShardJournal | None]:
+    """Per split, its stream of candidates from a folder or Kaggle source's ``files``; with near-duplicate grouping,
+    the hash pass's journal (files it decided are not decoded again), else None."""
     settings = decode_settings(params)
     if params.near_duplicate_bits == 0:
         splits = grouped_splits(params, domain, files, [""] * len(files))
         return {split: (lambda start, needed, fs=fs: pool.decode(fs[start:], settings, needed))
-                for split, fs in splits.items()}, None, outside  # fmt: skip
+                for split, fs in splits.items()}, None  # fmt: skip
     hashed = hash_pass(params, data_dir, domain, files, pool)
     splits = grouped_splits(params, domain, files, [e.get("hash", "") for e in hashed.entries])
     entry_of = {f.path: e for f, e in zip(files, hashed.entries)}
@@ -231,11 +233,8 @@ def file_streams(
                 candidate = hashed_candidate(file, entry_of[file.path], hashed)
                 yield candidate if candidate is not None else next(decoded)
 
-    return (
-        {split: (lambda start, needed, fs=fs: stream_from(fs, start, needed)) for split, fs in splits.items()},
-        hashed,
-        outside,
-    )
+    streams = {split: (lambda start, needed, fs=fs: stream_from(fs, start, needed)) for split, fs in splits.items()}
+    return streams, hashed
 
 
 def near_test_check(journal: ShardJournal, bits: int) -> Callable[[Candidate], str | None] | None:
@@ -315,12 +314,13 @@ def fill_split(
 
 def write_domain_shards(
     params: RunParams, data_dir: Path, domain: str, pool: DecodePool
-) -> tuple[list[dict], list[dict]]:
+) -> tuple[list[dict], list[dict], dict[str, int]]:
     """Fill one domain's test then train split from its source, then write both shards.
 
     Resumable: accepted images go straight into a memory-mapped pool (memory stays flat),
     every decision into a journal. Exact duplicates of the decoded pixels are kept once (test
-    first, so a test image never reappears in train). Returns (manifest rows, rejected rows).
+    first, so a test image never reappears in train). Returns (manifest rows, rejected rows, the source's files
+    and how many of them ``group_pattern`` matched: ``{"files": n, "matched": m}``, empty for the demo).
     """
     wanted = {"test": params.test_per_domain, "train": params.train_per_domain}
     offset = {"test": 0, "train": wanted["test"]}  # pool slots: test rows first
@@ -328,8 +328,9 @@ def write_domain_shards(
     if journal.entries:
         print(f"prepare {domain}: resuming after {len(journal.entries)} images already decided")
     demo = params.source == "demo"
-    streams, hashed, outside = ((demo_streams(params, domain), None, []) if demo
-                                else file_streams(params, data_dir, domain, pool))  # fmt: skip
+    files, outside = ([], []) if demo else list_source_files(source_root(params, domain), params.group_pattern)
+    streams, hashed = ((demo_streams(params, domain), None) if demo
+                       else file_streams(params, data_dir, domain, files, pool))  # fmt: skip
     seen = {e["sha1"]: e["source"] for e in journal.entries if "slot" in e}
     for split in SPLITS:
         reject = near_test_check(journal, params.near_duplicate_bits) if demo and split == "train" else None
@@ -358,7 +359,7 @@ def write_domain_shards(
     journal.remove()
     if hashed is not None:
         hashed.remove()
-    return rows, rejected
+    return rows, rejected, {} if demo else {"files": len(files), "matched": sum(f.named for f in files)}
 
 
 def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
@@ -381,6 +382,7 @@ def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
     done_path.unlink(missing_ok=True)
     manifest_rows: list[dict] = []
     rejected_rows: list[dict] = []
+    listed_files: dict[str, dict[str, int]] = {}
     # one pool for every domain and split; a worker that dies or hangs is replaced, costing at most its own file
     with DecodePool(prepare_workers(params), params.decode_timeout_s) as pool:
         for domain in params.domain_names:
@@ -388,11 +390,12 @@ def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
             domain_done = data_dir / f".{domain}_done.json"
             record = json.loads(domain_done.read_text()) if domain_done.is_file() else {}
             if record.get("fingerprint") != fingerprint:
-                rows, rejected = write_domain_shards(params, data_dir, domain, pool)
-                record = {"fingerprint": fingerprint, "rows": rows, "rejected": rejected}
+                rows, rejected, listed = write_domain_shards(params, data_dir, domain, pool)
+                record = {"fingerprint": fingerprint, "rows": rows, "rejected": rejected, "listed": listed}
                 write_text_atomic(domain_done, json.dumps(record))
             manifest_rows += record["rows"]
             rejected_rows += record["rejected"]
+            listed_files[domain] = record.get("listed", {})
     manifest = pd.DataFrame(manifest_rows, columns=MANIFEST_COLUMNS)
     write_csv_atomic(data_dir / "rejected.csv", pd.DataFrame(rejected_rows, columns=REJECTED_COLUMNS))
     write_csv_atomic(data_dir / "manifest.csv", manifest)
@@ -400,10 +403,24 @@ def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
     for domain, splits in groups.items():
         print(f"prepare {domain}: " + "; ".join(f"{split} {c['images']} images in {c['groups']} groups (largest "
               f"{c['largest_group']}; {c['merged_images']} joined by near-duplicates)" for split, c in splits.items()))  # fmt: skip
-    write_text_atomic(done_path, json.dumps({"fingerprint": fingerprint, "groups": groups}, indent=2) + "\n")
+    grouping = grouping_record(params, listed_files)
+    if sentence := grouping_sentence(grouping):
+        print(f"prepare: {sentence}")
+    prepared = {"fingerprint": fingerprint, "groups": groups, **grouping}
+    write_text_atomic(done_path, json.dumps(prepared, indent=2) + "\n")
     for domain in params.domain_names:
         (data_dir / f".{domain}_done.json").unlink()
     return manifest
+
+
+def grouping_record(params: RunParams, listed_files: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """prepared.json's ``grouping`` for a file source: ``group_pattern``, and per domain the files it matched and the
+    files listed; nothing for the demo."""
+    if params.source == "demo":
+        return {}
+    counts = {key: {domain: listed.get(key, 0) for domain, listed in listed_files.items()}
+              for key in ("matched", "files")}  # fmt: skip
+    return {"grouping": {"group_pattern": params.group_pattern, **counts}}
 
 
 def rejection_counts(run_dir: str | Path) -> pd.DataFrame:

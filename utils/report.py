@@ -34,7 +34,7 @@ from utils.report_findings import (
     seed_lines,
 )
 from utils.run_dir import write_text_atomic
-from utils.shards import load_manifest, model_rows, prepare_again, train_shard_sizes
+from utils.shards import grouping_sentence, load_manifest, model_rows, prepare_again, train_shard_sizes
 
 CLAIM_HEADERS = {"claim": "claim", "reading": "reading", "shown_verdict": "verdict", "key_figures": "key figures",
                  "seeds_holding": "holds in seeds"}  # fmt: skip
@@ -179,6 +179,7 @@ def data_section(run_dir: Path, tables: RunTables) -> Section:
     lines = ["## The data and the training", "",
              "Images and groups per domain and split (a group is a film, a show, a photograph, a cluster of "
              "near-duplicate frames: kept whole in one split):", "", pd.DataFrame(rows).to_markdown(index=False), "",
+             *([grouping_sentence(record), ""] if grouping_sentence(record) else []),
              "Each model's training images, and the epoch whose validation CIEDE2000 was best (its `best.pt`):", "",
              pd.DataFrame(models).to_markdown(index=False), *(["", *remarks] if remarks else [])]  # fmt: skip
     shown = figure(run_dir, "dataset_samples") + figure(run_dir, "loss_curves")

@@ -108,6 +108,20 @@ def prepared_fingerprint(path: Path) -> dict[str, Any] | None:
     return record.get("fingerprint") if isinstance(record, dict) else None
 
 
+def grouping_sentence(prepared: Any) -> str:
+    """What ``prepared`` (prepared.json's contents) says of grouping by name, in a sentence; "" when the prepare
+    used no ``group_pattern``."""
+    grouping = prepared.get("grouping") if isinstance(prepared, dict) else None
+    pattern = grouping.get("group_pattern") if isinstance(grouping, dict) else None
+    if not pattern:
+        return ""
+    matched, files = grouping.get("matched") or {}, grouping.get("files") or {}
+    counts = ", ".join(f"{matched.get(domain, 0)} of {n} files of {domain}" for domain, n in files.items())
+    return (
+        f"Groups by name: `group_pattern` `{pattern}` matched {counts}; a file it did not match kept its folder group."
+    )
+
+
 def ends_with_newline(path: Path) -> bool:
     with path.open("rb") as file:
         file.seek(-1, os.SEEK_END)

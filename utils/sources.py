@@ -1,10 +1,10 @@
 """Where images come from: folders and Kaggle datasets, the split, and the :class:`Candidate` every source offers.
 
 Every source (these, and the demo's generators in utils/demo.py) yields, per split, a stream of :class:`Candidate` images (decoded and resized, or
-rejected with a reason). File sources assign whole groups (the parent folder: a film, a show, joined
-with the folders of its near-duplicates: utils/near_duplicates.py) to one split, so frames of one film
-never straddle train and test; the demo's movie crops are grouped and split by photograph in the same
-way (``DEMO_MOVIE_TEST_PHOTOS``).
+rejected with a reason). File sources assign whole groups (the parent folder, or the name ``group_pattern`` finds in
+the file's path: a film, a show, joined with the groups of its near-duplicates: utils/near_duplicates.py) to one
+split, so frames of one film never straddle train and test; the demo's movie crops are grouped and split by
+photograph in the same way (``DEMO_MOVIE_TEST_PHOTOS``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from utils.config import RunParams
 from utils.domains import location_parameter
+from utils.grouping import pattern_groups
 from utils.images import colorfulness, find_images
 from utils.run_dir import write_text_atomic
 
@@ -72,30 +73,34 @@ def near_grayscale_reason(rgb: np.ndarray, min_colorfulness: float) -> str | Non
 
 @dataclass(frozen=True)
 class SourceFile:
-    """An image file and its group; ``folder_group``: the group its folder gave it, "" when that is ``group``."""
+    """An image file and its group; ``folder_group``: the group its folder gave it, "" when that is ``group``;
+    ``named``: whether ``group_pattern`` named its group."""
 
     path: str
     group: str
     folder_group: str = ""
+    named: bool = False
 
 
-def list_source_files(root: str | Path) -> tuple[list[SourceFile], list[tuple[str, str]]]:
-    """Every image file under ``root`` with its folder group (the parent folder relative to ``root``), and the
-    links that lead out of ``root`` with their reason (``outside-folder: ...``): not followed, and one line says so
-    (:func:`utils.images.find_images`).
+def list_source_files(root: str | Path, group_pattern: str = "") -> tuple[list[SourceFile], list[tuple[str, str]]]:
+    """Every image file under ``root`` with its group, and the links that lead out of ``root`` with their reason
+    (``outside-folder: ...``): not followed, and one line says so (:func:`utils.images.find_images`).
 
-    In a flat folder (one group only) each file is its own group.
+    A file's group is the name ``group_pattern`` finds in its path relative to ``root`` (utils/grouping.py), else its
+    folder group: the parent folder relative to ``root``; in a flat folder (one folder group only), the file itself.
     """
     root = Path(root)
     listing = find_images(root)
     if listing.outside:
         print(listing.describe_outside(), flush=True)
     paths = listing.images
-    groups = [str(p.parent.relative_to(root)) for p in paths]
+    relative = [p.relative_to(root) for p in paths]
+    groups = [str(r.parent) for r in relative]
     if len(set(groups)) < 2:
-        groups = [str(p.relative_to(root)) for p in paths]
+        groups = [str(r) for r in relative]
+    named = pattern_groups([r.as_posix() for r in relative], group_pattern)
     outside = [(str(link), reason) for link, reason in listing.outside_reasons()]
-    return [SourceFile(str(p), g) for p, g in zip(paths, groups)], outside
+    return [SourceFile(str(p), name or g, named=name is not None) for p, g, name in zip(paths, groups, named)], outside
 
 
 def assign_splits(files: list[SourceFile], n_train: int, n_test: int, seed: int) -> dict[str, list[SourceFile]]:
