@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.conftest import TINY
 from tests.messy_data import colourful, write_kaggle_like_dataset
-from utils import config, data, pipeline, report, shards, sources
+from utils import config, data, grouping, pipeline, report, shards, sources
 from utils.errors import ParameterError
 from utils.report_findings import RunTables
 
@@ -148,9 +148,7 @@ def test_a_kaggle_dataset_is_grouped_by_name_too(tmp_path: Path) -> None:
     ("pattern", "reason"),
     [
         ("([A-Z]", "not a regular expression: missing ), unterminated subpattern"),
-        ("^([^_]*)_", "its first capture group can match an empty text"),
-        ("^(?:x|(a?))_", "its first capture group can match an empty text"),
-        (r"\d*", "the pattern (it has no capture group) can match an empty text"),
+        ("a{2,1}", "not a regular expression: min repeat greater than max repeat"),
     ],
 )
 def test_an_unusable_pattern_is_refused_naming_the_parameter(pattern: str, reason: str) -> None:
@@ -169,3 +167,9 @@ def test_the_pipeline_refuses_an_invalid_pattern_before_any_work(tmp_path: Path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: parameter 'group_pattern' = '(['"), err
     assert not run_dir.exists() and not list(tmp_path.iterdir())
+
+
+def test_an_empty_name_names_nothing_the_file_keeps_its_folder_group() -> None:
+    paths = ["_0001.png", "Alpha_0001.png", "x.png"]
+    assert grouping.pattern_groups(paths, "^([^_]*)_") == [None, "Alpha", None]  # an empty group: unmatched
+    assert grouping.pattern_groups(paths, r"\d*") == [None, None, None]  # an empty whole match at the start
