@@ -22,7 +22,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "primitives": ("environment", "color", "metrics", "images", "models", "checkpoints", "scoring", "distributed"),
     "stages": (
         "near_duplicates", "shards", "sources", "demo", "decoding", "data", "batches", "gan", "launch", "train",
-        "evaluate", "claims", "plots", "report_findings", "report", "step_timing",
+        "evaluate", "claims", "plots", "group_pictures", "report_findings", "report", "step_timing",
     ),
     "orchestration": (
         "kernel_manager", "notebook_step", "scheduler", "plan", "pipeline", "kaggle_client", "kaggle", "kaggle_kernel",

@@ -302,6 +302,14 @@ def test_prepare_notebook_reports_rejections_by_reason(pipeline_run: Path) -> No
 
 
 @pytest.mark.slow
+def test_prepare_notebook_shows_what_grouping_joined_in_each_domain(pipeline_run: Path) -> None:
+    outputs = _outputs(pipeline_run / "notebooks" / "01_prepare_data.ipynb")
+    shown = [base64.b64decode(o["data"]["image/png"]) for o in outputs if "image/png" in o.get("data", {})]
+    for domain in DEMO_DOMAINS:
+        assert (pipeline_run / "figures" / f"groups_{domain}.png").read_bytes() in shown, domain
+
+
+@pytest.mark.slow
 def test_the_report_answers_first_and_the_figures_notebook_shows_its_figures(pipeline_run: Path) -> None:
     assert_report_answers_first(pipeline_run / "report.md", max_kb=15)
     report = (pipeline_run / "report.md").read_text()
