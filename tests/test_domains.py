@@ -126,9 +126,9 @@ def test_three_folder_domains_run_through_every_stage(tmp_path: Path, monkeypatc
     cells = summary[summary["metric"] == "ciede2000"].set_index(["model", "test_domain"]).index
     every = {(m, d) for m in (*params.models, "gray", "truth") for d in params.domain_names}
     assert set(cells) == every
-    titles, save = {}, plots._save
+    titles, save = {}, plots.save_figure
     monkeypatch.setattr(
-        plots, "_save", lambda fig, path: titles.update({path.stem: fig.axes[0].get_title()}) or save(fig, path)
+        plots, "save_figure", lambda fig, path: titles.update({path.stem: fig.axes[0].get_title()}) or save(fig, path)
     )
     plots.draw_figures(run_dir, params)
     assert (run_dir / "figures" / "cross_domain_ciede2000.png").is_file()

@@ -3,6 +3,7 @@ its command."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -11,7 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.helpers import run_python
 from utils import group_pictures
+from utils.processes import PARENT_ENV
+from utils.run_dir import WRITER_ENV, hold_run_dir
 from utils.shards import load_shard
 
 JOINED_GROUP = "seed1:frame0+2"  # three cartoon folder groups the tests join into one group
@@ -58,7 +62,7 @@ class DrawnFigure:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.texts: list[str] = []
         self.rows: list[list[np.ndarray | None]] = []
-        save = group_pictures._save
+        save = group_pictures.save_figure
 
         def capture(fig, path: Path):  # noqa: ANN001, ANN202
             import matplotlib.text
@@ -68,7 +72,7 @@ class DrawnFigure:
             self.rows = [[np.asarray(ax.images[0].get_array()) if ax.images else None for ax in row] for row in grid]
             return save(fig, path)
 
-        monkeypatch.setattr(group_pictures, "_save", capture)
+        monkeypatch.setattr(group_pictures, "save_figure", capture)
 
 
 def test_the_chosen_pairs_are_the_joined_farthest_and_the_apart_nearest(tmp_path: Path, prepared_run: Path) -> None:
@@ -174,3 +178,16 @@ def test_bad_input_is_one_error_line_and_exit_2(
     lines = printed.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], printed.err
     assert "Traceback" not in printed.err and not printed.out
+
+
+@pytest.mark.slow  # starts a process: the command, while this process holds the run directory
+def test_the_command_waits_for_no_one_it_is_refused_while_another_writer_holds_the_run(
+    tmp_path: Path, prepared_run: Path
+) -> None:
+    run_dir = copy_of_prepared(prepared_run, tmp_path / "run")
+    with hold_run_dir(run_dir, "the pipeline"):
+        env = {k: v for k, v in os.environ.items() if k not in (WRITER_ENV, PARENT_ENV)}  # not one of its children
+        done = run_python("-m", "utils.group_pictures", "--run-dir", str(run_dir), env=env)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "is being written by process" in lines[0], done.stderr
+    assert not list((run_dir / "figures").glob("groups_*.png"))

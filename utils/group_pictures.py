@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from utils.errors import ParameterError, UnreadableFileError, exit_with_error_line
-from utils.plots import _save
+from utils.plots import save_figure
+from utils.run_dir import RunDirBusy, hold_run_dir
 from utils.shards import load_manifest, load_shard, prepare_again, prepared_fingerprint
 
 if TYPE_CHECKING:
@@ -215,7 +216,7 @@ def plot_groups(run_dir: str | Path, domain: str) -> Image:
     n_groups = domain_rows["group"].nunique()
     fig.suptitle(f"{domain}: the {len(groups)} largest of its {n_groups} groups{threshold_words(run_dir)}\n"
                  f"{pairs_note(pairs, domain, chosen)}")  # fmt: skip
-    return _save(fig, group_picture_path(run_dir, domain))
+    return save_figure(fig, group_picture_path(run_dir, domain))
 
 
 def check_domain(manifest: pd.DataFrame, domain: str, run_dir: Path) -> None:
@@ -226,10 +227,16 @@ def check_domain(manifest: pd.DataFrame, domain: str, run_dir: Path) -> None:
 
 
 def draw_group_pictures(run_dir: str | Path, domain: str | None = None) -> list[Path]:
-    """The picture of every domain of a prepared run (or of ``domain`` alone); their paths."""
+    """The picture of every domain of a prepared run (or of ``domain`` alone), drawn as the run directory's one
+    writer; their paths."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    if not run_dir.is_dir():  # before the hold, which would make it
         raise ParameterError(f"run directory '{run_dir}': no such directory; give a prepared run's directory")
+    with hold_run_dir(run_dir, "group pictures"):
+        return draw_each(run_dir, domain)
+
+
+def draw_each(run_dir: Path, domain: str | None) -> list[Path]:
     manifest = load_manifest(run_dir)
     if domain is not None:
         check_domain(manifest, domain, run_dir)
@@ -252,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         paths = draw_group_pictures(args.run_dir, args.domain)
     except Exception as err:
-        return exit_with_error_line(err, (ParameterError, UnreadableFileError))
+        return exit_with_error_line(err, (ParameterError, UnreadableFileError, RunDirBusy))
     for path in paths:
         print(path)
     return 0

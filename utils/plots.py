@@ -34,7 +34,7 @@ LOSS_PANELS = {
 }
 
 
-def _save(fig: plt.Figure, path: Path) -> Image:
+def save_figure(fig: plt.Figure, path: Path) -> Image:
     """Save the figure as a PNG, and return that PNG for the notebook to show: drawn once (a returned
     figure would be drawn again by the inline backend, 0.2-0.8 s each), and shown as saved."""
     import matplotlib.pyplot as plt
@@ -64,7 +64,7 @@ def plot_loss_curves(run_dir: str | Path, trained: list[tuple[str, int]], name: 
             ax.set(title=f"{model} model, seed {seed}: {title}", xlabel="epoch", ylabel=ylabel)
             ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
-    return _save(fig, run_dir / "figures" / f"{name}.png")
+    return save_figure(fig, run_dir / "figures" / f"{name}.png")
 
 
 def model_order(models: list[str] | np.ndarray) -> list[str]:
@@ -152,7 +152,7 @@ def plot_metric(run_dir: str | Path, metric: str) -> Image:
     ax_dist.set(title="(b) per test image", xlabel="test domain", ylabel=info.label)
     fig.suptitle(f"{info.label}: {info.about}")
     fig.tight_layout()
-    return _save(fig, run_dir / "figures" / f"{metric}.png")
+    return save_figure(fig, run_dir / "figures" / f"{metric}.png")
 
 
 def plot_saturation(run_dir: str | Path) -> Image:
@@ -187,7 +187,7 @@ def plot_saturation(run_dir: str | Path) -> Image:
     ax.set(title="colorfulness ratio: mean, 95% interval", ylabel="output / truth (1 = right, < 1 = washed out)")
     fig.suptitle("Saturation: output colorfulness against the truth's (Hasler & Suesstrunk 2003)")
     fig.tight_layout()
-    return _save(fig, run_dir / "figures" / "saturation.png")
+    return save_figure(fig, run_dir / "figures" / "saturation.png")
 
 
 def plot_examples(run_dir: str | Path, domain: str, models: tuple[str, ...]) -> Image:
@@ -210,7 +210,7 @@ def plot_examples(run_dir: str | Path, domain: str, models: tuple[str, ...]) -> 
                 ax.set_title(title)
     fig.suptitle(f"{domain} test images")
     fig.tight_layout()
-    return _save(fig, run_dir / "figures" / f"examples_{domain}.png")
+    return save_figure(fig, run_dir / "figures" / f"examples_{domain}.png")
 
 
 def plot_dataset_samples(run_dir: str | Path, n: int = 8) -> Image:
@@ -230,7 +230,7 @@ def plot_dataset_samples(run_dir: str | Path, n: int = 8) -> Image:
         row[0].set_ylabel(domain)
     fig.suptitle("training images per domain")
     fig.tight_layout()
-    return _save(fig, run_dir / "figures" / "dataset_samples.png")
+    return save_figure(fig, run_dir / "figures" / "dataset_samples.png")
 
 
 def cross_domain_matrix(summary: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -265,7 +265,7 @@ def plot_cross_domain(run_dir: str | Path, metric: str = "ciede2000") -> Image:
     ax.set(title=f"{info.label} of each training set on each test domain",
            xlabel="test domain", ylabel="trained on")  # fmt: skip
     fig.tight_layout()
-    return _save(fig, run_dir / "figures" / f"cross_domain_{metric}.png")
+    return save_figure(fig, run_dir / "figures" / f"cross_domain_{metric}.png")
 
 
 def mixing_curve(summary: pd.DataFrame, domains: tuple[tuple[str, str], ...], fractions: tuple[float, ...],
@@ -301,7 +301,7 @@ def plot_mixing_curve(run_dir: str | Path, domains: tuple[tuple[str, str], ...],
            xlabel=f"fraction of {first} images in training (the rest {second})")  # fmt: skip
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, run_dir / "figures" / f"mixing_curve_{metric}.png")
+    return save_figure(fig, run_dir / "figures" / f"mixing_curve_{metric}.png")
 
 
 REPORT_FIGURE_METRICS = ("ciede2000", "ssim", "ssim_ab", "psnr", "chroma_ratio")  # one plot_metric figure each
