@@ -73,6 +73,18 @@ def test_groups_are_the_union_find_of_near_pairs_and_folder_groups() -> None:
     assert all("+" in g for g in merged) and merged
 
 
+def test_the_pairs_found_are_the_hash_pairs_and_each_copy_with_the_first_of_its_hash() -> None:
+    far = "f" * 48
+    near = "0" * 9 + "f" * 9 + "0" * 30  # 36 bits from 0...0
+    hashes = ["0" * 48, far, "0" * 48, near, "", "0" * 48]
+    groups, pairs = near_duplicates.near_duplicate_grouping([f"f{i}" for i in range(6)], hashes, BITS)
+    found = {(a, b): (bits, joined) for a, b, bits, joined in zip(pairs.first.tolist(), pairs.second.tolist(),
+                                                                  pairs.bits.tolist(), pairs.joined.tolist())}  # fmt: skip
+    assert found == {(0, 2): (0, True), (0, 5): (0, True), (0, 3): (36, True)}
+    assert len({groups[i] for i in (0, 2, 3, 5)}) == 1 and len(set(groups)) == 3
+    assert len(near_duplicates.near_duplicate_grouping(["a", "b"], ["0" * 48] * 2, 0)[1]) == 0
+
+
 def test_zero_bits_gives_the_folder_groups() -> None:
     hashes = ["".join(f"{w:016x}" for w in row) for row in planted_hashes(30, BITS, seed=1).tolist()]
     hashes[1] = hashes[2] = hashes[0]  # exact copies in three shows
@@ -172,6 +184,25 @@ def test_panned_frames_of_one_photograph_never_straddle_the_split(tmp_path: Path
     # the hash alone, even with its chains, leaves some photograph in pieces: the thumbnail check joins them
     hash_groups = grouped_files(paths, thumbnails=False)
     assert any(len({hash_groups[paths.index(p)] for p in mine}) > 1 for mine in frames.values())
+
+
+def test_a_shifted_copy_agrees_and_a_figure_the_other_lacks_is_stray() -> None:
+    scene = np.zeros((30, 30, 3), np.uint8)
+    scene[:15], scene[15:] = (120, 190, 250), (70, 170, 60)  # sky and ground
+    scene[17:25, 4:12], scene[12:18, 20:27] = (230, 40, 40), (40, 90, 220)
+    frame, panned = scene[3:27, 3:27], scene[1:25, 5:29]
+    other = frame.copy()
+    other[3:8, 12:17] = (250, 220, 40)  # a figure in the sky
+    thumbs, pairs = np.stack([frame, panned, other]), np.array([(0, 1), (0, 2)])
+    colours = thumbnail_check.blurred(thumbs)
+    lightness = colours.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    correlation, shift = thumbnail_check.best_shifts(lightness, pairs)
+    mismatch = thumbnail_check.mismatch_shares(colours, pairs, shift)
+    stray = thumbnail_check.stray_shares(colours, pairs, shift)
+    assert (correlation >= thumbnail_check.MIN_CORRELATION).all()
+    assert (mismatch <= thumbnail_check.MAX_MISMATCH_SHARE).all()  # neither correlation nor colour tells them apart
+    assert stray[0] == 0 and stray[1] > thumbnail_check.MAX_STRAY_SHARE  # the figure does
+    assert thumbnail_check.aligned_agreement(thumbs, pairs).tolist() == [True, False]
 
 
 def test_the_alignment_finds_the_shift_and_the_pearson_correlation_of_the_overlap() -> None:
