@@ -30,7 +30,13 @@ from tqdm import tqdm
 from utils.config import RunParams
 from utils.decoding import DecodePool, DecodeSettings, prepare_workers
 from utils.demo import demo_stream
-from utils.grouping import NEAR_PAIR_COLUMNS, grouped_splits, join_within_splits, near_test_check
+from utils.grouping import (
+    NEAR_PAIR_COLUMNS,
+    grouped_splits,
+    join_within_splits,
+    near_test_check,
+    read_near_pairs,
+)
 from utils.near_duplicates import HASH_SCHEME
 from utils.run_dir import AtomicWriteError, atomic_write, write_csv_atomic, write_text_atomic
 from utils.shards import (
@@ -196,19 +202,19 @@ def hashed_candidate(file: SourceFile, entry: dict[str, Any], hashed: ShardJourn
 
 def file_streams(
     params: RunParams, data_dir: Path, domain: str, pool: DecodePool
-) -> tuple[dict[str, SplitStream], ShardJournal | None, list[tuple[str, str]], list[dict[str, Any]]]:
+) -> tuple[dict[str, SplitStream], ShardJournal | None, list[tuple[str, str]], pd.DataFrame]:
     """Per split, its stream of candidates from a folder or Kaggle source; with near-duplicate grouping, the hash
     pass's journal (files it decided are not decoded again), else None; the links out of the folder, with their
     reason; and the near pairs' rows (data/near_pairs.csv)."""
     files, outside = list_source_files(source_root(params, domain))
     settings = decode_settings(params)
     if params.near_duplicate_bits == 0:
-        splits, _ = grouped_splits(params, domain, files, [""] * len(files))
+        splits, no_pairs = grouped_splits(params, domain, files, [""] * len(files))
         return {split: (lambda start, needed, fs=fs: pool.decode(fs[start:], settings, needed))
-                for split, fs in splits.items()}, None, outside, []  # fmt: skip
+                for split, fs in splits.items()}, None, outside, no_pairs  # fmt: skip
     hashed = hash_pass(params, data_dir, domain, files, pool)
-    splits, near_rows = grouped_splits(params, domain, files, [e.get("hash", "") for e in hashed.entries],
-                                       [e.get("thumbnail", "") for e in hashed.entries])  # fmt: skip
+    splits, near_pairs = grouped_splits(params, domain, files, [e.get("hash", "") for e in hashed.entries],
+                                        [e.get("thumbnail", "") for e in hashed.entries])  # fmt: skip
     entry_of = {f.path: e for f, e in zip(files, hashed.entries)}
 
     def stream_from(split_files: list[SourceFile], start: int, needed: Callable[[], int]) -> Iterator[Candidate]:
@@ -223,7 +229,7 @@ def file_streams(
         {split: (lambda start, needed, fs=fs: stream_from(fs, start, needed)) for split, fs in splits.items()},
         hashed,
         outside,
-        near_rows,
+        near_pairs,
     )
 
 
@@ -276,7 +282,7 @@ def fill_split(
 
 def write_domain_shards(
     params: RunParams, data_dir: Path, domain: str, pool: DecodePool
-) -> tuple[list[dict], list[dict], list[dict]]:
+) -> tuple[list[dict], list[dict], pd.DataFrame]:
     """Fill one domain's test then train split from its source, then write both shards.
 
     Resumable: accepted images go straight into a memory-mapped pool (memory stays flat),
@@ -289,8 +295,10 @@ def write_domain_shards(
     if journal.entries:
         print(f"prepare {domain}: resuming after {len(journal.entries)} images already decided")
     demo = params.source == "demo"
-    streams, hashed, outside, near_rows = ((demo_streams(params, domain), None, [], []) if demo
-                                           else file_streams(params, data_dir, domain, pool))  # fmt: skip
+    streams, hashed, outside, near_pairs = (
+        (demo_streams(params, domain), None, [], pd.DataFrame(columns=NEAR_PAIR_COLUMNS)) if demo
+        else file_streams(params, data_dir, domain, pool)
+    )  # fmt: skip
     seen = {e["sha1"]: e["source"] for e in journal.entries if "slot" in e}
     for split in SPLITS:
         reject = near_test_check(journal, params.near_duplicate_bits) if demo and split == "train" else None
@@ -319,7 +327,7 @@ def write_domain_shards(
     journal.remove()
     if hashed is not None:
         hashed.remove()
-    return rows, rejected, near_rows
+    return rows, rejected, near_pairs
 
 
 def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
@@ -342,23 +350,24 @@ def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
     done_path.unlink(missing_ok=True)
     manifest_rows: list[dict] = []
     rejected_rows: list[dict] = []
-    near_rows: list[dict] = []
+    near_pairs: list[pd.DataFrame] = []
     # one pool for every domain and split; a worker that dies or hangs is replaced, costing at most its own file
     with DecodePool(prepare_workers(params), params.decode_timeout_s) as pool:
         for domain in params.domain_names:
             # a domain finished by an interrupted prepare is not redone
-            domain_done = data_dir / f".{domain}_done.json"
+            domain_done, domain_pairs = data_dir / f".{domain}_done.json", data_dir / f".{domain}_near_pairs.csv"
             record = json.loads(domain_done.read_text()) if domain_done.is_file() else {}
             if record.get("fingerprint") != fingerprint:
-                rows, rejected, near = write_domain_shards(params, data_dir, domain, pool)
-                record = {"fingerprint": fingerprint, "rows": rows, "rejected": rejected, "near_pairs": near}
+                rows, rejected, pairs = write_domain_shards(params, data_dir, domain, pool)
+                write_csv_atomic(domain_pairs, pairs)  # before the record that says the domain is done
+                record = {"fingerprint": fingerprint, "rows": rows, "rejected": rejected}
                 write_text_atomic(domain_done, json.dumps(record))
             manifest_rows += record["rows"]
             rejected_rows += record["rejected"]
-            near_rows += record["near_pairs"]
+            near_pairs.append(read_near_pairs(domain_pairs))
     manifest = pd.DataFrame(manifest_rows, columns=MANIFEST_COLUMNS)
     write_csv_atomic(data_dir / "rejected.csv", pd.DataFrame(rejected_rows, columns=REJECTED_COLUMNS))
-    write_csv_atomic(data_dir / "near_pairs.csv", pd.DataFrame(near_rows, columns=NEAR_PAIR_COLUMNS))
+    write_csv_atomic(data_dir / "near_pairs.csv", pd.concat(near_pairs, ignore_index=True))
     write_csv_atomic(data_dir / "manifest.csv", manifest)
     groups = group_counts(manifest)
     for domain, splits in groups.items():
@@ -367,6 +376,7 @@ def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
     write_text_atomic(done_path, json.dumps({"fingerprint": fingerprint, "groups": groups}, indent=2) + "\n")
     for domain in params.domain_names:
         (data_dir / f".{domain}_done.json").unlink()
+        (data_dir / f".{domain}_near_pairs.csv").unlink()
     return manifest
 
 

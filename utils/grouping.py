@@ -4,7 +4,11 @@ found close (``data/near_pairs.csv``), and the demo's checks (its splits are fix
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
 
 from utils.config import RunParams
 from utils.near_duplicates import NearPairs, hamming, hash_array, near_duplicate_grouping, near_duplicate_groups
@@ -13,21 +17,23 @@ from utils.sources import Candidate, SourceFile, assign_splits
 NEAR_PAIR_COLUMNS = ["domain", "source_a", "source_b", "bits", "joined"]
 
 
-def near_pair_rows(domain: str, sources: Sequence[str], pairs: NearPairs) -> list[dict[str, Any]]:
+def near_pair_table(domain: str, sources: Sequence[str], pairs: NearPairs) -> pd.DataFrame:
     """``data/near_pairs.csv``'s rows of one domain (``sources``: each image's source, as the manifest has it)."""
-    return [
-        {"domain": domain, "source_a": sources[a], "source_b": sources[b], "bits": bits, "joined": joined}
-        for a, b, bits, joined in zip(
-            pairs.first.tolist(), pairs.second.tolist(), pairs.bits.tolist(), pairs.joined.tolist()
-        )
-    ]
+    paths = np.asarray(sources, dtype=object)
+    columns = [[domain] * len(pairs), paths[pairs.first], paths[pairs.second], pairs.bits, pairs.joined]
+    return pd.DataFrame(dict(zip(NEAR_PAIR_COLUMNS, columns)), columns=NEAR_PAIR_COLUMNS)
+
+
+def read_near_pairs(path: Path) -> pd.DataFrame:
+    """A table :func:`near_pair_table` made, written as CSV."""
+    return pd.read_csv(path, dtype={"domain": str, "source_a": str, "source_b": str, "bits": np.int64, "joined": bool})
 
 
 def grouped_splits(
     params: RunParams, domain: str, files: list[SourceFile], hashes: list[str], thumbnails: list[str] | None = None
-) -> tuple[dict[str, list[SourceFile]], list[dict[str, Any]]]:
+) -> tuple[dict[str, list[SourceFile]], pd.DataFrame]:
     """The files with their near-duplicate groups (``hashes`` and ``thumbnails``: one per file, "" for none), split
-    by group; and the near pairs' rows (:func:`near_pair_rows`)."""
+    by group; and the near pairs' rows (:func:`near_pair_table`)."""
     folder_groups = [f.group for f in files]
     groups, pairs = near_duplicate_grouping(folder_groups, hashes, params.near_duplicate_bits, thumbnails)
     if len(set(groups)) < 2 <= len(set(folder_groups)):
@@ -39,7 +45,7 @@ def grouped_splits(
     grouped = [SourceFile(f.path, group, f.group) for f, group in zip(files, groups)]
     splits = assign_splits(grouped, params.train_per_domain, params.test_per_domain,
                            params.seed * 1000 + params.domain_names.index(domain))  # fmt: skip
-    return splits, near_pair_rows(domain, [f.path for f in files], pairs)
+    return splits, near_pair_table(domain, [f.path for f in files], pairs)
 
 
 class DecidedImages(Protocol):
