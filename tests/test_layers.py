@@ -21,7 +21,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "base": ("__init__", "errors", "run_dir", "processes", "domains", "config", "statistics"),
     "primitives": ("environment", "color", "metrics", "images", "models", "checkpoints", "scoring", "distributed"),
     "stages": (
-        "thumbnail_check", "near_duplicates", "grouping", "shards", "sources", "demo", "decoding", "data", "batches",
+        "thumbnail_check", "near_duplicates", "grouped_split", "shards", "sources", "demo", "decoding", "data", "batches",
         "gan", "launch", "train", "evaluate", "claims", "plots", "report_findings", "report", "step_timing",
     ),
     "orchestration": (

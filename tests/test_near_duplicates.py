@@ -16,7 +16,7 @@ from benchmarks import bench_near_duplicates
 from benchmarks.results import read_results
 from tests.conftest import TINY
 from tests.messy_data import colourful
-from utils import config, data, decoding, demo, errors, grouping, near_duplicates, shards, sources, thumbnail_check
+from utils import config, data, decoding, demo, errors, grouped_split, near_duplicates, shards, sources, thumbnail_check
 from utils.domains import DEMO_DOMAINS
 
 BITS = config.RunParams.near_duplicate_bits
@@ -366,13 +366,13 @@ def test_the_demo_rejects_a_train_image_near_a_test_image() -> None:
     class Journal:
         entries = [{"split": "test", "source": "photo[0:9]", "hash": "0" * 48}, {"split": "test", "source": "x"}]
 
-    check = grouping.near_test_check(Journal(), BITS)
+    check = grouped_split.near_test_check(Journal(), BITS)
     near = "f" * 9 + "0" * 39  # 36 bits from the test image's
     reason = check(sources.Candidate("b", "g", None, hash=near)) or ""
     assert reason.startswith("near-duplicate: 36 bits from test image photo[0:9]")
     assert check(sources.Candidate("c", "g", None, hash="f" * 10 + "0" * 38)) is None
     assert check(sources.Candidate("d", "g", None)) is None  # no hash: nothing to compare
-    assert grouping.near_test_check(Journal(), 0) is None
+    assert grouped_split.near_test_check(Journal(), 0) is None
 
 
 def test_bench_near_duplicates_times_the_grouping_against_both_baselines(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 A prepared run holds ``data/<domain>_<split>.npy`` (N x S x S x 3 uint8 RGB, opened with mmap),
 ``data/manifest.csv`` (one row per shard image, in shard order), ``data/rejected.csv``, ``data/near_pairs.csv``
-(the pairs the near-duplicate search found close: utils/grouping.py) and ``data/prepared.json`` (the fingerprint
+(the pairs the near-duplicate search found close: utils/grouped_split.py) and ``data/prepared.json`` (the fingerprint
 of the parameters, and the groups per domain and split).
 
 Order of work for a folder or Kaggle source: the hash pass (every file hashed and thumbnailed; a JPEG from a
@@ -30,7 +30,7 @@ from tqdm import tqdm
 from utils.config import RunParams
 from utils.decoding import DecodePool, DecodeSettings, prepare_workers
 from utils.demo import demo_stream
-from utils.grouping import (
+from utils.grouped_split import (
     NEAR_PAIR_COLUMNS,
     grouped_splits,
     join_within_splits,
