@@ -117,24 +117,3 @@ def write_kaggle_like_dataset(root: Path, groups: int = 6, per_group: int = 6, s
     (root / "README.txt").write_text("a non-image file")
     (root / "group_04" / "loop").symlink_to(root, target_is_directory=True)
     return root
-
-
-def write_shot_frames(folder: Path, photos: dict[str, np.ndarray], seed: int = 0) -> dict[str, list[str]]:
-    """Frames of a shot in a flat folder: per photograph, a 90% window panned by 0, 2 and 4% of its width, the
-    2% pan also at 60% and the 0% pan at a third of its resolution, saved as JPEG (quality 60-90) or PNG.
-    Returns photograph -> its file names."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    names: dict[str, list[str]] = {}
-    for name, photo in photos.items():
-        height, width = photo.shape[:2]
-        window_h, window_w = int(height * 0.9), int(width * 0.9)
-        pans = [Image.fromarray(photo[:window_h, int(s * width) : int(s * width) + window_w]) for s in (0, 0.02, 0.04)]
-        copies = [*pans, pans[1].resize((window_w * 3 // 5, window_h * 3 // 5), Image.Resampling.LANCZOS),
-                  pans[0].resize((window_w // 3, window_h // 3), Image.Resampling.LANCZOS)]  # fmt: skip
-        names[name] = []
-        for k, copy in enumerate(copies):
-            file = f"{name}_{k}.{'png' if k == 2 else 'jpg'}"
-            copy.save(folder / file, quality=int(rng.integers(60, 91)))
-            names[name].append(file)
-    return names

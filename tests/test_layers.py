@@ -21,8 +21,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "base": ("__init__", "errors", "run_dir", "processes", "domains", "grouping", "config", "statistics"),
     "primitives": ("environment", "color", "metrics", "images", "models", "checkpoints", "scoring", "distributed"),
     "stages": (
-        "near_duplicates", "shards", "sources", "demo", "decoding", "data", "batches", "gan", "launch", "train",
-        "evaluate", "claims", "plots", "group_pictures", "report_findings", "report", "step_timing",
+        "thumbnail_check", "near_duplicates", "grouped_split", "shards", "sources", "demo", "decoding", "data", "batches",
+        "gan", "launch", "train", "evaluate", "claims", "plots", "group_pictures", "report_findings", "report",
+        "step_timing",
     ),
     "orchestration": (
         "kernel_manager", "notebook_step", "scheduler", "plan", "pipeline", "kaggle_client", "kaggle", "kaggle_kernel",

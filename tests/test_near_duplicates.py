@@ -15,8 +15,8 @@ from scipy.cluster.hierarchy import DisjointSet
 from benchmarks import bench_near_duplicates
 from benchmarks.results import read_results
 from tests.conftest import TINY
-from tests.messy_data import colourful, write_shot_frames
-from utils import config, data, decoding, demo, errors, near_duplicates, shards, sources
+from tests.messy_data import colourful
+from utils import config, data, decoding, demo, errors, grouped_split, near_duplicates, shards, sources, thumbnail_check
 from utils.domains import DEMO_DOMAINS
 
 BITS = config.RunParams.near_duplicate_bits
@@ -73,6 +73,18 @@ def test_groups_are_the_union_find_of_near_pairs_and_folder_groups() -> None:
     assert all("+" in g for g in merged) and merged
 
 
+def test_the_pairs_found_are_the_hash_pairs_and_each_copy_with_the_first_of_its_hash() -> None:
+    far = "f" * 48
+    near = "0" * 9 + "f" * 9 + "0" * 30  # 36 bits from 0...0
+    hashes = ["0" * 48, far, "0" * 48, near, "", "0" * 48]
+    groups, pairs = near_duplicates.near_duplicate_grouping([f"f{i}" for i in range(6)], hashes, BITS)
+    found = {(a, b): (bits, joined) for a, b, bits, joined in zip(pairs.first.tolist(), pairs.second.tolist(),
+                                                                  pairs.bits.tolist(), pairs.joined.tolist())}  # fmt: skip
+    assert found == {(0, 2): (0, True), (0, 5): (0, True), (0, 3): (36, True)}
+    assert len({groups[i] for i in (0, 2, 3, 5)}) == 1 and len(set(groups)) == 3
+    assert len(near_duplicates.near_duplicate_grouping(["a", "b"], ["0" * 48] * 2, 0)[1]) == 0
+
+
 def test_zero_bits_gives_the_folder_groups() -> None:
     hashes = ["".join(f"{w:016x}" for w in row) for row in planted_hashes(30, BITS, seed=1).tolist()]
     hashes[1] = hashes[2] = hashes[0]  # exact copies in three shows
@@ -81,9 +93,22 @@ def test_zero_bits_gives_the_folder_groups() -> None:
     assert near_duplicates.near_duplicate_groups(folders, hashes, BITS) != folders  # the planted copies join shows
 
 
-def file_hash(path: Path) -> str:
+def file_signature(path: Path) -> tuple[str, str]:
+    """The hash and thumbnail of a file, as the prepare's hash pass takes them."""
     settings = decoding.DecodeSettings(32, "crop", 0.0, 50_000_000, hash_only=True)
-    return decoding.decode_source_file((sources.SourceFile(str(path), path.name), settings)).hash
+    candidate = decoding.decode_source_file((sources.SourceFile(str(path), path.name), settings))
+    return candidate.hash, candidate.thumbnail
+
+
+def file_hash(path: Path) -> str:
+    return file_signature(path)[0]
+
+
+def grouped_files(paths: list[Path], thumbnails: bool = True) -> list[str]:
+    """Each file's group, each file its own folder group, as the prepare groups them."""
+    hashes, thumbs = zip(*map(file_signature, paths))
+    return near_duplicates.near_duplicate_groups([p.name for p in paths], list(hashes), BITS,
+                                                 list(thumbs) if thumbnails else None)  # fmt: skip
 
 
 def test_one_photograph_at_three_resolutions_makes_one_group(tmp_path: Path) -> None:
@@ -102,19 +127,107 @@ def test_one_photograph_at_three_resolutions_makes_one_group(tmp_path: Path) -> 
 
 
 def test_distinct_images_are_not_merged(tmp_path: Path) -> None:
-    images = {**demo.demo_photos(), **{f"frame{i}": colourful(i, size=128) for i in range(12)}}
+    photographs = {**demo.demo_photos(), **{f"frame{i}": colourful(i, size=128) for i in range(12)}}
+    photographs |= {f"{name} quarter {k}": q for name, p in demo.skimage_photos().items()
+                    for k, q in enumerate(bench_near_duplicates.quarters(p))}  # fmt: skip
     white = np.full((120, 160, 3), 255, np.uint8)
     for i, colour in enumerate([(230, 40, 40), (40, 90, 220), (60, 180, 60)]):  # clip art on white backgrounds
         art = white.copy()
         art[20 + 10 * i : 90, 30 + 15 * i : 80 + 20 * i] = colour
         art[50 : 100 - 5 * i, 70:140] = (250, 220, 40)
-        images[f"clipart{i}"] = art
-    hashes = []
-    for name, rgb in images.items():
-        Image.fromarray(rgb).save(tmp_path / f"{name}.png")
-        hashes.append(file_hash(tmp_path / f"{name}.png"))
-    assert all(hashes)
-    assert near_duplicates.near_duplicate_groups(list(images), hashes, BITS) == list(images)
+        photographs[f"clipart{i}"] = art
+    paths = []
+    for name, rgb in photographs.items():
+        paths.append(tmp_path / f"{name}.png")
+        Image.fromarray(rgb).save(paths[-1])
+    assert grouped_files(paths) == [p.name for p in paths]
+
+
+def test_distinct_clip_art_mostly_keeps_its_own_group(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    paths = [tmp_path / f"art{i}.png" for i in range(120)]
+    for path in paths:
+        Image.fromarray(bench_near_duplicates.clip_art(rng)).save(path)
+    groups = grouped_files(paths)
+    merged = sum(groups.count(g) > 1 for g in groups) / len(groups)
+    assert merged <= 0.05, merged
+
+
+def panned_photographs(folder: Path, seed: int) -> dict[str, list[Path]]:
+    """Six frames of each photograph (the demo's, and the quarters of the everyday ones), each a pan of up to 10% of
+    each side, rescaled to 50-100%, JPEG at quality 70-95 (the benchmark's frames), in a flat folder."""
+    rng = np.random.default_rng(seed)
+    photos = demo.demo_photos()
+    photos |= {f"{name}_q{k}": q for name, p in demo.skimage_photos().items()
+               for k, q in enumerate(bench_near_duplicates.quarters(p))}  # fmt: skip
+    frames = {}
+    for name, photo in photos.items():
+        frames[name] = [folder / f"{name}_{k}.jpg" for k in range(bench_near_duplicates.FRAMES_PER_ORIGINAL)]
+        for path in frames[name]:
+            path.write_bytes(bench_near_duplicates.panned_frame(photo, rng))
+    return frames
+
+
+def test_panned_frames_of_one_photograph_never_straddle_the_split(tmp_path: Path) -> None:
+    frames = panned_photographs(tmp_path, seed=11)
+    paths = [path for mine in frames.values() for path in mine]
+    groups = grouped_files(paths)
+    split_of = {}
+    for split, files in sources.assign_splits([sources.SourceFile(str(p), g, p.name) for p, g in zip(paths, groups)],
+                                              n_train=len(paths) // 2, n_test=len(paths) // 2, seed=0).items():  # fmt: skip
+        split_of |= {Path(f.path).name: split for f in files}
+    for photo, mine in frames.items():
+        assert len({split_of[p.name] for p in mine}) == 1, photo
+        assert len({groups[paths.index(p)] for p in mine}) == 1, photo
+    straddling = [g for g in {*groups} if len({split_of[p.name] for p, h in zip(paths, groups) if h == g}) > 1]
+    assert not straddling
+    # the hash alone, even with its chains, leaves some photograph in pieces: the thumbnail check joins them
+    hash_groups = grouped_files(paths, thumbnails=False)
+    assert any(len({hash_groups[paths.index(p)] for p in mine}) > 1 for mine in frames.values())
+
+
+def test_a_shifted_copy_agrees_and_a_figure_the_other_lacks_is_stray() -> None:
+    scene = np.zeros((30, 30, 3), np.uint8)
+    scene[:15], scene[15:] = (120, 190, 250), (70, 170, 60)  # sky and ground
+    scene[17:25, 4:12], scene[12:18, 20:27] = (230, 40, 40), (40, 90, 220)
+    frame, panned = scene[3:27, 3:27], scene[1:25, 5:29]
+    other = frame.copy()
+    other[3:8, 12:17] = (250, 220, 40)  # a figure in the sky
+    thumbs, pairs = np.stack([frame, panned, other]), np.array([(0, 1), (0, 2)])
+    colours = thumbnail_check.blurred(thumbs)
+    lightness = colours.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    correlation, shift = thumbnail_check.best_shifts(lightness, pairs)
+    mismatch = thumbnail_check.mismatch_shares(colours, pairs, shift)
+    stray = thumbnail_check.stray_shares(colours, pairs, shift)
+    assert (correlation >= thumbnail_check.MIN_CORRELATION).all()
+    assert (mismatch <= thumbnail_check.MAX_MISMATCH_SHARE).all()  # neither correlation nor colour tells them apart
+    assert stray[0] == 0 and stray[1] > thumbnail_check.MAX_STRAY_SHARE  # the figure does
+    assert thumbnail_check.aligned_agreement(thumbs, pairs).tolist() == [True, False]
+
+
+def test_the_alignment_finds_the_shift_and_the_pearson_correlation_of_the_overlap() -> None:
+    rng = np.random.default_rng(0)
+    side, most = thumbnail_check.THUMBNAIL_SIDE, thumbnail_check.MAX_SHIFT
+    scene = rng.uniform(0, 255, (side + 2 * most, side + 2 * most)).astype(np.float32)
+    planted = [(0, 0), (3, -2), (-3, 3), (1, 0)]
+    views = [scene[most:-most, most:-most]] + [scene[most + dy : most + dy + side, most + dx : most + dx + side]
+                                               for dy, dx in planted]  # fmt: skip
+    images = np.stack(views + [rng.uniform(0, 255, (side, side)).astype(np.float32) for _ in range(3)])
+    pairs = np.array([(0, k + 1) for k in range(len(planted))] + [(5, 6), (6, 7), (0, 7)])
+    correlation, shift = thumbnail_check.best_shifts(images, pairs)
+    size = 2 * most + 1
+    for k, (dy, dx) in enumerate(planted):  # b(y - dy, x - dx) is a(y, x): the planted shift, correlation 1
+        assert divmod(int(shift[k]), size) == (dy + most, dx + most) and correlation[k] == pytest.approx(1, abs=1e-4)
+    start, end = thumbnail_check._overlap_bounds()
+    for k, (a, b) in enumerate(pairs):
+        best = -1.0
+        for row in range(size):
+            for col in range(size):
+                first = images[a, start[row] : end[row], start[col] : end[col]].ravel()
+                second = images[b, start[size - 1 - row] : end[size - 1 - row],
+                                start[size - 1 - col] : end[size - 1 - col]].ravel()  # fmt: skip
+                best = max(best, float(np.corrcoef(first, second)[0, 1]))
+        assert correlation[k] == pytest.approx(best, abs=1e-4)
 
 
 def test_a_blank_frame_has_no_hash_and_joins_nothing() -> None:
@@ -129,6 +242,18 @@ def test_near_duplicate_bits_out_of_range_is_refused(value: str) -> None:
 
 
 # --- the prepare -------------------------------------------------------------------------------
+
+
+def write_shot_frames(folder: Path, photos: dict[str, np.ndarray], seed: int = 0) -> dict[str, list[str]]:
+    """Frames of a shot in a flat folder: per photograph, six pans of up to 10% of each side, rescaled to 50-100%,
+    JPEG at quality 70-95 (the benchmark's frames). Returns photograph -> its file names."""
+    rng = np.random.default_rng(seed)
+    names: dict[str, list[str]] = {}
+    for name, photo in photos.items():
+        names[name] = [f"{name}_{k}.jpg" for k in range(bench_near_duplicates.FRAMES_PER_ORIGINAL)]
+        for file in names[name]:
+            (folder / file).write_bytes(bench_near_duplicates.panned_frame(photo, rng))
+    return names
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +296,32 @@ def test_every_copy_of_one_photograph_ends_in_one_split_and_group(tmp_path: Path
         assert sum(c["merged_images"] for c in counts.values()) >= 15  # the photographs' copies
 
 
+def test_near_pairs_csv_names_the_pairs_the_search_found_and_which_it_joined(tmp_path: Path, shot_folder) -> None:
+    folder, names = shot_folder
+    data.prepare_data(shot_params(folder), tmp_path)
+    pairs = pd.read_csv(tmp_path / "data" / "near_pairs.csv")
+    assert list(pairs.columns) == ["domain", "source_a", "source_b", "bits", "joined"]
+    assert set(pairs.domain) == set(DEMO_DOMAINS) and pairs.joined.dtype == bool
+    listed = {str(p) for p in folder.iterdir()}  # the paths as the manifest's source column has them
+    assert set(pairs.source_a) | set(pairs.source_b) <= listed
+    assert (pairs.source_a < pairs.source_b).all() and pairs.bits.between(0, 192).all()
+    assert pairs[pairs.bits <= BITS].joined.all()  # within the hash threshold: joined
+    beyond = pairs[pairs.bits > BITS]
+    assert beyond.joined.any() and not beyond.joined.all()  # beyond it: the thumbnail check decides
+    photo_of = {str(folder / file): photo for photo, files in names.items() for file in files}
+    for _, pair in beyond[beyond.joined].iterrows():  # frames a pan moved beyond the hash's reach, joined
+        assert photo_of.get(pair.source_a, pair.source_a) == photo_of.get(pair.source_b), pair
+
+
+def test_the_demos_near_pairs_are_those_its_hash_joined_within_each_split(prepared_run: Path) -> None:
+    pairs = pd.read_csv(prepared_run / "data" / "near_pairs.csv")
+    manifest = shards.load_manifest(prepared_run).set_index("source")
+    assert len(pairs) and pairs.joined.all() and pairs.bits.between(0, BITS).all()  # by hash alone: no thumbnails
+    for pair in pairs.itertuples():  # both in one split and one group, as their join made them
+        a, b = manifest.loc[pair.source_a], manifest.loc[pair.source_b]
+        assert (a.split, a.group, a.domain) == (b.split, b.group, pair.domain), pair
+
+
 def test_zero_bits_splits_by_folder_groups_only(tmp_path: Path, shot_folder) -> None:
     folder, names = shot_folder
     manifest = data.prepare_data(shot_params(folder, near_duplicate_bits=0), tmp_path)
@@ -179,6 +330,8 @@ def test_zero_bits_splits_by_folder_groups_only(tmp_path: Path, shot_folder) -> 
     files = manifest.source.map(lambda s: Path(s).name)
     straddling = [photo for photo, mine in names.items() if manifest[files.isin(mine)].split.nunique() > 1]
     assert straddling  # what near-duplicate groups prevent: copies of one photograph in both splits
+    header = "domain,source_a,source_b,bits,joined"
+    assert (tmp_path / "data" / "near_pairs.csv").read_text().strip() == header  # no pair search
 
 
 def test_an_old_run_directory_is_prepared_again_not_reused(tmp_path: Path, prepared_run: Path, capsys) -> None:
@@ -217,13 +370,13 @@ def test_the_demo_rejects_a_train_image_near_a_test_image() -> None:
     class Journal:
         entries = [{"split": "test", "source": "photo[0:9]", "hash": "0" * 48}, {"split": "test", "source": "x"}]
 
-    check = data.near_test_check(Journal(), BITS)
+    check = grouped_split.near_test_check(Journal(), BITS)
     near = "f" * 9 + "0" * 39  # 36 bits from the test image's
     reason = check(sources.Candidate("b", "g", None, hash=near)) or ""
     assert reason.startswith("near-duplicate: 36 bits from test image photo[0:9]")
     assert check(sources.Candidate("c", "g", None, hash="f" * 10 + "0" * 38)) is None
     assert check(sources.Candidate("d", "g", None)) is None  # no hash: nothing to compare
-    assert data.near_test_check(Journal(), 0) is None
+    assert grouped_split.near_test_check(Journal(), 0) is None
 
 
 def test_bench_near_duplicates_times_the_grouping_against_both_baselines(tmp_path: Path) -> None:
@@ -232,4 +385,5 @@ def test_bench_near_duplicates_times_the_grouping_against_both_baselines(tmp_pat
     figures = {f.name: f for f in read_results(out).figures}
     kit = next(f for name, f in figures.items() if name.startswith("kit: group"))
     assert kit.met is True and kit.value > 0
-    assert figures["kit vs Python n^2 loop"].value > 0 and figures["kit vs numpy n^2 comparison"].value > 0
+    assert figures["kit's hash search vs Python n^2 loop"].value > 0
+    assert figures["kit's hash search vs numpy n^2 comparison"].value > 0

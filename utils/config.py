@@ -59,8 +59,8 @@ class RunParams:
     resize: str = "crop"  # "crop": shorter side then centre square; "stretch": both sides (the tutorial)
     min_colorfulness: float = 10.0  # below: rejected as near-grayscale (0 disables)
     max_pixels: int = 50_000_000  # decompression-bomb guard
-    # images whose perceptual hashes differ in at most this many of 192 bits join one group (with their folder
-    # groups) before the split; 0 = folder groups only. Chosen by benchmarks/bench_near_duplicates.py
+    # images whose perceptual hashes differ in at most this many of 192 bits, or whose thumbnails agree once aligned,
+    # join one group (with their folder groups) before the split; 0 = folder groups only. bench_near_duplicates.py
     near_duplicate_bits: int = 36
     group_pattern: str = ""  # a regular expression naming a file's group from its path (utils/grouping.py); "": off
     prepare_workers: int = 0  # decoding processes; 0 = every CPU core

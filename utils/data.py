@@ -1,13 +1,15 @@
 """Data: uint8 shards with a manifest (written resumably), and the torch Dataset.
 
 A prepared run holds ``data/<domain>_<split>.npy`` (N x S x S x 3 uint8 RGB, opened with mmap),
-``data/manifest.csv`` (one row per shard image, in shard order), ``data/rejected.csv`` and
-``data/prepared.json`` (the fingerprint of the parameters, and the groups per domain and split).
+``data/manifest.csv`` (one row per shard image, in shard order), ``data/rejected.csv``, ``data/near_pairs.csv``
+(the pairs the near-duplicate search found close: utils/grouped_split.py) and ``data/prepared.json`` (the fingerprint
+of the parameters, and the groups per domain and split).
 
-Order of work for a folder or Kaggle source: the hash pass (every file hashed; a JPEG from a reduced decode,
-any other file decoded in full once and kept), near-duplicate groups, the split by groups, then the accept pass
-(files decoded in split order until each split is full). The demo's splits are fixed by its generators: a train
-image within ``near_duplicate_bits`` of a test image is rejected, and groups are joined within each split.
+Order of work for a folder or Kaggle source: the hash pass (every file hashed and thumbnailed; a JPEG from a
+reduced decode, any other file decoded in full once and kept), near-duplicate groups, the split by groups, then the
+accept pass (files decoded in split order until each split is full). The demo's splits are fixed by its generators:
+a train image within ``near_duplicate_bits`` of a test image is rejected, and groups are joined by hash within each
+split (its near_pairs.csv holds the header only).
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from tqdm import tqdm
 from utils.config import RunParams
 from utils.decoding import DecodePool, DecodeSettings, prepare_workers
 from utils.demo import demo_stream
-from utils.near_duplicates import HASH_SCHEME, hamming, hash_array, near_duplicate_groups
+from utils.grouped_split import (
+    NEAR_PAIR_COLUMNS,
+    grouped_splits,
+    join_within_splits,
+    near_test_check,
+    read_near_pairs,
+)
+from utils.near_duplicates import HASH_SCHEME
 from utils.run_dir import AtomicWriteError, atomic_write, write_csv_atomic, write_text_atomic
 from utils.shards import (
     MANIFEST_COLUMNS,
@@ -40,7 +49,7 @@ from utils.shards import (
     prepared_fingerprint,
     shard_path,
 )
-from utils.sources import SPLITS, Candidate, SourceFile, assign_splits, list_source_files, source_root
+from utils.sources import SPLITS, Candidate, SourceFile, list_source_files, source_root
 
 JOURNAL_COMMIT_EVERY = 64  # images between flushes of the pool and the journal
 ROW_KEYS = ("source", "sha1", "folder_group", "group", "width", "height")  # a manifest row's, from a journal entry
@@ -170,34 +179,18 @@ def hash_pass(
     progress = tqdm(total=len(files), initial=done, desc=f"hash {domain}", unit="img")
     with closing(pool.decode(files[done:], decode_settings(params, hash_only=True))) as stream:
         for index, candidate in enumerate(stream, start=done):
+            signature = {"hash": candidate.hash, "thumbnail": candidate.thumbnail}
             if candidate.reason is not None:
                 journal.record({"reason": candidate.reason})
             elif candidate.rgb is not None:
-                journal.record({"hash": candidate.hash, "slot": index, "sha1": candidate.sha1, "width": candidate.width,
+                journal.record({**signature, "slot": index, "sha1": candidate.sha1, "width": candidate.width,
                                 "height": candidate.height}, candidate.rgb)  # fmt: skip
             else:
-                journal.record({"hash": candidate.hash})
+                journal.record(signature)
             progress.update(1)
     progress.close()
     journal.commit()
     return journal
-
-
-def grouped_splits(
-    params: RunParams, domain: str, files: list[SourceFile], hashes: list[str]
-) -> dict[str, list[SourceFile]]:
-    """The files with their near-duplicate groups (``hashes``: one per file, "" for none), split by group."""
-    folder_groups = [f.group for f in files]
-    groups = near_duplicate_groups(folder_groups, hashes, params.near_duplicate_bits)
-    if len(set(groups)) < 2 <= len(set(folder_groups)):
-        raise ValueError(
-            f"domain {domain!r}: near-duplicate grouping (near_duplicate_bits={params.near_duplicate_bits}) joined "
-            f"the {len(set(folder_groups))} folder groups of its {len(files)} files into one group, which no split "
-            "can share; lower near_duplicate_bits (0: folder groups only)"
-        )
-    grouped = [SourceFile(f.path, group, f.group) for f, group in zip(files, groups)]
-    return assign_splits(grouped, params.train_per_domain, params.test_per_domain,
-                         params.seed * 1000 + params.domain_names.index(domain))  # fmt: skip
 
 
 def hashed_candidate(file: SourceFile, entry: dict[str, Any], hashed: ShardJournal) -> Candidate | None:
@@ -213,16 +206,18 @@ def hashed_candidate(file: SourceFile, entry: dict[str, Any], hashed: ShardJourn
 
 def file_streams(
     params: RunParams, data_dir: Path, domain: str, files: list[SourceFile], pool: DecodePool
-) -> tuple[dict[str, SplitStream], ShardJournal | None]:
+) -> tuple[dict[str, SplitStream], ShardJournal | None, pd.DataFrame]:
     """Per split, its stream of candidates from a folder or Kaggle source's ``files``; with near-duplicate grouping,
-    the hash pass's journal (files it decided are not decoded again), else None."""
+    the hash pass's journal (files it decided are not decoded again), else None; and the near pairs' rows
+    (data/near_pairs.csv)."""
     settings = decode_settings(params)
     if params.near_duplicate_bits == 0:
-        splits = grouped_splits(params, domain, files, [""] * len(files))
+        splits, no_pairs = grouped_splits(params, domain, files, [""] * len(files))
         return {split: (lambda start, needed, fs=fs: pool.decode(fs[start:], settings, needed))
-                for split, fs in splits.items()}, None  # fmt: skip
+                for split, fs in splits.items()}, None, no_pairs  # fmt: skip
     hashed = hash_pass(params, data_dir, domain, files, pool)
-    splits = grouped_splits(params, domain, files, [e.get("hash", "") for e in hashed.entries])
+    splits, near_pairs = grouped_splits(params, domain, files, [e.get("hash", "") for e in hashed.entries],
+                                        [e.get("thumbnail", "") for e in hashed.entries])  # fmt: skip
     entry_of = {f.path: e for f, e in zip(files, hashed.entries)}
 
     def stream_from(split_files: list[SourceFile], start: int, needed: Callable[[], int]) -> Iterator[Candidate]:
@@ -234,35 +229,7 @@ def file_streams(
                 yield candidate if candidate is not None else next(decoded)
 
     streams = {split: (lambda start, needed, fs=fs: stream_from(fs, start, needed)) for split, fs in splits.items()}
-    return streams, hashed
-
-
-def near_test_check(journal: ShardJournal, bits: int) -> Callable[[Candidate], str | None] | None:
-    """For the demo's train split: why a candidate within ``bits`` of an accepted test image is rejected, or None."""
-    test = [e for e in journal.entries if e["split"] == "test" and e.get("hash")]
-    if bits == 0 or not test:
-        return None
-    table = hash_array([e["hash"] for e in test])
-
-    def reason(candidate: Candidate) -> str | None:
-        if not candidate.hash:
-            return None
-        distance = hamming(table, hash_array([candidate.hash]))
-        nearest = int(distance.argmin())
-        if distance[nearest] > bits:
-            return None
-        return (f"near-duplicate: {distance[nearest]} bits from test image {test[nearest]['source']} "
-                f"(near_duplicate_bits {bits})")  # fmt: skip
-
-    return reason
-
-
-def join_within_splits(kept: dict[str, list[dict[str, Any]]], bits: int) -> None:
-    """The demo's groups: near-duplicates joined within each split (its splits are fixed by its generators)."""
-    for entries in kept.values():
-        groups = near_duplicate_groups([e["folder_group"] for e in entries], [e.get("hash", "") for e in entries], bits)
-        for entry, group in zip(entries, groups):
-            entry["group"] = group
+    return streams, hashed, near_pairs
 
 
 def fill_split(
@@ -314,13 +281,14 @@ def fill_split(
 
 def write_domain_shards(
     params: RunParams, data_dir: Path, domain: str, pool: DecodePool
-) -> tuple[list[dict], list[dict], dict[str, int]]:
+) -> tuple[list[dict], list[dict], dict[str, int], pd.DataFrame]:
     """Fill one domain's test then train split from its source, then write both shards.
 
     Resumable: accepted images go straight into a memory-mapped pool (memory stays flat),
     every decision into a journal. Exact duplicates of the decoded pixels are kept once (test
     first, so a test image never reappears in train). Returns (manifest rows, rejected rows, the source's files
-    and how many of them ``group_pattern`` matched: ``{"files": n, "matched": m}``, empty for the demo).
+    and how many of them ``group_pattern`` matched: ``{"files": n, "matched": m}``, empty for the demo, and the near
+    pairs' rows).
     """
     wanted = {"test": params.test_per_domain, "train": params.train_per_domain}
     offset = {"test": 0, "train": wanted["test"]}  # pool slots: test rows first
@@ -329,8 +297,10 @@ def write_domain_shards(
         print(f"prepare {domain}: resuming after {len(journal.entries)} images already decided")
     demo = params.source == "demo"
     files, outside = ([], []) if demo else list_source_files(source_root(params, domain), params.group_pattern)
-    streams, hashed = ((demo_streams(params, domain), None) if demo
-                       else file_streams(params, data_dir, domain, files, pool))  # fmt: skip
+    streams, hashed, near_pairs = (
+        (demo_streams(params, domain), None, pd.DataFrame(columns=NEAR_PAIR_COLUMNS)) if demo
+        else file_streams(params, data_dir, domain, files, pool)
+    )  # fmt: skip
     seen = {e["sha1"]: e["source"] for e in journal.entries if "slot" in e}
     for split in SPLITS:
         reject = near_test_check(journal, params.near_duplicate_bits) if demo and split == "train" else None
@@ -347,7 +317,7 @@ def write_domain_shards(
             "need at least 2 and 1 (see data/rejected.csv for what was rejected and why)"
         )
     if demo:
-        join_within_splits(kept, params.near_duplicate_bits)
+        near_pairs = join_within_splits(kept, params.near_duplicate_bits, domain)
     for split, entries in kept.items():
         first = offset[split]
         _write_npy_atomic(shard_path(data_dir.parent, domain, split), journal.pool[first : first + len(entries)])
@@ -359,11 +329,12 @@ def write_domain_shards(
     journal.remove()
     if hashed is not None:
         hashed.remove()
-    return rows, rejected, {} if demo else {"files": len(files), "matched": sum(f.named for f in files)}
+    listed = {} if demo else {"files": len(files), "matched": sum(f.named for f in files)}
+    return rows, rejected, listed, near_pairs
 
 
 def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
-    """Write every domain's train/test shards, ``manifest.csv`` and ``rejected.csv``.
+    """Write every domain's train/test shards, ``manifest.csv``, ``rejected.csv`` and ``near_pairs.csv``.
 
     A finished prepare with the same fingerprint is reused; an interrupted one resumes.
 
@@ -383,21 +354,25 @@ def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
     manifest_rows: list[dict] = []
     rejected_rows: list[dict] = []
     listed_files: dict[str, dict[str, int]] = {}
+    near_pairs: list[pd.DataFrame] = []
     # one pool for every domain and split; a worker that dies or hangs is replaced, costing at most its own file
     with DecodePool(prepare_workers(params), params.decode_timeout_s) as pool:
         for domain in params.domain_names:
             # a domain finished by an interrupted prepare is not redone
-            domain_done = data_dir / f".{domain}_done.json"
+            domain_done, domain_pairs = data_dir / f".{domain}_done.json", data_dir / f".{domain}_near_pairs.csv"
             record = json.loads(domain_done.read_text()) if domain_done.is_file() else {}
             if record.get("fingerprint") != fingerprint:
-                rows, rejected, listed = write_domain_shards(params, data_dir, domain, pool)
+                rows, rejected, listed, pairs = write_domain_shards(params, data_dir, domain, pool)
+                write_csv_atomic(domain_pairs, pairs)  # before the record that says the domain is done
                 record = {"fingerprint": fingerprint, "rows": rows, "rejected": rejected, "listed": listed}
                 write_text_atomic(domain_done, json.dumps(record))
             manifest_rows += record["rows"]
             rejected_rows += record["rejected"]
             listed_files[domain] = record.get("listed", {})
+            near_pairs.append(read_near_pairs(domain_pairs))
     manifest = pd.DataFrame(manifest_rows, columns=MANIFEST_COLUMNS)
     write_csv_atomic(data_dir / "rejected.csv", pd.DataFrame(rejected_rows, columns=REJECTED_COLUMNS))
+    write_csv_atomic(data_dir / "near_pairs.csv", pd.concat(near_pairs, ignore_index=True))
     write_csv_atomic(data_dir / "manifest.csv", manifest)
     groups = group_counts(manifest)
     for domain, splits in groups.items():
@@ -410,6 +385,7 @@ def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
     write_text_atomic(done_path, json.dumps(prepared, indent=2) + "\n")
     for domain in params.domain_names:
         (data_dir / f".{domain}_done.json").unlink()
+        (data_dir / f".{domain}_near_pairs.csv").unlink()
     return manifest
 
 

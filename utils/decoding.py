@@ -28,7 +28,7 @@ import torch
 
 from utils.config import RunParams
 from utils.images import is_jpeg, load_rgb, resize_square
-from utils.near_duplicates import HASH_SIDE, perceptual_hash
+from utils.near_duplicates import HASH_SIDE, near_signature
 from utils.processes import exit_code_meaning
 from utils.sources import Candidate, SourceFile, near_grayscale_reason
 
@@ -58,13 +58,19 @@ def decode_in_full(file: SourceFile, settings: DecodeSettings) -> tuple[Candidat
 def hash_source_file(file: SourceFile, settings: DecodeSettings) -> Candidate:
     """The hash pass's work on one file: a JPEG is decoded at reduced scale (PIL's draft, at least ``HASH_SIDE``
     px a side) and only hashed, left undecided for the accept pass; any other file (or a JPEG that fails so) is
-    decoded in full once, here: its Candidate is final, with the hash of its full pixels when accepted."""
+    decoded in full once, here: its Candidate is final, with the hash of its full pixels when accepted. The
+    thumbnail (utils/thumbnail_check.py) comes from the same content crop as the hash."""
     if is_jpeg(file.path):
         small, _ = load_rgb(file.path, max_pixels=settings.max_pixels, accept_gray=True, draft_side=HASH_SIDE)
         if small is not None:
-            return Candidate(file.path, file.group, None, folder_group=file.folder_group, hash=perceptual_hash(small))
+            digest, thumbnail = near_signature(small)
+            return Candidate(file.path, file.group, None, folder_group=file.folder_group, hash=digest,
+                             thumbnail=thumbnail)  # fmt: skip
     candidate, rgb = decode_in_full(file, settings)
-    return replace(candidate, hash=perceptual_hash(rgb)) if candidate.rgb is not None else candidate
+    if candidate.rgb is None:
+        return candidate
+    digest, thumbnail = near_signature(rgb)
+    return replace(candidate, hash=digest, thumbnail=thumbnail)
 
 
 def decode_source_file(task: tuple[SourceFile, DecodeSettings]) -> Candidate:

@@ -1,9 +1,10 @@
-"""Near-duplicate groups: a perceptual hash per image, and the groups that join images whose hashes lie close.
+"""Near-duplicate groups: a perceptual hash and a thumbnail per image, and the groups that join near-copies.
 
 Frames of one shot, a still and its rescaled or re-encoded copy, are near-copies: if they sat on both sides of the
 train/test split, the test would score what training saw. Every image gets a 192-bit perceptual hash of its
-content; images whose hashes differ in at most ``near_duplicate_bits`` bits are joined, together with their folder
-groups (a film, a show), and a group goes to one split whole.
+content and a small thumbnail of it; images whose hashes differ in at most ``near_duplicate_bits`` bits are joined,
+and so are images whose thumbnails agree once aligned (utils/thumbnail_check.py: frames a pan moved too far for
+the hash), together with their folder groups (a film, a show), and a group goes to one split whole.
 
 The hash (``HASH_SCHEME``): the image is shrunk to fit ``HASH_SIDE`` px and cropped to its content (a flat
 background, the white around clip art or a letterbox's black bars, is cut off: it would make unrelated pictures
@@ -22,14 +23,17 @@ import functools
 import itertools
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import imagehash
 import numpy as np
 from PIL import Image
 
 from utils.config import NEAR_DUPLICATE_HASH_BITS
+from utils.thumbnail_check import aligned_agreement, neighbour_pairs, thumbnail, thumbnail_array
 
-HASH_SCHEME = "content-crop pHash+dHash+vertical dHash, 3x64 bits, v1"  # part of the prepare's fingerprint
+# part of the prepare's fingerprint
+HASH_SCHEME = "content-crop pHash+dHash+vertical dHash, 3x64 bits; 24 px RGB thumbnail, v2"
 HASH_SIDE = 128  # px: images are shrunk to fit this square before the crop and the hashes
 BACKGROUND_TOLERANCE = 40  # max channel difference from the border's colour that still counts as background
 BACKGROUND_BORDER_SHARE = 0.8  # the border pixels that must be background for the image to have one
@@ -61,16 +65,29 @@ def content_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1
 
 
-def perceptual_hash(image: Image.Image | np.ndarray) -> str:
-    """The image's hash as 48 hex digits (``HASH_SCHEME``), or "" for an image without content (flat)."""
+def content_crop(image: Image.Image | np.ndarray) -> Image.Image | None:
+    """The image shrunk to ``HASH_SIDE`` and cropped to its content; None for an image without content (flat)."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     small = shrink_to_hash_side(image)
     box = content_box(np.asarray(small))
-    if box is None:
-        return ""
-    content = small.crop(box)
+    return None if box is None else small.crop(box)
+
+
+def crop_hash(content: Image.Image) -> str:
     return "".join(str(hash_function(content)) for hash_function in _HASHES)
+
+
+def perceptual_hash(image: Image.Image | np.ndarray) -> str:
+    """The image's hash as 48 hex digits (``HASH_SCHEME``), or "" for an image without content (flat)."""
+    content = content_crop(image)
+    return "" if content is None else crop_hash(content)
+
+
+def near_signature(image: Image.Image | np.ndarray) -> tuple[str, str]:
+    """(hash, thumbnail) of the image's content crop (``HASH_SCHEME``), or ("", "") for an image without content."""
+    content = content_crop(image)
+    return ("", "") if content is None else (crop_hash(content), thumbnail(content))
 
 
 def hash_array(hashes: Sequence[str]) -> np.ndarray:
@@ -178,30 +195,108 @@ def merged_name(folder_groups: list[str]) -> str:
     return f"{first}+{len(others)}" if others else first
 
 
-def near_duplicate_groups(folder_groups: Sequence[str], hashes: Sequence[str], threshold: int) -> list[str]:
-    """Each image's group: the connected components (union-find's result) of the graph that joins every image to
-    its folder group, and images whose hashes lie within ``threshold`` bits to each other. Images without a hash
-    ("") keep their folder group's links only. ``threshold`` 0: the folder groups, unchanged."""
-    n = len(folder_groups)
-    if threshold == 0 or n == 0:
-        return list(folder_groups)
-    names, folder_index = np.unique(np.asarray(folder_groups, dtype=object), return_inverse=True)
-    hashed = np.array([i for i, h in enumerate(hashes) if h], dtype=np.int64)
-    # identical hashes (copies) are searched once: nodes for the distinct hashes, each image joined to its own
-    distinct, hash_index = np.unique([hashes[i] for i in hashed], return_inverse=True)
-    pairs = near_pairs(hash_array(distinct.tolist()), threshold) if len(distinct) else np.empty((0, 2), np.int64)
-    # nodes: images 0..n-1, folder groups n..n+g-1, distinct hashes n+g..
-    first_hash = n + len(names)
-    rows = np.concatenate([np.arange(n), hashed, first_hash + pairs[:, 0]]).astype(np.int64)
-    cols = np.concatenate([n + folder_index, first_hash + hash_index, first_hash + pairs[:, 1]]).astype(np.int64)
-    size = first_hash + len(distinct)
+@dataclass(frozen=True)
+class NearPairs:
+    """The pairs of images the search found close, by image index (``first`` < ``second``), with their hash
+    distance in ``bits`` and whether they were ``joined``: every pair within the hash threshold (joined), every
+    pair of thumbnail neighbours (joined when their thumbnails agree), and each copy of an identical hash with the
+    first image of that hash (0 bits, joined)."""
+
+    first: np.ndarray
+    second: np.ndarray
+    bits: np.ndarray
+    joined: np.ndarray
+
+    @classmethod
+    def none(cls) -> NearPairs:
+        return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool))
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+
+def connected(rows: list[np.ndarray], cols: list[np.ndarray], size: int) -> np.ndarray:
+    """The connected component of each of ``size`` nodes, joined by the edges (rows[k][i], cols[k][i])."""
     from scipy.sparse import coo_matrix  # here: scipy is slow to import, and only the prepare groups
     from scipy.sparse.csgraph import connected_components
 
-    graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(size, size))
-    _, component = connected_components(graph, directed=False)
+    row, col = np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64)
+    graph = coo_matrix((np.ones(len(row), np.int8), (row, col)), shape=(size, size))
+    return connected_components(graph, directed=False)[1]
+
+
+def thumbnail_matches(
+    thumbnails: Sequence[str], representative: np.ndarray, component: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The thumbnail check on distinct hashes (``representative``: the image of each; ``component``: the group of
+    each so far): the candidate pairs of hashes, and whether each agreed (utils/thumbnail_check.py)."""
+    with_thumbnail = np.array([k for k, image in enumerate(representative) if thumbnails[image]], dtype=np.int64)
+    if len(with_thumbnail) < 2:
+        return np.empty((0, 2), np.int64), np.zeros(0, bool)
+    thumbs = thumbnail_array([thumbnails[image] for image in representative[with_thumbnail]])
+    candidates = neighbour_pairs(thumbs, component[with_thumbnail])
+    return with_thumbnail[candidates], aligned_agreement(thumbs, candidates)
+
+
+def pair_table(
+    table: np.ndarray, representative: np.ndarray, hash_of: np.ndarray, hashed: np.ndarray, pairs: np.ndarray,
+    joined: np.ndarray,
+) -> NearPairs:  # fmt: skip
+    """``pairs`` of distinct hashes (with ``joined``) as pairs of their first images, and every other image of a
+    hash as a pair with its first one."""
+    copy = hashed != representative[hash_of]
+    copies, copy_of = hashed[copy], representative[hash_of[copy]]
+    ends = np.sort(representative[pairs], axis=1)
+    return NearPairs(
+        np.concatenate([copy_of, ends[:, 0]]),
+        np.concatenate([copies, ends[:, 1]]),
+        np.concatenate([np.zeros(len(copies), np.int64), hamming(table[pairs[:, 0]], table[pairs[:, 1]])]),
+        np.concatenate([np.ones(len(copies), bool), joined]),
+    )
+
+
+def near_duplicate_grouping(
+    folder_groups: Sequence[str], hashes: Sequence[str], threshold: int, thumbnails: Sequence[str] | None = None
+) -> tuple[list[str], NearPairs]:
+    """Each image's group, and the pairs the search found close (:class:`NearPairs`).
+
+    The groups are the connected components (union-find's result) of the graph that joins every image to its
+    folder group, images whose hashes lie within ``threshold`` bits to each other and, with ``thumbnails`` (one
+    per image, "" for none), images whose thumbnails pass the thumbnail check. Images without a hash ("") keep
+    their folder group's links only. ``threshold`` 0: the folder groups, unchanged, and no pairs."""
+    n = len(folder_groups)
+    if threshold == 0 or n == 0:
+        return list(folder_groups), NearPairs.none()
+    names, folder_index = np.unique(np.asarray(folder_groups, dtype=object), return_inverse=True)
+    hashed = np.array([i for i, h in enumerate(hashes) if h], dtype=np.int64)
+    # identical hashes (copies) are searched once: nodes for the distinct hashes, each image joined to its own
+    distinct, first, hash_of = np.unique([hashes[i] for i in hashed], return_index=True, return_inverse=True)
+    representative = hashed[first].astype(np.int64)
+    table = hash_array(distinct.tolist()) if len(distinct) else np.empty((0, 3), np.uint64)
+    pairs = near_pairs(table, threshold) if len(distinct) else np.empty((0, 2), np.int64)
+    # nodes: images 0..n-1, folder groups n..n+g-1, distinct hashes n+g..
+    first_hash = n + len(names)
+    rows = [np.arange(n), hashed, first_hash + pairs[:, 0]]
+    cols = [n + folder_index, first_hash + hash_of, first_hash + pairs[:, 1]]
+    size = first_hash + len(distinct)
+    component = connected(rows, cols, size)
+    checked, agree = np.empty((0, 2), np.int64), np.zeros(0, bool)
+    if thumbnails is not None:
+        checked, agree = thumbnail_matches(thumbnails, representative, component[first_hash:])
+        component = connected([*rows, first_hash + checked[agree, 0]], [*cols, first_hash + checked[agree, 1]], size)
     members: dict[int, list[str]] = {}
     for g, name in enumerate(names):
         members.setdefault(int(component[n + g]), []).append(str(name))
     component_name = {c: merged_name(groups) for c, groups in members.items()}
-    return [component_name[int(c)] for c in component[:n]]
+    all_pairs = np.concatenate([pairs, checked]).astype(np.int64)
+    near = pair_table(
+        table, representative, hash_of, hashed, all_pairs, np.concatenate([np.ones(len(pairs), bool), agree])
+    )
+    return [component_name[int(c)] for c in component[:n]], near
+
+
+def near_duplicate_groups(
+    folder_groups: Sequence[str], hashes: Sequence[str], threshold: int, thumbnails: Sequence[str] | None = None
+) -> list[str]:
+    """Each image's group (:func:`near_duplicate_grouping`, without the pairs)."""
+    return near_duplicate_grouping(folder_groups, hashes, threshold, thumbnails)[0]

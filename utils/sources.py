@@ -30,8 +30,8 @@ class Candidate:
     """One image offered by a source: resized pixels and the sha1 of its decoded pixels, or a reason.
 
     ``group`` is the group it is split and evaluated by; ``folder_group`` the one its source gave it (the folder,
-    the photograph), "" when the two are the same. ``hash``: its perceptual hash (utils/near_duplicates.py), ""
-    when not taken. The hash pass leaves a JPEG undecided (neither pixels nor a reason): see ``decided``.
+    the photograph), "" when the two are the same. ``hash`` and ``thumbnail``: its perceptual hash and thumbnail
+    (utils/near_duplicates.py), "" when not taken. The hash pass leaves a JPEG undecided (neither pixels nor a reason): see ``decided``.
     """
 
     source: str
@@ -43,6 +43,7 @@ class Candidate:
     height: int = 0
     folder_group: str = ""
     hash: str = ""
+    thumbnail: str = ""
 
     @classmethod
     def accepted(
