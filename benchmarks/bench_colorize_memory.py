@@ -37,12 +37,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.results import Results, add_json_argument  # noqa: E402
-from utils import color, colorize  # noqa: E402
-from utils.checkpoints import (
+from utils import colorize  # noqa: E402
+from utils.imaging import color
+from utils.imaging.images import find_images, load_rgb  # noqa: E402
+from utils.nets.checkpoints import (
     CHECKPOINT_FORMAT,  # noqa: E402
     load_generator,  # noqa: E402
 )
-from utils.images import find_images, load_rgb  # noqa: E402
 
 BATCH_SIZE = 16  # colorize's default --batch-size
 
@@ -61,7 +62,7 @@ def write_inputs(folder: Path, images: int, side: int) -> None:
 
 def write_checkpoint(path: Path, model_size: int) -> None:
     """An untrained generator as a checkpoint of this kit (memory does not depend on the weights)."""
-    from utils.models import UNetGenerator
+    from utils.nets.models import UNetGenerator
 
     torch.manual_seed(0)
     generator = UNetGenerator(pretrained=False)

@@ -28,8 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import children  # noqa: E402
 from benchmarks.harness import device_label, synchronizer  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
-from utils import config, environment, scheduler  # noqa: E402
-from utils.gan import build_gan, train_on_batch  # noqa: E402
+from utils.core import config
+from utils.nets import environment
+from utils.run import scheduler  # noqa: E402
+from utils.train.gan import build_gan, train_on_batch  # noqa: E402
 
 
 def trainer(n_processes: int, args: argparse.Namespace, start: Any, queue: Any) -> None:

@@ -52,12 +52,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import Deadline, TutorialDataset, cpu_count, timed  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
-from utils import config, data  # noqa: E402
-from utils.decoding import DecodeSettings, decode_executor, decode_files, decode_process_context  # noqa: E402
-from utils.demo import demo_cartoon_frames, skimage_photos  # noqa: E402
-from utils.domains import DEMO_DOMAINS  # noqa: E402
-from utils.shards import load_shard  # noqa: E402
-from utils.sources import list_source_files  # noqa: E402
+from utils.core import config
+from utils.core.domains import DEMO_DOMAINS  # noqa: E402
+from utils.data import prepare  # noqa: E402
+from utils.data.decoding import DecodeSettings, decode_executor, decode_files, decode_process_context  # noqa: E402
+from utils.data.demo import demo_cartoon_frames, skimage_photos  # noqa: E402
+from utils.data.shards import load_shard  # noqa: E402
+from utils.data.sources import list_source_files  # noqa: E402
 
 TWO_WORKER_TARGET_X = 1.7  # prepare with 2 workers vs 1, on a machine with 2 or more cores
 ALL_CORES_TARGET_X = 6.0  # prepare on every core vs 1 worker, on a machine with 16 or more cores
@@ -85,7 +86,7 @@ def write_jpegs(root: Path, count: int, seed: int = 0) -> None:
 
 
 def lab_on_gpu(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    from utils import color
+    from utils.imaging import color
 
     out = color.uint8_to_model_io(batch.cuda(non_blocking=True))
     torch.cuda.synchronize()  # count the conversion, not just its launch
@@ -202,7 +203,7 @@ class DataBench:
                 continue
             run_dir = root / f"run_{workers}"
             params = folder_params(root, self.args.images, self.args.size, workers)
-            seconds, manifest = timed(lambda params=params, run_dir=run_dir: data.prepare_data(params, run_dir))
+            seconds, manifest = timed(lambda params=params, run_dir=run_dir: prepare.prepare_data(params, run_dir))
             rate = len(manifest) / seconds
             note = f"{len(manifest)} images in {seconds:.1f} s = {seconds / len(manifest) * 1000:.1f} s per 1000"
             if workers == 1:
@@ -225,11 +226,11 @@ class DataBench:
         return run_dir
 
     def loaders(self, run_dir: Path, root: Path) -> None:
-        from utils import color
+        from utils.imaging import color
 
         args = self.args
         shard = load_shard(run_dir, "movie", "train")
-        kit_set = data.ShardDataset(shard, np.arange(len(shard)))
+        kit_set = prepare.ShardDataset(shard, np.arange(len(shard)))
         files = sorted((root / "movie").rglob("*.jpg"))[: len(kit_set)]
         batch_size = min(args.batch_size, len(kit_set))  # a reduced run still gives a batch
         loader_args = dict(batch_size=batch_size, shuffle=True, drop_last=True)

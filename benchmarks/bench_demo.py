@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import children  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
-from utils.processes import exit_code_meaning  # noqa: E402
+from utils.core.processes import exit_code_meaning  # noqa: E402
 
 STAGE_DONE = re.compile(r"^\[\d+/\d+\] (\S+) done in (\d+(?:\.\d+)?) s\b")  # utils.pipeline's line per stage
 WALL_TIME = "wall time (papermill, every notebook)"

@@ -34,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.bench_metrics import image_pairs, parse_devices  # noqa: E402
 from benchmarks.harness import gpu_name, synchronizer, timed  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
-from utils import color, colorize  # noqa: E402
-from utils.scoring import score_batch  # noqa: E402
+from utils import colorize  # noqa: E402
+from utils.imaging import color
+from utils.imaging.scoring import score_batch  # noqa: E402
 
 NOISE_AB = 5.0  # the plausible prediction's error on a and b
 
@@ -100,7 +101,7 @@ def time_conversions(
 def time_colorize(args: argparse.Namespace, device: torch.device) -> tuple[float, float]:
     """colorize's ms per image (an untrained generator, 4 images of ``--colorize-size`` squared, clipping), and
     the mapping's extra ms per image at that size on a plausible prediction."""
-    from utils.models import UNetGenerator
+    from utils.nets.models import UNetGenerator
 
     torch.manual_seed(0)
     generator = UNetGenerator(pretrained=False).to(device).eval()

@@ -45,10 +45,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import Deadline, gpu_name, no_sync, synchronizer, timed  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
-from utils import color, metrics  # noqa: E402
-from utils.config import RunParams  # noqa: E402
-from utils.demo import demo_cartoon_frames, skimage_photos  # noqa: E402
-from utils.images import resize_square  # noqa: E402
+from utils.core.config import RunParams  # noqa: E402
+from utils.data.demo import demo_cartoon_frames, skimage_photos  # noqa: E402
+from utils.imaging import (
+    color,
+    metrics,  # noqa: E402
+)
+from utils.imaging.images import resize_square  # noqa: E402
 
 CPU_TARGET_X = 5.0  # the kit compiled vs scikit-image, both on one thread
 GPU_TARGET_X = 200.0  # the kit compiled on a GPU vs scikit-image on one CPU thread

@@ -53,11 +53,10 @@ sys.path.insert(0, str(KIT_ROOT))
 
 from benchmarks.harness import cpu_count, median_seconds, timed  # noqa: E402
 from benchmarks.results import Figure, Results, add_json_argument  # noqa: E402
-from utils import config  # noqa: E402
-from utils.demo import DEMO_PHOTOS, demo_photos, draw_cartoon_frame  # noqa: E402
-from utils.domains import DEMO_DOMAINS  # noqa: E402
-from utils.images import is_jpeg, load_rgb  # noqa: E402
-from utils.near_duplicates import (  # noqa: E402
+from utils.core import config  # noqa: E402
+from utils.core.domains import DEMO_DOMAINS  # noqa: E402
+from utils.data.demo import DEMO_PHOTOS, demo_photos, draw_cartoon_frame  # noqa: E402
+from utils.data.near_duplicates import (  # noqa: E402
     HASH_SIDE,
     content_box,
     hash_array,
@@ -67,6 +66,7 @@ from utils.near_duplicates import (  # noqa: E402
     perceptual_hash,
     shrink_to_hash_side,
 )
+from utils.imaging.images import is_jpeg, load_rgb  # noqa: E402
 
 DEFAULT_BITS = config.RunParams.near_duplicate_bits
 GROUPING_TARGET_S = 10.0
@@ -421,7 +421,8 @@ def write_prepare_source(root: Path, count: int, seed: int) -> None:
 
 PREPARE_SCRIPT = """
 import json, resource, sys, time
-from utils import config, data
+from utils.core import config
+from utils.data import prepare
 
 def cpu_seconds():
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -430,7 +431,7 @@ def cpu_seconds():
 overrides = json.loads(sys.argv[1])
 params = config.resolve_params("paper", overrides)
 started, cpu_started = time.perf_counter(), cpu_seconds()
-manifest = data.prepare_data(params, sys.argv[2])
+manifest = prepare.prepare_data(params, sys.argv[2])
 print("PREPARED", json.dumps({"seconds": time.perf_counter() - started, "cpu_seconds": cpu_seconds() - cpu_started,
                                "images": len(manifest),
                                "groups": int(manifest.groupby("domain")["group"].nunique().sum())}))

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import children  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 
-PLAN_LINE = "estimated time from here:"  # the plan's line with the estimate (utils/plan.py format_plan)
+PLAN_LINE = "estimated time from here:"  # the plan's line with the estimate (utils/run/plan.py format_plan)
 RECIPE_TARGET_S = 600.0
 STOP_GRACE_S = 10.0
 CLIPART = ("/usr/share/openclipart/png", ("animals", "food", "buildings", "plants", "people", "transportation"), 60)

@@ -13,7 +13,7 @@ each a median of ``--repeats``, the kit's figure beside a baseline from the same
   fixed ``run.json.tmp`` and rename it replaced.
 
 Then what these add to a whole run like the one given: one hold, a join and a binding per notebook (its stages in
-``run.json``), a fresh interpreter's import of ``utils.run_dir`` per process, and the atomic write's extra cost
+``run.json``), a fresh interpreter's import of ``utils.core.run_dir`` per process, and the atomic write's extra cost
 for each of its files and three ``run.json`` records per stage; target under 1 s.
 """
 
@@ -34,17 +34,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import timed  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
-from utils import run_dir as run_directory  # noqa: E402
+from utils.core import run_dir as run_directory  # noqa: E402
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 1.0
 
-# A kernel of the pipeline: imports utils.run_dir, binds to its parent, joins the hold; all timed (median, seconds).
+# A kernel of the pipeline: imports utils.core.run_dir, binds to its parent, joins the hold; all timed (median, seconds).
 KERNEL_JOIN = """
 import fcntl, json, os, statistics, sys, time
-import dataclasses, datetime, importlib.metadata, math, pathlib, platform, signal, subprocess  # utils.config's own
+import dataclasses, datetime, importlib.metadata, math, pathlib, platform, signal, subprocess  # utils.core.config's own
 started = time.perf_counter()
-from utils import processes, run_dir
+from utils.core import processes, run_dir
 imported = time.perf_counter() - started
 started = time.perf_counter()
 processes.die_with_parent()

@@ -28,12 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import cpu_count, median_seconds  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
-from utils import evaluate, statistics  # noqa: E402
-from utils.domains import DEMO_DOMAINS as DOMAINS  # noqa: E402
-from utils.domains import MIXED  # noqa: E402
+from utils.core import statistics  # noqa: E402
+from utils.core.domains import DEMO_DOMAINS as DOMAINS  # noqa: E402
+from utils.core.domains import MIXED  # noqa: E402
+from utils.eval import evaluate
 
 MODEL_DOMAINS = (*DOMAINS, MIXED)
-from utils.metrics import METRICS  # noqa: E402
+from utils.imaging.metrics import METRICS  # noqa: E402
 
 TARGET_S = 30.0
 OFFSETS = {"gray": 8.0, "truth": -20.0, "cartoon": 0.0, "movie": 0.5, "mixed": 1.0}  # CIEDE2000 added per model

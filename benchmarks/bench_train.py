@@ -8,7 +8,7 @@ Kit: the loop ``train()`` runs, set up by the same functions (``train.build_gan`
 ``train.training_loader``, ``train.train_on_batch``): uint8 shard batches, pinned, to the device;
 flip, Lab and normalisation on the device per batch; mixed precision (fp16 + GradScaler on a T4,
 bf16 from Ampere on; fp32 on the CPU); channels_last; fused Adam; losses read every
-``train.LOG_EVERY`` steps and at an epoch's end (the loop's sync points). Measured at each
+``training.LOG_EVERY`` steps and at an epoch's end (the loop's sync points). Measured at each
 ``--batch-sizes`` value (the paper's is 16), one process for all of them.
 Reference (the tutorial recipe the paper follows): a Dataset that flips and converts every sample
 with ``skimage.color.rgb2lab`` on the CPU in DataLoader workers; fp32; contiguous tensors; every
@@ -57,15 +57,20 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import utils.gan  # noqa: E402
+import utils.train.gan  # noqa: E402
 from benchmarks import children  # noqa: E402
 from benchmarks.harness import Deadline, TutorialDataset, gpu_name, synchronizer  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
-from utils import batches, config, distributed, environment, train  # noqa: E402
-from utils.data import ShardDataset  # noqa: E402
-from utils.demo import demo_cartoon_frames  # noqa: E402
-from utils.gan import build_gan, train_on_batch  # noqa: E402
-from utils.models import PatchDiscriminator, UNetGenerator  # noqa: E402
+from utils.core import config
+from utils.data.demo import demo_cartoon_frames  # noqa: E402
+from utils.data.prepare import ShardDataset  # noqa: E402
+from utils.nets import distributed, environment
+from utils.nets.models import PatchDiscriminator, UNetGenerator  # noqa: E402
+from utils.train import (
+    batches,
+    training,  # noqa: E402
+)
+from utils.train.gan import build_gan, train_on_batch  # noqa: E402
 
 # Dense fp16/bf16 tensor-core peak, FLOP/s, by normalised device name (normalised_gpu_name). From NVIDIA's
 # data sheets, without the 2:4 sparsity they quote first: T4 65 (mixed precision), P100 PCIe 18.7 (plain
@@ -170,7 +175,7 @@ def kit_loop(images: np.ndarray, params: config.RunParams, device: torch.device)
         sampler.set_position(epoch, 0)
         for i, (batch, flips) in enumerate(loader, 1):
             sums += train_on_batch(gan, batch, flips)
-            synced = i % train.LOG_EVERY == 0 or i == sampler.batches_per_epoch
+            synced = i % training.LOG_EVERY == 0 or i == sampler.batches_per_epoch
             if synced:
                 sums.tolist()  # the loop's sync point
             yield len(batch), synced
@@ -232,7 +237,7 @@ def measure(which: str, shard: str, args: argparse.Namespace, batch_size: int, c
     finally:
         loop.close()
     if compile:
-        row["backend"] = utils.gan.COMPILE_BACKEND
+        row["backend"] = utils.train.gan.COMPILE_BACKEND
     if device.type == "cuda":
         row["peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
     else:
@@ -244,7 +249,7 @@ def measure_into(queue: Any, which: str, shard: str, args: argparse.Namespace, b
                  compile: bool, backend: str) -> None:  # fmt: skip
     """A fresh process: one ("row", row) message per batch size as it is measured, then ("done", None);
     a batch out of memory is a row with its "error", and the larger ones are not tried."""
-    utils.gan.COMPILE_BACKEND = backend  # the parent's (tests switch it)
+    utils.train.gan.COMPILE_BACKEND = backend  # the parent's (tests switch it)
     try:
         for batch_size in batch_sizes:
             try:
@@ -270,7 +275,7 @@ def rows_from_fresh_process(
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     process = context.Process(
-        target=measure_into, args=(queue, which, shard, args, batch_sizes, compile, utils.gan.COMPILE_BACKEND)
+        target=measure_into, args=(queue, which, shard, args, batch_sizes, compile, utils.train.gan.COMPILE_BACKEND)
     )
     process.start()
     try:
@@ -349,14 +354,14 @@ def parse_args(argv: list[str] | None, cuda: bool) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers, the same for both loops")
     parser.add_argument("--time-limit", type=float, default=math.inf, help="seconds, for the whole benchmark")
     parser.add_argument("--shard-images", type=int, default=None,
-                        help=f"images in the shard (default: {train.LOG_EVERY} batches of the largest batch size, so an "
+                        help=f"images in the shard (default: {training.LOG_EVERY} batches of the largest batch size, so an "
                              "epoch holds the loop's sync points; fewer, for a quick smoke run: each epoch's end syncs)")  # fmt: skip
     add_json_argument(parser)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be at least 1 and --warmup at least 0")
     largest = max(args.batch_sizes + (args.compile_batch_sizes or []))
-    args.shard_images = args.shard_images or train.LOG_EVERY * largest
+    args.shard_images = args.shard_images or training.LOG_EVERY * largest
     if args.shard_images < largest:
         parser.error(f"--shard-images {args.shard_images}: fewer than one batch of {largest}")
     return args
@@ -428,7 +433,7 @@ def main(argv: list[str] | None = None) -> None:
     results.describe(device=gpu or "CPU", precision=str(environment.amp_settings(device)[0] or "fp32"), size=args.size,
                      batch_sizes=",".join(map(str, batch_sizes)), workers=args.workers, threads=torch.get_num_threads(),
                      timing=f"median of {args.repeats} windows of at least {args.window_s:g} s after {args.warmup} "
-                            f"warm-up steps, each ending at a sync point (every {train.LOG_EVERY} steps)")  # fmt: skip
+                            f"warm-up steps, each ending at a sync point (every {training.LOG_EVERY} steps)")  # fmt: skip
     flops = 1e9 * results.add(
         f"FLOPs per training image, {args.size} px", kit_flops_per_image(args.size, device) / 1e9, "GFLOP"
     )

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from utils.processes import Stopped, exit_code_meaning, stopping_on  # noqa: F401 - re-exported: the benchmarks use children.Stopped
+from utils.core.processes import Stopped, exit_code_meaning, stopping_on  # noqa: F401 - re-exported: the benchmarks use children.Stopped
 
 KIT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STOP_GRACE_S = 8.0  # after the stop signal, before SIGKILL: a benchmark ends its own children in that time

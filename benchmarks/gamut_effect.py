@@ -20,8 +20,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from utils import config, evaluate  # noqa: E402
-from utils.domains import DEMO_DOMAINS, MIXED  # noqa: E402
+from utils.core import config
+from utils.core.domains import DEMO_DOMAINS, MIXED  # noqa: E402
+from utils.eval import evaluate  # noqa: E402
 
 SHOWN = {"ciede2000": "CIEDE2000", "ssim_ab": "chroma SSIM", "colorfulness_ratio": "colorfulness ratio"}
 

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import children  # noqa: E402
 from benchmarks.bench_demo import WALL_TIME  # noqa: E402
 from benchmarks.results import Figure, Results, measured_path, read_results  # noqa: E402
-from utils.run_dir import write_text_atomic  # noqa: E402
+from utils.core.run_dir import write_text_atomic  # noqa: E402
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = KIT_ROOT / "benchmarks"

@@ -24,7 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import report_excerpt  # noqa: E402
-from utils.run_dir import write_text_atomic  # noqa: E402
+from utils.core.run_dir import write_text_atomic  # noqa: E402
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 PAGE = KIT_ROOT / "docs" / "performance.md"

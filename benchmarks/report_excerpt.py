@@ -2,7 +2,7 @@
 
     python benchmarks/report_excerpt.py --run-dir runs/demo --out benchmarks/measured/report_excerpt_demo.md
 
-It writes the report's first sections (:func:`utils.report.report_sections`, made to sit inside a docs page) into a
+It writes the report's first sections (:func:`utils.eval.report.report_sections`, made to sit inside a docs page) into a
 committed file, headed by the command, the commit and the date. ``make docs`` (``benchmarks/render_docs.py``) fills
 each ``<!-- excerpt: NAME -->`` block of docs/results.md from ``benchmarks/measured/NAME.md`` with :func:`render`.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.results import MEASURED, command_line, git_state  # noqa: E402
-from utils import report  # noqa: E402
-from utils.run_dir import write_text_atomic  # noqa: E402
+from utils.core.run_dir import write_text_atomic  # noqa: E402
+from utils.eval import report  # noqa: E402
 
 EXCERPT_SECTIONS = 3  # the answer, the claims, the heatmap
 BLOCK = re.compile(r"<!-- excerpt: (?P<name>[\w.-]+) -->\n(?P<body>.*?)<!-- /excerpt -->", re.DOTALL)

@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from utils.environment import cpu_model
-from utils.run_dir import write_text_atomic
+from utils.core.run_dir import write_text_atomic
+from utils.nets.environment import cpu_model
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 MEASURED = KIT_ROOT / "benchmarks" / "measured"  # committed result files, rendered into the docs

@@ -13,7 +13,9 @@ import pytest
 import torch
 
 from tests.helpers import run_with_data
-from utils import config, data, train
+from utils.core import config
+from utils.data import prepare
+from utils.train import training
 
 # One torch thread in this process. On a 2-core machine that runs anything else, two threads of tiny convolutions
 # wait on each other: a training step at TINY sizes took 4.7 s at 2 threads and 0.8 s at 1 (channels_last, load 1.5).
@@ -42,7 +44,7 @@ def tiny_params() -> config.RunParams:
 def prepared_run(tmp_path_factory: pytest.TempPathFactory, tiny_params: config.RunParams) -> Path:
     """A run directory whose data stage is done (demo source, tiny sizes). Do not modify."""
     run_dir = tmp_path_factory.mktemp("prepared") / "run"
-    data.prepare_data(tiny_params, run_dir)
+    prepare.prepare_data(tiny_params, run_dir)
     return run_dir
 
 
@@ -53,7 +55,7 @@ def two_epochs_straight(
     """The uninterrupted run every stop-and-resume is compared with: cartoon, two epochs in one go over
     ``prepared_run``'s data, at this process's thread count. Do not modify (copy it: helpers.resumable_copy)."""
     run_dir = run_with_data(tmp_path_factory.mktemp("straight") / "run", prepared_run)
-    train.train(dataclasses.replace(tiny_params, epochs=2), run_dir, "cartoon", show_progress=False)
+    training.train(dataclasses.replace(tiny_params, epochs=2), run_dir, "cartoon", show_progress=False)
     return run_dir
 
 
@@ -67,7 +69,7 @@ def one_epoch_run(
 
     def trained(model: str) -> Path:
         if not (config.model_dir(run_dir, model, 0) / "checkpoint_last.pt").is_file():
-            train.train(tiny_params, run_dir, model, show_progress=False)
+            training.train(tiny_params, run_dir, model, show_progress=False)
         return run_dir
 
     return trained

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from utils import config, data
-from utils.shards import MANIFEST_COLUMNS
+from utils.core import config
+from utils.data import prepare
+from utils.data.shards import MANIFEST_COLUMNS
 
 KIT_ROOT = config.KIT_ROOT
 SAME_THREADS = {"OMP_NUM_THREADS": "1"}  # a child's torch threads: the test process's (tests/conftest.py)
@@ -46,11 +47,11 @@ def resumable_copy(trained: Path, prepared_run: Path, run_dir: Path) -> Path:
     return run_dir
 
 
-def nth_record(n: int, counted: Callable[[data.ShardJournal, dict], bool] = lambda journal, entry: True):  # noqa: ANN201
+def nth_record(n: int, counted: Callable[[prepare.ShardJournal, dict], bool] = lambda journal, entry: True):  # noqa: ANN201
     """For :func:`interrupted_journal`: true at the ``n``-th record that ``counted`` counts."""
     calls = 0
 
-    def stop(journal: data.ShardJournal, entry: dict) -> bool:
+    def stop(journal: prepare.ShardJournal, entry: dict) -> bool:
         nonlocal calls
         calls += bool(counted(journal, entry))
         return calls == n
@@ -59,21 +60,21 @@ def nth_record(n: int, counted: Callable[[data.ShardJournal, dict], bool] = lamb
 
 
 @contextmanager
-def interrupted_journal(monkeypatch: Any, stop: Callable[[data.ShardJournal, dict], bool]) -> Iterator[None]:
+def interrupted_journal(monkeypatch: Any, stop: Callable[[prepare.ShardJournal, dict], bool]) -> Iterator[None]:
     """Meanwhile, a prepare's journal takes Ctrl-C (KeyboardInterrupt) at the first record for which
     ``stop(journal, entry)`` holds, before writing it; every other record is written as usual."""
-    original = data.ShardJournal.record
+    original = prepare.ShardJournal.record
 
-    def record(self: data.ShardJournal, entry: dict, rgb: Any = None) -> Any:
+    def record(self: prepare.ShardJournal, entry: dict, rgb: Any = None) -> Any:
         if stop(self, entry):
             raise KeyboardInterrupt
         return original(self, entry, rgb)
 
-    monkeypatch.setattr(data.ShardJournal, "record", record)
+    monkeypatch.setattr(prepare.ShardJournal, "record", record)
     try:
         yield
     finally:
-        monkeypatch.setattr(data.ShardJournal, "record", original)
+        monkeypatch.setattr(prepare.ShardJournal, "record", original)
 
 
 class AcceleratorTensor(torch.Tensor):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from utils.demo import draw_cartoon_frame
+from utils.data.demo import draw_cartoon_frame
 
 # file name -> the reason (first word) it must be rejected with; None: accepted
 BAD_FILES: dict[str, str] = {

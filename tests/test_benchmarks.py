@@ -26,7 +26,7 @@ from benchmarks import bench_colorize_memory, bench_demo, bench_gamut, bench_met
 from benchmarks.harness import Deadline
 from benchmarks.results import Results, read_results
 from tests.helpers import KIT_ROOT
-from utils import gan
+from utils.train import gan
 
 
 def test_bench_metrics_writes_its_figures_and_marks_the_target(tmp_path: Path) -> None:

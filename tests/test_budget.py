@@ -17,10 +17,13 @@ import torch
 
 from tests.helpers import run_with_data
 from tests.test_train import assert_same_weights
-from utils import config, errors, pipeline, scheduler, train
-from utils.checkpoints import load_checkpoint
-from utils.config import model_dir
-from utils.notebook_step import Step
+from utils import pipeline
+from utils.core import config, errors
+from utils.core.config import model_dir
+from utils.nets.checkpoints import load_checkpoint
+from utils.run import scheduler
+from utils.run.notebook_step import Step
+from utils.train import training
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +54,10 @@ def test_the_budget_stops_training_after_an_epoch_and_a_rerun_finishes_as_if_uni
     tmp_path: Path, prepared_run: Path, params: config.RunParams, uninterrupted: Path, monkeypatch, capsys
 ) -> None:
     run_dir = run_with_data(tmp_path / "run", prepared_run)
-    monkeypatch.setenv(train.TEST_BUDGET_EPOCHS_ENV, "1")  # spent once one epoch has finished
-    history = train.train(params, run_dir, "cartoon", show_progress=False)
+    monkeypatch.setenv(training.TEST_BUDGET_EPOCHS_ENV, "1")  # spent once one epoch has finished
+    history = training.train(params, run_dir, "cartoon", show_progress=False)
     assert list(history.epoch) == [1]
-    assert train.training_record(params, history) == {"epochs_done": 1, "epochs_planned": 2, "partial": True}
+    assert training.training_record(params, history) == {"epochs_done": 1, "epochs_planned": 2, "partial": True}
     last = load_checkpoint(model_dir(run_dir, "cartoon", 0) / "checkpoint_last.pt")
     assert (last["position"]["epoch"], last["position"]["batch"]) == (2, 0)
     assert (
@@ -62,9 +65,9 @@ def test_the_budget_stops_training_after_an_epoch_and_a_rerun_finishes_as_if_uni
         in capsys.readouterr().out
     )
 
-    monkeypatch.delenv(train.TEST_BUDGET_EPOCHS_ENV)
-    history = train.train(params, run_dir, "cartoon", show_progress=False)
-    assert list(history.epoch) == [1, 2] and not train.training_record(params, history)["partial"]
+    monkeypatch.delenv(training.TEST_BUDGET_EPOCHS_ENV)
+    history = training.train(params, run_dir, "cartoon", show_progress=False)
+    assert list(history.epoch) == [1, 2] and not training.training_record(params, history)["partial"]
     assert_equals_uninterrupted(run_dir, uninterrupted, "stopped by the budget after epoch 1, then resumed")
 
 
@@ -73,25 +76,25 @@ def test_a_deadline_inside_an_epoch_stops_at_a_sync_point_and_resumes_exactly(
     tmp_path: Path, prepared_run: Path, params: config.RunParams, uninterrupted: Path, monkeypatch
 ) -> None:
     run_dir = run_with_data(tmp_path / "run", prepared_run)
-    monkeypatch.setattr(train, "LOG_EVERY", 2)  # sync points after batches 2, 4 and 5 of each epoch
+    monkeypatch.setattr(training, "LOG_EVERY", 2)  # sync points after batches 2, 4 and 5 of each epoch
     steps = 0
-    real_step = train.gan_step
+    real_step = training.gan_step
 
     def counted_step(*args, **kwargs) -> torch.Tensor:
         nonlocal steps
         steps += 1
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(train, "gan_step", counted_step)
+    monkeypatch.setattr(training, "gan_step", counted_step)
     # the clock passes the deadline during step 8 (epoch 2, batch 3): the sync point after batch 4 finds it
-    monkeypatch.setattr(train.TimeBudget, "now", staticmethod(lambda: time.time() + (86_400 if steps >= 8 else 0)))
-    history = train.train(params, run_dir, "cartoon", show_progress=False)
+    monkeypatch.setattr(training.TimeBudget, "now", staticmethod(lambda: time.time() + (86_400 if steps >= 8 else 0)))
+    history = training.train(params, run_dir, "cartoon", show_progress=False)
     assert list(history.epoch) == [1] and steps == 9
     last = load_checkpoint(model_dir(run_dir, "cartoon", 0) / "checkpoint_last.pt")
     assert (last["position"]["epoch"], last["position"]["batch"], last["step"]) == (2, 4, 9)
 
     monkeypatch.undo()
-    train.train(params, run_dir, "cartoon", show_progress=False)
+    training.train(params, run_dir, "cartoon", show_progress=False)
     assert_equals_uninterrupted(run_dir, uninterrupted, "stopped by the budget inside epoch 2, then resumed")
 
 
@@ -111,17 +114,17 @@ def test_a_deadline_already_past_starts_nothing(
     def nothing_may_start(*args: object) -> None:
         raise AssertionError("training started after the deadline")
 
-    monkeypatch.setattr(train, "training_sets", nothing_may_start)
-    history = train.train(params, run_dir, "movie", show_progress=False)
+    monkeypatch.setattr(training, "training_sets", nothing_may_start)
+    history = training.train(params, run_dir, "movie", show_progress=False)
     assert history.empty and not model_dir(run_dir, "movie", 0).exists()
-    assert train.training_record(params, history) == {"epochs_done": 0, "epochs_planned": 2, "partial": True}
+    assert training.training_record(params, history) == {"epochs_done": 0, "epochs_planned": 2, "partial": True}
     assert "model movie: the time budget of 11 h ran out before its turn; nothing trained" in capsys.readouterr().out
     # a finished pipeline's deadline binds no one: a train notebook run alone counts from its own start
     (run_dir / "run.json").write_text(json.dumps(budget_record(past, finished=past.isoformat())))
-    budget = train.TimeBudget.for_run(params, run_dir)
+    budget = training.TimeBudget.for_run(params, run_dir)
     assert budget.deadline == pytest.approx(time.time() + 11 * 3600, abs=60) and not budget.spent(0)
-    assert train.TimeBudget.for_run(dataclasses.replace(params, time_limit_hours=1e-9), tmp_path).spent(0)
-    assert train.TimeBudget.for_run(dataclasses.replace(params, time_limit_hours=0.0), run_dir).deadline == np.inf
+    assert training.TimeBudget.for_run(dataclasses.replace(params, time_limit_hours=1e-9), tmp_path).spent(0)
+    assert training.TimeBudget.for_run(dataclasses.replace(params, time_limit_hours=0.0), run_dir).deadline == np.inf
 
 
 def test_time_limit_hours_is_validated() -> None:
@@ -144,12 +147,12 @@ def test_a_checkpoint_of_other_data_is_refused_naming_the_file(
     manifest.loc[movie_row, "sha1"] = "0" * 40
     manifest.to_csv(manifest_path, index=False)
     # a movie image changed: not the cartoon model's data, which resumes (all its epochs are done)
-    assert list(train.train(params, run_dir, "cartoon", show_progress=False).epoch) == [1, 2]
+    assert list(training.train(params, run_dir, "cartoon", show_progress=False).epoch) == [1, 2]
     cartoon_row = manifest.index[(manifest.domain == "cartoon") & (manifest.split == "train")][-1]
     manifest.loc[cartoon_row, "sha1"] = "0" * 40
     manifest.to_csv(manifest_path, index=False)
     with pytest.raises(ValueError) as err:
-        train.train(params, run_dir, "cartoon", show_progress=False)
+        training.train(params, run_dir, "cartoon", show_progress=False)
     message = str(err.value)
     assert str(model_dir(run_dir, "cartoon", 0) / "checkpoint_last.pt") in message
     assert "the data changed" in message and "resume=False" in message
@@ -161,7 +164,7 @@ def fake_histories(run_dir: Path, epochs: dict[str, int]) -> None:
         out = model_dir(run_dir, model, 0)
         out.mkdir(parents=True, exist_ok=True)
         rows = [{"epoch": e, "phase": "gan", "seconds": 3.0} for e in range(1, n + 1)]
-        pd.DataFrame(rows, columns=train.HISTORY_COLUMNS).to_csv(out / "history.csv", index=False)
+        pd.DataFrame(rows, columns=training.HISTORY_COLUMNS).to_csv(out / "history.csv", index=False)
 
 
 def test_a_partial_run_ends_cleanly_without_evaluation_and_says_how_to_continue(
@@ -214,7 +217,7 @@ def test_the_epoch_line_carries_the_losses_and_the_time_left(tmp_path: Path) -> 
         if phase == "pretrain":
             rows = [{**r, "loss_D": float("nan"), "loss_G_GAN": float("nan")} for r in rows]
         path = tmp_path / f"{phase}_{len(seconds)}.csv"
-        pd.DataFrame(rows, columns=train.HISTORY_COLUMNS).to_csv(path, index=False)  # as the trainer writes it
+        pd.DataFrame(rows, columns=training.HISTORY_COLUMNS).to_csv(path, index=False)  # as the trainer writes it
         return scheduler.ModelProgress(path, 3).epochs()  # as the pipeline reads it
 
     cartoon, movie = history([80.0, 84.0]), history([90.0])

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.helpers import AcceleratorTensor, on_accelerator
-from utils import checkpoints
+from utils.nets import checkpoints
 
 
 def draws() -> tuple[float, float, float]:

@@ -1,4 +1,4 @@
-"""The paper's claims checked (utils.claims): every verdict on synthetic per-image scores built to make it
+"""The paper's claims checked (utils.eval.claims): every verdict on synthetic per-image scores built to make it
 hold, fail or stay open; too few groups; (g) decided by what its cell shows; missing models; the count over
 seeds; the report's section."""
 
@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
-from utils import claims, report, statistics
-from utils.claims import CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_TESTABLE
-from utils.metrics import METRICS
+from utils.core import statistics
+from utils.eval import claims, report
+from utils.eval.claims import CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_TESTABLE
+from utils.imaging.metrics import METRICS
 
 N_BOOTSTRAP = 300
 Offsets = dict[str, dict[str, tuple[float, float]]]  # test domain -> model -> (CIEDE2000, SSIM) added to each image

@@ -15,10 +15,13 @@ import pytest
 
 from tests.conftest import TINY
 from tests.helpers import KIT_ROOT, SAME_THREADS, interrupted_journal, nth_record, open_folder, write_protected
-from utils import colorize, config, data, errors, pipeline, shards, train
-from utils.config import model_dir
-from utils.errors import cli_error_line
-from utils.run_dir import AtomicWriteError, atomic_write
+from utils import colorize, pipeline
+from utils.core import config, errors
+from utils.core.config import model_dir
+from utils.core.errors import cli_error_line
+from utils.core.run_dir import AtomicWriteError, atomic_write
+from utils.data import prepare, shards
+from utils.train import training
 
 OVERRIDES = [arg for name, value in TINY.items() for arg in ("-p", f"{name}={value}")]
 
@@ -32,7 +35,7 @@ def copy_of_data(prepared_run: Path, run_dir: Path) -> Path:
 
 
 def train_cli(run_dir: Path) -> int:
-    return train.main(["--run-dir", str(run_dir), "--profile", "demo", "--domain", "movie", *OVERRIDES])
+    return training.main(["--run-dir", str(run_dir), "--profile", "demo", "--domain", "movie", *OVERRIDES])
 
 
 def pipeline_cli(run_dir: Path) -> int:
@@ -121,9 +124,10 @@ def test_the_debug_switch_adds_the_traceback_before_the_one_line(tmp_path: Path,
 
 PREPARE = """
 import json, sys
-from utils import config, data, errors
+from utils.core import config, errors
+from utils.data import prepare
 try:
-    data.prepare_data(config.resolve_params("demo", json.loads(sys.argv[2])), sys.argv[1])
+    prepare.prepare_data(config.resolve_params("demo", json.loads(sys.argv[2])), sys.argv[1])
 except Exception as err:
     sys.exit(errors.exit_with_error_line(err, (errors.ParameterError, errors.UnreadableFileError)))
 """
@@ -155,7 +159,7 @@ def test_a_pool_past_the_file_size_limit_is_named_and_removed_and_an_earlier_jou
     run_dir = tmp_path / "run"
     other_seed = config.resolve_params("demo", {**TINY, "seed": 1})
     with interrupted_journal(monkeypatch, nth_record(5)), pytest.raises(KeyboardInterrupt):
-        data.prepare_data(other_seed, run_dir)  # leaves a journal resumable with the other seed
+        prepare.prepare_data(other_seed, run_dir)  # leaves a journal resumable with the other seed
     earlier = {path.name: path.read_bytes() for path in (run_dir / "data").iterdir()}
     assert {".cartoon_pool.npy", ".cartoon_journal.jsonl"} <= earlier.keys()
 

@@ -8,7 +8,7 @@ import skimage.color
 import skimage.data
 import torch
 
-from utils import color
+from utils.imaging import color
 
 
 def _photo_and_extremes() -> np.ndarray:

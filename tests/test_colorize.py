@@ -15,8 +15,10 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 from tests.helpers import open_folder, write_protected
-from utils import color, colorize, config
-from utils.images import load_rgb
+from utils import colorize
+from utils.core import config
+from utils.imaging import color
+from utils.imaging.images import load_rgb
 
 SIZES = {"photo.jpg": (300, 200), "wide.png": (100, 37), "tiny.png": (7, 5), "gray.png": (64, 48),
          "nested/sub/frame.bmp": (50, 80)}  # fmt: skip

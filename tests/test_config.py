@@ -5,8 +5,9 @@ import math
 
 import pytest
 
-from utils import config, errors, pipeline
-from utils.errors import ParameterError
+from utils import pipeline
+from utils.core import config, errors
+from utils.core.errors import ParameterError
 
 
 def test_profiles_resolve_and_validate() -> None:

@@ -18,8 +18,9 @@ from PIL import Image
 from tests.conftest import TINY, time_limit
 from tests.helpers import interrupted_journal, nth_record
 from tests.messy_data import BAD_FILES, write_kaggle_like_dataset
-from utils import config, data, decoding, demo, errors, shards
-from utils.domains import DEMO_DOMAINS
+from utils.core import config, errors
+from utils.core.domains import DEMO_DOMAINS
+from utils.data import decoding, demo, prepare, shards
 
 
 def test_prepare_writes_shards_and_manifest(prepared_run: Path) -> None:
@@ -132,7 +133,7 @@ def _kaggle_params(mount: Path, **extra) -> config.RunParams:
 @pytest.fixture(scope="module")
 def kaggle_run(tmp_path_factory, kaggle_mount: Path) -> Path:
     run_dir = tmp_path_factory.mktemp("kaggle-run") / "run"
-    data.prepare_data(_kaggle_params(kaggle_mount), run_dir)
+    prepare.prepare_data(_kaggle_params(kaggle_mount), run_dir)
     return run_dir
 
 
@@ -158,7 +159,7 @@ def test_messy_dataset_counts_and_reasons(kaggle_run: Path) -> None:
 
 def test_all_bad_kinds_are_recorded_when_every_file_is_read(tmp_path: Path, kaggle_mount: Path) -> None:
     """Ask for more images than exist: every file is decided, so every bad kind must be in rejected.csv."""
-    data.prepare_data(_kaggle_params(kaggle_mount, train_per_domain=400, test_per_domain=100), tmp_path)
+    prepare.prepare_data(_kaggle_params(kaggle_mount, train_per_domain=400, test_per_domain=100), tmp_path)
     rejected = pd.read_csv(tmp_path / "data" / "rejected.csv")
     for domain in DEMO_DOMAINS:
         mine = rejected[rejected.domain == domain]
@@ -166,7 +167,7 @@ def test_all_bad_kinds_are_recorded_when_every_file_is_read(tmp_path: Path, kagg
         for name, reason in BAD_FILES.items():
             assert reasons.get(name) == reason, (domain, name, reasons.get(name))
         assert (mine.reason.str.startswith("duplicate")).sum() == 2  # three files, the same pixels: one kept
-    counts = data.rejection_counts(tmp_path)
+    counts = prepare.rejection_counts(tmp_path)
     assert set(counts.reason) == set(BAD_FILES.values()) | {"duplicate"}
 
 
@@ -203,7 +204,7 @@ def _strict_demo_params() -> config.RunParams:
 @pytest.fixture(scope="module")
 def strict_demo_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("strict-demo") / "run"
-    data.prepare_data(_strict_demo_params(), run_dir)
+    prepare.prepare_data(_strict_demo_params(), run_dir)
     return run_dir
 
 
@@ -222,13 +223,13 @@ def test_interrupted_demo_prepare_resumes_to_the_same_shards(
     tmp_path: Path, strict_demo_run: Path, monkeypatch, capsys
 ) -> None:
     """Cut inside the movie train split, between its rejected crops: the resumed stream starts where it left off."""
-    monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 4)
+    monkeypatch.setattr(prepare, "JOURNAL_COMMIT_EVERY", 4)
     # 32 cartoon and 9 movie test decisions, then 14 of the movie train split's
     with interrupted_journal(monkeypatch, nth_record(55)), pytest.raises(KeyboardInterrupt):
-        data.prepare_data(_strict_demo_params(), tmp_path)
+        prepare.prepare_data(_strict_demo_params(), tmp_path)
     journal = [json.loads(line) for line in (tmp_path / "data" / ".movie_journal.jsonl").read_text().splitlines()[1:]]
     assert any("reason" in e for e in journal if e["split"] == "train")  # a rejected crop before the cut
-    resumed = data.prepare_data(_strict_demo_params(), tmp_path)
+    resumed = prepare.prepare_data(_strict_demo_params(), tmp_path)
     assert "prepare movie: resuming after 20 images" in capsys.readouterr().out
     pd.testing.assert_frame_equal(resumed, shards.load_manifest(strict_demo_run))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "data" / "rejected.csv"),
@@ -239,7 +240,7 @@ def test_interrupted_demo_prepare_resumes_to_the_same_shards(
                                           shards.load_shard(strict_demo_run, domain, split))  # fmt: skip
 
 
-def decisions(journal: data.ShardJournal, entry: dict) -> bool:
+def decisions(journal: prepare.ShardJournal, entry: dict) -> bool:
     """The accept pass's records (a split's decision), not the hash pass's."""
     return "split" in entry
 
@@ -272,7 +273,7 @@ def recorded_executors(monkeypatch) -> list[RecordedExecutor]:
 def test_prepare_is_deterministic_and_parallel_gives_the_same_result(
     tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, recorded_executors: list[RecordedExecutor]
 ) -> None:
-    parallel = data.prepare_data(_kaggle_params(kaggle_mount, prepare_workers=2), tmp_path / "parallel")
+    parallel = prepare.prepare_data(_kaggle_params(kaggle_mount, prepare_workers=2), tmp_path / "parallel")
     assert len(recorded_executors) == 1  # decoding did run in worker processes
     pd.testing.assert_frame_equal(parallel, shards.load_manifest(kaggle_run))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "parallel" / "data" / "rejected.csv"),
@@ -287,13 +288,13 @@ def test_prepare_is_deterministic_and_parallel_gives_the_same_result(
 def test_one_decode_pool_serves_the_whole_prepare_and_is_shut_down(
     tmp_path: Path, kaggle_mount: Path, recorded_executors: list[RecordedExecutor], monkeypatch
 ) -> None:
-    data.prepare_data(_kaggle_params(kaggle_mount, prepare_workers=2), tmp_path / "done")
+    prepare.prepare_data(_kaggle_params(kaggle_mount, prepare_workers=2), tmp_path / "done")
     assert len(recorded_executors) == 1  # two domains x two splits, one pool
     assert recorded_executors[0].workers_at_shutdown, "the pool was not shut down"
     assert not any(p.is_alive() for p in recorded_executors[0].workers_at_shutdown)
 
     with interrupted_journal(monkeypatch, nth_record(20)), pytest.raises(KeyboardInterrupt):
-        data.prepare_data(_kaggle_params(kaggle_mount, prepare_workers=2), tmp_path / "interrupted")
+        prepare.prepare_data(_kaggle_params(kaggle_mount, prepare_workers=2), tmp_path / "interrupted")
     assert len(recorded_executors) == 2
     assert recorded_executors[1].workers_at_shutdown, "the pool was not shut down after the interruption"
     assert not any(p.is_alive() for p in recorded_executors[1].workers_at_shutdown)
@@ -303,22 +304,22 @@ def test_interrupted_prepare_resumes_to_the_same_result(
     tmp_path: Path, kaggle_mount: Path, monkeypatch, capsys
 ) -> None:
     params = _kaggle_params(kaggle_mount, train_per_domain=30, test_per_domain=8, min_colorfulness=0)
-    reference = data.prepare_data(params, tmp_path / "reference")
-    monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 8)
+    reference = prepare.prepare_data(params, tmp_path / "reference")
+    monkeypatch.setattr(prepare, "JOURNAL_COMMIT_EVERY", 8)
     # the 70th of the accept pass's decisions (not the hash pass's): in the second domain, a few journal commits in
     with interrupted_journal(monkeypatch, nth_record(70, decisions)), pytest.raises(KeyboardInterrupt):
-        data.prepare_data(params, tmp_path / "run")
+        prepare.prepare_data(params, tmp_path / "run")
     assert not (tmp_path / "run" / "data" / "manifest.csv").exists()
     journal = tmp_path / "run" / "data" / ".movie_journal.jsonl"
     with journal.open("a") as log:
         log.write('{"split": "test", "sour')  # a line cut short by the interruption
-    resumed = data.prepare_data(params, tmp_path / "run")
+    resumed = prepare.prepare_data(params, tmp_path / "run")
     out = capsys.readouterr().out
     assert "prepare movie: resuming after" in out and "prepare cartoon: resuming" not in out
     pd.testing.assert_frame_equal(resumed, reference)
     np.testing.assert_array_equal(shards.load_shard(tmp_path / "run", "movie", "train"),
                                   shards.load_shard(tmp_path / "reference", "movie", "train"))  # fmt: skip
-    data.prepare_data(params, tmp_path / "run")
+    prepare.prepare_data(params, tmp_path / "run")
     assert "already prepared" in capsys.readouterr().out
 
 
@@ -327,15 +328,15 @@ def test_prepare_interrupted_in_the_hash_pass_resumes_to_the_same_result(
     tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, recorded_executors: list, monkeypatch, capsys
 ) -> None:
     """Cut in the movie domain's hash pass (decoding processes at work), a line cut short: the same data."""
-    monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 4)
+    monkeypatch.setattr(prepare, "JOURNAL_COMMIT_EVERY", 4)
     params = _kaggle_params(kaggle_mount, prepare_workers=2)
     in_movie_hashes = nth_record(31, lambda journal, entry: journal.log_path.name == ".movie_hashes_journal.jsonl")
     with time_limit(60):
         with interrupted_journal(monkeypatch, in_movie_hashes), pytest.raises(KeyboardInterrupt):
-            data.prepare_data(params, tmp_path)
+            prepare.prepare_data(params, tmp_path)
         with (tmp_path / "data" / ".movie_hashes_journal.jsonl").open("a") as log:
             log.write('{"hash": "0f')  # a line cut short by the interruption
-        data.prepare_data(params, tmp_path)
+        prepare.prepare_data(params, tmp_path)
     out = capsys.readouterr().out
     assert "prepare movie: hash pass resuming after 28 files" in out and "prepare cartoon: resuming" not in out
     assert not any(p.is_alive() for p in recorded_executors[0].workers_at_shutdown)
@@ -352,7 +353,7 @@ def test_no_file_is_decoded_in_full_twice(tmp_path: Path, kaggle_mount: Path, ka
         return load_rgb(path, *args, **kwargs)
 
     monkeypatch.setattr(decoding, "load_rgb", recorded)  # prepare_workers 1: decoding runs in this process
-    data.prepare_data(_kaggle_params(kaggle_mount), tmp_path)
+    prepare.prepare_data(_kaggle_params(kaggle_mount), tmp_path)
     full = [path for path, draft in calls if not draft]
     reduced = {path for path, draft in calls if draft}
     assert len(full) == len(set(full)), [path for path in set(full) if full.count(path) > 1]
@@ -385,12 +386,12 @@ def test_a_file_that_kills_its_decoder_is_rejected_and_costs_no_other_file(
     """In both domains, notes.jpg (rejected as not-an-image in the reference) kills its worker, and again when
     decoded alone; the prepare is interrupted in the movie domain and resumed, the poison file still there."""
     monkeypatch.setenv(decoding.DECODE_FAULT_ENV, "kill:notes.jpg")
-    monkeypatch.setattr(data, "JOURNAL_COMMIT_EVERY", 4)
+    monkeypatch.setattr(prepare, "JOURNAL_COMMIT_EVERY", 4)
     params = _kaggle_params(kaggle_mount, prepare_workers=2)
     with time_limit(60):  # the 60th accept decision: the movie domain, several commits in
         with interrupted_journal(monkeypatch, nth_record(60, decisions)), pytest.raises(KeyboardInterrupt):
-            data.prepare_data(params, tmp_path)
-        data.prepare_data(params, tmp_path)
+            prepare.prepare_data(params, tmp_path)
+        prepare.prepare_data(params, tmp_path)
     out = capsys.readouterr().out
     assert "prepare movie: resuming after" in out and "prepare: a decoding process died" in out
     assert len(recorded_executors) >= 3  # a fresh pool after each death, and one for the resumed run
@@ -430,7 +431,7 @@ def test_a_worker_killed_from_outside_costs_no_file(
     killer = threading.Thread(target=kill_a_worker, daemon=True)
     killer.start()
     with time_limit(60):
-        data.prepare_data(_kaggle_params(kaggle_mount, prepare_workers=2), tmp_path)
+        prepare.prepare_data(_kaggle_params(kaggle_mount, prepare_workers=2), tmp_path)
     killer.join()
     assert killed and len(recorded_executors) == 2  # the pool was replaced once
     assert_same_data(tmp_path, kaggle_run, {})
@@ -443,13 +444,13 @@ def test_a_file_that_hangs_its_decoder_is_rejected_after_the_timeout(
     monkeypatch.setenv(decoding.DECODE_FAULT_ENV, "hang:movie-stills/group_misc/notes.jpg")
     params = _kaggle_params(kaggle_mount, prepare_workers=2, decode_timeout_s=2)
     with time_limit(60):
-        data.prepare_data(params, tmp_path)
+        prepare.prepare_data(params, tmp_path)
     timed_out = "decoder timed out after 2 s (decode_timeout_s)"
     assert_same_data(tmp_path, kaggle_run, {"movie-stills/group_misc/notes.jpg": timed_out})
 
 
 def test_stretch_and_crop_give_different_shards(tmp_path: Path, kaggle_mount: Path, kaggle_run: Path) -> None:
-    data.prepare_data(_kaggle_params(kaggle_mount, resize="stretch"), tmp_path)
+    prepare.prepare_data(_kaggle_params(kaggle_mount, resize="stretch"), tmp_path)
     assert not np.array_equal(
         shards.load_shard(tmp_path, "cartoon", "test"), shards.load_shard(kaggle_run, "cartoon", "test")
     )
@@ -465,7 +466,7 @@ def test_too_few_images_is_a_clear_error(tmp_path: Path) -> None:
     params = config.resolve_params("demo", {**TINY, "source": "folder", "cartoon_dir": str(tmp_path / "cartoon"),
                                             "movie_dir": str(tmp_path / "movie"), "prepare_workers": 1})  # fmt: skip
     with pytest.raises(ValueError, match="domain 'cartoon': only 0 usable training and 1 test images"):
-        data.prepare_data(params, tmp_path / "run")
+        prepare.prepare_data(params, tmp_path / "run")
 
 
 def test_a_link_out_of_a_source_folder_is_rejected_with_its_reason(tmp_path: Path) -> None:
@@ -481,7 +482,7 @@ def test_a_link_out_of_a_source_folder_is_rejected_with_its_reason(tmp_path: Pat
     params = config.resolve_params("demo", {**TINY, "source": "folder", "cartoon_dir": str(tmp_path / "cartoon"),
                                             "movie_dir": str(tmp_path / "movie"), "train_per_domain": 4,
                                             "test_per_domain": 2, "prepare_workers": 1})  # fmt: skip
-    manifest = data.prepare_data(params, tmp_path / "run")
+    manifest = prepare.prepare_data(params, tmp_path / "run")
     assert not manifest["source"].str.contains("secret").any()
     rejected = pd.read_csv(tmp_path / "run" / "data" / "rejected.csv")
     outside = rejected[rejected["reason"].str.startswith("outside-folder")]
@@ -491,8 +492,8 @@ def test_a_link_out_of_a_source_folder_is_rejected_with_its_reason(tmp_path: Pat
 
 
 def test_mixed_takes_equal_halves(prepared_run: Path, tiny_params: config.RunParams) -> None:
-    cartoon_train, cartoon_val = data.training_sets(prepared_run, "cartoon", tiny_params)
-    mixed_train, mixed_val = data.training_sets(prepared_run, "mixed", tiny_params)
+    cartoon_train, cartoon_val = prepare.training_sets(prepared_run, "cartoon", tiny_params)
+    mixed_train, mixed_val = prepare.training_sets(prepared_run, "mixed", tiny_params)
     assert len(cartoon_train) + len(cartoon_val) == TINY["train_per_domain"]
     assert set(cartoon_train.indices).isdisjoint(cartoon_val.indices)
     halves = [len(d) for d in mixed_train.datasets]

@@ -25,10 +25,10 @@ import pytest
 from benchmarks import render_docs, report_excerpt
 from tests.helpers import KIT_ROOT
 from tests.test_kaggle_client import KernelWorkerStatus, StubApi2, StubApi16
-from utils import kaggle as kit_kaggle
-from utils import report
-from utils.config import PROFILES, RunParams
-from utils.domains import model_names, resolve_domains
+from utils.core.config import PROFILES, RunParams
+from utils.core.domains import model_names, resolve_domains
+from utils.eval import report
+from utils.kaggle import commands as kit_kaggle
 
 README = KIT_ROOT / "README.md"
 PAGES = [README, *sorted((KIT_ROOT / "docs").glob("*.md"))]
@@ -201,6 +201,8 @@ def command_problem(argv: list[str]) -> str | None:
         if importlib.util.find_spec(argv[2]) is None:
             return f"no module {argv[2]}"
         module = importlib.import_module(argv[2])
+        if hasattr(module, "__path__"):  # a package: its command line is its __main__
+            module = importlib.import_module(f"{argv[2]}.__main__")
         if not hasattr(module, "build_parser"):
             return f"{argv[2]} has no build_parser()"
         return parse_error(module.build_parser(), argv[3:])

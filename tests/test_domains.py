@@ -14,10 +14,15 @@ from PIL import Image
 
 from tests.conftest import TINY
 from tests.helpers import assert_report_answers_first, write_manifest
-from utils import batches, config, data, distributed, evaluate, launch, pipeline, plots, report, train
-from utils import kaggle as kit_kaggle
-from utils.domains import fraction_model
-from utils.errors import ParameterError
+from utils import pipeline
+from utils.core import config
+from utils.core.domains import fraction_model
+from utils.core.errors import ParameterError
+from utils.data import prepare
+from utils.eval import evaluate, plots, report
+from utils.kaggle import commands as kit_kaggle
+from utils.nets import distributed
+from utils.train import batches, launch, training
 
 # three domains told apart by their colours: each image a few flat shapes in its domain's hues
 HUES = {"anime": (0.9, 1.0), "photo": (0.25, 0.4), "painting": (0.55, 0.7)}
@@ -53,7 +58,7 @@ def test_the_paper_shorthand_is_the_same_run_as_its_domains(tmp_path: Path) -> N
                                                          "movie": str(tmp_path / "movie")})}  # fmt: skip
     a, b = config.resolve_params("demo", shorthand), config.resolve_params("demo", spelled)
     assert a == b and a.domain_names == ("cartoon", "movie") and a.models == ("cartoon", "movie", "mixed")
-    assert data.prepare_fingerprint(a) == data.prepare_fingerprint(b)
+    assert prepare.prepare_fingerprint(a) == prepare.prepare_fingerprint(b)
     handles = {"cartoon_dataset": "alice/frames", "movie_dataset": "bob/stills"}
     kaggle = config.resolve_params("paper", handles)
     assert kaggle == config.resolve_params("paper", {"domains": {"cartoon": "alice/frames", "movie": "bob/stills"}})
@@ -117,10 +122,10 @@ def test_three_folder_domains_run_through_every_stage(tmp_path: Path, monkeypatc
                  "n_bootstrap": 200, "prepare_workers": 1}  # fmt: skip
     params = config.resolve_params("demo", overrides)
     run_dir = tmp_path / "run"
-    manifest = data.prepare_data(params, run_dir)
+    manifest = prepare.prepare_data(params, run_dir)
     assert list(pd.unique(manifest["domain"])) == ["anime", "photo", "painting"]
     for model in params.models:
-        train.train(params, run_dir, model, show_progress=False)
+        training.train(params, run_dir, model, show_progress=False)
     evaluate.evaluate_models(params, run_dir, show_progress=False)
     summary = pd.read_csv(run_dir / "eval" / "summary.csv")
     cells = summary[summary["metric"] == "ciede2000"].set_index(["model", "test_domain"]).index
@@ -189,9 +194,9 @@ def test_bad_mix_fractions_are_refused_naming_the_parameter(tmp_path: Path, over
 def test_a_fraction_model_draws_that_share_of_its_images_from_the_first_domain(tmp_path: Path) -> None:
     params = config.resolve_params("demo", {**TINY, "train_per_domain": 240, "test_per_domain": 4, "image_size": 32,
                                             "prepare_workers": 1, "mix_fractions": "0.1,0.25,0.75"})  # fmt: skip
-    data.prepare_data(params, tmp_path / "run")
+    prepare.prepare_data(params, tmp_path / "run")
     for fraction, model in ((0.1, "mix0.1"), (0.25, "mix0.25"), (0.5, "mixed"), (0.75, "mix0.75")):
-        train_set, val_set = data.training_sets(tmp_path / "run", model, params)
+        train_set, val_set = prepare.training_sets(tmp_path / "run", model, params)
         first = len(train_set.datasets[0]) if fraction else 0  # the first domain's part of the concatenation
         sampler = batches.EpochSampler(train_set, distributed.Processes(), seed=0, batch_size=4, flip=True)
         drawn = []

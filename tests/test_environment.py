@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from utils import config, environment, errors, pipeline
+from utils import pipeline
+from utils.core import config, errors
+from utils.nets import environment
 
 
 def test_cuda_without_a_gpu_is_refused_before_any_notebook(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -10,9 +10,11 @@ import pytest
 from scipy.stats import wilcoxon
 
 from tests.helpers import write_manifest
-from utils import evaluate, report_findings, scoring, statistics
-from utils.errors import UnreadableFileError
-from utils.metrics import METRICS
+from utils.core import statistics
+from utils.core.errors import UnreadableFileError
+from utils.eval import evaluate, report_findings
+from utils.imaging import scoring
+from utils.imaging.metrics import METRICS
 
 
 def test_bootstrap_interval_is_seeded_and_near_the_normal_theory_width() -> None:
@@ -106,8 +108,8 @@ def test_findings_on_few_groups_say_they_cannot_tell() -> None:
 def _batch(n: int) -> tuple:
     import torch
 
-    from utils import color
-    from utils.demo import demo_cartoon_frames
+    from utils.data.demo import demo_cartoon_frames
+    from utils.imaging import color
 
     frames = torch.from_numpy(np.stack([c.rgb for c in demo_cartoon_frames(n, 32, seed=4)]))
     rgb = color.uint8_to_rgb(frames)

@@ -19,9 +19,11 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 from tests.test_colorize import StrongColour
-from utils import color, config, errors, evaluate, scoring
 from utils.colorize import save_image
-from utils.images import resize_square
+from utils.core import config, errors
+from utils.eval import evaluate
+from utils.imaging import color, scoring
+from utils.imaging.images import resize_square
 
 
 def extreme_lab(lightness: float | None = None, n: int = 4, size: int = 48, seed: int = 0) -> torch.Tensor:
@@ -37,7 +39,7 @@ def extreme_lab(lightness: float | None = None, n: int = 4, size: int = 48, seed
 def random_generator_lab() -> torch.Tensor:
     """An untrained generator's ab on real photographs' L, stretched to the full ab range (untrained, it
     predicts almost no colour): structured predictions, many of them outside sRGB."""
-    from utils.models import UNetGenerator
+    from utils.nets.models import UNetGenerator
 
     photos = [resize_square(skimage.data.astronaut(), 64, "crop"), resize_square(skimage.data.chelsea(), 64, "crop")]
     l_norm, _ = color.uint8_to_model_io(torch.from_numpy(np.stack(photos)))
@@ -164,9 +166,9 @@ def test_evaluation_and_validation_show_and_score_with_the_runs_gamut(
 ) -> None:
     """A model that predicts strong colour everywhere: evaluation's scores and example images, and
     validation's sample grid, are the one conversion's with the run's ``gamut``."""
-    from utils import train
-    from utils.data import ShardDataset
-    from utils.shards import load_shard
+    from utils.data.prepare import ShardDataset
+    from utils.data.shards import load_shard
+    from utils.train import training
 
     strong = StrongColour((0.9, -0.7))
     monkeypatch.setattr(evaluate, "load_generator", lambda path, device: (strong, {}))
@@ -184,7 +186,7 @@ def test_evaluation_and_validation_show_and_score_with_the_runs_gamut(
         shown = np.load(tmp_path / "eval" / "examples" / "movie_cartoon.npy")
         np.testing.assert_array_equal(shown, expected[: params.n_examples], err_msg=gamut)
         scores[gamut] = per_image.query("model == 'movie' and test_domain == 'cartoon'").ciede2000.to_numpy()
-        grid = train.validate(gan, loader, scoring.BatchScorer(False, 4, gamut), n_samples=2)[2]
+        grid = training.validate(gan, loader, scoring.BatchScorer(False, 4, gamut), n_samples=2)[2]
         outputs_row = grid[len(grid) // 3 : 2 * len(grid) // 3]  # rows: gray input, output, truth
         np.testing.assert_array_equal(outputs_row, np.concatenate(list(expected[:2]), axis=1), err_msg=gamut)
     assert not np.array_equal(scores["chroma"], scores["clip"])

@@ -12,9 +12,12 @@ from PIL import Image
 
 from tests.conftest import TINY
 from tests.messy_data import colourful, write_kaggle_like_dataset
-from utils import config, data, grouping, pipeline, report, shards, sources
-from utils.errors import ParameterError
-from utils.report_findings import RunTables
+from utils import pipeline
+from utils.core import config, grouping
+from utils.core.errors import ParameterError
+from utils.data import prepare, shards, sources
+from utils.eval import report
+from utils.eval.report_findings import RunTables
 
 NAMED = r"([A-Z][a-z]+)_\d+\.png$"  # Alpha_0001.png and film1/Delta_0003.png; not loose_1.png nor film2/frame_1.png
 FLAT_NAMES = {"Alpha": 5, "Beta": 4, "Gamma": 4, "Kappa": 3}
@@ -50,7 +53,7 @@ def folder_params(folders: dict[str, Path], **extra) -> config.RunParams:
 @pytest.fixture(scope="module")
 def named_run(tmp_path_factory, folders: dict[str, Path]) -> Path:
     run_dir = tmp_path_factory.mktemp("named-run") / "run"
-    data.prepare_data(folder_params(folders), run_dir)
+    prepare.prepare_data(folder_params(folders), run_dir)
     return run_dir
 
 
@@ -106,17 +109,17 @@ def test_prepared_json_records_the_pattern_and_the_report_says_what_it_matched(n
 
 
 def test_a_changed_pattern_prepares_again(tmp_path: Path, folders: dict[str, Path], capsys) -> None:
-    data.prepare_data(folder_params(folders), tmp_path)
+    prepare.prepare_data(folder_params(folders), tmp_path)
     capsys.readouterr()
-    data.prepare_data(folder_params(folders), tmp_path)
+    prepare.prepare_data(folder_params(folders), tmp_path)
     assert "already prepared with these parameters" in capsys.readouterr().out
-    data.prepare_data(folder_params(folders, group_pattern=r"^(Alpha|Beta)_"), tmp_path)
+    prepare.prepare_data(folder_params(folders, group_pattern=r"^(Alpha|Beta)_"), tmp_path)
     assert "preparing it again" in capsys.readouterr().out
     record = json.loads((tmp_path / "data" / "prepared.json").read_text())
     assert record["grouping"] == {"group_pattern": "^(Alpha|Beta)_", "matched": {"flat": 9, "films": 0},
                                   "files": {"flat": 19, "films": 12}}  # fmt: skip
     assert set(shards.load_manifest(tmp_path).folder_group) & {"Gamma", "Delta"} == set()
-    data.prepare_data(folder_params(folders, group_pattern=""), tmp_path)
+    prepare.prepare_data(folder_params(folders, group_pattern=""), tmp_path)
     assert "preparing it again" in capsys.readouterr().out
     record = json.loads((tmp_path / "data" / "prepared.json").read_text())
     assert "group_pattern" not in record["fingerprint"]  # no pattern: the fingerprint of data prepared before it
@@ -133,7 +136,7 @@ def test_a_kaggle_dataset_is_grouped_by_name_too(tmp_path: Path) -> None:
     overrides = {**TINY, "train_per_domain": 8, "test_per_domain": 4, "prepare_workers": 1, "source": "kaggle",
                  "cartoon_dataset": "someone/frames", "movie_dataset": "other/stills", "kaggle_input_root": str(mount),
                  "group_pattern": pattern}  # fmt: skip
-    manifest = data.prepare_data(config.resolve_params("demo", overrides), tmp_path / "run")
+    manifest = prepare.prepare_data(config.resolve_params("demo", overrides), tmp_path / "run")
     named = manifest[manifest.source.map(lambda source: re.search(pattern, source) is not None)]
     assert len(named) and list(named.folder_group) == [re.search(pattern, s)[1] for s in named.source]
     assert set(manifest.folder_group) - set(named.folder_group) <= {"group_misc"}

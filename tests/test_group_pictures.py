@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from tests.helpers import run_python
-from utils import group_pictures
-from utils.processes import PARENT_ENV
-from utils.run_dir import WRITER_ENV, hold_run_dir
-from utils.shards import load_shard
+from utils.core.processes import PARENT_ENV
+from utils.core.run_dir import WRITER_ENV, hold_run_dir
+from utils.data.shards import load_shard
+from utils.eval import group_pictures
 
 JOINED_GROUP = "seed1:frame0+2"  # three cartoon folder groups the tests join into one group
 
@@ -187,7 +187,7 @@ def test_the_command_waits_for_no_one_it_is_refused_while_another_writer_holds_t
     run_dir = copy_of_prepared(prepared_run, tmp_path / "run")
     with hold_run_dir(run_dir, "the pipeline"):
         env = {k: v for k, v in os.environ.items() if k not in (WRITER_ENV, PARENT_ENV)}  # not one of its children
-        done = run_python("-m", "utils.group_pictures", "--run-dir", str(run_dir), env=env)
+        done = run_python("-m", "utils.eval.group_pictures", "--run-dir", str(run_dir), env=env)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "is being written by process" in lines[0], done.stderr
     assert not list((run_dir / "figures").glob("groups_*.png"))

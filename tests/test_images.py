@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from tests.messy_data import BAD_FILES, GOOD_FILES, colourful, write_bad_and_odd_files
-from utils.decoding import DecodeSettings, decode_source_file
-from utils.images import colorfulness, find_images, load_rgb, resize_square
-from utils.sources import SourceFile
+from utils.data.decoding import DecodeSettings, decode_source_file
+from utils.data.sources import SourceFile
+from utils.imaging.images import colorfulness, find_images, load_rgb, resize_square
 
 SETTINGS = DecodeSettings(size=64, resize="crop", min_colorfulness=10.0, max_pixels=50_000_000)
 

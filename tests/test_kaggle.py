@@ -21,11 +21,16 @@ import torch
 from tests.conftest import TINY
 from tests.helpers import KIT_ROOT, run_python, run_with_data
 from tests.test_kaggle_client import ApiException, StubApi2, StubApi16, http_error, no_network_2x, no_network_16
-from utils import config, errors, kaggle_client, kaggle_kernel, scheduler, train
-from utils import kaggle as kit_kaggle
+from utils.core import config, errors
+from utils.kaggle import client, kernel
+from utils.kaggle import commands as kit_kaggle
+from utils.run import scheduler
+from utils.train import training
 
 DATASETS = {"cartoon_dataset": "someone/cartoon-frames", "movie_dataset": "someone/movie-stills"}
-BUDGET_SEAM = train.TEST_BUDGET_EPOCHS_ENV  # the test-only environment variable that spends the budget after N epochs
+BUDGET_SEAM = (
+    training.TEST_BUDGET_EPOCHS_ENV
+)  # the test-only environment variable that spends the budget after N epochs
 
 
 def test_top_level_metadata_is_valid_for_the_kaggle_cli() -> None:
@@ -48,7 +53,12 @@ def test_the_kit_archive_is_complete_and_reproducible() -> None:
     assert archive == kit_kaggle.kit_archive()
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         names = set(tar.getnames())
-    assert {"utils/train.py", "utils/kaggle.py", "notebooks/02_train.ipynb", "requirements.txt"} <= names
+    assert {
+        "utils/train/training.py",
+        "utils/kaggle/commands.py",
+        "notebooks/02_train.ipynb",
+        "requirements.txt",
+    } <= names
     assert not any("__pycache__" in n for n in names)
     assert not any(r.startswith(("pytest", "ruff")) for r in kit_kaggle.runtime_requirements())
 
@@ -140,7 +150,7 @@ def test_the_continued_version_ends_with_the_weights_of_an_uninterrupted_run(
     threads = torch.get_num_threads()
     torch.set_num_threads(scheduler.cpu_cores())  # the pipeline's one train notebook gets every core
     try:
-        train.train(params, tmp_path, "mixed", show_progress=False)  # both epochs, uninterrupted
+        training.train(params, tmp_path, "mixed", show_progress=False)  # both epochs, uninterrupted
     finally:
         torch.set_num_threads(threads)
     ours, continued = (
@@ -223,7 +233,7 @@ def test_push_checks_both_datasets_and_refuses_a_bad_handle_before_any_upload(tm
         return frames
 
     monkeypatch.setattr(api, "dataset_list_files", dataset_list_files)
-    with pytest.raises(kaggle_client.DatasetUnavailable, match="someone/movie-stills"):
+    with pytest.raises(client.DatasetUnavailable, match="someone/movie-stills"):
         kit_kaggle.push("paper", DATASETS, api=api, out_dir=tmp_path / "bundle")
     assert uploads == [] and not (tmp_path / "bundle").exists()  # nothing bundled, nothing sent
 
@@ -257,9 +267,9 @@ def test_the_previous_output_is_found_in_either_layout(tmp_path: Path) -> None:
         (root / layout / "models").mkdir(parents=True)
         (root / layout / "run.json").write_text("{}")
         (root / "someone-cartoon-frames" / "frames").mkdir(parents=True)  # an attached dataset beside it
-        assert kaggle_kernel.find_previous_output(root, KERNEL_ID) == root / layout
+        assert kernel.find_previous_output(root, KERNEL_ID) == root / layout
     with pytest.raises(errors.KaggleSetupError, match="no output of tester/cross-domain-colorization"):
-        kaggle_kernel.find_previous_output(tmp_path / "empty", KERNEL_ID)
+        kernel.find_previous_output(tmp_path / "empty", KERNEL_ID)
 
 
 def test_kaggles_validation_rejects_a_bad_bundle(tmp_path: Path, monkeypatch) -> None:

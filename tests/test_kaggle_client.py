@@ -1,4 +1,4 @@
-"""utils.kaggle_client against stub clients shaped like kaggle 1.6 (camelCase objects and dicts, ApiException)
+"""utils.kaggle.client against stub clients shaped like kaggle 1.6 (camelCase objects and dicts, ApiException)
 and like kaggle 1.7+/2.x (snake_case objects, enums, requests' HTTPError). Offline: no stub calls the real client."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import requests
 import urllib3
 
 from tests.helpers import run_python
-from utils import domains, errors
-from utils import kaggle_client as client
-from utils.config import RunParams
+from utils.core import domains, errors
+from utils.core.config import RunParams
+from utils.kaggle import client
 
 UPDATED = dt.datetime(2021, 3, 4, 5, 6, 7)
 
@@ -262,9 +262,9 @@ def test_last_epoch_line_from_a_plain_log_and_when_there_is_none() -> None:
 
 @pytest.mark.slow
 def test_importing_the_module_does_not_import_kaggle() -> None:
-    probe = "import sys, utils.kaggle_client; sys.exit('kaggle' in sys.modules)"
+    probe = "import sys, utils.kaggle.client; sys.exit('kaggle' in sys.modules)"
     run = run_python("-c", probe, timeout=120)
-    assert run.returncode == 0, run.stderr or "importing utils.kaggle_client imported kaggle"
+    assert run.returncode == 0, run.stderr or "importing utils.kaggle.client imported kaggle"
 
 
 def test_the_real_2x_response_objects_are_read() -> None:

@@ -1,5 +1,5 @@
 """Kernels that start at once: each on Unix sockets of its own, so none can lose its TCP ports to another process
-in the second between jupyter_client's choice of free ports and the kernel's bind (utils/kernel_manager.py)."""
+in the second between jupyter_client's choice of free ports and the kernel's bind (utils/run/kernel_manager.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import nbformat
 import pytest
 
 from tests.helpers import KIT_ROOT
-from utils.kernel_manager import KERNEL_TRANSPORT
-from utils.notebook_step import Step, run_step
+from utils.run.kernel_manager import KERNEL_TRANSPORT
+from utils.run.notebook_step import Step, run_step
 
 KERNELS_AT_ONCE = 12
 MAX_UNIX_SOCKET_PATH = 107  # Linux's sun_path, less its closing NUL
@@ -28,7 +28,7 @@ WHERE_AM_I = "from ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.ins
 # one notebook through the kit's one kernel start, in a process of its own (as a train notebook runs); run_step
 # reads notebooks/<name>, and an absolute name stands for itself
 RUN_ONE = (
-    "import sys; from pathlib import Path; from utils.notebook_step import Step, run_step; "
+    "import sys; from pathlib import Path; from utils.run.notebook_step import Step, run_step; "
     "run_step(Step(sys.argv[1], sys.argv[2], {}, 'kernel_start'), Path(sys.argv[3]), progress=False)"
 )
 

@@ -1,186 +1,131 @@
-"""utils/ in four layers whose imports point down only: read from the source with ast, nothing imported.
-
-Every import counts, at module level or inside a function (a lazy import is still a dependency), in each of its
-forms: ``import utils.x``, ``from utils import x``, ``from utils.x import y``. The layer of each module comes from
-``LAYERS`` alone; a module missing from it fails. Also held here: a base module never imports torch, no module
-is longer than ``MAX_MODULE_LINES`` and no function longer than ``MAX_FUNCTION_LINES``, but for the tables and
-formulas of ``LONG_FUNCTIONS``.
+"""The shape of utils/: sub-packages in four layers whose imports point down only, declared as import-linter
+contracts in pyproject.toml (layers, the core without torch, no cycle between a package's modules) and checked
+here, with a planted break of each seen to fail them. Also held here: each package's docstring names its layer,
+at most ``MAX_TOP_MODULES`` modules sit directly in utils/, no module is longer than ``MAX_MODULE_LINES`` and no
+function longer than ``MAX_FUNCTION_LINES``, but for the tables and formulas of ``LONG_FUNCTIONS``.
 """
 
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import tomllib
 
-UTILS = Path(__file__).resolve().parent.parent / "utils"
-
-# the one table: layer -> its modules; a module may import its own layer's (without a cycle) and the layers below
-LAYERS: dict[str, tuple[str, ...]] = {
-    "base": ("__init__", "errors", "run_dir", "processes", "domains", "grouping", "config", "statistics"),
-    "primitives": ("environment", "color", "metrics", "images", "models", "checkpoints", "scoring", "distributed"),
-    "stages": (
-        "thumbnail_check", "near_duplicates", "grouped_split", "shards", "sources", "demo", "decoding", "data", "batches",
-        "gan", "launch", "train", "evaluate", "claims", "plots", "group_pictures", "report_findings", "report",
-        "step_timing",
-    ),
-    "orchestration": (
-        "kernel_manager", "notebook_step", "scheduler", "plan", "pipeline", "kaggle_client", "kaggle", "kaggle_kernel",
-        "colorize",
-    ),
-}  # fmt: skip
-RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
-LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}
-NO_TORCH = ("base",)
+KIT_ROOT = Path(__file__).resolve().parent.parent
+UTILS = KIT_ROOT / "utils"
+CONTRACTS = tomllib.loads((KIT_ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+LAYER_ROWS = next(contract for contract in CONTRACTS if contract["id"] == "layers")["layers"]
+# the contract's rows, top to bottom, by the layer a package's docstring names
+LAYER_NAMES = ("orchestration", "orchestration", "stages", "stages", "primitives", "core")
+MAX_TOP_MODULES = 6
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 # tables and formulas, read best in one piece
 LONG_FUNCTIONS = {
-    "config.validate": "the table of every parameter's checks",
-    "metrics.ciede2000": "the CIEDE2000 formula, term by term as in Sharma et al.",
-    "demo.draw_cartoon_frame": "the drawing of one frame, shape by shape",
+    "core.config.validate": "the table of every parameter's checks",
+    "imaging.metrics.ciede2000": "the CIEDE2000 formula, term by term as in Sharma et al.",
+    "data.demo.draw_cartoon_frame": "the drawing of one frame, shape by shape",
 }
 
 
-def module_sources() -> dict[str, ast.Module]:
-    return {path.stem: ast.parse(path.read_text(), filename=str(path)) for path in sorted(UTILS.glob("*.py"))}
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """import-linter's command line on the kit at ``root`` (its pyproject.toml, its utils/)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from importlinter.cli import lint_imports_command; lint_imports_command()",
+            "--no-cache",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-def kit_imports(tree: ast.Module) -> list[tuple[str, int]]:
-    """(utils module imported, line) for every import anywhere in ``tree``, lazy ones included."""
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                parts = alias.name.split(".")
-                if parts[0] == "utils" and len(parts) > 1:
-                    found.append((parts[1], node.lineno))
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            parts = node.module.split(".")
-            if parts[0] != "utils":
-                continue
-            if len(parts) > 1:
-                found.append((parts[1], node.lineno))
-            else:  # from utils import x, y
-                found.extend((alias.name, node.lineno) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level > 0:  # from . import x, from .x import y
-            names = [node.module.split(".")[0]] if node.module else [alias.name for alias in node.names]
-            found.extend((name, node.lineno) for name in names)
-    return found
+def kit_copy(tmp_path: Path) -> Path:
+    shutil.copytree(UTILS, tmp_path / "utils", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(KIT_ROOT / "pyproject.toml", tmp_path)
+    return tmp_path
 
 
-def imports_torch(tree: ast.Module) -> list[int]:
-    lines = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            lines += [node.lineno for alias in node.names if alias.name.split(".")[0] == "torch"]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "torch":
-            lines.append(node.lineno)
-    return lines
+def plant(root: Path, module: str, line: str) -> None:
+    path = root / "utils" / f"{module.replace('.', '/')}.py"
+    path.write_text(path.read_text() + f"\n\ndef planted():\n    {line}\n")
 
 
-def import_graph(sources: dict[str, ast.Module]) -> dict[str, set[str]]:
-    return {name: {imported for imported, _ in kit_imports(tree) if imported != name} for name, tree in sources.items()}
+def modules() -> dict[str, Path]:
+    """utils' modules by dotted name below utils (``core.config``; ``pipeline``), packages' ``__init__`` included."""
+    return {
+        ".".join(path.relative_to(UTILS).with_suffix("").parts): path
+        for path in sorted(UTILS.rglob("*.py"))
+        if "__pycache__" not in path.parts
+    }
 
 
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """One cycle through each strongly connected group of modules (Tarjan), as a path that ends where it starts."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    groups: list[list[str]] = []
+def test_the_import_contracts_hold(capsys, monkeypatch) -> None:
+    from importlinter.cli import lint_imports as lint_imports_here
 
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for nxt in sorted(graph.get(node, ())):
-            if nxt not in index:
-                visit(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in on_stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            group = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                group.append(member)
-                if member == node:
-                    break
-            if len(group) > 1:
-                groups.append(group)
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return [cycle_within(graph, set(group)) for group in groups]
+    monkeypatch.chdir(KIT_ROOT)
+    exit_code = lint_imports_here(no_cache=True, no_logo=True)
+    printed = capsys.readouterr().out
+    assert exit_code == 0, printed
+    assert f"Contracts: {len(CONTRACTS)} kept, 0 broken." in printed
 
 
-def cycle_within(graph: dict[str, set[str]], group: set[str]) -> list[str]:
-    """A path through ``group`` (strongly connected) from its first module back to it."""
-    start = min(group)
-    paths = [[start]]
-    while paths:  # breadth first: the shortest way back
-        path = paths.pop(0)
-        for nxt in sorted(graph[path[-1]] & group):
-            if nxt == start:
-                return [*path, start]
-            if nxt not in path:
-                paths.append([*path, nxt])
-    return sorted(group)
+@pytest.mark.slow  # import-linter in a process of its own, on a copy of the kit
+@pytest.mark.parametrize(
+    ("module", "line", "broken"),
+    [
+        ("core.errors", "from utils.data import shards", "four layers"),  # core -> stages
+        ("imaging.color", "from utils.nets import models", "four layers"),  # two primitives kept apart
+        ("train.gan", "from utils.eval import claims", "four layers"),  # two stages kept apart
+        ("core.statistics", "import torch", "never imports torch"),  # a lazy import is still one
+        ("eval.claims", "from utils.eval import report", "no import cycle"),  # report imports claims
+    ],
+)
+def test_a_planted_break_fails_its_contract(tmp_path: Path, module: str, line: str, broken: str) -> None:
+    root = kit_copy(tmp_path)
+    plant(root, module, line)
+    done = lint_imports(root)
+    assert done.returncode == 1, done.stdout + done.stderr
+    broken_lines = [text for text in done.stdout.replace("\n", " ").split("KEPT") if "BROKEN" in text]
+    assert broken in " ".join(broken_lines), done.stdout
 
 
-SOURCES = module_sources()
+def test_every_package_is_one_layer_of_the_contract_and_says_which() -> None:
+    rows = {name.strip(): index for index, row in enumerate(LAYER_ROWS) for name in row.split("|")}
+    packages = sorted(path.parent.name for path in UTILS.glob("*/__init__.py"))
+    tops = sorted(path.stem for path in UTILS.glob("*.py") if path.stem != "__init__")
+    missing = [name for name in packages + tops if f"utils.{name}" not in rows]
+    assert not missing, f"utils packages or modules missing from the layers contract in pyproject.toml: {missing}"
+    for package in packages:
+        docstring = ast.get_docstring(ast.parse((UTILS / package / "__init__.py").read_text())) or ""
+        layer = LAYER_NAMES[rows[f"utils.{package}"]]
+        assert docstring.startswith(f"Layer: {layer}"), f"utils/{package}/__init__.py should start 'Layer: {layer}'"
 
 
-def test_every_utils_module_has_one_layer() -> None:
-    listed = [module for modules in LAYERS.values() for module in modules]
-    assert len(listed) == len(set(listed)), "a module is listed in two layers"
-    missing = sorted(set(SOURCES) - set(listed))
-    assert not missing, f"utils modules missing from LAYERS in tests/test_layers.py: {missing}"
-    gone = sorted(set(listed) - set(SOURCES))
-    assert not gone, f"LAYERS lists modules that utils/ no longer has: {gone}"
-
-
-def test_imports_point_down_only() -> None:
-    upward = [
-        f"utils/{name}.py:{line} ({LAYER_OF[name]}) imports utils.{imported} ({LAYER_OF.get(imported, 'no layer')})"
-        for name, tree in SOURCES.items()
-        for imported, line in kit_imports(tree)
-        if name in RANK and RANK.get(imported, len(LAYERS)) > RANK[name]
-    ]
-    assert not upward, "imports that point up a layer:\n" + "\n".join(upward)
-
-
-def test_no_import_cycles() -> None:
-    found = cycles(import_graph(SOURCES))
-    assert not found, "import cycles:\n" + "\n".join(" -> ".join(cycle) for cycle in found)
-
-
-def test_base_modules_never_import_torch() -> None:
-    offenders = [
-        f"utils/{name}.py:{line}"
-        for name, tree in SOURCES.items()
-        if LAYER_OF.get(name) in NO_TORCH
-        for line in imports_torch(tree)
-    ]
-    assert not offenders, "base modules importing torch (at module level or in a function):\n" + "\n".join(offenders)
+def test_utils_itself_holds_few_modules() -> None:
+    top = [path.name for path in UTILS.glob("*.py")]
+    assert len(top) <= MAX_TOP_MODULES, f"modules directly in utils/: {top}"
 
 
 def test_modules_are_short() -> None:
-    lengths = {name: len((UTILS / f"{name}.py").read_text().splitlines()) for name in SOURCES}
-    long = {name: n for name, n in lengths.items() if n > MAX_MODULE_LINES}
+    long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
     assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
 
 
 def test_functions_are_short() -> None:
     long = {
         f"{name}.{node.name}": node.end_lineno - node.lineno + 1
-        for name, tree in SOURCES.items()
-        for node in ast.walk(tree)
+        for name, path in modules().items()
+        for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
         and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     }
@@ -188,31 +133,3 @@ def test_functions_are_short() -> None:
     assert not unexpected, f"functions over {MAX_FUNCTION_LINES} lines: {unexpected}"
     stale = sorted(set(LONG_FUNCTIONS) - set(long))
     assert not stale, f"LONG_FUNCTIONS allows functions that are no longer long (or gone): {stale}"
-
-
-@pytest.mark.parametrize(
-    ("source", "expected"),
-    [
-        ("import utils.color", ["color"]),
-        ("import utils.color as c", ["color"]),
-        ("from utils import color, metrics", ["color", "metrics"]),
-        ("from utils.color import rgb_to_lab", ["color"]),
-        ("from . import color", ["color"]),
-        ("def f():\n    from utils.train import train\n", ["train"]),
-        ("class A:\n    def f(self):\n        import utils.pipeline\n", ["pipeline"]),
-        ("import torch\nfrom utilsx import y\nimport utils\n", []),
-    ],
-)
-def test_every_form_of_import_is_seen(source: str, expected: list[str]) -> None:
-    assert [name for name, _ in kit_imports(ast.parse(source))] == expected
-
-
-def test_a_cycle_is_found_and_named() -> None:
-    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
-    assert cycles(graph) == [["a", "b", "c", "a"]]
-    assert cycles({"a": {"b"}, "b": set()}) == []
-
-
-def test_a_lazy_torch_import_is_seen() -> None:
-    tree = ast.parse("def f():\n    import torch.nn\n\ndef g():\n    from torch import nn\n")
-    assert imports_torch(tree) == [2, 5]

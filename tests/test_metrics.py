@@ -9,7 +9,7 @@ import skimage.data
 import torch
 from skimage.metrics import structural_similarity
 
-from utils import color, metrics
+from utils.imaging import color, metrics
 
 
 def _nchw(a: np.ndarray) -> torch.Tensor:
@@ -145,7 +145,7 @@ def test_colorfulness_is_hasler_suesstrunk_signed_on_the_8_bit_scale() -> None:
     assert metrics.colorfulness(_nchw(rgb8 / 255.0)).item() == pytest.approx(expected, rel=1e-12)
     gray = np.repeat(rgb8.mean(axis=2, keepdims=True), 3, axis=2)
     assert metrics.colorfulness(_nchw(gray / 255.0)).item() == pytest.approx(0.0, abs=1e-9)
-    from utils.images import colorfulness  # the prepare filter uses the same definition
+    from utils.imaging.images import colorfulness  # the prepare filter uses the same definition
 
     assert colorfulness(skimage.data.astronaut()[::4, ::4]) == pytest.approx(expected, rel=1e-12)
 

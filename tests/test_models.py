@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.helpers import run_python
-from utils.models import GANLoss, PatchDiscriminator, UNetGenerator
+from utils.nets.models import GANLoss, PatchDiscriminator, UNetGenerator
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_pretrained_without_network_stops_with_instructions(tmp_path: Path) -> N
     """No silent fallback: with the hub unreachable, pretrained=True fails and says how to switch it off."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "TORCH_HOME": str(tmp_path)}
     code = (
-        "from utils.models import UNetGenerator, PretrainedWeightsError\n"
+        "from utils.nets.models import UNetGenerator, PretrainedWeightsError\n"
         "try:\n    UNetGenerator(pretrained=True)\n"
         "except PretrainedWeightsError as err:\n    print('REFUSED', err)\n"
     )

@@ -16,8 +16,9 @@ from benchmarks import bench_near_duplicates
 from benchmarks.results import read_results
 from tests.conftest import TINY
 from tests.messy_data import colourful
-from utils import config, data, decoding, demo, errors, grouped_split, near_duplicates, shards, sources, thumbnail_check
-from utils.domains import DEMO_DOMAINS
+from utils.core import config, errors
+from utils.core.domains import DEMO_DOMAINS
+from utils.data import decoding, demo, grouped_split, near_duplicates, prepare, shards, sources, thumbnail_check
 
 BITS = config.RunParams.near_duplicate_bits
 
@@ -275,7 +276,7 @@ def shot_params(folder: Path, **extra) -> config.RunParams:
 
 def test_every_copy_of_one_photograph_ends_in_one_split_and_group(tmp_path: Path, shot_folder) -> None:
     folder, names = shot_folder
-    manifest = data.prepare_data(shot_params(folder), tmp_path)
+    manifest = prepare.prepare_data(shot_params(folder), tmp_path)
     for domain in DEMO_DOMAINS:
         rows = manifest[manifest.domain == domain].assign(file=lambda m: m.source.map(lambda s: Path(s).name))
         for photo, files in names.items():
@@ -284,7 +285,7 @@ def test_every_copy_of_one_photograph_ends_in_one_split_and_group(tmp_path: Path
             assert copies.split.nunique() == 1 and copies.group.nunique() == 1, (domain, photo, copies)
             assert (copies.folder_group == copies.file).all()  # a flat folder: each file its own folder group
     prepared = json.loads((tmp_path / "data" / "prepared.json").read_text())
-    assert prepared["fingerprint"] == data.prepare_fingerprint(shot_params(folder))
+    assert prepared["fingerprint"] == prepare.prepare_fingerprint(shot_params(folder))
     for domain in DEMO_DOMAINS:
         counts = prepared["groups"][domain]
         rows = manifest[manifest.domain == domain]
@@ -298,7 +299,7 @@ def test_every_copy_of_one_photograph_ends_in_one_split_and_group(tmp_path: Path
 
 def test_near_pairs_csv_names_the_pairs_the_search_found_and_which_it_joined(tmp_path: Path, shot_folder) -> None:
     folder, names = shot_folder
-    data.prepare_data(shot_params(folder), tmp_path)
+    prepare.prepare_data(shot_params(folder), tmp_path)
     pairs = pd.read_csv(tmp_path / "data" / "near_pairs.csv")
     assert list(pairs.columns) == ["domain", "source_a", "source_b", "bits", "joined"]
     assert set(pairs.domain) == set(DEMO_DOMAINS) and pairs.joined.dtype == bool
@@ -324,7 +325,7 @@ def test_the_demos_near_pairs_are_those_its_hash_joined_within_each_split(prepar
 
 def test_zero_bits_splits_by_folder_groups_only(tmp_path: Path, shot_folder) -> None:
     folder, names = shot_folder
-    manifest = data.prepare_data(shot_params(folder, near_duplicate_bits=0), tmp_path)
+    manifest = prepare.prepare_data(shot_params(folder, near_duplicate_bits=0), tmp_path)
     assert (manifest.group == manifest.folder_group).all()
     assert manifest.group.tolist() == manifest.source.map(lambda s: Path(s).name).tolist()
     files = manifest.source.map(lambda s: Path(s).name)
@@ -339,11 +340,11 @@ def test_an_old_run_directory_is_prepared_again_not_reused(tmp_path: Path, prepa
 
     shutil.copytree(prepared_run, tmp_path / "run")
     old = tmp_path / "run" / "data"
-    fingerprint = {k: v for k, v in data.prepare_fingerprint(config.resolve_params("demo", TINY)).items()
+    fingerprint = {k: v for k, v in prepare.prepare_fingerprint(config.resolve_params("demo", TINY)).items()
                    if k not in ("near_duplicate_bits", "hash_scheme")}  # fmt: skip
     (old / "prepared.json").write_text(json.dumps(fingerprint, indent=2) + "\n")  # the layout before groups
     pd.read_csv(old / "manifest.csv").drop(columns="folder_group").to_csv(old / "manifest.csv", index=False)
-    manifest = data.prepare_data(config.resolve_params("demo", TINY), tmp_path / "run")
+    manifest = prepare.prepare_data(config.resolve_params("demo", TINY), tmp_path / "run")
     assert (
         "prepared with other parameters, or by an older version of the kit; preparing it again"
         in capsys.readouterr().out

@@ -24,11 +24,15 @@ import torch
 from tests.conftest import TINY
 from tests.helpers import assert_report_answers_first
 from tests.messy_data import write_kaggle_like_dataset
-from utils import config, environment, errors, pipeline, scheduler, train
-from utils.domains import DEMO_DOMAINS, DEMO_MODELS
-from utils.metrics import METRICS
-from utils.notebook_step import KIT_ROOT, StageFailed, Step, run_step
-from utils.run_dir import record_stage_fields
+from utils import pipeline
+from utils.core import config, errors
+from utils.core.domains import DEMO_DOMAINS, DEMO_MODELS
+from utils.core.run_dir import record_stage_fields
+from utils.imaging.metrics import METRICS
+from utils.nets import environment
+from utils.run import scheduler
+from utils.run.notebook_step import KIT_ROOT, StageFailed, Step, run_step
+from utils.train import training
 
 
 def run_overrides(run_dir: Path, **more: str) -> dict[str, str]:
@@ -177,7 +181,7 @@ def test_concurrent_train_notebooks_give_the_weights_of_sequential_runs(pipeline
     torch.set_num_threads(first_round[0].threads)
     try:
         for model in ("cartoon", "movie"):
-            train.train(params, run_dir, model, show_progress=False)
+            training.train(params, run_dir, model, show_progress=False)
     finally:
         torch.set_num_threads(threads)
     for model in ("cartoon", "movie"):
@@ -235,7 +239,7 @@ def test_ctrl_c_leaves_no_notebook_process_behind(pipeline_run: Path, tmp_path: 
     run_dir = prepared_copy(pipeline_run, tmp_path / "run")
     overrides = run_overrides(run_dir, models="cartoon,movie", epochs=100)
     script = (  # the train phase alone, as the pipeline runs it, taking Ctrl-C as a terminal's foreground process
-        "import json, signal, sys; from pathlib import Path; from utils import config, pipeline, scheduler; "
+        "import json, signal, sys; from pathlib import Path; from utils.core import config; from utils import pipeline; from utils.run import scheduler; "
         "signal.signal(signal.SIGINT, signal.default_int_handler); "
         "run_dir, overrides = Path(sys.argv[1]), json.loads(sys.argv[2]); "
         "steps = [s for s in pipeline.plan_steps('demo', run_dir, overrides) if s.stage.startswith('train_')]; "

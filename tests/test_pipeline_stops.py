@@ -17,8 +17,8 @@ import pytest
 
 from tests.conftest import TINY, time_limit
 from tests.helpers import KIT_ROOT, run_python
-from utils import config
-from utils.run_dir import WRITER_ENV
+from utils.core import config
+from utils.core.run_dir import WRITER_ENV
 
 GONE_WITHIN_S = 10
 

@@ -15,13 +15,18 @@ import pytest
 import torch
 
 from tests.conftest import TINY
-from utils import config, data, environment, pipeline, plan, train
-from utils.config import KIT_ROOT
-from utils.errors import ParameterError
-from utils.notebook_step import Step
-from utils.scheduler import TrainLaunch
-from utils.shards import check_batch_size, largest_batch, load_manifest
-from utils.step_timing import StepTimes
+from utils import pipeline
+from utils.core import config
+from utils.core.config import KIT_ROOT
+from utils.core.errors import ParameterError
+from utils.data import prepare
+from utils.data.shards import check_batch_size, largest_batch, load_manifest
+from utils.nets import environment
+from utils.run import plan
+from utils.run.notebook_step import Step
+from utils.run.scheduler import TrainLaunch
+from utils.train import training
+from utils.train.step_timing import StepTimes
 
 FOLDERS = {"anime": "a", "photo": "p", "stamp": "s"}
 
@@ -81,7 +86,7 @@ def test_the_train_command_refuses_a_gpu_profile_without_a_gpu(prepared_run, cap
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     argv = ["--run-dir", str(prepared_run), "--profile", "paper", "--domain", "cartoon", "-p", "source=demo"]
     argv += [arg for name, value in TINY.items() for arg in ("-p", f"{name}={value}")]
-    assert train.main(argv) == 2
+    assert training.main(argv) == 2
     line = the_error_line(capsys)
     assert "profile 'paper' is meant for a GPU" in line and "--profile quick" in line
     assert not list(prepared_run.glob("models/**/*.pt"))
@@ -126,7 +131,7 @@ def test_the_plans_training_images_are_those_training_uses(prepared_run, tiny_pa
               for m in params.models]  # fmt: skip
     manifest = load_manifest(prepared_run)
     for model_plan in plan.plan_models(prepared_run, params, trains, manifest):
-        train_set, val_set = data.training_sets(prepared_run, model_plan.model, params)
+        train_set, val_set = prepare.training_sets(prepared_run, model_plan.model, params)
         assert (model_plan.images, model_plan.val_images) == (len(train_set), len(val_set)), model_plan
         assert model_plan.steps_per_epoch == len(train_set) // params.batch_size
         assert 1 <= model_plan.groups <= model_plan.images
@@ -136,7 +141,7 @@ def test_the_plans_training_images_are_those_training_uses(prepared_run, tiny_pa
 def test_training_alone_refuses_a_batch_larger_than_its_images_naming_the_value(prepared_run, tiny_params) -> None:
     params = dataclasses.replace(tiny_params, batch_size=500)
     with pytest.raises(ParameterError, match=r"model 'cartoon'; use batch_size=\d+"):
-        train.train(params, prepared_run, "cartoon", show_progress=False)
+        training.train(params, prepared_run, "cartoon", show_progress=False)
     assert not list(prepared_run.glob("models/**/*.pt"))
 
 
@@ -294,7 +299,7 @@ def test_plan_prepares_prints_the_plan_and_trains_nothing(tmp_path, capsys) -> N
     kept = json.loads((run_dir / "run.json").read_text())["plan"]
     assert set(kept["models"]) == {"cartoon_seed0", "movie_seed0", "mixed_seed0"} and kept["estimated_s"] > 0
     params = config.resolve_params("demo", TINY)
-    assert kept["models"]["movie_seed0"]["images"] == len(data.training_sets(run_dir, "movie", params)[0])
+    assert kept["models"]["movie_seed0"]["images"] == len(prepare.training_sets(run_dir, "movie", params)[0])
 
 
 def test_training_prints_the_time_its_steps_left_take_once_it_has_timed_some(tmp_path, prepared_run, tiny_params,
@@ -302,8 +307,8 @@ def test_training_prints_the_time_its_steps_left_take_once_it_has_timed_some(tmp
     from tests.helpers import run_with_data
 
     run_dir = run_with_data(tmp_path / "run", prepared_run)
-    train.train(tiny_params, run_dir, "movie", show_progress=False)
+    training.train(tiny_params, run_dir, "movie", show_progress=False)
     estimates = [line for line in capsys.readouterr().out.splitlines() if "training steps left" in line]
-    steps = len(data.training_sets(run_dir, "movie", tiny_params)[0]) // tiny_params.batch_size
-    left = steps * tiny_params.epochs - min(steps, train.LOG_EVERY)  # after the first sync point
+    steps = len(prepare.training_sets(run_dir, "movie", tiny_params)[0]) // tiny_params.batch_size
+    left = steps * tiny_params.epochs - min(steps, training.LOG_EVERY)  # after the first sync point
     assert len(estimates) == 1 and estimates[0].startswith(f"model movie: {left} training steps left")

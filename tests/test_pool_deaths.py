@@ -12,8 +12,10 @@ import psutil
 import pytest
 
 from tests.conftest import TINY, time_limit
-from utils import config, pipeline, scheduler
-from utils.notebook_step import StageFailed
+from utils import pipeline
+from utils.core import config
+from utils.run import scheduler
+from utils.run.notebook_step import StageFailed
 
 
 def notebook_process(model: str) -> psutil.Process | None:

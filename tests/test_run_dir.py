@@ -16,8 +16,8 @@ import psutil
 import pytest
 
 from tests.helpers import KIT_ROOT, run_python
-from utils import processes, run_dir
-from utils.run_dir import hold_run_dir
+from utils.core import processes, run_dir
+from utils.core.run_dir import hold_run_dir
 
 
 def python(
@@ -29,7 +29,7 @@ def python(
 
 TRY_TO_HOLD = """
 import sys
-from utils.run_dir import RunDirBusy, hold_run_dir
+from utils.core.run_dir import RunDirBusy, hold_run_dir
 try:
     print("primary" if hold_run_dir(sys.argv[1], "a second writer").primary else "joined")
 except RunDirBusy as err:
@@ -59,7 +59,7 @@ def test_a_lock_left_by_a_killed_holder_is_taken_over(tmp_path: Path) -> None:
     killed = python(
         """
         import os, signal, sys
-        from utils.run_dir import hold_run_dir
+        from utils.core.run_dir import hold_run_dir
         hold_run_dir(sys.argv[1], "a writer that is killed")
         os.kill(os.getpid(), signal.SIGKILL)
         """,
@@ -140,8 +140,10 @@ FILE_SIZE_LIMIT = """
 import resource, signal, sys
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from utils import checkpoints, colorize, data
-from utils.run_dir import AtomicWriteError, write_csv_atomic, write_text_atomic
+from utils.nets import checkpoints
+from utils import colorize
+from utils.data import prepare
+from utils.core.run_dir import AtomicWriteError, write_csv_atomic, write_text_atomic
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
 resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
@@ -149,7 +151,7 @@ folder = Path(sys.argv[1])
 (folder / "checkpoint_last.pt").write_bytes(b"the previous checkpoint")
 writes = {
     "checkpoint_last.pt": lambda path: checkpoints.save_atomic({"weights": torch.zeros(100_000)}, path),
-    "cartoon_train.npy": lambda path: data._write_npy_atomic(path, np.zeros((8, 64, 64, 3), np.uint8)),
+    "cartoon_train.npy": lambda path: prepare._write_npy_atomic(path, np.zeros((8, 64, 64, 3), np.uint8)),
     "output.png": lambda path: colorize.save_image(np.random.default_rng(0).integers(0, 255, (256, 256, 3), np.uint8),
                                                    path, False),
     "per_image.csv": lambda path: write_csv_atomic(path, pd.DataFrame({"x": np.arange(20_000)})),
@@ -181,8 +183,8 @@ def test_a_write_that_fails_names_its_file_and_leaves_no_temporary_file(tmp_path
 
 BOUND_CHILD = """
 import os, subprocess, sys, time
-from utils import processes
-command = [sys.executable, "-c", "from utils import processes; import time; processes.die_with_parent(); time.sleep(60)"]
+from utils.core import processes
+command = [sys.executable, "-c", "from utils.core import processes; import time; processes.die_with_parent(); time.sleep(60)"]
 if sys.argv[1] == "wrapped":  # a command that is not the kit's, bound through the wrapper
     command = processes.bound_to_parent([sys.executable, "-c", "import time; time.sleep(60)"])
 child = subprocess.Popen(command, env=processes.child_environment())
@@ -216,7 +218,7 @@ def test_a_child_whose_parent_died_before_it_bound_itself_exits() -> None:
     gone.wait()
     started = time.monotonic()
     orphan = python(
-        "from utils import processes; import time; processes.die_with_parent(); time.sleep(60)",
+        "from utils.core import processes; import time; processes.die_with_parent(); time.sleep(60)",
         env={**os.environ, processes.PARENT_ENV: str(gone.pid)},
     )
     assert orphan.returncode == 128 + signal.SIGKILL and time.monotonic() - started < 30
@@ -240,7 +242,7 @@ def test_bench_run_dir_measures_the_lock_the_join_and_the_write_against_baseline
 
 
 def test_a_bug_raised_while_handling_a_system_error_keeps_its_traceback(tmp_path: Path) -> None:
-    from utils.errors import cli_error_line
+    from utils.core.errors import cli_error_line
 
     def library_write(path: Path) -> None:  # torch's writer: its own RuntimeError, raised while handling the OSError
         try:

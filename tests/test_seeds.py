@@ -12,8 +12,10 @@ import pytest
 import torch
 
 from tests.helpers import run_with_data
-from utils import config, evaluate, plots, report, train
-from utils.checkpoints import load_checkpoint
+from utils.core import config
+from utils.eval import evaluate, plots, report
+from utils.nets.checkpoints import load_checkpoint
+from utils.train import training
 
 pytestmark = pytest.mark.slow  # two models trained per seed, then evaluated
 
@@ -27,7 +29,7 @@ def two_seed_run(tmp_path_factory: pytest.TempPathFactory, prepared_run: Path, t
     for model in params.models:
         trained = config.model_dir(one_epoch_run(model), model, 0)
         shutil.copytree(trained, config.model_dir(run, model, 0), copy_function=os.link)  # writes replace files
-        train.train(params, run, model, 1, show_progress=False)
+        training.train(params, run, model, 1, show_progress=False)
     evaluate.evaluate_models(params, run, show_progress=False)
     (run / "figures").mkdir()
     report.write_report(run)

@@ -12,8 +12,9 @@ import torch
 
 from tests.conftest import TINY
 from tests.helpers import run_python
-from utils import config, decoding, demo, errors, sources
-from utils.domains import DEMO_DOMAINS
+from utils.core import config, errors
+from utils.core.domains import DEMO_DOMAINS
+from utils.data import decoding, demo, sources
 
 
 def test_cartoon_frames_are_seeded() -> None:
@@ -171,7 +172,7 @@ def test_with_credentials_the_dataset_is_downloaded_once(tmp_path: Path, monkeyp
 
 @pytest.mark.slow
 def test_importing_the_kit_does_not_import_kaggle() -> None:
-    code = "import sys, utils.data, utils.sources, utils.pipeline; print('kaggle' in sys.modules)"
+    code = "import sys, utils.data.prepare, utils.data.sources, utils.pipeline; print('kaggle' in sys.modules)"
     out = run_python("-c", code, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
 
@@ -270,7 +271,7 @@ def test_workers_run_one_torch_thread_and_do_not_import_torch_themselves() -> No
     with decoding.DecodePool(2, TIMEOUT_S) as pool:
         threads, imported_itself, ignores_interrupt = pool.start().submit(_worker_state).result()
     assert threads == 1
-    assert not imported_itself  # forked from the forkserver that imported utils.sources (and torch) once
+    assert not imported_itself  # forked from the forkserver that imported utils.data.sources (and torch) once
     assert ignores_interrupt  # Ctrl-C is the parent's to handle: it shuts the pool down
 
 

@@ -1,4 +1,4 @@
-"""Group-level statistics (utils.statistics): copies of an image within its group change nothing but n and the
+"""Group-level statistics (utils.core.statistics): copies of an image within its group change nothing but n and the
 per-image SD; each image its own group is the per-image analysis; the signed-rank test, the cluster bootstrap, Holm
 and the minimum number of groups against independent references; the rules docs/results.md states, held."""
 
@@ -16,9 +16,10 @@ from scipy.stats import rankdata, wilcoxon
 from tests.helpers import KIT_ROOT
 from tests.test_claims import AS_STATED, per_image_scores
 from tests.test_docs import tables
-from utils import evaluate, statistics
-from utils.metrics import METRICS
-from utils.statistics import BASELINE_SEED, Groups
+from utils.core import statistics
+from utils.core.statistics import BASELINE_SEED, Groups
+from utils.eval import evaluate
+from utils.imaging.metrics import METRICS
 
 N_BOOTSTRAP = 300
 

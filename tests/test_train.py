@@ -14,11 +14,15 @@ import torch
 import torch.nn.functional as F
 
 from tests.helpers import KIT_ROOT, SAME_THREADS, on_accelerator, resumable_copy, run_python, run_with_data
-from utils import batches, color, config, demo, distributed, environment, launch, scoring, train
-from utils.checkpoints import load_checkpoint
-from utils.config import model_dir
-from utils.data import ShardDataset
-from utils.gan import batch_to_model_io, build_gan, gan_step, should_compile, train_on_batch
+from utils.core import config
+from utils.core.config import model_dir
+from utils.data import demo
+from utils.data.prepare import ShardDataset
+from utils.imaging import color, scoring
+from utils.nets import distributed, environment
+from utils.nets.checkpoints import load_checkpoint
+from utils.train import batches, launch, training
+from utils.train.gan import batch_to_model_io, build_gan, gan_step, should_compile, train_on_batch
 
 
 def weights(ckpt: dict) -> dict[str, torch.Tensor]:
@@ -91,14 +95,14 @@ def trained_twice(tmp_path_factory, prepared_run: Path, tiny_params, two_epochs_
     a GPU, where every tensor the checkpoint load returns sits on the device (tests/helpers.py's stand-in)."""
     params = dataclasses.replace(tiny_params, epochs=2)
     resumed = run_with_data(tmp_path_factory.mktemp("resumed") / "run", prepared_run)
-    train.train(dataclasses.replace(params, epochs=1), resumed, "cartoon", show_progress=False)
+    training.train(dataclasses.replace(params, epochs=1), resumed, "cartoon", show_progress=False)
     on_gpu = tmp_path_factory.mktemp("on_accelerator") / "run"
     shutil.copytree(resumed, on_gpu, symlinks=True)
-    train.train(params, resumed, "cartoon", show_progress=False)
+    training.train(params, resumed, "cartoon", show_progress=False)
     real_load = torch.load
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(torch, "load", lambda *a, **k: on_accelerator(real_load(*a, **k)))
-        train.train(params, on_gpu, "cartoon", show_progress=False)
+        training.train(params, on_gpu, "cartoon", show_progress=False)
     return {"straight": two_epochs_straight, "resumed": resumed, "on_accelerator": on_gpu}
 
 
@@ -106,7 +110,7 @@ def trained_twice(tmp_path_factory, prepared_run: Path, tiny_params, two_epochs_
 def test_train_writes_history_samples_and_checkpoints(two_epochs_straight: Path) -> None:
     out = model_dir(two_epochs_straight, "cartoon", 0)
     history = pd.read_csv(out / "history.csv")
-    assert list(history.columns) == train.HISTORY_COLUMNS
+    assert list(history.columns) == training.HISTORY_COLUMNS
     assert list(history.epoch) == [1, 2] and list(history.phase) == ["gan", "gan"]
     numbers = ["loss_D", "loss_G_GAN", "loss_G_L1", "val_loss_G_L1", "val_ciede2000", "images_per_s"]
     assert np.isfinite(history[numbers].to_numpy()).all()
@@ -145,10 +149,10 @@ def test_a_resume_whose_checkpoint_tensors_sit_on_an_accelerator_equals_the_unin
 def test_a_resume_on_a_gpu_continues_the_run_it_stopped(prepared_run: Path, tiny_params, tmp_path: Path) -> None:
     params = dataclasses.replace(tiny_params, epochs=2, device="cuda")
     straight = run_with_data(tmp_path / "straight", prepared_run)
-    train.train(params, straight, "cartoon", show_progress=False)
+    training.train(params, straight, "cartoon", show_progress=False)
     resumed = run_with_data(tmp_path / "resumed", prepared_run)
-    train.train(dataclasses.replace(params, epochs=1), resumed, "cartoon", show_progress=False)
-    history = train.train(params, resumed, "cartoon", show_progress=False)
+    training.train(dataclasses.replace(params, epochs=1), resumed, "cartoon", show_progress=False)
+    history = training.train(params, resumed, "cartoon", show_progress=False)
     assert list(history.epoch) == [1, 2]
     a = load_checkpoint(model_dir(straight, "cartoon", 0) / "checkpoint_last.pt")
     b = load_checkpoint(model_dir(resumed, "cartoon", 0) / "checkpoint_last.pt")
@@ -170,7 +174,7 @@ def test_a_resume_with_other_training_parameters_is_refused_naming_each(
     before = last.read_bytes()
     params = dataclasses.replace(tiny_params, epochs=3, lr=1e-4, beta1=0.4)
     with pytest.raises(ValueError) as err:
-        train.train(params, run_dir, "cartoon", show_progress=False)
+        training.train(params, run_dir, "cartoon", show_progress=False)
     message = str(err.value)
     assert (
         str(last) in message and "lr = 0.0002 there, 0.0001 now" in message and "beta1 = 0.5 there, 0.4 now" in message
@@ -189,7 +193,7 @@ def test_a_resume_may_change_what_does_not_shape_training(
                "train_concurrency": 1, "channels_last": False, "device": "cpu", "test_per_domain": 4,
                "prepare_workers": 1, "decode_timeout_s": 5.0, "kaggle_cache": str(tmp_path), "mix_fractions": (0.25,)}  # fmt: skip
     assert set(changed) <= config.RESUME_MAY_CHANGE
-    history = train.train(dataclasses.replace(tiny_params, **changed), run_dir, "cartoon", show_progress=False)
+    history = training.train(dataclasses.replace(tiny_params, **changed), run_dir, "cartoon", show_progress=False)
     assert list(history.epoch) == [1, 2, 3]
     assert (
         load_checkpoint(model_dir(run_dir, "cartoon", 0) / "checkpoint_epoch_003.pt")["params"]["lr"] == tiny_params.lr
@@ -198,17 +202,18 @@ def test_a_resume_may_change_what_does_not_shape_training(
 
 KILL_DRIVER = """
 import json, os, signal, sys
-from utils import config, train
-train.LOG_EVERY = 2  # sync points (where a due checkpoint is written) at batches 2 and 4 of each 5
-real_step, calls = train.gan_step, 0
+from utils.core import config
+from utils.train import training
+training.LOG_EVERY = 2  # sync points (where a due checkpoint is written) at batches 2 and 4 of each 5
+real_step, calls = training.gan_step, 0
 def dying_step(*args, **kwargs):
     global calls
     calls += 1
     if calls == int(sys.argv[3]):
         os.kill(os.getpid(), signal.SIGKILL)
     return real_step(*args, **kwargs)
-train.gan_step = dying_step
-train.train(config.resolve_params("demo", json.loads(sys.argv[1])), sys.argv[2], "cartoon", show_progress=False)
+training.gan_step = dying_step
+training.train(config.resolve_params("demo", json.loads(sys.argv[1])), sys.argv[2], "cartoon", show_progress=False)
 """
 
 
@@ -231,7 +236,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(
     assert list(pd.read_csv(out / "history.csv").epoch) == [1]
 
     params = config.resolve_params("demo", overrides)
-    train.train(params, tmp_path, "cartoon", show_progress=False)
+    training.train(params, tmp_path, "cartoon", show_progress=False)
     uninterrupted = model_dir(two_epochs_straight, "cartoon", 0)
     assert_same_weights(
         load_checkpoint(out / "checkpoint_last.pt"),
@@ -252,7 +257,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(
 def test_pretraining_trains_the_generator_alone(tmp_path: Path, prepared_run: Path, tiny_params) -> None:
     (tmp_path / "data").symlink_to(prepared_run / "data")
     params = dataclasses.replace(tiny_params, pretrain_epochs=1, epochs=1, keep_every=1)
-    history = train.train(params, tmp_path, "movie", show_progress=False)
+    history = training.train(params, tmp_path, "movie", show_progress=False)
     assert list(history.phase) == ["pretrain", "gan"]
     assert history.loss_D.isna().tolist() == [True, False]
     assert np.isfinite(history.loss_G_L1).all()
@@ -289,13 +294,13 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     def nan_on_third_step(*args, **kwargs) -> torch.Tensor:
         return torch.tensor([float("nan") if next(calls) == 2 else 0.5, 0.0, 0.0])
 
-    monkeypatch.setattr(train, "gan_step", nan_on_third_step)
-    monkeypatch.setattr(train, "LOG_EVERY", 3)
+    monkeypatch.setattr(training, "gan_step", nan_on_third_step)
+    monkeypatch.setattr(training, "LOG_EVERY", 3)
     params = dataclasses.replace(tiny_params, epochs=2, checkpoint_minutes=1e-9)  # a checkpoint at every sync point
     # 5 steps per epoch: epoch 2 runs steps 6-10; the NaN is step 8, found at the sync point of step 8,
     # whose checkpoint is then never written
     with pytest.raises(FloatingPointError, match="epoch 2, step 8"):
-        train.train(params, run_dir, "movie", show_progress=False)
+        training.train(params, run_dir, "movie", show_progress=False)
     assert last.read_bytes() == before
 
 
@@ -381,9 +386,9 @@ def test_with_several_processes_training_runs_under_torchrun_and_rank_zero_write
 ) -> None:
     """The notebook's launcher, made to start two CPU processes (gloo) in place of two GPUs."""
     (tmp_path / "data").symlink_to(prepared_run / "data")
-    monkeypatch.setattr(train, "gpu_processes", lambda params: 2)
+    monkeypatch.setattr(training, "gpu_processes", lambda params: 2)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    history = train.run_training(dataclasses.replace(tiny_params, device="cpu"), tmp_path, "mixed")
+    history = training.run_training(dataclasses.replace(tiny_params, device="cpu"), tmp_path, "mixed")
     streamed = capfd.readouterr().out
     assert "torchrun --nproc_per_node=2" in streamed and "mixed epoch 1/1 (gan)" in streamed
     assert list(history.epoch) == [1] and np.isfinite(history.val_ciede2000).all()
@@ -395,9 +400,9 @@ def test_with_several_processes_training_runs_under_torchrun_and_rank_zero_write
 
 @pytest.mark.slow
 def test_a_failing_launch_is_an_error_naming_the_model(tmp_path: Path, tiny_params, monkeypatch) -> None:
-    monkeypatch.setattr(train, "gpu_processes", lambda params: 2)
+    monkeypatch.setattr(training, "gpu_processes", lambda params: 2)
     with pytest.raises(RuntimeError, match="torchrun training of model movie failed"):
-        train.run_training(dataclasses.replace(tiny_params, device="cpu"), tmp_path / "no-data", "movie")
+        training.run_training(dataclasses.replace(tiny_params, device="cpu"), tmp_path / "no-data", "movie")
 
 
 def test_the_mixed_precision_step_runs_with_a_grad_scaler(tiny_params) -> None:
@@ -476,8 +481,8 @@ def test_multichannel_layers_get_channels_last_inputs_in_the_autocast_dtype(tiny
 def test_validation_scores_exactly_as_evaluation_does(
     tmp_path: Path, prepared_run: Path, tiny_params, two_epochs_straight: Path
 ) -> None:
-    from utils import evaluate
-    from utils.shards import load_shard
+    from utils.data.shards import load_shard
+    from utils.eval import evaluate
 
     (tmp_path / "data").symlink_to(prepared_run / "data")
     (tmp_path / "models").symlink_to(two_epochs_straight / "models")
@@ -489,7 +494,7 @@ def test_validation_scores_exactly_as_evaluation_does(
     gan.generator_module.load_state_dict(load_checkpoint(model_dir(tmp_path, "cartoon", 0) / "best.pt")["generator"])
     shard = load_shard(tmp_path, "movie", "test")
     loader = torch.utils.data.DataLoader(ShardDataset(shard, np.arange(len(shard))), batch_size=3)  # other batches
-    _, val_ciede2000, _ = train.validate(gan, loader, scoring.BatchScorer(False, 3), n_samples=2)
+    _, val_ciede2000, _ = training.validate(gan, loader, scoring.BatchScorer(False, 3), n_samples=2)
     assert val_ciede2000 == pytest.approx(scored.ciede2000.mean(), rel=1e-6)
     assert scored.ciede2000.mean() > 1.0
 

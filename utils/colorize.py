@@ -31,14 +31,14 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from utils import color
-from utils.checkpoints import load_generator
-from utils.config import GAMUTS
-from utils.environment import device_named
-from utils.errors import ParameterError, exit_with_error_line
-from utils.images import IMAGE_SUFFIXES, ImageListing, find_images, load_rgb, pixel_count
-from utils.models import UNetGenerator
-from utils.run_dir import atomic_write, write_csv_atomic
+from utils.core.config import GAMUTS
+from utils.core.errors import ParameterError, exit_with_error_line
+from utils.core.run_dir import atomic_write, write_csv_atomic
+from utils.imaging import color
+from utils.imaging.images import IMAGE_SUFFIXES, ImageListing, find_images, load_rgb, pixel_count
+from utils.nets.checkpoints import load_generator
+from utils.nets.environment import device_named
+from utils.nets.models import UNetGenerator
 
 SUFFIX = "_colorized"
 T = TypeVar("T")
@@ -324,7 +324,7 @@ def write_sample_inputs(folder: str | Path) -> Path:
     on them) and a demo cartoon frame, at their own (non-square) sizes."""
     import skimage.data
 
-    from utils.demo import DEMO_MOVIE_TEST_PHOTOS, demo_cartoon_frames, load_demo_photo
+    from utils.data.demo import DEMO_MOVIE_TEST_PHOTOS, demo_cartoon_frames, load_demo_photo
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,9 @@ With ``time_limit_hours``, the pipeline records its deadline in ``run.json`` (``
 trainings stop at a checkpoint when it passes; the run then ends cleanly as a partial run: no
 evaluation, ``run.json``'s ``partial`` and a report.md that say how far each model got and how to continue.
 
-The pipeline is its run directory's one writer (``utils/run_dir.py``): another pipeline or stage on it is refused at
+The pipeline is its run directory's one writer (``utils/core/run_dir.py``): another pipeline or stage on it is refused at
 once, naming this one, while the notebooks it starts write under its lock. Every process it starts dies with it,
-even by SIGKILL (``utils/processes.py``); SIGTERM and SIGHUP stop it as Ctrl-C does, every notebook first, and it
+even by SIGKILL (``utils/core/processes.py``); SIGTERM and SIGHUP stop it as Ctrl-C does, every notebook first, and it
 exits with 128 + the signal's number. Run again, it goes on from what was written.
 """
 
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from utils.config import (
+from utils.core.config import (
     PROFILE_USES,
     PROFILES,
     RunParams,
@@ -44,13 +44,13 @@ from utils.config import (
     trained_name,
     training_seeds,
 )
-from utils.domains import MIXED
-from utils.environment import check_device, check_profile_device
-from utils.errors import ParameterError, UnreadableFileError, exit_with_error_line
-from utils.notebook_step import FAILURE_MARK, StageFailed, Step, describe_startup, now, record_timing, run_step
-from utils.processes import Stopped, die_with_parent, stopping_on
-from utils.run_dir import WRITER_ENV, RunDirBusy, RunDirWriter, hold_run_dir, locked_run_record
-from utils.scheduler import ModelProgress, run_train_steps
+from utils.core.domains import MIXED
+from utils.core.errors import ParameterError, UnreadableFileError, exit_with_error_line
+from utils.core.processes import Stopped, die_with_parent, stopping_on
+from utils.core.run_dir import WRITER_ENV, RunDirBusy, RunDirWriter, hold_run_dir, locked_run_record
+from utils.nets.environment import check_device, check_profile_device
+from utils.run.notebook_step import FAILURE_MARK, StageFailed, Step, describe_startup, now, record_timing, run_step
+from utils.run.scheduler import ModelProgress, run_train_steps
 
 PARAMETER_TABLE = "docs/running.md#parameters"
 
@@ -146,7 +146,7 @@ def run_pipeline(
     prepare, print the plan, and stop before training.
 
     Raises RunDirBusy when another process writes ``run_dir``. SIGTERM and SIGHUP stop it as Ctrl-C does, raising
-    :class:`~utils.processes.Stopped`: every notebook it started stops first."""
+    :class:`~utils.core.processes.Stopped`: every notebook it started stops first."""
     asked = dict(overrides or {})  # as the user gave them: what the plan describes and a continuation repeats
     overrides = settle_pretrained(profile, run_dir, asked)  # what every stage of the run reads
     steps = plan_steps(profile, run_dir, overrides)  # raises before any work
@@ -161,7 +161,7 @@ def run_pipeline(
 def plan_training(profile: str, run_dir: Path, asked: dict[str, Any], params: RunParams, trains: list[Step]) -> str:
     """The plan, once the data is prepared: every model's data, the checks that need it, the time left (``asked``:
     the overrides as the user gave them, for which encoder weights were asked)."""
-    from utils.plan import describe_encoder, format_plan, make_plan, plan_record
+    from utils.run.plan import describe_encoder, format_plan, make_plan, plan_record
 
     run_plan = make_plan(run_dir, params, trains)
     with locked_run_record(run_dir) as record:
@@ -231,7 +231,7 @@ def end_run_processes(writer: RunDirWriter, grace_s: float = 5.0) -> None:
 
 def end_partial(run_dir: Path, partial: dict[str, Any], seconds: float) -> None:
     """A run the time budget cut short ends cleanly (Kaggle keeps its output): its report says how far it got."""
-    from utils import report as report_text  # torch, through the metrics' registry: only here
+    from utils.eval import report as report_text  # torch, through the metrics' registry: only here
 
     report = report_text.write_partial_report(run_dir, partial)
     reached = ", ".join(f"{name} {epochs}" for name, epochs in partial["models"].items())

@@ -16,16 +16,17 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-import utils.gan
-from utils import config, distributed
-from utils.gan import build_gan, train_on_batch
+import utils.train.gan
+from utils.core import config
+from utils.nets import distributed
+from utils.train.gan import build_gan, train_on_batch
 
 GLOBAL_BATCH, STEPS, SIZE = 8, 3, 32
 
 
 def global_batches() -> torch.Tensor:
     """STEPS x GLOBAL_BATCH x SIZE x SIZE x 3 uint8 demo frames: the same in every process."""
-    from utils.demo import demo_cartoon_frames
+    from utils.data.demo import demo_cartoon_frames
 
     frames = torch.stack(
         [torch.from_numpy(c.rgb.copy()) for c in demo_cartoon_frames(STEPS * GLOBAL_BATCH, SIZE, seed=0)]
@@ -41,7 +42,7 @@ def main(out_dir: str, compiled: bool) -> None:
         {"image_size": SIZE, "batch_size": GLOBAL_BATCH, "device": "cpu", "channels_last": False, "compile": compiled},
     )
     device = torch.device("cpu")
-    utils.gan.COMPILE_BACKEND = "aot_eager"
+    utils.train.gan.COMPILE_BACKEND = "aot_eager"
     gan = build_gan(params, device, procs)
     if compiled:
         gan.amp_dtype, gan.scaler = torch.bfloat16, torch.amp.GradScaler("cpu", init_scale=2.0**10)

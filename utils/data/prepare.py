@@ -1,0 +1,453 @@
+"""Data: uint8 shards with a manifest (written resumably), and the torch Dataset.
+
+A prepared run holds ``data/<domain>_<split>.npy`` (N x S x S x 3 uint8 RGB, opened with mmap),
+``data/manifest.csv`` (one row per shard image, in shard order), ``data/rejected.csv``, ``data/near_pairs.csv``
+(the pairs the near-duplicate search found close: utils/data/grouped_split.py) and ``data/prepared.json`` (the fingerprint
+of the parameters, and the groups per domain and split).
+
+Order of work for a folder or Kaggle source: the hash pass (every file hashed and thumbnailed; a JPEG from a
+reduced decode, any other file decoded in full once and kept), near-duplicate groups, the split by groups, then the
+accept pass (files decoded in split order until each split is full). The demo's splits are fixed by its generators:
+a train image within ``near_duplicate_bits`` of a test image is rejected, and groups are joined by hash within each
+split (its near_pairs.csv holds the header only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from utils.core.config import RunParams
+from utils.core.run_dir import AtomicWriteError, atomic_write, write_csv_atomic, write_text_atomic
+from utils.data.decoding import DecodePool, DecodeSettings, prepare_workers
+from utils.data.demo import demo_stream
+from utils.data.grouped_split import (
+    NEAR_PAIR_COLUMNS,
+    grouped_splits,
+    join_within_splits,
+    near_test_check,
+    read_near_pairs,
+)
+from utils.data.near_duplicates import HASH_SCHEME
+from utils.data.shards import (
+    MANIFEST_COLUMNS,
+    REJECTED_COLUMNS,
+    grouping_sentence,
+    load_manifest,
+    load_shard,
+    model_rows,
+    prepared_fingerprint,
+    shard_path,
+)
+from utils.data.sources import SPLITS, Candidate, SourceFile, list_source_files, source_root
+
+JOURNAL_COMMIT_EVERY = 64  # images between flushes of the pool and the journal
+ROW_KEYS = ("source", "sha1", "folder_group", "group", "width", "height")  # a manifest row's, from a journal entry
+
+
+def _write_npy_atomic(path: Path, images: np.ndarray) -> None:
+    with atomic_write(path) as temporary:
+        out = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=images.shape)
+        for start in range(0, len(images), 512):  # chunked: the source is a large memory map
+            out[start : start + 512] = images[start : start + 512]
+        out.flush()
+        del out
+
+
+def prepare_fingerprint(params: RunParams) -> dict[str, Any]:
+    """Everything that decides a domain's shards: a journal or finished data with another one is stale.
+    (Not ``decode_timeout_s``: it decides only what becomes of a file that hangs its decoder.)"""
+    keys = ("source", "image_size", "resize", "train_per_domain", "test_per_domain", "seed", "min_colorfulness",
+            "max_pixels", "near_duplicate_bits")  # fmt: skip
+    # only when set: without a pattern, data prepared before the parameter existed stays prepared
+    named = {"group_pattern": params.group_pattern} if params.group_pattern else {}
+    return {"domains": dict(params.domains), **{k: getattr(params, k) for k in keys}, "hash_scheme": HASH_SCHEME,
+            **named}  # fmt: skip
+
+
+def _json_or_none(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
+class ShardJournal:
+    """An interrupted prepare resumes from here: a pool memory map plus a JSON-lines journal, named after
+    ``name`` (a domain's accept pass; ``<domain>_hashes``: its hash pass).
+
+    Pool rows are flushed to disk before the journal lines that point at them, so the journal
+    never names a row that is not on disk. A write that fails (a file-size limit, a full disk) raises
+    AtomicWriteError naming the pool or the journal.
+    """
+
+    def __init__(self, data_dir: Path, name: str, fingerprint: dict[str, Any], capacity: int, size: int) -> None:
+        self.pool_path = data_dir / f".{name}_pool.npy"
+        self.log_path = data_dir / f".{name}_journal.jsonl"
+        header = {"fingerprint": fingerprint, "capacity": capacity}
+        self.entries: list[dict[str, Any]] = []
+        self.pending: list[dict[str, Any]] = []
+        lines = self.log_path.read_text().splitlines() if self.log_path.is_file() else []
+        ours = bool(lines) and _json_or_none(lines[0]) == header
+        if ours and self.pool_path.is_file():
+            for line in lines[1:]:
+                entry = _json_or_none(line)
+                if entry is None:  # a line cut short by the interruption: it and what follows are redone
+                    break
+                self.entries.append(entry)
+            write_text_atomic(self.log_path, "".join(json.dumps(e) + "\n" for e in [header, *self.entries]))
+            self.pool = np.load(self.pool_path, mmap_mode="r+")
+        else:
+            if ours:  # its pool is gone: a new pool must not meet entries naming rows it does not hold
+                self.log_path.unlink()
+            self.pool = self.new_pool(header, (capacity, size, size, 3))
+        self.log = self.log_path.open("a")
+
+    def new_pool(self, header: dict[str, Any], shape: tuple[int, ...]) -> np.memmap:
+        """A zeroed pool, then the journal's header. Each is written whole or not at all; a pool whose journal
+        could not be written is removed. A journal of other parameters stays until the new one replaces it."""
+        with atomic_write(self.pool_path) as temporary:  # sparse: only the rows written take disk space
+            pool = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=shape)
+        try:
+            write_text_atomic(self.log_path, json.dumps(header) + "\n")
+        except AtomicWriteError:
+            del pool
+            self.pool_path.unlink()
+            raise
+        return pool
+
+    def record(self, entry: dict[str, Any], rgb: np.ndarray | None = None) -> None:
+        if rgb is not None:
+            self.pool[entry["slot"]] = rgb
+        self.entries.append(entry)
+        self.pending.append(entry)
+        if len(self.pending) >= JOURNAL_COMMIT_EVERY:
+            self.commit()
+
+    def commit(self) -> None:
+        self.pool.flush()
+        try:  # a line cut short is redone on resuming: the lines before it are the journal as it was
+            self.log.write("".join(json.dumps(e) + "\n" for e in self.pending))
+            self.log.flush()
+            os.fsync(self.log.fileno())
+        except OSError as err:
+            raise AtomicWriteError(self.log_path, err) from err
+        self.pending = []
+
+    def remove(self) -> None:
+        self.log.close()
+        del self.pool
+        self.pool_path.unlink(missing_ok=True)
+        self.log_path.unlink(missing_ok=True)
+
+
+# (start, still_needed) -> the split's candidates after the first ``start``; ``still_needed()``: images still wanted
+SplitStream = Callable[[int, Callable[[], int]], Iterator[Candidate]]
+
+
+def demo_streams(params: RunParams, domain: str) -> dict[str, SplitStream]:
+    """Per split, the demo generator's stream of candidates."""
+    return {split: (lambda start, _, split=split: demo_stream(params, domain, split, start)) for split in SPLITS}
+
+
+def decode_settings(params: RunParams, hash_only: bool = False) -> DecodeSettings:
+    return DecodeSettings(params.image_size, params.resize, params.min_colorfulness, params.max_pixels, hash_only)
+
+
+def hash_pass(
+    params: RunParams, data_dir: Path, domain: str, files: list[SourceFile], pool: DecodePool
+) -> ShardJournal:
+    """Every file hashed, in file order, by ``pool`` (which survives dying and hanging workers): a JPEG from a
+    reduced decode; any other file decoded in full, and its accepted pixels kept in the journal's pool (row: the
+    file's index) for the accept pass, so no file is decoded in full twice. Resumable like the accept pass."""
+    listing = hashlib.sha1("\n".join(f.path for f in files).encode()).hexdigest()
+    journal = ShardJournal(data_dir, f"{domain}_hashes", {**prepare_fingerprint(params), "files": listing},
+                           len(files), params.image_size)  # fmt: skip
+    done = len(journal.entries)
+    if 0 < done < len(files):
+        print(f"prepare {domain}: hash pass resuming after {done} files already hashed")
+    progress = tqdm(total=len(files), initial=done, desc=f"hash {domain}", unit="img")
+    with closing(pool.decode(files[done:], decode_settings(params, hash_only=True))) as stream:
+        for index, candidate in enumerate(stream, start=done):
+            signature = {"hash": candidate.hash, "thumbnail": candidate.thumbnail}
+            if candidate.reason is not None:
+                journal.record({"reason": candidate.reason})
+            elif candidate.rgb is not None:
+                journal.record({**signature, "slot": index, "sha1": candidate.sha1, "width": candidate.width,
+                                "height": candidate.height}, candidate.rgb)  # fmt: skip
+            else:
+                journal.record(signature)
+            progress.update(1)
+    progress.close()
+    journal.commit()
+    return journal
+
+
+def hashed_candidate(file: SourceFile, entry: dict[str, Any], hashed: ShardJournal) -> Candidate | None:
+    """The hash pass's decision on ``file``, or None if it only hashed it (a JPEG: the accept pass decodes it)."""
+    if "reason" in entry:
+        return Candidate(file.path, file.group, None, entry["reason"], folder_group=file.folder_group)
+    if "slot" in entry:
+        rgb = np.array(hashed.pool[entry["slot"]])
+        return Candidate(file.path, file.group, rgb, None, entry["sha1"], entry["width"], entry["height"],
+                         file.folder_group, entry["hash"])  # fmt: skip
+    return None
+
+
+def file_streams(
+    params: RunParams, data_dir: Path, domain: str, files: list[SourceFile], pool: DecodePool
+) -> tuple[dict[str, SplitStream], ShardJournal | None, pd.DataFrame]:
+    """Per split, its stream of candidates from a folder or Kaggle source's ``files``; with near-duplicate grouping,
+    the hash pass's journal (files it decided are not decoded again), else None; and the near pairs' rows
+    (data/near_pairs.csv)."""
+    settings = decode_settings(params)
+    if params.near_duplicate_bits == 0:
+        splits, no_pairs = grouped_splits(params, domain, files, [""] * len(files))
+        return {split: (lambda start, needed, fs=fs: pool.decode(fs[start:], settings, needed))
+                for split, fs in splits.items()}, None, no_pairs  # fmt: skip
+    hashed = hash_pass(params, data_dir, domain, files, pool)
+    splits, near_pairs = grouped_splits(params, domain, files, [e.get("hash", "") for e in hashed.entries],
+                                        [e.get("thumbnail", "") for e in hashed.entries])  # fmt: skip
+    entry_of = {f.path: e for f, e in zip(files, hashed.entries)}
+
+    def stream_from(split_files: list[SourceFile], start: int, needed: Callable[[], int]) -> Iterator[Candidate]:
+        rest = split_files[start:]
+        undecided = [f for f in rest if not {"reason", "slot"} & entry_of[f.path].keys()]
+        with closing(pool.decode(undecided, settings, needed)) as decoded:
+            for file in rest:  # kept pixels are read one at a time: a split's worth would not fit in memory
+                candidate = hashed_candidate(file, entry_of[file.path], hashed)
+                yield candidate if candidate is not None else next(decoded)
+
+    streams = {split: (lambda start, needed, fs=fs: stream_from(fs, start, needed)) for split, fs in splits.items()}
+    return streams, hashed, near_pairs
+
+
+def fill_split(
+    journal: ShardJournal,
+    split: str,
+    stream_from: SplitStream,
+    wanted: int,
+    first_slot: int,
+    seen: dict[str, str],
+    desc: str,
+    reject: Callable[[Candidate], str | None] | None = None,
+) -> None:
+    """Decide one split's candidates in order (after those the journal holds) until ``wanted`` are accepted
+    or the source runs out; ``seen`` maps the sha1 of every accepted image to its source; ``reject``: why an
+    otherwise accepted candidate is rejected, or None."""
+    done = [e for e in journal.entries if e["split"] == split]
+    accepted = sum("slot" in e for e in done)
+    if accepted >= wanted:
+        return
+
+    def still_needed() -> int:
+        return wanted - accepted
+
+    progress = tqdm(total=wanted, initial=accepted, desc=desc, unit="img")
+    with closing(stream_from(len(done), still_needed)) as stream:  # stopping early cancels decoding queued ahead
+        for candidate in stream:
+            entry: dict[str, Any] = {"split": split, "source": candidate.source}
+            if candidate.rgb is None:
+                journal.record({**entry, "reason": candidate.reason})
+                continue
+            if candidate.sha1 in seen:
+                journal.record({**entry, "reason": f"duplicate: same pixels as {seen[candidate.sha1]}"})
+                continue
+            reason = reject(candidate) if reject else None
+            if reason is not None:
+                journal.record({**entry, "reason": reason})
+                continue
+            seen[candidate.sha1] = candidate.source
+            journal.record({**entry, "slot": first_slot + accepted, "sha1": candidate.sha1, "group": candidate.group,
+                            "folder_group": candidate.folder_group or candidate.group, "width": candidate.width,
+                            "height": candidate.height, **({"hash": candidate.hash} if candidate.hash else {})},
+                           candidate.rgb)  # fmt: skip
+            accepted += 1
+            progress.update(1)
+            if accepted == wanted:
+                break
+    progress.close()
+
+
+def write_domain_shards(
+    params: RunParams, data_dir: Path, domain: str, pool: DecodePool
+) -> tuple[list[dict], list[dict], dict[str, int], pd.DataFrame]:
+    """Fill one domain's test then train split from its source, then write both shards.
+
+    Resumable: accepted images go straight into a memory-mapped pool (memory stays flat),
+    every decision into a journal. Exact duplicates of the decoded pixels are kept once (test
+    first, so a test image never reappears in train). Returns (manifest rows, rejected rows, the source's files
+    and how many of them ``group_pattern`` matched: ``{"files": n, "matched": m}``, empty for the demo, and the near
+    pairs' rows).
+    """
+    wanted = {"test": params.test_per_domain, "train": params.train_per_domain}
+    offset = {"test": 0, "train": wanted["test"]}  # pool slots: test rows first
+    journal = ShardJournal(data_dir, domain, prepare_fingerprint(params), sum(wanted.values()), params.image_size)
+    if journal.entries:
+        print(f"prepare {domain}: resuming after {len(journal.entries)} images already decided")
+    demo = params.source == "demo"
+    files, outside = ([], []) if demo else list_source_files(source_root(params, domain), params.group_pattern)
+    streams, hashed, near_pairs = (
+        (demo_streams(params, domain), None, pd.DataFrame(columns=NEAR_PAIR_COLUMNS)) if demo
+        else file_streams(params, data_dir, domain, files, pool)
+    )  # fmt: skip
+    seen = {e["sha1"]: e["source"] for e in journal.entries if "slot" in e}
+    for split in SPLITS:
+        reject = near_test_check(journal, params.near_duplicate_bits) if demo and split == "train" else None
+        fill_split(journal, split, streams[split], wanted[split], offset[split], seen, f"prepare {domain} {split}",
+                   reject)  # fmt: skip
+    journal.commit()
+
+    rows: list[dict] = []
+    kept = {split: [e for e in journal.entries if e["split"] == split and "slot" in e] for split in SPLITS}
+    if not kept["test"] or len(kept["train"]) < 2:
+        journal.remove()
+        raise ValueError(
+            f"domain {domain!r}: only {len(kept['train'])} usable training and {len(kept['test'])} test images; "
+            "need at least 2 and 1 (see data/rejected.csv for what was rejected and why)"
+        )
+    if demo:
+        near_pairs = join_within_splits(kept, params.near_duplicate_bits, domain)
+    for split, entries in kept.items():
+        first = offset[split]
+        _write_npy_atomic(shard_path(data_dir.parent, domain, split), journal.pool[first : first + len(entries)])
+        rows += [{"domain": domain, "split": split, "index": e["slot"] - first, **{k: e[k] for k in ROW_KEYS}}
+                 for e in entries]  # fmt: skip
+    rejected = [{"domain": domain, "source": link, "reason": reason} for link, reason in outside] + [
+        {"domain": domain, "source": e["source"], "reason": e["reason"]} for e in journal.entries if "reason" in e
+    ]
+    journal.remove()
+    if hashed is not None:
+        hashed.remove()
+    listed = {} if demo else {"files": len(files), "matched": sum(f.named for f in files)}
+    return rows, rejected, listed, near_pairs
+
+
+def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
+    """Write every domain's train/test shards, ``manifest.csv``, ``rejected.csv`` and ``near_pairs.csv``.
+
+    A finished prepare with the same fingerprint is reused; an interrupted one resumes.
+
+    Returns:
+        The manifest.
+    """
+    data_dir = Path(run_dir) / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    done_path = data_dir / "prepared.json"
+    fingerprint = prepare_fingerprint(params)
+    if done_path.is_file():
+        if prepared_fingerprint(done_path) == fingerprint:
+            print(f"{data_dir}: already prepared with these parameters; reusing it")
+            return load_manifest(run_dir)
+        print(f"{data_dir}: prepared with other parameters, or by an older version of the kit; preparing it again")
+    done_path.unlink(missing_ok=True)
+    manifest_rows: list[dict] = []
+    rejected_rows: list[dict] = []
+    listed_files: dict[str, dict[str, int]] = {}
+    near_pairs: list[pd.DataFrame] = []
+    # one pool for every domain and split; a worker that dies or hangs is replaced, costing at most its own file
+    with DecodePool(prepare_workers(params), params.decode_timeout_s) as pool:
+        for domain in params.domain_names:
+            # a domain finished by an interrupted prepare is not redone
+            domain_done, domain_pairs = data_dir / f".{domain}_done.json", data_dir / f".{domain}_near_pairs.csv"
+            record = json.loads(domain_done.read_text()) if domain_done.is_file() else {}
+            if record.get("fingerprint") != fingerprint:
+                rows, rejected, listed, pairs = write_domain_shards(params, data_dir, domain, pool)
+                write_csv_atomic(domain_pairs, pairs)  # before the record that says the domain is done
+                record = {"fingerprint": fingerprint, "rows": rows, "rejected": rejected, "listed": listed}
+                write_text_atomic(domain_done, json.dumps(record))
+            manifest_rows += record["rows"]
+            rejected_rows += record["rejected"]
+            listed_files[domain] = record.get("listed", {})
+            near_pairs.append(read_near_pairs(domain_pairs))
+    manifest = pd.DataFrame(manifest_rows, columns=MANIFEST_COLUMNS)
+    write_csv_atomic(data_dir / "rejected.csv", pd.DataFrame(rejected_rows, columns=REJECTED_COLUMNS))
+    write_csv_atomic(data_dir / "near_pairs.csv", pd.concat(near_pairs, ignore_index=True))
+    write_csv_atomic(data_dir / "manifest.csv", manifest)
+    groups = group_counts(manifest)
+    for domain, splits in groups.items():
+        print(f"prepare {domain}: " + "; ".join(f"{split} {c['images']} images in {c['groups']} groups (largest "
+              f"{c['largest_group']}; {c['merged_images']} joined by near-duplicates)" for split, c in splits.items()))  # fmt: skip
+    grouping = grouping_record(params, listed_files)
+    if sentence := grouping_sentence(grouping):
+        print(f"prepare: {sentence}")
+    prepared = {"fingerprint": fingerprint, "groups": groups, **grouping}
+    write_text_atomic(done_path, json.dumps(prepared, indent=2) + "\n")
+    for domain in params.domain_names:
+        (data_dir / f".{domain}_done.json").unlink()
+        (data_dir / f".{domain}_near_pairs.csv").unlink()
+    return manifest
+
+
+def grouping_record(params: RunParams, listed_files: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """prepared.json's ``grouping`` for a file source: ``group_pattern``, and per domain the files it matched and the
+    files listed; nothing for the demo."""
+    if params.source == "demo":
+        return {}
+    counts = {key: {domain: listed.get(key, 0) for domain, listed in listed_files.items()}
+              for key in ("matched", "files")}  # fmt: skip
+    return {"grouping": {"group_pattern": params.group_pattern, **counts}}
+
+
+def rejection_counts(run_dir: str | Path) -> pd.DataFrame:
+    """Rejected images per domain and reason (the reason's first word: 'corrupt', 'duplicate', ...)."""
+    rejected = pd.read_csv(Path(run_dir) / "data" / "rejected.csv")
+    kind = rejected["reason"].str.split(":").str[0]
+    return rejected.assign(reason=kind).groupby(["domain", "reason"]).size().rename("images").reset_index()
+
+
+def group_counts(manifest: pd.DataFrame) -> dict[str, dict[str, dict[str, int]]]:
+    """Per domain and split: images, groups, the largest group's images, and the images near-duplicate grouping
+    joined to another folder group (their group is not their folder group)."""
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for (domain, split), part in manifest.groupby(["domain", "split"], sort=False):
+        sizes = part["group"].value_counts()
+        counts.setdefault(str(domain), {})[str(split)] = {
+            "images": len(part),
+            "groups": len(sizes),
+            "largest_group": int(sizes.max()),
+            "merged_images": int((part["group"] != part["folder_group"]).sum()),
+        }
+    return counts
+
+
+# --- the torch Dataset -------------------------------------------------------------------------
+
+
+class ShardDataset(torch.utils.data.Dataset):
+    """Selected rows of a shard, as H x W x 3 uint8 tensors; Lab conversion happens per batch."""
+
+    def __init__(self, images: np.ndarray, indices: np.ndarray) -> None:
+        self.images = images
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(np.array(self.images[self.indices[i]]))
+
+
+def training_sets(
+    run_dir: str | Path,
+    model: str,
+    params: RunParams,
+) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
+    """(train, validation) datasets for one model: the rows :func:`~utils.data.shards.model_rows` picks."""
+    shards = {domain: load_shard(run_dir, domain, "train") for domain in params.domain_names}
+    rows = model_rows({domain: len(shard) for domain, shard in shards.items()}, model, params)
+    if model in shards:
+        return ShardDataset(shards[model], rows.train[model]), ShardDataset(shards[model], rows.val[model])
+    train = [ShardDataset(shards[domain], indices) for domain, indices in rows.train.items()]
+    val = [ShardDataset(shards[domain], indices) for domain, indices in rows.val.items()]
+    return torch.utils.data.ConcatDataset(train), torch.utils.data.ConcatDataset(val)
