@@ -54,7 +54,10 @@ from benchmarks.harness import Deadline, TutorialDataset, cpu_count, timed  # no
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils.core import config
 from utils.core.domains import DEMO_DOMAINS  # noqa: E402
-from utils.data import prepare  # noqa: E402
+from utils.data import (
+    datasets,
+    prepare,  # noqa: E402
+)
 from utils.data.decoding import DecodeSettings, decode_executor, decode_files, decode_process_context  # noqa: E402
 from utils.data.demo import demo_cartoon_frames, skimage_photos  # noqa: E402
 from utils.data.shards import load_shard  # noqa: E402
@@ -230,7 +233,7 @@ class DataBench:
 
         args = self.args
         shard = load_shard(run_dir, "movie", "train")
-        kit_set = prepare.ShardDataset(shard, np.arange(len(shard)))
+        kit_set = datasets.ShardDataset(shard, np.arange(len(shard)))
         files = sorted((root / "movie").rglob("*.jpg"))[: len(kit_set)]
         batch_size = min(args.batch_size, len(kit_set))  # a reduced run still gives a batch
         loader_args = dict(batch_size=batch_size, shuffle=True, drop_last=True)

@@ -62,8 +62,8 @@ from benchmarks import children  # noqa: E402
 from benchmarks.harness import Deadline, TutorialDataset, gpu_name, synchronizer  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils.core import config
+from utils.data.datasets import ShardDataset  # noqa: E402
 from utils.data.demo import demo_cartoon_frames  # noqa: E402
-from utils.data.prepare import ShardDataset  # noqa: E402
 from utils.nets import distributed, environment
 from utils.nets.models import PatchDiscriminator, UNetGenerator  # noqa: E402
 from utils.train import (

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from utils.core import config
-from utils.data import prepare
+from utils.data import shard_journal
 from utils.data.shards import MANIFEST_COLUMNS
 
 KIT_ROOT = config.KIT_ROOT
@@ -47,11 +47,11 @@ def resumable_copy(trained: Path, prepared_run: Path, run_dir: Path) -> Path:
     return run_dir
 
 
-def nth_record(n: int, counted: Callable[[prepare.ShardJournal, dict], bool] = lambda journal, entry: True):  # noqa: ANN201
+def nth_record(n: int, counted: Callable[[shard_journal.ShardJournal, dict], bool] = lambda journal, entry: True):  # noqa: ANN201
     """For :func:`interrupted_journal`: true at the ``n``-th record that ``counted`` counts."""
     calls = 0
 
-    def stop(journal: prepare.ShardJournal, entry: dict) -> bool:
+    def stop(journal: shard_journal.ShardJournal, entry: dict) -> bool:
         nonlocal calls
         calls += bool(counted(journal, entry))
         return calls == n
@@ -60,21 +60,21 @@ def nth_record(n: int, counted: Callable[[prepare.ShardJournal, dict], bool] = l
 
 
 @contextmanager
-def interrupted_journal(monkeypatch: Any, stop: Callable[[prepare.ShardJournal, dict], bool]) -> Iterator[None]:
+def interrupted_journal(monkeypatch: Any, stop: Callable[[shard_journal.ShardJournal, dict], bool]) -> Iterator[None]:
     """Meanwhile, a prepare's journal takes Ctrl-C (KeyboardInterrupt) at the first record for which
     ``stop(journal, entry)`` holds, before writing it; every other record is written as usual."""
-    original = prepare.ShardJournal.record
+    original = shard_journal.ShardJournal.record
 
-    def record(self: prepare.ShardJournal, entry: dict, rgb: Any = None) -> Any:
+    def record(self: shard_journal.ShardJournal, entry: dict, rgb: Any = None) -> Any:
         if stop(self, entry):
             raise KeyboardInterrupt
         return original(self, entry, rgb)
 
-    monkeypatch.setattr(prepare.ShardJournal, "record", record)
+    monkeypatch.setattr(shard_journal.ShardJournal, "record", record)
     try:
         yield
     finally:
-        monkeypatch.setattr(prepare.ShardJournal, "record", original)
+        monkeypatch.setattr(shard_journal.ShardJournal, "record", original)
 
 
 class AcceleratorTensor(torch.Tensor):

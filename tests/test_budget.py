@@ -23,7 +23,7 @@ from utils.core.config import model_dir
 from utils.nets.checkpoints import load_checkpoint
 from utils.run import scheduler
 from utils.run.notebook_step import Step
-from utils.train import training
+from utils.train import time_budget, training
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_the_budget_stops_training_after_an_epoch_and_a_rerun_finishes_as_if_uni
     tmp_path: Path, prepared_run: Path, params: config.RunParams, uninterrupted: Path, monkeypatch, capsys
 ) -> None:
     run_dir = run_with_data(tmp_path / "run", prepared_run)
-    monkeypatch.setenv(training.TEST_BUDGET_EPOCHS_ENV, "1")  # spent once one epoch has finished
+    monkeypatch.setenv(time_budget.TEST_BUDGET_EPOCHS_ENV, "1")  # spent once one epoch has finished
     history = training.train(params, run_dir, "cartoon", show_progress=False)
     assert list(history.epoch) == [1]
     assert training.training_record(params, history) == {"epochs_done": 1, "epochs_planned": 2, "partial": True}
@@ -65,7 +65,7 @@ def test_the_budget_stops_training_after_an_epoch_and_a_rerun_finishes_as_if_uni
         in capsys.readouterr().out
     )
 
-    monkeypatch.delenv(training.TEST_BUDGET_EPOCHS_ENV)
+    monkeypatch.delenv(time_budget.TEST_BUDGET_EPOCHS_ENV)
     history = training.train(params, run_dir, "cartoon", show_progress=False)
     assert list(history.epoch) == [1, 2] and not training.training_record(params, history)["partial"]
     assert_equals_uninterrupted(run_dir, uninterrupted, "stopped by the budget after epoch 1, then resumed")
@@ -87,7 +87,9 @@ def test_a_deadline_inside_an_epoch_stops_at_a_sync_point_and_resumes_exactly(
 
     monkeypatch.setattr(training, "gan_step", counted_step)
     # the clock passes the deadline during step 8 (epoch 2, batch 3): the sync point after batch 4 finds it
-    monkeypatch.setattr(training.TimeBudget, "now", staticmethod(lambda: time.time() + (86_400 if steps >= 8 else 0)))
+    monkeypatch.setattr(
+        time_budget.TimeBudget, "now", staticmethod(lambda: time.time() + (86_400 if steps >= 8 else 0))
+    )
     history = training.train(params, run_dir, "cartoon", show_progress=False)
     assert list(history.epoch) == [1] and steps == 9
     last = load_checkpoint(model_dir(run_dir, "cartoon", 0) / "checkpoint_last.pt")
@@ -121,10 +123,10 @@ def test_a_deadline_already_past_starts_nothing(
     assert "model movie: the time budget of 11 h ran out before its turn; nothing trained" in capsys.readouterr().out
     # a finished pipeline's deadline binds no one: a train notebook run alone counts from its own start
     (run_dir / "run.json").write_text(json.dumps(budget_record(past, finished=past.isoformat())))
-    budget = training.TimeBudget.for_run(params, run_dir)
+    budget = time_budget.TimeBudget.for_run(params, run_dir)
     assert budget.deadline == pytest.approx(time.time() + 11 * 3600, abs=60) and not budget.spent(0)
-    assert training.TimeBudget.for_run(dataclasses.replace(params, time_limit_hours=1e-9), tmp_path).spent(0)
-    assert training.TimeBudget.for_run(dataclasses.replace(params, time_limit_hours=0.0), run_dir).deadline == np.inf
+    assert time_budget.TimeBudget.for_run(dataclasses.replace(params, time_limit_hours=1e-9), tmp_path).spent(0)
+    assert time_budget.TimeBudget.for_run(dataclasses.replace(params, time_limit_hours=0.0), run_dir).deadline == np.inf
 
 
 def test_time_limit_hours_is_validated() -> None:

@@ -20,7 +20,7 @@ from tests.helpers import interrupted_journal, nth_record
 from tests.messy_data import BAD_FILES, write_kaggle_like_dataset
 from utils.core import config, errors
 from utils.core.domains import DEMO_DOMAINS
-from utils.data import decoding, demo, prepare, shards
+from utils.data import datasets, decoding, demo, prepare, shard_journal, shards
 
 
 def test_prepare_writes_shards_and_manifest(prepared_run: Path) -> None:
@@ -223,7 +223,7 @@ def test_interrupted_demo_prepare_resumes_to_the_same_shards(
     tmp_path: Path, strict_demo_run: Path, monkeypatch, capsys
 ) -> None:
     """Cut inside the movie train split, between its rejected crops: the resumed stream starts where it left off."""
-    monkeypatch.setattr(prepare, "JOURNAL_COMMIT_EVERY", 4)
+    monkeypatch.setattr(shard_journal, "JOURNAL_COMMIT_EVERY", 4)
     # 32 cartoon and 9 movie test decisions, then 14 of the movie train split's
     with interrupted_journal(monkeypatch, nth_record(55)), pytest.raises(KeyboardInterrupt):
         prepare.prepare_data(_strict_demo_params(), tmp_path)
@@ -240,7 +240,7 @@ def test_interrupted_demo_prepare_resumes_to_the_same_shards(
                                           shards.load_shard(strict_demo_run, domain, split))  # fmt: skip
 
 
-def decisions(journal: prepare.ShardJournal, entry: dict) -> bool:
+def decisions(journal: shard_journal.ShardJournal, entry: dict) -> bool:
     """The accept pass's records (a split's decision), not the hash pass's."""
     return "split" in entry
 
@@ -305,7 +305,7 @@ def test_interrupted_prepare_resumes_to_the_same_result(
 ) -> None:
     params = _kaggle_params(kaggle_mount, train_per_domain=30, test_per_domain=8, min_colorfulness=0)
     reference = prepare.prepare_data(params, tmp_path / "reference")
-    monkeypatch.setattr(prepare, "JOURNAL_COMMIT_EVERY", 8)
+    monkeypatch.setattr(shard_journal, "JOURNAL_COMMIT_EVERY", 8)
     # the 70th of the accept pass's decisions (not the hash pass's): in the second domain, a few journal commits in
     with interrupted_journal(monkeypatch, nth_record(70, decisions)), pytest.raises(KeyboardInterrupt):
         prepare.prepare_data(params, tmp_path / "run")
@@ -328,7 +328,7 @@ def test_prepare_interrupted_in_the_hash_pass_resumes_to_the_same_result(
     tmp_path: Path, kaggle_mount: Path, kaggle_run: Path, recorded_executors: list, monkeypatch, capsys
 ) -> None:
     """Cut in the movie domain's hash pass (decoding processes at work), a line cut short: the same data."""
-    monkeypatch.setattr(prepare, "JOURNAL_COMMIT_EVERY", 4)
+    monkeypatch.setattr(shard_journal, "JOURNAL_COMMIT_EVERY", 4)
     params = _kaggle_params(kaggle_mount, prepare_workers=2)
     in_movie_hashes = nth_record(31, lambda journal, entry: journal.log_path.name == ".movie_hashes_journal.jsonl")
     with time_limit(60):
@@ -386,7 +386,7 @@ def test_a_file_that_kills_its_decoder_is_rejected_and_costs_no_other_file(
     """In both domains, notes.jpg (rejected as not-an-image in the reference) kills its worker, and again when
     decoded alone; the prepare is interrupted in the movie domain and resumed, the poison file still there."""
     monkeypatch.setenv(decoding.DECODE_FAULT_ENV, "kill:notes.jpg")
-    monkeypatch.setattr(prepare, "JOURNAL_COMMIT_EVERY", 4)
+    monkeypatch.setattr(shard_journal, "JOURNAL_COMMIT_EVERY", 4)
     params = _kaggle_params(kaggle_mount, prepare_workers=2)
     with time_limit(60):  # the 60th accept decision: the movie domain, several commits in
         with interrupted_journal(monkeypatch, nth_record(60, decisions)), pytest.raises(KeyboardInterrupt):
@@ -492,8 +492,8 @@ def test_a_link_out_of_a_source_folder_is_rejected_with_its_reason(tmp_path: Pat
 
 
 def test_mixed_takes_equal_halves(prepared_run: Path, tiny_params: config.RunParams) -> None:
-    cartoon_train, cartoon_val = prepare.training_sets(prepared_run, "cartoon", tiny_params)
-    mixed_train, mixed_val = prepare.training_sets(prepared_run, "mixed", tiny_params)
+    cartoon_train, cartoon_val = datasets.training_sets(prepared_run, "cartoon", tiny_params)
+    mixed_train, mixed_val = datasets.training_sets(prepared_run, "mixed", tiny_params)
     assert len(cartoon_train) + len(cartoon_val) == TINY["train_per_domain"]
     assert set(cartoon_train.indices).isdisjoint(cartoon_val.indices)
     halves = [len(d) for d in mixed_train.datasets]

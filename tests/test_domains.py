@@ -18,7 +18,7 @@ from utils import pipeline
 from utils.core import config
 from utils.core.domains import fraction_model
 from utils.core.errors import ParameterError
-from utils.data import prepare
+from utils.data import datasets, prepare
 from utils.eval import evaluate, plots, report
 from utils.kaggle import commands as kit_kaggle
 from utils.nets import distributed
@@ -196,7 +196,7 @@ def test_a_fraction_model_draws_that_share_of_its_images_from_the_first_domain(t
                                             "prepare_workers": 1, "mix_fractions": "0.1,0.25,0.75"})  # fmt: skip
     prepare.prepare_data(params, tmp_path / "run")
     for fraction, model in ((0.1, "mix0.1"), (0.25, "mix0.25"), (0.5, "mixed"), (0.75, "mix0.75")):
-        train_set, val_set = prepare.training_sets(tmp_path / "run", model, params)
+        train_set, val_set = datasets.training_sets(tmp_path / "run", model, params)
         first = len(train_set.datasets[0]) if fraction else 0  # the first domain's part of the concatenation
         sampler = batches.EpochSampler(train_set, distributed.Processes(), seed=0, batch_size=4, flip=True)
         drawn = []

@@ -166,7 +166,7 @@ def test_evaluation_and_validation_show_and_score_with_the_runs_gamut(
 ) -> None:
     """A model that predicts strong colour everywhere: evaluation's scores and example images, and
     validation's sample grid, are the one conversion's with the run's ``gamut``."""
-    from utils.data.prepare import ShardDataset
+    from utils.data.datasets import ShardDataset
     from utils.data.shards import load_shard
     from utils.train import training
 

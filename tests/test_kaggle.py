@@ -25,11 +25,11 @@ from utils.core import config, errors
 from utils.kaggle import client, kernel
 from utils.kaggle import commands as kit_kaggle
 from utils.run import scheduler
-from utils.train import training
+from utils.train import time_budget, training
 
 DATASETS = {"cartoon_dataset": "someone/cartoon-frames", "movie_dataset": "someone/movie-stills"}
 BUDGET_SEAM = (
-    training.TEST_BUDGET_EPOCHS_ENV
+    time_budget.TEST_BUDGET_EPOCHS_ENV
 )  # the test-only environment variable that spends the budget after N epochs
 
 

@@ -19,7 +19,7 @@ from utils import pipeline
 from utils.core import config
 from utils.core.config import KIT_ROOT
 from utils.core.errors import ParameterError
-from utils.data import prepare
+from utils.data import datasets
 from utils.data.shards import check_batch_size, largest_batch, load_manifest
 from utils.nets import environment
 from utils.run import plan
@@ -131,7 +131,7 @@ def test_the_plans_training_images_are_those_training_uses(prepared_run, tiny_pa
               for m in params.models]  # fmt: skip
     manifest = load_manifest(prepared_run)
     for model_plan in plan.plan_models(prepared_run, params, trains, manifest):
-        train_set, val_set = prepare.training_sets(prepared_run, model_plan.model, params)
+        train_set, val_set = datasets.training_sets(prepared_run, model_plan.model, params)
         assert (model_plan.images, model_plan.val_images) == (len(train_set), len(val_set)), model_plan
         assert model_plan.steps_per_epoch == len(train_set) // params.batch_size
         assert 1 <= model_plan.groups <= model_plan.images
@@ -299,7 +299,7 @@ def test_plan_prepares_prints_the_plan_and_trains_nothing(tmp_path, capsys) -> N
     kept = json.loads((run_dir / "run.json").read_text())["plan"]
     assert set(kept["models"]) == {"cartoon_seed0", "movie_seed0", "mixed_seed0"} and kept["estimated_s"] > 0
     params = config.resolve_params("demo", TINY)
-    assert kept["models"]["movie_seed0"]["images"] == len(prepare.training_sets(run_dir, "movie", params)[0])
+    assert kept["models"]["movie_seed0"]["images"] == len(datasets.training_sets(run_dir, "movie", params)[0])
 
 
 def test_training_prints_the_time_its_steps_left_take_once_it_has_timed_some(tmp_path, prepared_run, tiny_params,
@@ -309,6 +309,6 @@ def test_training_prints_the_time_its_steps_left_take_once_it_has_timed_some(tmp
     run_dir = run_with_data(tmp_path / "run", prepared_run)
     training.train(tiny_params, run_dir, "movie", show_progress=False)
     estimates = [line for line in capsys.readouterr().out.splitlines() if "training steps left" in line]
-    steps = len(prepare.training_sets(run_dir, "movie", tiny_params)[0]) // tiny_params.batch_size
+    steps = len(datasets.training_sets(run_dir, "movie", tiny_params)[0]) // tiny_params.batch_size
     left = steps * tiny_params.epochs - min(steps, training.LOG_EVERY)  # after the first sync point
     assert len(estimates) == 1 and estimates[0].startswith(f"model movie: {left} training steps left")

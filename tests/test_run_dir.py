@@ -151,7 +151,7 @@ folder = Path(sys.argv[1])
 (folder / "checkpoint_last.pt").write_bytes(b"the previous checkpoint")
 writes = {
     "checkpoint_last.pt": lambda path: checkpoints.save_atomic({"weights": torch.zeros(100_000)}, path),
-    "cartoon_train.npy": lambda path: prepare._write_npy_atomic(path, np.zeros((8, 64, 64, 3), np.uint8)),
+    "cartoon_train.npy": lambda path: shard_journal.write_npy_atomic(path, np.zeros((8, 64, 64, 3), np.uint8)),
     "output.png": lambda path: colorize.save_image(np.random.default_rng(0).integers(0, 255, (256, 256, 3), np.uint8),
                                                    path, False),
     "per_image.csv": lambda path: write_csv_atomic(path, pd.DataFrame({"x": np.arange(20_000)})),

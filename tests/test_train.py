@@ -17,7 +17,7 @@ from tests.helpers import KIT_ROOT, SAME_THREADS, on_accelerator, resumable_copy
 from utils.core import config
 from utils.core.config import model_dir
 from utils.data import demo
-from utils.data.prepare import ShardDataset
+from utils.data.datasets import ShardDataset
 from utils.imaging import color, scoring
 from utils.nets import distributed, environment
 from utils.nets.checkpoints import load_checkpoint

@@ -57,8 +57,10 @@ class ColorizeReport:
     rejected: list[tuple[Path, str]] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"colorized {len(self.written)}, kept {len(self.existing)} existing outputs "
-                f"(--overwrite replaces them), rejected {len(self.rejected)}")  # fmt: skip
+        return (
+            f"colorized {len(self.written)}, kept {len(self.existing)} existing outputs "
+            f"(--overwrite replaces them), rejected {len(self.rejected)}"
+        )
 
 
 def input_files(path: str | Path) -> tuple[Path, ImageListing]:
@@ -72,8 +74,10 @@ def input_files(path: str | Path) -> tuple[Path, ImageListing]:
     listing = find_images(path)
     if not (listing.images or listing.outside):
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise ParameterError(f"no images found in {path}: --input takes an image file, or a folder searched "
-                             f"recursively for {suffixes} files (hidden ones skipped)")  # fmt: skip
+        raise ParameterError(
+            f"no images found in {path}: --input takes an image file, or a folder searched "
+            f"recursively for {suffixes} files (hidden ones skipped)"
+        )
     return path, listing
 
 
@@ -373,9 +377,19 @@ def main(argv: list[str] | None = None) -> int:
     if not (math.isfinite(args.batch_megapixels) and args.batch_megapixels > 0):
         parser.error(f"--batch-megapixels {args.batch_megapixels}: must be a positive, finite number of megapixels")
     try:
-        colorize_path(args.checkpoint, args.input, args.output, args.model_size, args.compare, args.jpeg,
-                      args.overwrite, args.batch_size, args.device, gamut=args.gamut,
-                      pixel_budget=round(args.batch_megapixels * 1e6))  # fmt: skip
+        colorize_path(
+            args.checkpoint,
+            args.input,
+            args.output,
+            args.model_size,
+            args.compare,
+            args.jpeg,
+            args.overwrite,
+            args.batch_size,
+            args.device,
+            gamut=args.gamut,
+            pixel_budget=round(args.batch_megapixels * 1e6),
+        )
     except Exception as err:
         return exit_with_error_line(
             err, (ValueError, FileNotFoundError)

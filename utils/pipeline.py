@@ -92,8 +92,11 @@ def record_budget(run_dir: Path, hours: float) -> None:
         record.pop("budget", None)
         if hours:
             deadline = started + dt.timedelta(hours=hours)
-            record["budget"] = {"time_limit_hours": hours, "started": started.isoformat(timespec="seconds"),
-                                "deadline": deadline.isoformat(timespec="seconds")}  # fmt: skip
+            record["budget"] = {
+                "time_limit_hours": hours,
+                "started": started.isoformat(timespec="seconds"),
+                "deadline": deadline.isoformat(timespec="seconds"),
+            }
 
 
 def close_budget(run_dir: Path) -> None:
@@ -128,8 +131,10 @@ def pipeline_command(profile: str, run_dir: str | Path, overrides: dict[str, Any
 
 
 def how_to_continue(profile: str, run_dir: Path, overrides: dict[str, Any]) -> str:
-    return (f"locally, run the same command on the same run directory: `{pipeline_command(profile, run_dir, overrides)}` "
-            "(each model resumes from its checkpoint_last.pt); on Kaggle: `python -m utils.kaggle push --continue`")  # fmt: skip
+    return (
+        f"locally, run the same command on the same run directory: `{pipeline_command(profile, run_dir, overrides)}` "
+        "(each model resumes from its checkpoint_last.pt); on Kaggle: `python -m utils.kaggle push --continue`"
+    )
 
 
 # --- the whole pipeline --------------------------------------------------------------------------
@@ -191,8 +196,10 @@ def run_steps(
             if step is trains[0]:
                 print(plan_training(profile, run_dir, asked, params, trains), flush=True)  # refuses before any
                 if plan_only:
-                    print(f"--plan: nothing trained; the same command without --plan runs it (in {run_dir}, whose "
-                          "prepared data it reuses)")  # fmt: skip
+                    print(
+                        f"--plan: nothing trained; the same command without --plan runs it (in {run_dir}, whose "
+                        "prepared data it reuses)"
+                    )
                     return [run_dir / "notebooks" / steps[0].rendered]
                 run_train_steps(trains, run_dir, params, labels)
                 partial = record_partial(run_dir, params, trains, how_to_continue(profile, run_dir, asked))
@@ -235,8 +242,10 @@ def end_partial(run_dir: Path, partial: dict[str, Any], seconds: float) -> None:
 
     report = report_text.write_partial_report(run_dir, partial)
     reached = ", ".join(f"{name} {epochs}" for name, epochs in partial["models"].items())
-    print(f"pipeline stopped after training, in {seconds:.0f} s: the {partial['reason']} ({reached}). Evaluate, "
-          f"figures and colorize need finished models and did not run; {report} says how to continue.")  # fmt: skip
+    print(
+        f"pipeline stopped after training, in {seconds:.0f} s: the {partial['reason']} ({reached}). Evaluate, "
+        f"figures and colorize need finished models and did not run; {report} says how to continue."
+    )
 
 
 def run_one_step(step_json: str, run_dir: str) -> int:
@@ -296,8 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except Stopped as stop:
-        print(f"pipeline stopped by {stop}; every notebook it started has stopped. Run the same command again to go "
-              "on: the prepared data and every saved epoch are kept", file=sys.stderr)  # fmt: skip
+        print(
+            f"pipeline stopped by {stop}; every notebook it started has stopped. Run the same command again to go "
+            "on: the prepared data and every saved epoch are kept",
+            file=sys.stderr,
+        )
         return stop.exit_code
     except Exception as err:
         return exit_with_error_line(err, (ParameterError, UnreadableFileError))

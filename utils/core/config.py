@@ -313,8 +313,11 @@ def validate(params: RunParams) -> RunParams:
     if params.max_pixels < 1:
         fail("max_pixels", "must be positive")
     if not 0 <= params.near_duplicate_bits <= NEAR_DUPLICATE_MAX_BITS:
-        fail("near_duplicate_bits", f"must lie in 0 .. {NEAR_DUPLICATE_MAX_BITS} (bits of the {NEAR_DUPLICATE_HASH_BITS}-bit "
-             "perceptual hash; 0 = folder groups only)")  # fmt: skip
+        fail(
+            "near_duplicate_bits",
+            f"must lie in 0 .. {NEAR_DUPLICATE_MAX_BITS} (bits of the {NEAR_DUPLICATE_HASH_BITS}-bit "
+            "perceptual hash; 0 = folder groups only)",
+        )
     if problem := group_pattern_problem(params.group_pattern, params.source):
         fail("group_pattern", problem)
     if params.prepare_workers < 0:
@@ -345,8 +348,14 @@ def validate(params: RunParams) -> RunParams:
             fail(name, "must lie in [0, 1)")
     if params.lambda_l1 < 0:
         fail("lambda_l1", "must be non-negative")
-    zero_means = {"pretrain_epochs": "off", "checkpoint_minutes": "off", "keep_every": "off", "gpus": "all",
-                  "train_concurrency": "auto", "time_limit_hours": "no limit"}  # fmt: skip
+    zero_means = {
+        "pretrain_epochs": "off",
+        "checkpoint_minutes": "off",
+        "keep_every": "off",
+        "gpus": "all",
+        "train_concurrency": "auto",
+        "time_limit_hours": "no limit",
+    }
     for name, meaning in zero_means.items():
         if not getattr(params, name) >= 0:  # not >=: NaN fails too
             fail(name, f"must be non-negative (0 = {meaning})")

@@ -62,8 +62,9 @@ def parse_domains(value: Any) -> Domains:
         try:
             pairs = json.loads(value, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as err:
-            raise _fail(f'not a JSON object ({err.msg}); e.g. {{"anime": "data/anime", "photo": "data/photo"}}',
-                        value) from None  # fmt: skip
+            raise _fail(
+                f'not a JSON object ({err.msg}); e.g. {{"anime": "data/anime", "photo": "data/photo"}}', value
+            ) from None
         if not isinstance(pairs, _Pairs):
             raise _fail('must be a JSON object of name -> location, e.g. {"anime": "data/anime"}', value)
     elif isinstance(value, Mapping):
@@ -94,8 +95,10 @@ def resolve_domains(source: str, domains: Domains, shorthand: dict[str, str]) ->
         return tuple((name, "") for name in DEMO_DOMAINS)
     wrong = [name for name in given if SHORTHAND[name][0] != source]
     if wrong:
-        raise ParameterError(f"parameter {wrong[0]!r} = {given[wrong[0]]!r}: is for source='{SHORTHAND[wrong[0]][0]}', "
-                             f"not source={source!r}")  # fmt: skip
+        raise ParameterError(
+            f"parameter {wrong[0]!r} = {given[wrong[0]]!r}: is for source='{SHORTHAND[wrong[0]][0]}', "
+            f"not source={source!r}"
+        )
     kind = "dir" if source == "folder" else "dataset"
     return tuple((name, shorthand.get(f"{name}_{kind}", "")) for name in PAPER_DOMAINS)
 
@@ -113,8 +116,11 @@ def check_domains(source: str, domains: Domains) -> None:
         if not NAME.fullmatch(name):
             raise _fail(f"the name {name!r} is not a lower-case identifier (a-z, 0-9, _; a letter first)", value)
     if source == "demo" and tuple(value) != DEMO_DOMAINS:
-        raise _fail(f"source='demo' generates {' and '.join(DEMO_DOMAINS)} only; for your own domains use "
-                    "source='folder' or source='kaggle'", value)  # fmt: skip
+        raise _fail(
+            f"source='demo' generates {' and '.join(DEMO_DOMAINS)} only; for your own domains use "
+            "source='folder' or source='kaggle'",
+            value,
+        )
     for name, where in domains:
         named = f"parameter {location_parameter(source, name)} = {where!r}"
         if source == "folder" and not where:
@@ -125,8 +131,10 @@ def check_domains(source: str, domains: Domains) -> None:
         if source == "kaggle" and (not owner or not slug or "/" in slug):
             raise ParameterError(f"{named}: source='kaggle' needs a Kaggle dataset handle 'owner/slug' per domain")
         if source == "kaggle" and is_placeholder_handle(where):
-            raise ParameterError(f"{named}: the docs' placeholder, not a dataset; put a dataset handle there "
-                                 "(find one with `python -m utils.kaggle datasets WORDS`)")  # fmt: skip
+            raise ParameterError(
+                f"{named}: the docs' placeholder, not a dataset; put a dataset handle there "
+                "(find one with `python -m utils.kaggle datasets WORDS`)"
+            )
 
 
 def is_placeholder_handle(handle: str) -> bool:
@@ -175,8 +183,10 @@ def check_mix_fractions(domains: Domains, fractions: tuple[float, ...]) -> None:
         return
     named = f"parameter 'mix_fractions' = {list(fractions)!r}"
     if len(domains) != 2:
-        raise ParameterError(f"{named}: fractions of the first domain need exactly two domains; this run has "
-                             f"{len(domains)} ({', '.join(domain_names(domains))})")  # fmt: skip
+        raise ParameterError(
+            f"{named}: fractions of the first domain need exactly two domains; this run has "
+            f"{len(domains)} ({', '.join(domain_names(domains))})"
+        )
     outside = [f for f in fractions if not 0.0 <= f <= 1.0]  # not <=: NaN fails too
     if outside:
         raise ParameterError(f"{named}: {outside[0]!r} is outside [0, 1] (the share of {domains[0][0]} images)")

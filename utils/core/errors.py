@@ -50,8 +50,10 @@ def cli_error_line(err: BaseException, kit_errors: tuple[type[BaseException], ..
     refused = refused_write(err)
     if refused is not None:
         target, reason = refused
-        return (f"error: {target.parent}: cannot write {target.name} there ({reason}); "
-                "make the directory writable, or use another one")  # fmt: skip
+        return (
+            f"error: {target.parent}: cannot write {target.name} there ({reason}); "
+            "make the directory writable, or use another one"
+        )
     if getattr(err, "target", None) is not None and isinstance(err.__cause__, OSError):
         return f"error: {err}"  # a write the system could not finish (a full disk): the message names the file
     return None

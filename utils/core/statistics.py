@@ -203,8 +203,10 @@ def check_per_image(per_image: pd.DataFrame, name: str, metric_names: Sequence[s
     if missing:
         raise ValueError(f"{name}: missing column(s) {', '.join(missing)}")
     if per_image.duplicated(IMAGE_KEYS).any():
-        raise ValueError(f"{name}: more than one row per model, test domain and image (several seeds? average them "
-                         "first with statistics.seed_averaged, and pass each seed's table in per_seed)")  # fmt: skip
+        raise ValueError(
+            f"{name}: more than one row per model, test domain and image (several seeds? average them "
+            "first with statistics.seed_averaged, and pass each seed's table in per_seed)"
+        )
     if per_image["group"].isna().any():
         raise ValueError(f"{name}: {int(per_image['group'].isna().sum())} row(s) without a group")
     for domain, part in per_image.groupby("test_domain"):
@@ -226,8 +228,19 @@ def summarize(
         low, high = percentile_interval(cluster_bootstrap_means(values, groups, n_bootstrap, seed))
         std = values.std(axis=0, ddof=1) if len(values) > 1 else np.full(len(metric_names), np.nan)
         for i, metric in enumerate(metric_names):
-            rows.append([model, domain, metric, float(values[:, i].mean()), float(low[i]), float(high[i]),
-                         float(std[i]), len(values), groups.n_groups])  # fmt: skip
+            rows.append(
+                [
+                    model,
+                    domain,
+                    metric,
+                    float(values[:, i].mean()),
+                    float(low[i]),
+                    float(high[i]),
+                    float(std[i]),
+                    len(values),
+                    groups.n_groups,
+                ]
+            )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -237,8 +250,9 @@ def compared_pairs(candidates: Sequence[str], mean_loss: Mapping[str, float]) ->
     With the paper's three models and gray that is every pair; with more models, it grows linearly."""
     best = min(candidates, key=lambda m: mean_loss[m])
     paper = {*PAPER_DOMAINS, MIXED}
-    return [(a, b) for a, b in itertools.combinations(candidates, 2) if GRAY in (a, b) or best in (a, b)
-            or {a, b} <= paper]  # fmt: skip
+    return [
+        (a, b) for a, b in itertools.combinations(candidates, 2) if GRAY in (a, b) or best in (a, b) or {a, b} <= paper
+    ]
 
 
 def compare_models(
@@ -274,9 +288,26 @@ def compare_models(
                 _, a, b = columns[i]
                 diff = float(differences[:, i].mean())
                 significant = p_holm < ALPHA and (low[i] > 0 or high[i] < 0)
-                rows.append([domain, metric, a, b, float(by_model[a][metric].mean()), float(by_model[b][metric].mean()),
-                             diff, float(low[i]), float(high[i]), p_values[i], p_holm, a if diff < 0 else b,
-                             bool(significant), len(differences), groups.n_groups, needed])  # fmt: skip
+                rows.append(
+                    [
+                        domain,
+                        metric,
+                        a,
+                        b,
+                        float(by_model[a][metric].mean()),
+                        float(by_model[b][metric].mean()),
+                        diff,
+                        float(low[i]),
+                        float(high[i]),
+                        p_values[i],
+                        p_holm,
+                        a if diff < 0 else b,
+                        bool(significant),
+                        len(differences),
+                        groups.n_groups,
+                        needed,
+                    ]
+                )
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
@@ -337,8 +368,20 @@ def generalization_gaps(per_image: pd.DataFrame, metric: str, n_bootstrap: int =
         out_mean = float(np.mean([means[d] for d in others]))
         resampled = np.mean([draws[d] for d in others], axis=0) - draws[model]
         low, high = percentile_interval(resampled)
-        rows.append([model, metric, model, means[model], out_mean, out_mean - means[model], float(low), float(high),
-                     n_groups[model], min(n_groups[d] for d in others)])  # fmt: skip
+        rows.append(
+            [
+                model,
+                metric,
+                model,
+                means[model],
+                out_mean,
+                out_mean - means[model],
+                float(low),
+                float(high),
+                n_groups[model],
+                min(n_groups[d] for d in others),
+            ]
+        )
     return pd.DataFrame(rows, columns=GAP_COLUMNS)
 
 
@@ -411,8 +454,10 @@ def saturation_tests(
             part = part.sort_values("image_index")
             ratio = part["colorfulness_ratio"].to_numpy(np.float64)
             test = paired_comparison(ratio, np.ones_like(ratio), groups_of(part), n_bootstrap, seed)
-            rows.append([model, domain, 1 + test.difference, 1 + test.ci_low, 1 + test.ci_high, test.p, test.n,
-                         test.n_groups])  # fmt: skip
-    table = pd.DataFrame(rows, columns=["model", "test_domain", "ratio", "ci_low", "ci_high", "p_wilcoxon", "n",
-                                        "n_groups"])  # fmt: skip
+            rows.append(
+                [model, domain, 1 + test.difference, 1 + test.ci_low, 1 + test.ci_high, test.p, test.n, test.n_groups]
+            )
+    table = pd.DataFrame(
+        rows, columns=["model", "test_domain", "ratio", "ci_low", "ci_high", "p_wilcoxon", "n", "n_groups"]
+    )
     return table.assign(p_holm=holm(table["p_wilcoxon"].tolist()), min_groups=minimum_groups(max(1, len(rows))))

@@ -64,8 +64,9 @@ def hash_source_file(file: SourceFile, settings: DecodeSettings) -> Candidate:
         small, _ = load_rgb(file.path, max_pixels=settings.max_pixels, accept_gray=True, draft_side=HASH_SIDE)
         if small is not None:
             digest, thumbnail = near_signature(small)
-            return Candidate(file.path, file.group, None, folder_group=file.folder_group, hash=digest,
-                             thumbnail=thumbnail)  # fmt: skip
+            return Candidate(
+                file.path, file.group, None, folder_group=file.folder_group, hash=digest, thumbnail=thumbnail
+            )
     candidate, rgb = decode_in_full(file, settings)
     if candidate.rgb is None:
         return candidate
@@ -201,8 +202,9 @@ def kill_workers(executor: ProcessPoolExecutor) -> None:
         process.kill()
 
 
-def _decode_alone(sender: multiprocessing.connection.Connection, file: SourceFile, settings: DecodeSettings,
-                  fault: str) -> None:  # fmt: skip
+def _decode_alone(
+    sender: multiprocessing.connection.Connection, file: SourceFile, settings: DecodeSettings, fault: str
+) -> None:
     """A lone decoding process's whole work: one file, its Candidate sent back."""
     _init_decode_worker(fault)
     sender.send(decode_files([file], settings)[0])
@@ -382,16 +384,21 @@ class DecodePool:
         head, head_future = in_flight[0]
         known_hang = hung and len(head) == 1 and not succeeded(head_future)
         if known_hang:
-            in_flight[0] = (head, finished_future([Candidate(head[0].path, head[0].group, None,
-                                                             timeout_reason(self.timeout_s))]))  # fmt: skip
+            in_flight[0] = (
+                head,
+                finished_future([Candidate(head[0].path, head[0].group, None, timeout_reason(self.timeout_s))]),
+            )
         redo = [i for i, (_, future) in enumerate(in_flight) if not succeeded(future)]
         files = [file for i in redo for file in in_flight[i][0]]
         what = "a decoding process died"
         if hung:
             what = f"no result for {len(head)} file(s) in {len(head) * self.timeout_s:g} s (decode_timeout_s per file)"
         rejected = f", {head[0].path} is rejected" if known_hang else ""
-        print(f"prepare: {what}; a fresh pool goes on{rejected}, and the {len(files)} file(s) left unfinished are "
-              "decoded again, each in a process of its own", flush=True)  # fmt: skip
+        print(
+            f"prepare: {what}; a fresh pool goes on{rejected}, and the {len(files)} file(s) left unfinished are "
+            "decoded again, each in a process of its own",
+            flush=True,
+        )
         decided = iter(decode_alone(files, settings, self.workers, self.timeout_s, self.fault))
         for i in redo:
             chunk = in_flight[i][0]

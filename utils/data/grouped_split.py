@@ -43,8 +43,9 @@ def grouped_splits(
             "can share; lower near_duplicate_bits (0: folder groups only)"
         )
     grouped = [SourceFile(f.path, group, f.group) for f, group in zip(files, groups)]
-    splits = assign_splits(grouped, params.train_per_domain, params.test_per_domain,
-                           params.seed * 1000 + params.domain_names.index(domain))  # fmt: skip
+    splits = assign_splits(
+        grouped, params.train_per_domain, params.test_per_domain, params.seed * 1000 + params.domain_names.index(domain)
+    )
     return splits, near_pair_table(domain, [f.path for f in files], pairs)
 
 
@@ -66,8 +67,10 @@ def near_test_check(journal: DecidedImages, bits: int) -> Callable[[Candidate], 
         nearest = int(distance.argmin())
         if distance[nearest] > bits:
             return None
-        return (f"near-duplicate: {distance[nearest]} bits from test image {test[nearest]['source']} "
-                f"(near_duplicate_bits {bits})")  # fmt: skip
+        return (
+            f"near-duplicate: {distance[nearest]} bits from test image {test[nearest]['source']} "
+            f"(near_duplicate_bits {bits})"
+        )
 
     return reason
 

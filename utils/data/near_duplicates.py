@@ -239,9 +239,13 @@ def thumbnail_matches(
 
 
 def pair_table(
-    table: np.ndarray, representative: np.ndarray, hash_of: np.ndarray, hashed: np.ndarray, pairs: np.ndarray,
+    table: np.ndarray,
+    representative: np.ndarray,
+    hash_of: np.ndarray,
+    hashed: np.ndarray,
+    pairs: np.ndarray,
     joined: np.ndarray,
-) -> NearPairs:  # fmt: skip
+) -> NearPairs:
     """``pairs`` of distinct hashes (with ``joined``) as pairs of their first images, and every other image of a
     hash as a pair with its first one."""
     copy = hashed != representative[hash_of]

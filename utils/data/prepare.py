@@ -1,4 +1,4 @@
-"""Data: uint8 shards with a manifest (written resumably), and the torch Dataset.
+"""Prepare: uint8 shards with a manifest, written resumably through each domain's journal.
 
 A prepared run holds ``data/<domain>_<split>.npy`` (N x S x S x 3 uint8 RGB, opened with mmap),
 ``data/manifest.csv`` (one row per shard image, in shard order), ``data/rejected.csv``, ``data/near_pairs.csv``
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -24,11 +23,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 from utils.core.config import RunParams
-from utils.core.run_dir import AtomicWriteError, atomic_write, write_csv_atomic, write_text_atomic
+from utils.core.run_dir import write_csv_atomic, write_text_atomic
 from utils.data.decoding import DecodePool, DecodeSettings, prepare_workers
 from utils.data.demo import demo_stream
 from utils.data.grouped_split import (
@@ -39,116 +37,42 @@ from utils.data.grouped_split import (
     read_near_pairs,
 )
 from utils.data.near_duplicates import HASH_SCHEME
+from utils.data.shard_journal import ShardJournal, write_npy_atomic
 from utils.data.shards import (
     MANIFEST_COLUMNS,
     REJECTED_COLUMNS,
     grouping_sentence,
     load_manifest,
-    load_shard,
-    model_rows,
     prepared_fingerprint,
     shard_path,
 )
 from utils.data.sources import SPLITS, Candidate, SourceFile, list_source_files, source_root
 
-JOURNAL_COMMIT_EVERY = 64  # images between flushes of the pool and the journal
 ROW_KEYS = ("source", "sha1", "folder_group", "group", "width", "height")  # a manifest row's, from a journal entry
-
-
-def _write_npy_atomic(path: Path, images: np.ndarray) -> None:
-    with atomic_write(path) as temporary:
-        out = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=images.shape)
-        for start in range(0, len(images), 512):  # chunked: the source is a large memory map
-            out[start : start + 512] = images[start : start + 512]
-        out.flush()
-        del out
 
 
 def prepare_fingerprint(params: RunParams) -> dict[str, Any]:
     """Everything that decides a domain's shards: a journal or finished data with another one is stale.
     (Not ``decode_timeout_s``: it decides only what becomes of a file that hangs its decoder.)"""
-    keys = ("source", "image_size", "resize", "train_per_domain", "test_per_domain", "seed", "min_colorfulness",
-            "max_pixels", "near_duplicate_bits")  # fmt: skip
+    keys = (
+        "source",
+        "image_size",
+        "resize",
+        "train_per_domain",
+        "test_per_domain",
+        "seed",
+        "min_colorfulness",
+        "max_pixels",
+        "near_duplicate_bits",
+    )
     # only when set: without a pattern, data prepared before the parameter existed stays prepared
     named = {"group_pattern": params.group_pattern} if params.group_pattern else {}
-    return {"domains": dict(params.domains), **{k: getattr(params, k) for k in keys}, "hash_scheme": HASH_SCHEME,
-            **named}  # fmt: skip
-
-
-def _json_or_none(line: str) -> Any:
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError:
-        return None
-
-
-class ShardJournal:
-    """An interrupted prepare resumes from here: a pool memory map plus a JSON-lines journal, named after
-    ``name`` (a domain's accept pass; ``<domain>_hashes``: its hash pass).
-
-    Pool rows are flushed to disk before the journal lines that point at them, so the journal
-    never names a row that is not on disk. A write that fails (a file-size limit, a full disk) raises
-    AtomicWriteError naming the pool or the journal.
-    """
-
-    def __init__(self, data_dir: Path, name: str, fingerprint: dict[str, Any], capacity: int, size: int) -> None:
-        self.pool_path = data_dir / f".{name}_pool.npy"
-        self.log_path = data_dir / f".{name}_journal.jsonl"
-        header = {"fingerprint": fingerprint, "capacity": capacity}
-        self.entries: list[dict[str, Any]] = []
-        self.pending: list[dict[str, Any]] = []
-        lines = self.log_path.read_text().splitlines() if self.log_path.is_file() else []
-        ours = bool(lines) and _json_or_none(lines[0]) == header
-        if ours and self.pool_path.is_file():
-            for line in lines[1:]:
-                entry = _json_or_none(line)
-                if entry is None:  # a line cut short by the interruption: it and what follows are redone
-                    break
-                self.entries.append(entry)
-            write_text_atomic(self.log_path, "".join(json.dumps(e) + "\n" for e in [header, *self.entries]))
-            self.pool = np.load(self.pool_path, mmap_mode="r+")
-        else:
-            if ours:  # its pool is gone: a new pool must not meet entries naming rows it does not hold
-                self.log_path.unlink()
-            self.pool = self.new_pool(header, (capacity, size, size, 3))
-        self.log = self.log_path.open("a")
-
-    def new_pool(self, header: dict[str, Any], shape: tuple[int, ...]) -> np.memmap:
-        """A zeroed pool, then the journal's header. Each is written whole or not at all; a pool whose journal
-        could not be written is removed. A journal of other parameters stays until the new one replaces it."""
-        with atomic_write(self.pool_path) as temporary:  # sparse: only the rows written take disk space
-            pool = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=shape)
-        try:
-            write_text_atomic(self.log_path, json.dumps(header) + "\n")
-        except AtomicWriteError:
-            del pool
-            self.pool_path.unlink()
-            raise
-        return pool
-
-    def record(self, entry: dict[str, Any], rgb: np.ndarray | None = None) -> None:
-        if rgb is not None:
-            self.pool[entry["slot"]] = rgb
-        self.entries.append(entry)
-        self.pending.append(entry)
-        if len(self.pending) >= JOURNAL_COMMIT_EVERY:
-            self.commit()
-
-    def commit(self) -> None:
-        self.pool.flush()
-        try:  # a line cut short is redone on resuming: the lines before it are the journal as it was
-            self.log.write("".join(json.dumps(e) + "\n" for e in self.pending))
-            self.log.flush()
-            os.fsync(self.log.fileno())
-        except OSError as err:
-            raise AtomicWriteError(self.log_path, err) from err
-        self.pending = []
-
-    def remove(self) -> None:
-        self.log.close()
-        del self.pool
-        self.pool_path.unlink(missing_ok=True)
-        self.log_path.unlink(missing_ok=True)
+    return {
+        "domains": dict(params.domains),
+        **{k: getattr(params, k) for k in keys},
+        "hash_scheme": HASH_SCHEME,
+        **named,
+    }
 
 
 # (start, still_needed) -> the split's candidates after the first ``start``; ``still_needed()``: images still wanted
@@ -171,8 +95,9 @@ def hash_pass(
     reduced decode; any other file decoded in full, and its accepted pixels kept in the journal's pool (row: the
     file's index) for the accept pass, so no file is decoded in full twice. Resumable like the accept pass."""
     listing = hashlib.sha1("\n".join(f.path for f in files).encode()).hexdigest()
-    journal = ShardJournal(data_dir, f"{domain}_hashes", {**prepare_fingerprint(params), "files": listing},
-                           len(files), params.image_size)  # fmt: skip
+    journal = ShardJournal(
+        data_dir, f"{domain}_hashes", {**prepare_fingerprint(params), "files": listing}, len(files), params.image_size
+    )
     done = len(journal.entries)
     if 0 < done < len(files):
         print(f"prepare {domain}: hash pass resuming after {done} files already hashed")
@@ -183,8 +108,16 @@ def hash_pass(
             if candidate.reason is not None:
                 journal.record({"reason": candidate.reason})
             elif candidate.rgb is not None:
-                journal.record({**signature, "slot": index, "sha1": candidate.sha1, "width": candidate.width,
-                                "height": candidate.height}, candidate.rgb)  # fmt: skip
+                journal.record(
+                    {
+                        **signature,
+                        "slot": index,
+                        "sha1": candidate.sha1,
+                        "width": candidate.width,
+                        "height": candidate.height,
+                    },
+                    candidate.rgb,
+                )
             else:
                 journal.record(signature)
             progress.update(1)
@@ -199,8 +132,17 @@ def hashed_candidate(file: SourceFile, entry: dict[str, Any], hashed: ShardJourn
         return Candidate(file.path, file.group, None, entry["reason"], folder_group=file.folder_group)
     if "slot" in entry:
         rgb = np.array(hashed.pool[entry["slot"]])
-        return Candidate(file.path, file.group, rgb, None, entry["sha1"], entry["width"], entry["height"],
-                         file.folder_group, entry["hash"])  # fmt: skip
+        return Candidate(
+            file.path,
+            file.group,
+            rgb,
+            None,
+            entry["sha1"],
+            entry["width"],
+            entry["height"],
+            file.folder_group,
+            entry["hash"],
+        )
     return None
 
 
@@ -213,11 +155,22 @@ def file_streams(
     settings = decode_settings(params)
     if params.near_duplicate_bits == 0:
         splits, no_pairs = grouped_splits(params, domain, files, [""] * len(files))
-        return {split: (lambda start, needed, fs=fs: pool.decode(fs[start:], settings, needed))
-                for split, fs in splits.items()}, None, no_pairs  # fmt: skip
+        return (
+            {
+                split: (lambda start, needed, fs=fs: pool.decode(fs[start:], settings, needed))
+                for split, fs in splits.items()
+            },
+            None,
+            no_pairs,
+        )
     hashed = hash_pass(params, data_dir, domain, files, pool)
-    splits, near_pairs = grouped_splits(params, domain, files, [e.get("hash", "") for e in hashed.entries],
-                                        [e.get("thumbnail", "") for e in hashed.entries])  # fmt: skip
+    splits, near_pairs = grouped_splits(
+        params,
+        domain,
+        files,
+        [e.get("hash", "") for e in hashed.entries],
+        [e.get("thumbnail", "") for e in hashed.entries],
+    )
     entry_of = {f.path: e for f, e in zip(files, hashed.entries)}
 
     def stream_from(split_files: list[SourceFile], start: int, needed: Callable[[], int]) -> Iterator[Candidate]:
@@ -268,10 +221,19 @@ def fill_split(
                 journal.record({**entry, "reason": reason})
                 continue
             seen[candidate.sha1] = candidate.source
-            journal.record({**entry, "slot": first_slot + accepted, "sha1": candidate.sha1, "group": candidate.group,
-                            "folder_group": candidate.folder_group or candidate.group, "width": candidate.width,
-                            "height": candidate.height, **({"hash": candidate.hash} if candidate.hash else {})},
-                           candidate.rgb)  # fmt: skip
+            journal.record(
+                {
+                    **entry,
+                    "slot": first_slot + accepted,
+                    "sha1": candidate.sha1,
+                    "group": candidate.group,
+                    "folder_group": candidate.folder_group or candidate.group,
+                    "width": candidate.width,
+                    "height": candidate.height,
+                    **({"hash": candidate.hash} if candidate.hash else {}),
+                },
+                candidate.rgb,
+            )
             accepted += 1
             progress.update(1)
             if accepted == wanted:
@@ -298,14 +260,16 @@ def write_domain_shards(
     demo = params.source == "demo"
     files, outside = ([], []) if demo else list_source_files(source_root(params, domain), params.group_pattern)
     streams, hashed, near_pairs = (
-        (demo_streams(params, domain), None, pd.DataFrame(columns=NEAR_PAIR_COLUMNS)) if demo
+        (demo_streams(params, domain), None, pd.DataFrame(columns=NEAR_PAIR_COLUMNS))
+        if demo
         else file_streams(params, data_dir, domain, files, pool)
-    )  # fmt: skip
+    )
     seen = {e["sha1"]: e["source"] for e in journal.entries if "slot" in e}
     for split in SPLITS:
         reject = near_test_check(journal, params.near_duplicate_bits) if demo and split == "train" else None
-        fill_split(journal, split, streams[split], wanted[split], offset[split], seen, f"prepare {domain} {split}",
-                   reject)  # fmt: skip
+        fill_split(
+            journal, split, streams[split], wanted[split], offset[split], seen, f"prepare {domain} {split}", reject
+        )
     journal.commit()
 
     rows: list[dict] = []
@@ -320,9 +284,11 @@ def write_domain_shards(
         near_pairs = join_within_splits(kept, params.near_duplicate_bits, domain)
     for split, entries in kept.items():
         first = offset[split]
-        _write_npy_atomic(shard_path(data_dir.parent, domain, split), journal.pool[first : first + len(entries)])
-        rows += [{"domain": domain, "split": split, "index": e["slot"] - first, **{k: e[k] for k in ROW_KEYS}}
-                 for e in entries]  # fmt: skip
+        write_npy_atomic(shard_path(data_dir.parent, domain, split), journal.pool[first : first + len(entries)])
+        rows += [
+            {"domain": domain, "split": split, "index": e["slot"] - first, **{k: e[k] for k in ROW_KEYS}}
+            for e in entries
+        ]
     rejected = [{"domain": domain, "source": link, "reason": reason} for link, reason in outside] + [
         {"domain": domain, "source": e["source"], "reason": e["reason"]} for e in journal.entries if "reason" in e
     ]
@@ -376,8 +342,14 @@ def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
     write_csv_atomic(data_dir / "manifest.csv", manifest)
     groups = group_counts(manifest)
     for domain, splits in groups.items():
-        print(f"prepare {domain}: " + "; ".join(f"{split} {c['images']} images in {c['groups']} groups (largest "
-              f"{c['largest_group']}; {c['merged_images']} joined by near-duplicates)" for split, c in splits.items()))  # fmt: skip
+        print(
+            f"prepare {domain}: "
+            + "; ".join(
+                f"{split} {c['images']} images in {c['groups']} groups (largest "
+                f"{c['largest_group']}; {c['merged_images']} joined by near-duplicates)"
+                for split, c in splits.items()
+            )
+        )
     grouping = grouping_record(params, listed_files)
     if sentence := grouping_sentence(grouping):
         print(f"prepare: {sentence}")
@@ -394,8 +366,9 @@ def grouping_record(params: RunParams, listed_files: dict[str, dict[str, int]]) 
     files listed; nothing for the demo."""
     if params.source == "demo":
         return {}
-    counts = {key: {domain: listed.get(key, 0) for domain, listed in listed_files.items()}
-              for key in ("matched", "files")}  # fmt: skip
+    counts = {
+        key: {domain: listed.get(key, 0) for domain, listed in listed_files.items()} for key in ("matched", "files")
+    }
     return {"grouping": {"group_pattern": params.group_pattern, **counts}}
 
 
@@ -422,32 +395,3 @@ def group_counts(manifest: pd.DataFrame) -> dict[str, dict[str, dict[str, int]]]
 
 
 # --- the torch Dataset -------------------------------------------------------------------------
-
-
-class ShardDataset(torch.utils.data.Dataset):
-    """Selected rows of a shard, as H x W x 3 uint8 tensors; Lab conversion happens per batch."""
-
-    def __init__(self, images: np.ndarray, indices: np.ndarray) -> None:
-        self.images = images
-        self.indices = np.asarray(indices, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return torch.from_numpy(np.array(self.images[self.indices[i]]))
-
-
-def training_sets(
-    run_dir: str | Path,
-    model: str,
-    params: RunParams,
-) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
-    """(train, validation) datasets for one model: the rows :func:`~utils.data.shards.model_rows` picks."""
-    shards = {domain: load_shard(run_dir, domain, "train") for domain in params.domain_names}
-    rows = model_rows({domain: len(shard) for domain, shard in shards.items()}, model, params)
-    if model in shards:
-        return ShardDataset(shards[model], rows.train[model]), ShardDataset(shards[model], rows.val[model])
-    train = [ShardDataset(shards[domain], indices) for domain, indices in rows.train.items()]
-    val = [ShardDataset(shards[domain], indices) for domain, indices in rows.val.items()]
-    return torch.utils.data.ConcatDataset(train), torch.utils.data.ConcatDataset(val)

@@ -37,8 +37,10 @@ def load_shard(run_dir: str | Path, domain: str, split: str) -> np.ndarray:
 def prepare_again(run_dir: str | Path) -> str:
     """What to do about damaged data: the command that prepares it again."""
     done = Path(run_dir) / "data" / "prepared.json"
-    return (f"prepare the data again: delete {done}, then rerun the pipeline on this run directory "
-            f"(python -m utils.pipeline --run-dir {run_dir} with your --profile and -p options)")  # fmt: skip
+    return (
+        f"prepare the data again: delete {done}, then rerun the pipeline on this run directory "
+        f"(python -m utils.pipeline --run-dir {run_dir} with your --profile and -p options)"
+    )
 
 
 def prepared_image_size(run_dir: str | Path) -> int:
@@ -247,9 +249,12 @@ def check_batch_size(
     works for every model, as ``batch_size=N``."""
     worlds = {model: (world_sizes or {}).get(model, 1) for model in images_by_model}
     fits = largest_batch(images_by_model, math.lcm(*worlds.values()))
-    remedy = (f"use batch_size={fits}, the largest batch every model's training images fill" if fits >= 2 else
-              f"give model {min(images_by_model, key=images_by_model.get)!r} more training images (a batch needs "
-              f"at least 2{' per GPU process' if max(worlds.values()) > 1 else ''})")  # fmt: skip
+    remedy = (
+        f"use batch_size={fits}, the largest batch every model's training images fill"
+        if fits >= 2
+        else f"give model {min(images_by_model, key=images_by_model.get)!r} more training images (a batch needs "
+        f"at least 2{' per GPU process' if max(worlds.values()) > 1 else ''})"
+    )
     uneven = [model for model, world in worlds.items() if params.batch_size % world]
     if uneven:
         raise ParameterError(

@@ -127,7 +127,7 @@ CLAIMS: tuple[Claim, ...] = (
         readings=(
             Reading(ONE_READING, "on every test domain the models' SSIM means lie fewer per-image standard "
                     "deviations apart than their CIEDE2000 means"),
-        ),  # fmt: skip
+        ),
     ),
     Claim(
         key="g", figure="Sec. 3.1, App. A.4", test="saturation",
@@ -138,7 +138,7 @@ CLAIMS: tuple[Claim, ...] = (
         readings=(
             Reading(ONE_READING, "every model's outputs are less colourful than the originals on every test domain "
                     "(Hasler-Suesstrunk colorfulness)"),
-        ),  # fmt: skip
+        ),
     ),
 )  # fmt: skip
 
@@ -178,14 +178,18 @@ def untestable_reason(
     """Why the claim cannot be tested on a run with these trained models and test domains ('' if it can).
     ``mixed_of``: the domains of a mixed model the run trained that is not the paper's (it mixes other domains)."""
     if not paper_domains_present(domains):
-        return (f"the paper's claims are about its {' and '.join(PAPER_DOMAINS)} domains; this run's test domains "
-                f"are {', '.join(domains)}")  # fmt: skip
+        return (
+            f"the paper's claims are about its {' and '.join(PAPER_DOMAINS)} domains; this run's test domains "
+            f"are {', '.join(domains)}"
+        )
     has = f"this run has {', '.join(models) or 'no trained model'}"
     if claim.test == "order":
         absent = [m for m in (*claim.named, *claim.others) if m not in models]
         if MIXED in absent and mixed_of:
-            return (f"needs a mixed model of {' and '.join(PAPER_DOMAINS)} alone, as the paper's; this run's mixed "
-                    f"model trained on {', '.join(mixed_of)}")  # fmt: skip
+            return (
+                f"needs a mixed model of {' and '.join(PAPER_DOMAINS)} alone, as the paper's; this run's mixed "
+                f"model trained on {', '.join(mixed_of)}"
+            )
         if absent:
             return f"needs the {' and '.join(absent)} model{'s' if len(absent) > 1 else ''}; {has}"
         if claim.test_domain not in domains:
@@ -218,9 +222,11 @@ def gather_evidence(
 def pair_row(comparisons: pd.DataFrame, domain: str, metric: str, a: str, b: str) -> pd.Series:
     """The comparisons' row of models ``a`` and ``b`` (either order) on one test domain and metric."""
     rows = comparisons[
-        (comparisons["test_domain"] == domain) & (comparisons["metric"] == metric)
-        & comparisons["model_a"].isin([a, b]) & comparisons["model_b"].isin([a, b])
-    ]  # fmt: skip
+        (comparisons["test_domain"] == domain)
+        & (comparisons["metric"] == metric)
+        & comparisons["model_a"].isin([a, b])
+        & comparisons["model_b"].isin([a, b])
+    ]
     if rows.empty:
         raise ValueError(f"comparisons: no row for {a} vs {b} on {metric}, {domain} test images")
     return rows.iloc[0]
@@ -271,10 +277,16 @@ def too_few_groups(claim: Claim, evidence: Evidence) -> str:
     """Why the verdict is inconclusive when a test domain the claim reads has fewer groups than its test needs to
     reach significance ('' otherwise): "2 groups of movie test images; at least 8 are needed ..."."""
     if claim.test == "order":
-        family = int(((evidence.comparisons["test_domain"] == claim.test_domain)
-                      & (evidence.comparisons["metric"] == claim.metric)).sum())  # fmt: skip
-        short = [(claim.test_domain, int(row["n_groups"]), int(row["min_groups"]))
-                 for _, _, row in needed_pairs(claim, evidence.comparisons)]  # fmt: skip
+        family = int(
+            (
+                (evidence.comparisons["test_domain"] == claim.test_domain)
+                & (evidence.comparisons["metric"] == claim.metric)
+            ).sum()
+        )
+        short = [
+            (claim.test_domain, int(row["n_groups"]), int(row["min_groups"]))
+            for _, _, row in needed_pairs(claim, evidence.comparisons)
+        ]
         test = f"for p < {ALPHA} (Holm, {family} pairs)"
     elif claim.test == "spread":
         short = [(d, evidence.groups[d], minimum_groups(1)) for d in evidence.domains]
@@ -284,16 +296,20 @@ def too_few_groups(claim: Claim, evidence: Evidence) -> str:
         test = f"for p < {ALPHA} (Holm, {len(evidence.saturation)} tests)"
     for domain, n_groups, needed in short:
         if n_groups < needed:
-            return (f"{n_groups} group{'s' if n_groups != 1 else ''} of {domain} test images; at least {needed} are "
-                    f"needed {test}")  # fmt: skip
+            return (
+                f"{n_groups} group{'s' if n_groups != 1 else ''} of {domain} test images; at least {needed} are "
+                f"needed {test}"
+            )
     return ""
 
 
 def family(claim: Claim, evidence: Evidence) -> tuple[int, int]:
     """(the tests in the Holm family the claim's verdict is adjusted over, the fewest groups it can decide with)."""
     if claim.test == "order":
-        rows = evidence.comparisons[(evidence.comparisons["test_domain"] == claim.test_domain)
-                                    & (evidence.comparisons["metric"] == claim.metric)]  # fmt: skip
+        rows = evidence.comparisons[
+            (evidence.comparisons["test_domain"] == claim.test_domain)
+            & (evidence.comparisons["metric"] == claim.metric)
+        ]
         return len(rows), int(rows["min_groups"].max())
     if claim.test == "spread":
         return 1, minimum_groups(1)
@@ -327,8 +343,10 @@ def named_minus_other(claim: Claim, named: str, row: pd.Series) -> str:
     sign = (1 if row["model_a"] == named else -1) * (1 if METRICS[claim.metric].goal == "lower" else -1)
     low, high = sorted((sign * row["ci_low"], sign * row["ci_high"]))
     digits = DIGITS[claim.metric]
-    return (f"{named} - {other} {sign * row['loss_diff']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}], "
-            f"Holm p {row['p_holm']:.2g}")  # fmt: skip
+    return (
+        f"{named} - {other} {sign * row['loss_diff']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}], "
+        f"Holm p {row['p_holm']:.2g}"
+    )
 
 
 def per_domain(counts: dict[str, int], domains: tuple[str, ...]) -> str:
@@ -355,11 +373,14 @@ def run_figures(claim: Claim, evidence: Evidence, summary: pd.DataFrame) -> str:
             for r in evidence.spread.itertuples()
         )
     by_domain = (
-        f"{d}: " + ", ".join(f"{r.model} {r.ratio:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] Holm p {r.p_holm:.2g}"
-                             for r in evidence.saturation[evidence.saturation["test_domain"] == d].itertuples())
+        f"{d}: "
+        + ", ".join(
+            f"{r.model} {r.ratio:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] Holm p {r.p_holm:.2g}"
+            for r in evidence.saturation[evidence.saturation["test_domain"] == d].itertuples()
+        )
         + f" ({evidence.images[d]} images in {evidence.groups[d]} groups)"
         for d in evidence.domains
-    )  # fmt: skip
+    )
     return "output / truth colorfulness: " + "; ".join(by_domain)
 
 
@@ -370,13 +391,17 @@ def key_figures(claim: Claim, evidence: Evidence) -> str:
         pairs = "; ".join(named_minus_other(claim, n, row) for n, _, row in needed_pairs(claim, evidence.comparisons))
         return f"{pairs}; {evidence.images[d]} images, {evidence.groups[d]} groups"
     if claim.test == "spread":
-        ratios = ", ".join(f"{r.test_domain} {np.exp(r.log_ratio):.2f} [{np.exp(r.ci_low):.2f}, {np.exp(r.ci_high):.2f}]"
-                           for r in evidence.spread.itertuples())  # fmt: skip
+        ratios = ", ".join(
+            f"{r.test_domain} {np.exp(r.log_ratio):.2f} [{np.exp(r.ci_low):.2f}, {np.exp(r.ci_high):.2f}]"
+            for r in evidence.spread.itertuples()
+        )
         return f"SSIM / CIEDE2000 spread: {ratios}; groups {per_domain(evidence.groups, evidence.domains)}"
     table = evidence.saturation
-    return (f"output / truth colorfulness {table['ratio'].min():.2f} to {table['ratio'].max():.2f}, highest upper "
-            f"bound {table['ci_high'].max():.2f}, largest Holm p {table['p_holm'].max():.2g}; groups "
-            f"{per_domain(evidence.groups, evidence.domains)}")  # fmt: skip
+    return (
+        f"output / truth colorfulness {table['ratio'].min():.2f} to {table['ratio'].max():.2f}, highest upper "
+        f"bound {table['ci_high'].max():.2f}, largest Holm p {table['p_holm'].max():.2g}; groups "
+        f"{per_domain(evidence.groups, evidence.domains)}"
+    )
 
 
 def sizes(claim: Claim, evidence: Evidence) -> dict[str, int | None]:
@@ -438,9 +463,24 @@ def assess_claims(
                 holding = f"{sum(verdict(claim, reading, e)[0] == HOLDS for e in seeds)} of {len(seeds)}"
             else:
                 holding = f"{int(here == HOLDS)} of 1"
-            rows.append([claim.key, claim.figure, reading.name, claim.paper_says, claim.measurement,
-                         reading.in_correct_terms, figures, here, why, holding, key, *counts.values(), tests,
-                         needed])  # fmt: skip
+            rows.append(
+                [
+                    claim.key,
+                    claim.figure,
+                    reading.name,
+                    claim.paper_says,
+                    claim.measurement,
+                    reading.in_correct_terms,
+                    figures,
+                    here,
+                    why,
+                    holding,
+                    key,
+                    *counts.values(),
+                    tests,
+                    needed,
+                ]
+            )
     table = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
     return table.astype(dict.fromkeys([*SIZE_COLUMNS, "tests", "min_groups"], "Int64"))
 

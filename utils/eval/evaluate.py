@@ -76,8 +76,18 @@ def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool 
             index = np.arange(start, start + len(batch))
             for (model, seed), ab in predictions.items():
                 scores = {k: v.cpu().numpy() for k, v in score(rgb_true, l_norm, ab).items()}
-                rows.append(pd.DataFrame({"model": model, "seed": seed, "test_domain": domain, "image_index": index,
-                                          "group": groups[index], **scores}))  # fmt: skip
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "model": model,
+                            "seed": seed,
+                            "test_domain": domain,
+                            "image_index": index,
+                            "group": groups[index],
+                            **scores,
+                        }
+                    )
+                )
                 if start == 0 and model != TRUTH and seed in (first_seed, BASELINE_SEED):
                     shown = color.rgb_to_uint8(color.colorized_rgb(l_norm, ab, params.gamut))
                     examples[model] = shown[: params.n_examples].cpu().numpy()
@@ -100,8 +110,10 @@ def image_groups(run_dir: Path, domain: str, n_images: int) -> np.ndarray:
     manifest = load_manifest(run_dir)
     rows = manifest[(manifest["domain"] == domain) & (manifest["split"] == "test")].sort_values("index")
     if len(rows) != n_images:  # load_manifest has checked that every row has its group
-        raise ValueError(f"{Path(run_dir) / 'data' / 'manifest.csv'}: {len(rows)} {domain} test rows for {n_images} "
-                         f"images in the {domain} test shard; prepare the data again")  # fmt: skip
+        raise ValueError(
+            f"{Path(run_dir) / 'data' / 'manifest.csv'}: {len(rows)} {domain} test rows for {n_images} "
+            f"images in the {domain} test shard; prepare the data again"
+        )
     return rows["group"].to_numpy()
 
 

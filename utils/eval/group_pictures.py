@@ -181,8 +181,10 @@ def pairs_note(pairs: pd.DataFrame, domain: str, chosen: ChosenPairs) -> str:
         return "no near-duplicate pairs recorded (data/near_pairs.csv): the largest groups alone"
     if not len(chosen.joined) and not len(chosen.apart):
         return f"none of its {counted(recorded, 'recorded pair')} has both images in the shards"
-    return (f"pairs near the threshold: {len(chosen.joined)} joined (largest distances), "
-            f"{len(chosen.apart)} not joined (smallest distances), of {recorded} recorded")  # fmt: skip
+    return (
+        f"pairs near the threshold: {len(chosen.joined)} joined (largest distances), "
+        f"{len(chosen.apart)} not joined (smallest distances), of {recorded} recorded"
+    )
 
 
 def threshold_words(run_dir: Path) -> str:
@@ -203,8 +205,9 @@ def plot_groups(run_dir: str | Path, domain: str) -> Image:
     groups = largest_groups(domain_rows)
     pairs = load_near_pairs(run_dir)
     chosen = chosen_pairs(pairs, domain, domain_rows["source"])
-    pair_rows = [(frame, title) for frame, title in ((chosen.joined, JOINED_TITLE), (chosen.apart, APART_TITLE))
-                 if len(frame)]  # fmt: skip
+    pair_rows = [
+        (frame, title) for frame, title in ((chosen.joined, JOINED_TITLE), (chosen.apart, APART_TITLE)) if len(frame)
+    ]
     images = ShardImages(run_dir, domain, domain_rows)
     n_rows = len(groups) + len(pair_rows)
     fig = plt.figure(figsize=(1.6 * IMAGES_PER_GROUP, 2.1 * n_rows), layout="constrained")
@@ -214,16 +217,19 @@ def plot_groups(run_dir: str | Path, domain: str) -> Image:
     for row, (frame, title) in zip(rows[len(groups) :], pair_rows):
         draw_pair_row(row, frame, title, images)
     n_groups = domain_rows["group"].nunique()
-    fig.suptitle(f"{domain}: the {len(groups)} largest of its {n_groups} groups{threshold_words(run_dir)}\n"
-                 f"{pairs_note(pairs, domain, chosen)}")  # fmt: skip
+    fig.suptitle(
+        f"{domain}: the {len(groups)} largest of its {n_groups} groups{threshold_words(run_dir)}\n"
+        f"{pairs_note(pairs, domain, chosen)}"
+    )
     return save_figure(fig, group_picture_path(run_dir, domain))
 
 
 def check_domain(manifest: pd.DataFrame, domain: str, run_dir: Path) -> None:
     domains = [str(d) for d in pd.unique(manifest["domain"])]
     if domain not in domains:
-        raise ParameterError(f"domain '{domain}': not in {run_dir / 'data' / 'manifest.csv'}; its domains: "
-                             f"{', '.join(domains)}")  # fmt: skip
+        raise ParameterError(
+            f"domain '{domain}': not in {run_dir / 'data' / 'manifest.csv'}; its domains: {', '.join(domains)}"
+        )
 
 
 def draw_group_pictures(run_dir: str | Path, domain: str | None = None) -> list[Path]:

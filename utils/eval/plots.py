@@ -110,8 +110,16 @@ def bars_with_intervals(
         if several_seeds and model not in BASELINES:
             for xi, domain in zip(x, domains):
                 seeds = seed_rows[(seed_rows["model"] == model) & (seed_rows["test_domain"] == domain)]
-                ax.scatter(np.full(len(seeds), xi + 0.3 * width), seeds["mean"], s=14, color="white",
-                           edgecolor="black", linewidth=0.8, zorder=3, label=point_label)  # fmt: skip
+                ax.scatter(
+                    np.full(len(seeds), xi + 0.3 * width),
+                    seeds["mean"],
+                    s=14,
+                    color="white",
+                    edgecolor="black",
+                    linewidth=0.8,
+                    zorder=3,
+                    label=point_label,
+                )
                 point_label = None
     ax.set_xticks(np.arange(len(domains)), domains)
     ax.legend(title="model", fontsize=8)
@@ -146,9 +154,20 @@ def plot_metric(run_dir: str | Path, metric: str) -> Image:
         ax_mean.axhline(1.0, color="black", linestyle="--", linewidth=1)
     ax_mean.set(title="(a) mean, 95% interval (test groups resampled)", xlabel="test domain", ylabel=info.label)
     sns.violinplot(
-        data=per_image, x="test_domain", y=metric, hue="model", hue_order=order, order=test_domains(per_image),
-        palette=colors, inner="quart", cut=0, density_norm="width", linewidth=0.6, ax=ax_dist, legend=False,
-    )  # fmt: skip
+        data=per_image,
+        x="test_domain",
+        y=metric,
+        hue="model",
+        hue_order=order,
+        order=test_domains(per_image),
+        palette=colors,
+        inner="quart",
+        cut=0,
+        density_norm="width",
+        linewidth=0.6,
+        ax=ax_dist,
+        legend=False,
+    )
     ax_dist.set(title="(b) per test image", xlabel="test domain", ylabel=info.label)
     fig.suptitle(f"{info.label}: {info.about}")
     fig.tight_layout()
@@ -174,8 +193,17 @@ def plot_saturation(run_dir: str | Path) -> Image:
     fig, axes = plt.subplots(1, len(domains) + 1, figsize=(5 * (len(domains) + 1), 4.4))
     for ax, domain in zip(axes, domains):
         part = shown[shown["test_domain"] == domain]
-        sns.scatterplot(data=part, x="colorfulness_truth", y="colorfulness", hue="model", hue_order=order,
-                        palette=colors, s=14, alpha=0.7, ax=ax)  # fmt: skip
+        sns.scatterplot(
+            data=part,
+            x="colorfulness_truth",
+            y="colorfulness",
+            hue="model",
+            hue_order=order,
+            palette=colors,
+            s=14,
+            alpha=0.7,
+            ax=ax,
+        )
         top = float(max(part["colorfulness_truth"].max(), part["colorfulness"].max()))
         ax.plot([0, top], [0, top], color="black", linestyle="--", linewidth=1, label="as colourful as the truth")
         ax.set(title=f"{domain} test images", xlabel="colorfulness of the truth", ylabel="colorfulness of the output")
@@ -242,10 +270,16 @@ def cross_domain_matrix(summary: pd.DataFrame, metric: str) -> tuple[pd.DataFram
     cells = rows.set_index(["model", "test_domain"])
     means = cells["mean"].unstack().loc[order, domains]
     texts = pd.DataFrame(
-        [[f"{cells.at[(m, d), 'mean']:.2f}\n[{cells.at[(m, d), 'ci_low']:.2f}, {cells.at[(m, d), 'ci_high']:.2f}]"
-          for d in domains] for m in order],
-        index=order, columns=domains,
-    )  # fmt: skip
+        [
+            [
+                f"{cells.at[(m, d), 'mean']:.2f}\n[{cells.at[(m, d), 'ci_low']:.2f}, {cells.at[(m, d), 'ci_high']:.2f}]"
+                for d in domains
+            ]
+            for m in order
+        ],
+        index=order,
+        columns=domains,
+    )
     return means, texts
 
 
@@ -259,29 +293,42 @@ def plot_cross_domain(run_dir: str | Path, metric: str = "ciede2000") -> Image:
     means, texts = cross_domain_matrix(pd.read_csv(run_dir / "eval" / "summary.csv"), metric)
     info = METRICS[metric]
     fig, ax = plt.subplots(figsize=(1.2 + 2.2 * means.shape[1], 0.9 + 0.75 * means.shape[0]))
-    sns.heatmap(means, annot=texts.to_numpy(), fmt="", cmap="rocket_r" if info.goal == "lower" else "rocket",
-                cbar_kws={"label": info.label}, linewidths=0.5, ax=ax)  # fmt: skip
+    sns.heatmap(
+        means,
+        annot=texts.to_numpy(),
+        fmt="",
+        cmap="rocket_r" if info.goal == "lower" else "rocket",
+        cbar_kws={"label": info.label},
+        linewidths=0.5,
+        ax=ax,
+    )
     ax.axhline(len(means) - 1, color="white", linewidth=3)  # the reference row apart
-    ax.set(title=f"{info.label} of each training set on each test domain",
-           xlabel="test domain", ylabel="trained on")  # fmt: skip
+    ax.set(title=f"{info.label} of each training set on each test domain", xlabel="test domain", ylabel="trained on")
     fig.tight_layout()
     return save_figure(fig, run_dir / "figures" / f"cross_domain_{metric}.png")
 
 
-def mixing_curve(summary: pd.DataFrame, domains: tuple[tuple[str, str], ...], fractions: tuple[float, ...],
-                 metric: str = "ciede2000") -> pd.DataFrame:  # fmt: skip
+def mixing_curve(
+    summary: pd.DataFrame, domains: tuple[tuple[str, str], ...], fractions: tuple[float, ...], metric: str = "ciede2000"
+) -> pd.DataFrame:
     """One row per fraction of the first domain and test domain: the fraction's model, its mean and interval."""
     rows = summary[summary["metric"] == metric].set_index(["model", "test_domain"])
     points = [
-        {"fraction": f, "model": fraction_model(domains, f), "test_domain": d,
-         **rows.loc[(fraction_model(domains, f), d), ["mean", "ci_low", "ci_high"]].to_dict()}
-        for f in sorted(fractions) for d in test_domains(summary)
-    ]  # fmt: skip
+        {
+            "fraction": f,
+            "model": fraction_model(domains, f),
+            "test_domain": d,
+            **rows.loc[(fraction_model(domains, f), d), ["mean", "ci_low", "ci_high"]].to_dict(),
+        }
+        for f in sorted(fractions)
+        for d in test_domains(summary)
+    ]
     return pd.DataFrame(points, columns=["fraction", "model", "test_domain", "mean", "ci_low", "ci_high"])
 
 
-def plot_mixing_curve(run_dir: str | Path, domains: tuple[tuple[str, str], ...], fractions: tuple[float, ...],
-                      metric: str = "ciede2000") -> Image:  # fmt: skip
+def plot_mixing_curve(
+    run_dir: str | Path, domains: tuple[tuple[str, str], ...], fractions: tuple[float, ...], metric: str = "ciede2000"
+) -> Image:
     """The metric on each test domain against the fraction of the first domain in the training images: a line per
     test domain with its 95% interval as a band, and the gray baseline on that domain as a dashed line."""
     import matplotlib.pyplot as plt
@@ -297,8 +344,11 @@ def plot_mixing_curve(run_dir: str | Path, domains: tuple[tuple[str, str], ...],
         ax.fill_between(points["fraction"], points["ci_low"], points["ci_high"], color=color, alpha=0.2)
         ax.axhline(gray[domain], color=color, linestyle="--", linewidth=1, label=f"gray baseline, {domain}")
     first, second = (name for name, _ in domains)
-    ax.set(title=f"{info.label} against the training mix", ylabel=info.label,
-           xlabel=f"fraction of {first} images in training (the rest {second})")  # fmt: skip
+    ax.set(
+        title=f"{info.label} against the training mix",
+        ylabel=info.label,
+        xlabel=f"fraction of {first} images in training (the rest {second})",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, run_dir / "figures" / f"mixing_curve_{metric}.png")

@@ -95,10 +95,14 @@ def answer_section(run_dir: Path, tables: RunTables) -> Section:
     models = [m for m in model_order(list(tables.summary["model"].unique())) if m not in ("gray", "truth")]
     domains = test_domains(tables.summary)
     seeds = tables.parameters.get("seeds", 1)
-    lines = ["# Cross-domain colorization: results", "",
-             f"`{shown_run_dir(run_dir)}`: models {', '.join(models)} ({counted(seeds, 'training seed')}), scored on "
-             f"{', '.join(domains)} test images.", "",
-             *(f"> {line}" if i == 0 else f">\n> {line}" for i, line in enumerate(answer_lines(tables)))]  # fmt: skip
+    lines = [
+        "# Cross-domain colorization: results",
+        "",
+        f"`{shown_run_dir(run_dir)}`: models {', '.join(models)} ({counted(seeds, 'training seed')}), scored on "
+        f"{', '.join(domains)} test images.",
+        "",
+        *(f"> {line}" if i == 0 else f">\n> {line}" for i, line in enumerate(answer_lines(tables))),
+    ]
     return Section("\n".join(lines))
 
 
@@ -133,9 +137,11 @@ def claims_section(claims: pd.DataFrame) -> Section:
 
 def cross_domain_section(run_dir: Path) -> Section:
     info = METRICS[ANSWER_METRIC]
-    text = (f"## Each training set on each test domain\n\n{info.label}: the mean of each model (rows) on each "
-            "domain's test images (columns), with its 95% interval; the gray baseline, the input shown as colour, "
-            "is the reference row.")  # fmt: skip
+    text = (
+        f"## Each training set on each test domain\n\n{info.label}: the mean of each model (rows) on each "
+        "domain's test images (columns), with its 95% interval; the gray baseline, the input shown as colour, "
+        "is the reference row."
+    )
     mixing = figure(run_dir, f"mixing_curve_{ANSWER_METRIC}")
     if mixing:
         text += " The mixing curve: each test domain against the share of the first domain in training."
@@ -146,9 +152,14 @@ def metric_sections(run_dir: Path, tables: RunTables) -> list[Section]:
     sections = []
     for metric in REPORT_METRICS:
         info = METRICS[metric]
-        text = [f"## {info.label}", "", f"{info.about}. Mean [95% interval, test groups resampled]; the best per "
-                "column in bold; the last row: the test images (groups).", "",
-                metric_table(tables.summary, metric).to_markdown()]  # fmt: skip
+        text = [
+            f"## {info.label}",
+            "",
+            f"{info.about}. Mean [95% interval, test groups resampled]; the best per "
+            "column in bold; the last row: the test images (groups).",
+            "",
+            metric_table(tables.summary, metric).to_markdown(),
+        ]
         sections.append(Section("\n".join(text), figure(run_dir, metric)))
     return sections
 
@@ -157,12 +168,14 @@ def findings_section(run_dir: Path, tables: RunTables) -> list[Section]:
     lines = ["## Findings", "", *findings_lines(tables)]
     deciding = deciding_comparisons(tables.comparisons)
     comparisons = [
-        "### The comparisons that decide something", "",
+        "### The comparisons that decide something",
+        "",
         f"The significant ones, and the best model against the runner-up, on {' and '.join(METRICS[m].label for m in REPORT_METRICS)}: "
         "the difference of the metric (model A minus model B, in the direction its loss is read: negative favours A), "
         "its 95% interval, and the Holm-adjusted p. Every comparison: [eval/comparisons.csv](eval/comparisons.csv).",
-        "", deciding.to_markdown(index=False) if len(deciding) else "None.",
-    ]  # fmt: skip
+        "",
+        deciding.to_markdown(index=False) if len(deciding) else "None.",
+    ]
     rule = ["", "### How many groups a verdict needs", "", *minimum_groups_lines(tables)]
     seeds = ["", "### Run-to-run variation", "", *seed_lines(tables)]
     return [Section("\n".join(lines), figure(run_dir, "saturation")), Section("\n".join(comparisons + rule + seeds))]
@@ -172,16 +185,31 @@ def data_section(run_dir: Path, tables: RunTables) -> Section:
     """Images and groups per domain and split, and each model's training: images, best epoch, its remarks."""
     record = read_json_file(run_dir / "data" / "prepared.json", prepare_again(run_dir))
     groups = record.get("groups", {}) if isinstance(record, dict) else {}
-    rows = [{"domain": domain, **{f"{split} images (groups)": f"{c['images']} ({c['groups']})"
-                                  for split, c in sorted(splits.items(), key=lambda item: item[0] != "train")}}
-            for domain, splits in groups.items()]  # fmt: skip
+    rows = [
+        {
+            "domain": domain,
+            **{
+                f"{split} images (groups)": f"{c['images']} ({c['groups']})"
+                for split, c in sorted(splits.items(), key=lambda item: item[0] != "train")
+            },
+        }
+        for domain, splits in groups.items()
+    ]
     models, remarks = training_rows(run_dir, tables)
-    lines = ["## The data and the training", "",
-             "Images and groups per domain and split (a group is a film, a show, a photograph, a cluster of "
-             "near-duplicate frames: kept whole in one split):", "", pd.DataFrame(rows).to_markdown(index=False), "",
-             *([grouping_sentence(record), ""] if grouping_sentence(record) else []),
-             "Each model's training images, and the epoch whose validation CIEDE2000 was best (its `best.pt`):", "",
-             pd.DataFrame(models).to_markdown(index=False), *(["", *remarks] if remarks else [])]  # fmt: skip
+    lines = [
+        "## The data and the training",
+        "",
+        "Images and groups per domain and split (a group is a film, a show, a photograph, a cluster of "
+        "near-duplicate frames: kept whole in one split):",
+        "",
+        pd.DataFrame(rows).to_markdown(index=False),
+        "",
+        *([grouping_sentence(record), ""] if grouping_sentence(record) else []),
+        "Each model's training images, and the epoch whose validation CIEDE2000 was best (its `best.pt`):",
+        "",
+        pd.DataFrame(models).to_markdown(index=False),
+        *(["", *remarks] if remarks else []),
+    ]
     shown = figure(run_dir, "dataset_samples") + figure(run_dir, "loss_curves")
     shown += [f for d in test_domains(tables.summary) for f in figure(run_dir, f"examples_{d}")]
     return Section("\n".join(lines), shown)
@@ -192,9 +220,11 @@ def training_rows(run_dir: Path, tables: RunTables) -> tuple[list[dict[str, Any]
     on far fewer images than the others, or whose first epoch stayed its best)."""
     manifest = load_manifest(run_dir)
     recorded = tables.parameters  # the run's own, as prepare recorded them: the split's seed and validation share
-    params = RunParams(domains=tuple((d, "") for d in pd.unique(manifest["domain"])),
-                       val_fraction=float(recorded.get("val_fraction", RunParams.val_fraction)),
-                       seed=int(recorded.get("seed", RunParams.seed)))  # fmt: skip
+    params = RunParams(
+        domains=tuple((d, "") for d in pd.unique(manifest["domain"])),
+        val_fraction=float(recorded.get("val_fraction", RunParams.val_fraction)),
+        seed=int(recorded.get("seed", RunParams.seed)),
+    )
     sizes = train_shard_sizes(manifest, params)
     rows, remarks = [], []
     order = [str(m) for m in pd.unique(tables.summary["model"])]  # the run's order, as evaluation wrote it
@@ -204,15 +234,26 @@ def training_rows(run_dir: Path, tables: RunTables) -> tuple[list[dict[str, Any]
         history = pd.read_csv(history_path)
         images = model_rows(sizes, model, params).n_train
         best = history.loc[history["val_ciede2000"].idxmin()] if len(history) else None
-        rows.append({"model": model, "seed": seed, "training images": images,
-                     "best epoch": f"{int(best['epoch'])} of {len(history)}" if best is not None else "none"})  # fmt: skip
+        rows.append(
+            {
+                "model": model,
+                "seed": seed,
+                "training images": images,
+                "best epoch": f"{int(best['epoch'])} of {len(history)}" if best is not None else "none",
+            }
+        )
         if best is not None and int(best["epoch"]) == 1 and len(history) > 1:
-            remarks.append(f"- {model} (seed {seed}): its first epoch stayed its best; later epochs did not lower its "
-                           "validation CIEDE2000.")  # fmt: skip
+            remarks.append(
+                f"- {model} (seed {seed}): its first epoch stayed its best; later epochs did not lower its "
+                "validation CIEDE2000."
+            )
     largest = max((r["training images"] or 0 for r in rows), default=0)
-    remarks += [f"- {r['model']} trained on {r['training images']} images, a tenth or less of the largest model's "
-                f"{largest}: its scores say little about its training mix." for r in rows
-                if r["training images"] is not None and r["training images"] * 10 <= largest]  # fmt: skip
+    remarks += [
+        f"- {r['model']} trained on {r['training images']} images, a tenth or less of the largest model's "
+        f"{largest}: its scores say little about its training mix."
+        for r in rows
+        if r["training images"] is not None and r["training images"] * 10 <= largest
+    ]
     return rows, remarks
 
 

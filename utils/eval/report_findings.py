@@ -72,8 +72,12 @@ def ranked(summary: pd.DataFrame, domain: str, metric: str) -> pd.DataFrame:
 
 
 def pair(comparisons: pd.DataFrame, domain: str, metric: str, a: str, b: str) -> pd.Series | None:
-    rows = comparisons[(comparisons["test_domain"] == domain) & (comparisons["metric"] == metric)
-                       & comparisons["model_a"].isin([a, b]) & comparisons["model_b"].isin([a, b])]  # fmt: skip
+    rows = comparisons[
+        (comparisons["test_domain"] == domain)
+        & (comparisons["metric"] == metric)
+        & comparisons["model_a"].isin([a, b])
+        & comparisons["model_b"].isin([a, b])
+    ]
     return rows.iloc[0] if len(rows) else None
 
 
@@ -111,8 +115,10 @@ def domain_finding(tables: RunTables, domain: str) -> str:
         parts.append(said)
     text += "; ".join(parts) + "."
     if short is not None:
-        text += (f" Too few groups to tell any two models apart: {short[0]}, where this domain's comparisons need "
-                 f"{short[1]} (below).")  # fmt: skip
+        text += (
+            f" Too few groups to tell any two models apart: {short[0]}, where this domain's comparisons need "
+            f"{short[1]} (below)."
+        )
     return text
 
 
@@ -131,8 +137,10 @@ def saturation_finding(summary: pd.DataFrame) -> str:
     if len(short):
         cells = ", ".join(f"{row.test_domain} ({row.n_groups})" for row in short.itertuples())
         said.append(f"too few groups to tell on {cells}")
-    return (f"- **Saturation**, the outputs' colorfulness as a share of the truth's (95% interval below 1: washed "
-            f"out; an interval needs {needed} groups): {'; '.join(said)}.")  # fmt: skip
+    return (
+        f"- **Saturation**, the outputs' colorfulness as a share of the truth's (95% interval below 1: washed "
+        f"out; an interval needs {needed} groups): {'; '.join(said)}."
+    )
 
 
 def gap_reading(row: pd.Series) -> str:
@@ -149,10 +157,14 @@ def gap_lines(gaps: pd.DataFrame) -> list[str]:
     """Each domain's model: its CIEDE2000 out of its domain less in it (eval/generalization.csv)."""
     if gaps.empty:
         return []
-    said = "; ".join(f"{row['model']} {row['gap']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]: "
-                     f"{gap_reading(row)}" for _, row in gaps.iterrows())  # fmt: skip
-    return [f"- **Generalization gap**, CIEDE2000 on the other domains' test images less on its own (each domain "
-            f"resampled by its groups): {said}."]  # fmt: skip
+    said = "; ".join(
+        f"{row['model']} {row['gap']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]: {gap_reading(row)}"
+        for _, row in gaps.iterrows()
+    )
+    return [
+        f"- **Generalization gap**, CIEDE2000 on the other domains' test images less on its own (each domain "
+        f"resampled by its groups): {said}."
+    ]
 
 
 def findings_lines(tables: RunTables) -> list[str]:
@@ -170,18 +182,23 @@ def deciding_comparisons(comparisons: pd.DataFrame) -> pd.DataFrame:
         means = pd.concat([part.set_index("model_a")["mean_a"], part.set_index("model_b")["mean_b"]])
         losses = METRICS[metric].loss(means.groupby(level=0).first()).sort_values(kind="stable")
         best, runner_up = losses.index[:2]
-        keep |= shown.index.isin(part[part["model_a"].isin([best, runner_up])
-                                      & part["model_b"].isin([best, runner_up])].index)  # fmt: skip
+        keep |= shown.index.isin(
+            part[part["model_a"].isin([best, runner_up]) & part["model_b"].isin([best, runner_up])].index
+        )
     chosen = shown[keep]
-    return pd.DataFrame({
-        "test domain": chosen["test_domain"],
-        "metric": chosen["metric"].map(lambda m: METRICS[m].name),
-        "A vs B": chosen["model_a"] + " vs " + chosen["model_b"],
-        "difference [95% interval]": [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in
-                                      zip(chosen["loss_diff"], chosen["ci_low"], chosen["ci_high"])],
-        "Holm p": [f"{p:.2g}" for p in chosen["p_holm"]],
-        "verdict": [comparison_verdict(row) for _, row in chosen.iterrows()],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "test domain": chosen["test_domain"],
+            "metric": chosen["metric"].map(lambda m: METRICS[m].name),
+            "A vs B": chosen["model_a"] + " vs " + chosen["model_b"],
+            "difference [95% interval]": [
+                f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                for d, lo, hi in zip(chosen["loss_diff"], chosen["ci_low"], chosen["ci_high"])
+            ],
+            "Holm p": [f"{p:.2g}" for p in chosen["p_holm"]],
+            "verdict": [comparison_verdict(row) for _, row in chosen.iterrows()],
+        }
+    )
 
 
 def comparison_verdict(row: pd.Series) -> str:
@@ -198,11 +215,14 @@ def comparison_table(comparisons: pd.DataFrame) -> pd.DataFrame:
     table = comparisons.assign(
         metric=comparisons["metric"].map(lambda m: METRICS[m].label),
         pair=comparisons["model_a"] + " vs " + comparisons["model_b"],
-        difference=[f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in zip(comparisons["loss_diff"], comparisons["ci_low"], comparisons["ci_high"])],
+        difference=[
+            f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+            for d, lo, hi in zip(comparisons["loss_diff"], comparisons["ci_low"], comparisons["ci_high"])
+        ],
         p=[f"{p:.2g} (Holm {ph:.2g})" for p, ph in zip(comparisons["p_wilcoxon"], comparisons["p_holm"])],
         images=[f"{n} ({g})" for n, g in zip(comparisons["n"], comparisons["n_groups"])],
         verdict=[comparison_verdict(row) for _, row in comparisons.iterrows()],
-    )  # fmt: skip
+    )
     return table[["test_domain", "metric", "pair", "images", "difference", "p", "verdict"]].rename(
         columns={"images": "images (groups)"}
     )
@@ -212,8 +232,10 @@ def minimum_groups_lines(tables: RunTables) -> list[str]:
     """The one rule for the fewest groups a verdict needs, and its number for each family of tests in this run."""
     families = [("one test, or one interval: (f), a generalization gap, a saturation interval", 1)]
     per_family = tables.comparisons.groupby(["test_domain", "metric"]).size()
-    families += [("the paired comparisons of one test domain and metric, Holm over them", int(k))
-                 for k in sorted(per_family.unique())]  # fmt: skip
+    families += [
+        ("the paired comparisons of one test domain and metric, Holm over them", int(k))
+        for k in sorted(per_family.unique())
+    ]
     saturation = tables.claims[(tables.claims["claim"] == "g") & (tables.claims["tests"] != "")]
     families += [("(g): every model on every test domain, one Holm family", int(k)) for k in saturation["tests"][:1]]
     rows = [{"family of tests": name, "tests": k, "groups needed": minimum_groups(k)} for name, k in families]
@@ -231,8 +253,10 @@ def seed_lines(tables: RunTables) -> list[str]:
     """The run-to-run variation: the range of the training seeds' means per model and test domain."""
     by_seed = tables.by_seed
     if by_seed is None or by_seed["seed"].nunique() < 2:
-        return ["One training seed: how much the results move between training runs is not measured here; "
-                "`seeds=3` trains and evaluates every model three times."]  # fmt: skip
+        return [
+            "One training seed: how much the results move between training runs is not measured here; "
+            "`seeds=3` trains and evaluates every model three times."
+        ]
     shown = by_seed[by_seed["metric"].isin(REPORT_METRICS) & ~by_seed["model"].isin(BASELINES)]
     ranges = shown.groupby(["model", "test_domain", "metric"], sort=False)["mean"].agg(lambda m: m.max() - m.min())
     table = ranges.unstack("metric").rename(columns=lambda m: f"{METRICS[m].name}: range of the seeds' means")
@@ -258,8 +282,11 @@ def answer_lines(tables: RunTables) -> list[str]:
     for domain in test_domains(tables.summary):
         order = ranked(tables.summary, domain, ANSWER_METRIC)
         short = too_few_groups(tables.comparisons, domain)
-        worth = (f"too few groups to tell ({short[0]}; {short[1]} needed)" if short else
-                 lead(tables.comparisons, domain, ANSWER_METRIC, order.iloc[0]["model"], order.iloc[1]["model"]))  # fmt: skip
+        worth = (
+            f"too few groups to tell ({short[0]}; {short[1]} needed)"
+            if short
+            else lead(tables.comparisons, domain, ANSWER_METRIC, order.iloc[0]["model"], order.iloc[1]["model"])
+        )
         best.append(f"on {domain} test images {_named(order.iloc[0]['model'])}, {worth}")
     lines.append(f"**Best colour** ({best_word(ANSWER_METRIC)}): {'; '.join(best)}.")
     if tables.parameters.get("source") == "demo":

@@ -127,17 +127,25 @@ def request_failure(subject: str, error: BaseException) -> KaggleRequestError:
     ``kernel owner/slug``, ``search 'words'``), means and what to do about it."""
     status = http_status(error)
     if status is None and reached_no_server(error):
-        why = (f"could not reach kaggle.com ({type(error).__name__}): check the network (on Kaggle: the notebook's "
-               "Settings, Internet on) and run the command again")  # fmt: skip
+        why = (
+            f"could not reach kaggle.com ({type(error).__name__}): check the network (on Kaggle: the notebook's "
+            "Settings, Internet on) and run the command again"
+        )
     elif status == 401:
-        why = ("Kaggle refused the credentials (HTTP 401): create a new token on kaggle.com (Settings, API) and "
-               "replace the old one (~/.kaggle/kaggle.json)")  # fmt: skip
+        why = (
+            "Kaggle refused the credentials (HTTP 401): create a new token on kaggle.com (Settings, API) and "
+            "replace the old one (~/.kaggle/kaggle.json)"
+        )
     elif status == 403:
-        why = ("access denied (HTTP 403): it is private to another account, or these credentials may not use it "
-               "(Kaggle asks for phone verification before GPUs and internet in notebooks)")  # fmt: skip
+        why = (
+            "access denied (HTTP 403): it is private to another account, or these credentials may not use it "
+            "(Kaggle asks for phone verification before GPUs and internet in notebooks)"
+        )
     elif status == 404:
-        why = ("not found on Kaggle (HTTP 404): it does not exist (a typo in the handle, a kernel not pushed yet), "
-               "or it is private and these credentials cannot see it")  # fmt: skip
+        why = (
+            "not found on Kaggle (HTTP 404): it does not exist (a typo in the handle, a kernel not pushed yet), "
+            "or it is private and these credentials cannot see it"
+        )
     elif status == 429:
         why = "Kaggle answered HTTP 429 (too many requests): wait a few minutes and run the command again"
     elif status is not None and status >= 500:
@@ -145,8 +153,7 @@ def request_failure(subject: str, error: BaseException) -> KaggleRequestError:
     elif status is not None:
         why = f"Kaggle answered HTTP {status}: {first_line(error)}"
     else:
-        why = (f"the kaggle client raised {type(error).__name__}: {first_line(error)} "
-               "(KIT_DEBUG=1 shows its traceback)")  # fmt: skip
+        why = f"the kaggle client raised {type(error).__name__}: {first_line(error)} (KIT_DEBUG=1 shows its traceback)"
     return KaggleRequestError(f"{subject}: {why}")
 
 

@@ -350,8 +350,9 @@ def fetch_output(kernel_id: str, api: Any | None = None, dest: Path | None = Non
     try:
         reported = api.kernels_output(kernel_id, str(dest), force=True, quiet=True)
     except ValueError as err:  # 2.x: a file name that leads outside dest (or a kernel these credentials cannot read)
-        raise KaggleSetupError(f"output of {kernel_id}: the kaggle client refused it ({err}); "
-                               f"what it wrote before stopping is in {dest}") from None  # fmt: skip
+        raise KaggleSetupError(
+            f"output of {kernel_id}: the kaggle client refused it ({err}); what it wrote before stopping is in {dest}"
+        ) from None
     except Exception as err:
         raise request_failure(f"kernel {kernel_id}", err) from err
     files = reported[0] if isinstance(reported, tuple) else reported  # 1.7+: (files, next page token); 1.6: files
@@ -392,9 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--interval", type=float, default=60.0, help="status: seconds between polls")
     parser.add_argument("--no-check", action="store_true", help="push: skip checking the datasets first")
     parser.add_argument(
-        "--continue", dest="continue_previous", action="store_true",
+        "--continue",
+        dest="continue_previous",
+        action="store_true",
         help="bundle/push: a new version that resumes from the last version's output (after the time limit)",
-    )  # fmt: skip
+    )
     return parser
 
 

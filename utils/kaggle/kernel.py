@@ -32,8 +32,10 @@ def prune_for_output(run_dir: str | Path) -> list[Path]:
     freed = sum(p.stat().st_size for p in doomed if p.is_file())
     for path in doomed:
         path.unlink()
-    print(f"removed {len(doomed)} files ({freed / 2**20:.0f} MiB): data shards and "
-          f"{'checkpoints no resume needs' if 'checkpoint_last.pt' in kept else 'resumable checkpoints'}")  # fmt: skip
+    print(
+        f"removed {len(doomed)} files ({freed / 2**20:.0f} MiB): data shards and "
+        f"{'checkpoints no resume needs' if 'checkpoint_last.pt' in kept else 'resumable checkpoints'}"
+    )
     return doomed
 
 

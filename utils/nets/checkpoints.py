@@ -176,12 +176,22 @@ def build_checkpoint(
     also holds every RNG state; without, a record of the networks alone (``best.pt``: the generator).
     """
     checkpoint = {
-        "format": CHECKPOINT_FORMAT, "model": files.domain, "image_size": params.image_size,
-        "epoch": state.epoch - 1, "step": state.step, "best_val": state.best_val, "params": params.to_dict(),
-        "position": {"epoch": state.epoch, "batch": state.batch, "world_size": world_size,
-                     "train_images": data.count, "seed": params.seed},
+        "format": CHECKPOINT_FORMAT,
+        "model": files.domain,
+        "image_size": params.image_size,
+        "epoch": state.epoch - 1,
+        "step": state.step,
+        "best_val": state.best_val,
+        "params": params.to_dict(),
+        "position": {
+            "epoch": state.epoch,
+            "batch": state.batch,
+            "world_size": world_size,
+            "train_images": data.count,
+            "seed": params.seed,
+        },
         "data_sha1": data.sha1,
-    }  # fmt: skip
+    }
     checkpoint |= validation or {}
     if epoch_sums is not None:
         checkpoint |= {"epoch_sums": epoch_sums, "rng": rng_states()}

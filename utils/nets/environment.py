@@ -62,8 +62,10 @@ def check_profile_device(profile: str, params: RunParams, run_dir: str | Path, o
     if torch.cuda.is_available():
         return
     if on_kaggle():
-        raise ParameterError(f"profile {profile!r} is meant for a GPU, and this Kaggle session has none: in the "
-                             "notebook's Settings, choose the accelerator GPU T4 x2, then run it again")  # fmt: skip
+        raise ParameterError(
+            f"profile {profile!r} is meant for a GPU, and this Kaggle session has none: in the "
+            "notebook's Settings, choose the accelerator GPU T4 x2, then run it again"
+        )
     raise ParameterError(
         f"profile {profile!r} is meant for a GPU, and this machine has none ({cpu_model()}, {cpu_cores()} cores); on a "
         f"CPU run the {CPU_PROFILE} profile: "

@@ -136,5 +136,7 @@ def record_timing(run_dir: Path, step: Step, rendered: Path, launched: dt.dateti
 def describe_startup(startup: dict[str, float] | None) -> str:
     if not startup:
         return ""
-    return (f" (start-up {startup['total_s']:.1f} s: launch {startup['launch_s']:.1f}, "
-            f"kernel {startup['kernel_s']:.1f}, imports {startup['imports_s']:.1f})")  # fmt: skip
+    return (
+        f" (start-up {startup['total_s']:.1f} s: launch {startup['launch_s']:.1f}, "
+        f"kernel {startup['kernel_s']:.1f}, imports {startup['imports_s']:.1f})"
+    )

@@ -88,16 +88,27 @@ def plan_models(run_dir: Path, params: RunParams, trains: list[Step], manifest: 
         rows = model_rows(sizes, model, params)
         groups = {(d, train_rows[(d, int(i))]) for d, indices in rows.train.items() for i in indices}
         progress = ModelProgress.of(step, run_dir, params)
-        plans.append(ModelPlan(step.trained_name, model, rows.n_train, len(groups),
-                               sum(len(v) for v in rows.val.values()), rows.n_train // params.batch_size,
-                               progress.epochs_left(), progress.epochs_planned))  # fmt: skip
+        plans.append(
+            ModelPlan(
+                step.trained_name,
+                model,
+                rows.n_train,
+                len(groups),
+                sum(len(v) for v in rows.val.values()),
+                rows.n_train // params.batch_size,
+                progress.epochs_left(),
+                progress.epochs_planned,
+            )
+        )
     return plans
 
 
 def test_splits(manifest: pd.DataFrame, params: RunParams) -> list[TestSplit]:
     test = manifest[manifest["split"] == "test"]
-    return [TestSplit(d, int((test["domain"] == d).sum()), int(test.loc[test["domain"] == d, "group"].nunique()))
-            for d in params.domain_names]  # fmt: skip
+    return [
+        TestSplit(d, int((test["domain"] == d).sum()), int(test.loc[test["domain"] == d, "group"].nunique()))
+        for d in params.domain_names
+    ]
 
 
 def groups_the_verdicts_need(params: RunParams) -> int:
@@ -121,11 +132,15 @@ def test_group_warnings(manifest: pd.DataFrame, params: RunParams) -> list[str]:
         elif in_all >= 2 * needed:
             remedy = f"raise test_per_domain (now {params.test_per_domain}) to give the test split more of its {in_all} groups"
         else:
-            remedy = (f"add more folders to {split.domain!r} (it has {in_all} groups in all: each sub-folder is one "
-                      "film, show or photograph, kept whole in one split)")  # fmt: skip
-        warnings.append(f"warning: domain {split.domain!r} has {split.groups} test group"
-                        f"{'s' if split.groups != 1 else ''}; the verdicts need at least {needed} to tell models "
-                        f"apart, so they will read 'inconclusive': {remedy}")  # fmt: skip
+            remedy = (
+                f"add more folders to {split.domain!r} (it has {in_all} groups in all: each sub-folder is one "
+                "film, show or photograph, kept whole in one split)"
+            )
+        warnings.append(
+            f"warning: domain {split.domain!r} has {split.groups} test group"
+            f"{'s' if split.groups != 1 else ''}; the verdicts need at least {needed} to tell models "
+            f"apart, so they will read 'inconclusive': {remedy}"
+        )
     return warnings
 
 
@@ -155,9 +170,13 @@ def model_seconds(plan: ModelPlan, times: StepTimes) -> float:
 
 
 def estimate_here(
-    plans: list[ModelPlan], rounds: list[list[TrainLaunch]], times: StepTimes, tests: list[TestSplit],
-    startup_s: float, cores: int,
-) -> float:  # fmt: skip
+    plans: list[ModelPlan],
+    rounds: list[list[TrainLaunch]],
+    times: StepTimes,
+    tests: list[TestSplit],
+    startup_s: float,
+    cores: int,
+) -> float:
     """The rest of the run on this machine: each round of train notebooks (on a CPU, the notebooks still training
     share the cores when their threads outnumber them; with several GPUs, a model's steps split across them), then
     evaluate (every model and the gray baseline on every test image), and the start-up of every notebook left
@@ -167,8 +186,9 @@ def estimate_here(
     for round_ in rounds:
         training = [launch for launch in round_ if by_name[launch.name].epochs_left]
         shared = max(1.0, sum(launch.threads for launch in training) / cores) if not round_[0].gpus else 1.0
-        work = max((model_seconds(by_name[launch.name], times) / max(1, len(launch.gpus)) for launch in training),
-                   default=0.0)  # fmt: skip
+        work = max(
+            (model_seconds(by_name[launch.name], times) / max(1, len(launch.gpus)) for launch in training), default=0.0
+        )
         total += work * shared + startup_s * max(1.0, len(round_) / cores)
     test_images = sum(split.images for split in tests)
     scored = (len(plans) + 1) * test_images * times.predict_image_s
@@ -202,8 +222,13 @@ def estimate_t4(plans: list[ModelPlan], trains: list[Step], params: RunParams) -
     by_name = {plan.name: plan for plan in plans}
     concurrency = train_concurrency(params, len(KAGGLE_T4_GPUS), len(trains))
     rounds = train_rounds(trains, concurrency, list(KAGGLE_T4_GPUS), KAGGLE_CPU_CORES, params.gpus)
-    seconds = sum(max(by_name[launch.name].epochs_left * by_name[launch.name].images / (rate * len(launch.gpus))
-                      for launch in round_) for round_ in rounds)  # fmt: skip
+    seconds = sum(
+        max(
+            by_name[launch.name].epochs_left * by_name[launch.name].images / (rate * len(launch.gpus))
+            for launch in round_
+        )
+        for round_ in rounds
+    )
     return seconds, f"{rate:.0f} images/s per T4: {source}"
 
 
@@ -231,8 +256,10 @@ def make_plan(run_dir: Path, params: RunParams, trains: list[Step]) -> RunPlan:
     here = estimate_here(plans, rounds, times, tests, prepare_startup_s(run_dir), cpu_cores())
     gpus = rounds[0][0].gpus
     where = f"{len(rounds[0])} model{'s' if len(rounds[0]) > 1 else ''} at a time, " + (
-        f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''} each" if gpus else
-        f"{times.threads} CPU thread{'s' if times.threads > 1 else ''} each")  # fmt: skip
+        f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''} each"
+        if gpus
+        else f"{times.threads} CPU thread{'s' if times.threads > 1 else ''} each"
+    )
     here_how = f"{where}: {times.train_step_s:.2f} s per training step, timed"
     return RunPlan(plans, tests, warnings, here, here_how, t4_s, t4_how)
 
@@ -250,11 +277,18 @@ def plan_record(plan: RunPlan) -> dict:
         "estimated_s": None if plan.here_s is None else round(plan.here_s, 1),
         "estimated_how": plan.here_how,
         "kaggle_t4x2_training_s": None if plan.t4_s is None else round(plan.t4_s, 1),
-        "models": {m.name: {"images": m.images, "groups": m.groups, "steps_per_epoch": m.steps_per_epoch,
-                            "epochs_left": m.epochs_left} for m in plan.models},
+        "models": {
+            m.name: {
+                "images": m.images,
+                "groups": m.groups,
+                "steps_per_epoch": m.steps_per_epoch,
+                "epochs_left": m.epochs_left,
+            }
+            for m in plan.models
+        },
         "test": {t.domain: {"images": t.images, "groups": t.groups} for t in plan.tests},
         "warnings": plan.warnings,
-    }  # fmt: skip
+    }
 
 
 def describe_encoder(profile: str, overrides: dict, params: RunParams) -> str:
@@ -265,8 +299,10 @@ def describe_encoder(profile: str, overrides: dict, params: RunParams) -> str:
         )
         return f"ImageNet weights{cached}"
     if pretrained_asked(profile, overrides) == PRETRAINED_IF_CACHED:
-        return ("untrained: the ImageNet weights were not cached here when this run directory was first prepared "
-                "(pretrained=cached); in a new run directory, -p pretrained=true fetches them once, over the network")  # fmt: skip
+        return (
+            "untrained: the ImageNet weights were not cached here when this run directory was first prepared "
+            "(pretrained=cached); in a new run directory, -p pretrained=true fetches them once, over the network"
+        )
     return "untrained (pretrained=false)"
 
 
@@ -274,8 +310,11 @@ def format_plan(plan: RunPlan, encoder: str) -> str:
     lines = [f"plan: {len(plan.models)} model{'s' if len(plan.models) > 1 else ''}; encoder: {encoder}"]
     width = max(len(m.name) for m in plan.models)
     lines.append(f"  {'model'.ljust(width)}  images  groups  steps/epoch  epochs left")
-    lines += [f"  {m.name.ljust(width)}  {m.images:>6}  {m.groups:>6}  {m.steps_per_epoch:>11}  "
-              f"{m.epochs_left:>4} of {m.epochs}" for m in plan.models]  # fmt: skip
+    lines += [
+        f"  {m.name.ljust(width)}  {m.images:>6}  {m.groups:>6}  {m.steps_per_epoch:>11}  "
+        f"{m.epochs_left:>4} of {m.epochs}"
+        for m in plan.models
+    ]
     lines.append("  test: " + "; ".join(f"{t.domain} {t.images} images in {t.groups} groups" for t in plan.tests))
     lines += [f"  {warning}" for warning in plan.warnings]
     if plan.here_s is not None:

@@ -243,8 +243,10 @@ def epoch_line(label: str, row: dict[str, str], planned: int, model_left_s: floa
     losses = ["loss_G_L1"] if row["phase"] == "pretrain" else ["loss_D", "loss_G_GAN", "loss_G_L1"]
     figures = [f"{name.removeprefix('loss_')} {float(row[name]):.3g}" for name in losses]
     figures += [f"val CIEDE2000 {float(row['val_ciede2000']):.2f}", f"{float(row['images_per_s']):.1f} images/s"]
-    return (f"{label} epoch {row['epoch']}/{planned} done in {float(row['seconds']):.0f} s: {', '.join(figures)}; "
-            f"model ETA {duration(model_left_s)}, run ETA {duration(run_left_s)}")  # fmt: skip
+    return (
+        f"{label} epoch {row['epoch']}/{planned} done in {float(row['seconds']):.0f} s: {', '.join(figures)}; "
+        f"model ETA {duration(model_left_s)}, run ETA {duration(run_left_s)}"
+    )
 
 
 def report_new_epochs(jobs: list[TrainProcess], later_epochs: int) -> None:
@@ -309,8 +311,10 @@ def run_train_steps(steps: list[Step], run_dir: Path, params: RunParams, labels:
     failures = []
     with hold_run_dir(run_dir, "the train notebooks"):  # the pipeline's hold, or this call's: the notebooks join it
         for index, round_ in enumerate(rounds):
-            later = [[ModelProgress.of(launch.step, run_dir, params).epochs_left() for launch in r]
-                     for r in rounds[index + 1 :]]  # fmt: skip
+            later = [
+                [ModelProgress.of(launch.step, run_dir, params).epochs_left() for launch in r]
+                for r in rounds[index + 1 :]
+            ]
             failures += run_train_round(round_, run_dir, labels, params, sum(max(epochs) for epochs in later))
     if failures:
         raise StageFailed(

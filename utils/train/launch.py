@@ -33,10 +33,21 @@ def torchrun_command(
     params: RunParams, run_dir: str | Path, domain: str, seed_index: int, n_processes: int
 ) -> list[str]:
     return [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n_processes}",
-        "-m", "utils.train", "--run-dir", str(Path(run_dir).resolve()), "--domain", domain,
-        "--seed-index", str(seed_index), *param_arguments(params),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={n_processes}",
+        "-m",
+        "utils.train",
+        "--run-dir",
+        str(Path(run_dir).resolve()),
+        "--domain",
+        domain,
+        "--seed-index",
+        str(seed_index),
+        *param_arguments(params),
+    ]
 
 
 def run_torchrun(params: RunParams, run_dir: str | Path, domain: str, seed_index: int, n_processes: int) -> None:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -42,10 +40,10 @@ from utils.core.config import (
     trained_name,
     training_seed,
 )
-from utils.core.errors import ParameterError, UnreadableFileError, exit_with_error_line, read_json_file
+from utils.core.errors import ParameterError, UnreadableFileError, exit_with_error_line
 from utils.core.processes import die_with_parent
-from utils.core.run_dir import RUN_RECORD_REMEDY, RunDirBusy, atomic_write, hold_run_dir, write_csv_atomic
-from utils.data.prepare import training_sets
+from utils.core.run_dir import RunDirBusy, atomic_write, hold_run_dir, write_csv_atomic
+from utils.data.datasets import training_sets
 from utils.data.shards import check_batch_size, training_data_sha1
 from utils.imaging import color
 from utils.imaging.scoring import BatchScorer, predict_ab, truth_and_inputs
@@ -76,6 +74,7 @@ from utils.nets.environment import check_profile_device
 from utils.train.batches import EpochSampler, training_loader
 from utils.train.gan import GANTraining, build_gan, gan_step, l1_step, train_on_batch
 from utils.train.launch import run_torchrun
+from utils.train.time_budget import TimeBudget
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -93,48 +92,9 @@ HISTORY_COLUMNS = [
 ]
 LOG_EVERY = 25  # steps between sync points: losses read, non-finite check, checkpoint clock (the only host syncs)
 NO_BAD_STEP = 2**62
-# Test-only: with a time budget on, it counts as spent once this many epochs have finished in this process
-# (tests/test_budget.py, and the Kaggle test's "version 1 runs out after epoch 1"). Never set in real runs.
-TEST_BUDGET_EPOCHS_ENV = "KIT_TEST_BUDGET_EPOCHS"
 
 
 # --- the time budget and validation ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TimeBudget:
-    """When training must stop, at a checkpoint: ``time_limit_hours`` from the pipeline's start (run.json's
-    ``budget``, which the pipeline records while it runs), or from this process's start when trained alone."""
-
-    hours: float  # 0: no limit
-    deadline: float  # a time.time() value; inf without a limit
-    epochs_allowed: int | None = None  # the test seam (TEST_BUDGET_EPOCHS_ENV)
-
-    @classmethod
-    def for_run(cls, params: RunParams, run_dir: Path) -> TimeBudget:
-        if not params.time_limit_hours:
-            return cls(0.0, math.inf)
-        record = run_dir / "run.json"
-        budget = read_json_file(record, RUN_RECORD_REMEDY).get("budget") if record.is_file() else None
-        if budget and not budget.get("finished"):  # a pipeline is running this training
-            deadline = dt.datetime.fromisoformat(budget["deadline"]).timestamp()
-        else:
-            deadline = cls.now() + params.time_limit_hours * 3600
-        seam = os.environ.get(TEST_BUDGET_EPOCHS_ENV)
-        return cls(params.time_limit_hours, deadline, int(seam) if seam else None)
-
-    @staticmethod
-    def now() -> float:
-        return time.time()  # wall time: the deadline is a moment, shared by processes through run.json
-
-    def spent(self, epochs_done: int) -> bool:
-        """``epochs_done``: the epochs finished in this process (the test seam counts them)."""
-        if self.epochs_allowed is not None and epochs_done >= self.epochs_allowed:
-            return True
-        return self.now() >= self.deadline
-
-    def describe(self) -> str:
-        return f"the time budget of {self.hours:g} h ran out"
 
 
 @torch.no_grad()
@@ -239,10 +199,18 @@ def resume(run: ModelTraining) -> TrainingState:
     if files.history.is_file():
         history = [r for r in pd.read_csv(files.history).to_dict("records") if r["epoch"] < position["epoch"]]
     if run.procs.main:
-        print(f"resumed {files.domain} from {files.last}: epoch {position['epoch']}, batch {position['batch']}, "
-              f"step {ckpt['step']}")  # fmt: skip
-    return TrainingState(position["epoch"], position["batch"], ckpt["step"], ckpt["best_val"],
-                         ckpt["epoch_sums"].to(run.gan.device), history)  # fmt: skip
+        print(
+            f"resumed {files.domain} from {files.last}: epoch {position['epoch']}, batch {position['batch']}, "
+            f"step {ckpt['step']}"
+        )
+    return TrainingState(
+        position["epoch"],
+        position["batch"],
+        ckpt["step"],
+        ckpt["best_val"],
+        ckpt["epoch_sums"].to(run.gan.device),
+        history,
+    )
 
 
 # --- the loop ------------------------------------------------------------------------------------
@@ -313,8 +281,10 @@ def train_model(
             break
     if state.epoch <= total_epochs and procs.main:  # the time budget stopped it
         inside = f" and {state.batch} batches of epoch {state.epoch}" if state.batch else ""
-        print(f"model {domain}: {budget.describe()}; stopped after {state.epoch - 1} of {total_epochs} epochs{inside}. "
-              f"Run the training again to continue from {files.last}")  # fmt: skip
+        print(
+            f"model {domain}: {budget.describe()}; stopped after {state.epoch - 1} of {total_epochs} epochs{inside}. "
+            f"Run the training again to continue from {files.last}"
+        )
     return read_history(files.history)
 
 
@@ -365,8 +335,11 @@ def print_estimate(run: ModelTraining, state: TrainingState, steps: int, seconds
     run.estimated = True
     per_epoch = run.sampler.batches_per_epoch
     steps_left = per_epoch - state.batch + (run.total_epochs - state.epoch) * per_epoch
-    print(f"model {run.files.domain}: {steps_left} training steps left, {seconds / steps:.2f} s each so far: about "
-          f"{steps_left * seconds / steps / 60:.1f} min, and a validation per epoch", flush=True)  # fmt: skip
+    print(
+        f"model {run.files.domain}: {steps_left} training steps left, {seconds / steps:.2f} s each so far: about "
+        f"{steps_left * seconds / steps / 60:.1f} min, and a validation per epoch",
+        flush=True,
+    )
 
 
 def save_mid_epoch_checkpoint(run: ModelTraining, state: TrainingState) -> None:
@@ -392,11 +365,21 @@ def end_epoch(run: ModelTraining, state: TrainingState, phase: str, seconds: flo
         state.best_val = min(state.best_val, val_de)
         loss_d, loss_g_gan, loss_g_l1 = means if phase == "gan" else (float("nan"), float("nan"), means[2])
         state.history.append(
-            {"epoch": epoch, "phase": phase, "step": state.step, "loss_D": loss_d, "loss_G_GAN": loss_g_gan,
-             "loss_G_L1": loss_g_l1, "loss_G": loss_g_l1 + (0.0 if phase == "pretrain" else loss_g_gan),
-             "val_loss_G_L1": val_l1, "val_ciede2000": val_de, "images_per_s": trained_images / seconds,
-             "seconds": seconds, "best": is_best}
-        )  # fmt: skip
+            {
+                "epoch": epoch,
+                "phase": phase,
+                "step": state.step,
+                "loss_D": loss_d,
+                "loss_G_GAN": loss_g_gan,
+                "loss_G_L1": loss_g_l1,
+                "loss_G": loss_g_l1 + (0.0 if phase == "pretrain" else loss_g_gan),
+                "val_loss_G_L1": val_l1,
+                "val_ciede2000": val_de,
+                "images_per_s": trained_images / seconds,
+                "seconds": seconds,
+                "best": is_best,
+            }
+        )
         # history first: a crash before the checkpoint resumes from the previous one and drops this row
         write_csv_atomic(files.history, pd.DataFrame(state.history, columns=HISTORY_COLUMNS))
         scores = {"val_ciede2000": val_de, "val_loss_G_L1": val_l1}
