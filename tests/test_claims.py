@@ -1,10 +1,12 @@
 """The paper's claims checked (utils.eval.claims): every verdict on synthetic per-image scores built to make it
 hold, fail or stay open; too few groups; (g) decided by what its cell shows; missing models; the count over
-seeds; the report's section."""
+seeds; the report's section; claims by kind: a claim of a new kind is checked through its own methods alone, one
+of no kind is refused."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -12,7 +14,7 @@ import pytest
 from scipy.stats import wilcoxon
 
 from utils.core import statistics
-from utils.eval import claims, report
+from utils.eval import claim_kinds, claims, report
 from utils.eval.claims import CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_TESTABLE
 from utils.imaging.metrics import METRICS
 
@@ -151,11 +153,11 @@ def test_spread_must_be_smaller_on_every_domain() -> None:
     evidence = claims.gather_evidence(per_image_scores(offsets), N_BOOTSTRAP, 0)
     spread = evidence.spread.set_index("test_domain")
     assert spread.at["cartoon", "ci_high"] < 0 < spread.at["movie", "ci_low"]
-    assert claims.spread_verdict(evidence.spread) == CONTRADICTED
+    assert claim_kinds.spread_verdict(evidence.spread) == CONTRADICTED
     # it must hold on every domain: equal models on movie images leave it open
     open_on_movie = claims.gather_evidence(per_image_scores({**offsets, "movie": EQUAL["movie"]}), N_BOOTSTRAP, 0)
     assert open_on_movie.spread.set_index("test_domain").at["cartoon", "ci_high"] < 0
-    assert claims.spread_verdict(open_on_movie.spread) == INCONCLUSIVE
+    assert claim_kinds.spread_verdict(open_on_movie.spread) == INCONCLUSIVE
     # the standardised spread is scale-free: SSIM x 100 leaves it as it was
     scaled = per_image_scores(offsets).assign(ssim=lambda t: t["ssim"] * 100)
     again = claims.gather_evidence(scaled, N_BOOTSTRAP, 0).spread
@@ -305,7 +307,8 @@ def test_models_and_domains_beyond_the_papers_leave_its_claims_as_they_were() ->
     pd.testing.assert_frame_equal(claims.assess_claims(pd.concat([table, better]), n_bootstrap=N_BOOTSTRAP), plain)
     anime = table[table.test_domain == "movie"].assign(test_domain="anime")  # a third domain: mixed mixes three
     rows = claims.assess_claims(pd.concat([table, anime]), n_bootstrap=N_BOOTSTRAP).set_index("claim")
-    needing_mixed = [c.key for c in claims.CLAIMS if c.test == "order" and "mixed" in (*c.named, *c.others)]
+    orderings = {c.key: c.test for c in claims.CLAIMS if isinstance(c.test, claims.Ordering)}
+    needing_mixed = [key for key, test in orderings.items() if "mixed" in (*test.named, *test.others)]
     assert needing_mixed and (rows.loc[needing_mixed, "verdict"] == NOT_TESTABLE).all()
     # the run has a mixed model: of three domains, not the paper's two
     assert (rows.loc[needing_mixed, "reason"] == "needs a mixed model of cartoon and movie alone, as the paper's; "
@@ -327,8 +330,8 @@ def test_one_short_test_domain_makes_f_and_g_inconclusive_it_is_not_dropped(movi
     size = {5: 8, 7: 6}[movie_groups]
     table = table.assign(group=np.where(table.test_domain == "movie", table.image_index // size, table.image_index))
     evidence = claims.gather_evidence(table, N_BOOTSTRAP, 0)
-    assert claims.spread_verdict(evidence.spread[evidence.spread.test_domain == "cartoon"]) == HOLDS
-    assert claims.saturation_verdict(evidence.saturation[evidence.saturation.test_domain == "cartoon"]) == HOLDS
+    assert claim_kinds.spread_verdict(evidence.spread[evidence.spread.test_domain == "cartoon"]) == HOLDS
+    assert claim_kinds.saturation_verdict(evidence.saturation[evidence.saturation.test_domain == "cartoon"]) == HOLDS
     got = verdicts(table)
     for key in "fg":
         if key in short:
@@ -353,14 +356,14 @@ def test_one_pair_significant_each_way_contradicts_the_claim() -> None:
     table = per_image_scores(offsets)
     evidence = claims.gather_evidence(table, N_BOOTSTRAP, 0)
     claim = CLAIM["a"]
-    pairs = claims.needed_pairs(claim, evidence.comparisons)
+    ordering = claim.test
+    assert isinstance(ordering, claims.Ordering)
+    pairs = ordering.needed_pairs(evidence.comparisons)
     assert all(row["significant"] for _, _, row in pairs)
     for reading in claim.readings:
-        claimed_way = [
-            row["better"] == claims.claimed_better(claim, reading, named, other) for named, other, row in pairs
-        ]
+        claimed_way = [row["better"] == ordering.claimed_better(reading, named, other) for named, other, row in pairs]
         assert sorted(claimed_way) == [False, True]
-        assert claims.order_verdict(claim, reading, evidence.comparisons) == CONTRADICTED
+        assert ordering.evaluate(reading, evidence) == CONTRADICTED
     got = verdicts(table)
     assert got[("a", STATED)] == got[("a", MEANT)] == CONTRADICTED
 
@@ -368,9 +371,9 @@ def test_one_pair_significant_each_way_contradicts_the_claim() -> None:
 def test_saturation_holds_only_with_every_interval_below_1_as_well_as_every_holm_p() -> None:
     tests = pd.DataFrame({"model": ["cartoon", "movie", "mixed"] * 2, "test_domain": ["cartoon"] * 3 + ["movie"] * 3,
                           "ratio": 0.7, "ci_low": 0.6, "ci_high": 0.8, "p_holm": 1e-6})  # fmt: skip
-    assert claims.saturation_verdict(tests) == HOLDS
-    assert claims.saturation_verdict(tests.assign(ci_high=[0.8] * 5 + [1.0])) == INCONCLUSIVE  # reaching 1
-    assert claims.saturation_verdict(tests.assign(p_holm=[1e-6] * 5 + [0.06])) == INCONCLUSIVE
+    assert claim_kinds.saturation_verdict(tests) == HOLDS
+    assert claim_kinds.saturation_verdict(tests.assign(ci_high=[0.8] * 5 + [1.0])) == INCONCLUSIVE  # reaching 1
+    assert claim_kinds.saturation_verdict(tests.assign(p_holm=[1e-6] * 5 + [0.06])) == INCONCLUSIVE
     # on data: 19 one-image groups at 0.9, one group of 21 images at 1.5: the groups' test is clear (19 of 20
     # below 1) while the mean over images, and its interval, reach above 1
     table = per_image_scores(AS_STATED, n=40).assign(group=lambda t: np.minimum(t.image_index, 19))
@@ -383,3 +386,72 @@ def test_saturation_holds_only_with_every_interval_below_1_as_well_as_every_holm
     others = saturation.drop(index=("mixed", "cartoon"))
     assert ((others["p_holm"] < 0.05) & (others["ci_high"] < 1)).all()
     assert verdicts(table)[("g", ONE)] == INCONCLUSIVE
+
+
+# --- claims by kind: each kind of test is a ClaimTest subclass, and the claims dispatch through its methods alone ---
+
+
+def test_every_claim_is_tested_by_a_kind_and_a_claim_of_an_unknown_kind_is_refused() -> None:
+    kinds = {type(claim.test) for claim in claims.CLAIMS}
+    assert kinds == {claims.Ordering, claims.Spread, claims.Saturation}
+    with pytest.raises(TypeError, match=r"claim \(z\): its test is 'order', not a kind of test"):
+        claims.Claim("z", "Fig. 9", "the paper's words", "what is measured", (claims.Reading(ONE, "..."),), "order")
+    with pytest.raises(TypeError, match="abstract method.*evaluate"):  # a kind must bring its own methods
+        type("Unfinished", (claim_kinds.ClaimTest,), {})()
+
+
+@dataclass(frozen=True)
+class MovieGroupsCounted(claim_kinds.ClaimTest):
+    """A kind the claims have never seen: it reads the movie test images alone, needs the movie model and
+    ``at_least`` groups, and is always contradicted (no built-in kind is, on the paper's data as stated)."""
+
+    at_least: int
+
+    def missing(self, models: tuple[str, ...], domains: tuple[str, ...], mixed_of: tuple[str, ...]) -> str:
+        return "" if "movie" in models else "needs a movie model to count"
+
+    def domains_read(self, evidence: claims.Evidence) -> tuple[str, ...]:
+        return ("movie",)
+
+    def groups_needed(self, evidence: claims.Evidence) -> list[tuple[str, int, int]]:
+        return [("movie", evidence.groups["movie"], self.at_least)]
+
+    def confidence(self, evidence: claims.Evidence) -> str:
+        return "to count them"
+
+    def family(self, evidence: claims.Evidence) -> tuple[int, int]:
+        return 1, self.at_least
+
+    def evaluate(self, reading: claims.Reading, evidence: claims.Evidence) -> str:
+        return CONTRADICTED
+
+    def describe(self, evidence: claims.Evidence, summary: pd.DataFrame) -> str:
+        return f"{evidence.images['movie']} movie images counted"
+
+    def key_figures(self, evidence: claims.Evidence) -> str:
+        return f"{evidence.groups['movie']} movie groups"
+
+
+def test_a_claim_of_a_new_kind_is_checked_by_its_own_methods_alone(monkeypatch) -> None:
+    readings = (claims.Reading(ONE, "in correct terms"),)
+    counted = claims.Claim("z", "Fig. 9", "the paper's words", "what is measured", readings, MovieGroupsCounted(5))
+    monkeypatch.setattr(claims, "CLAIMS", (*claims.CLAIMS, counted))
+    scores = per_image_scores(AS_STATED, n=12)
+    row = claims.assess_claims(scores, n_bootstrap=N_BOOTSTRAP).set_index("claim").loc["z"]
+    said = {"this_run": "12 movie images counted", "verdict": CONTRADICTED, "reason": "", "seeds_holding": "0 of 1"}
+    assert row[list(said)].to_dict() == said and row["key_figures"] == "12 movie groups"
+    # the sizes of the test domain it reads alone, and its family
+    numbers = [None if pd.isna(n) else int(n) for n in row[[*claims.SIZE_COLUMNS, "tests", "min_groups"]]]
+    assert numbers == [None, None, 12, 12, 1, 5]
+    few = claims.assess_claims(per_image_scores(AS_STATED, n=12, group_size=4), n_bootstrap=N_BOOTSTRAP)
+    row = few.set_index("claim").loc["z"]
+    assert row["verdict"] == INCONCLUSIVE
+    assert row["reason"] == "3 groups of movie test images; at least 5 are needed to count them"
+    without = claims.assess_claims(scores[scores["model"] != "movie"], n_bootstrap=N_BOOTSTRAP)
+    row = without.set_index("claim").loc["z"]
+    said = {
+        "verdict": NOT_TESTABLE,
+        "reason": "needs a movie model to count",
+        "this_run": "not testable: needs a movie model to count",
+    }
+    assert row[list(said)].to_dict() == said
