@@ -39,7 +39,8 @@ test-fast: $(STAMP)  ## the quick tier: no processes, notebooks or compilers
 gpu-check: $(STAMP)  ## every GPU figure and target in one table (docs/performance.md)
 	$(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
-# The measured tables of docs/performance.md and the report excerpt of docs/results.md, from benchmarks/measured/
+# From benchmarks/measured/: docs/performance.md's figures, each result file's full table (<name>.md beside it)
+# and docs/results.md's report excerpt
 docs: $(STAMP)  ## render the docs' measured tables and report excerpt from benchmarks/measured/
 	$(PY) benchmarks/render_docs.py
 

@@ -7,6 +7,8 @@ overrides given (e.g. ``-p device=cuda -p precision=fp16``) and echoes its outpu
 time is recorded the moment the pipeline prints its ``[i/n] <stage> done in N s`` line, and the
 wall time (papermill and every notebook's start-up included) once it has ended. The run directory
 is a new temporary one, removed at the end, unless ``--run-dir`` names one (new or empty: it is kept).
+On one GPU the three trainings run one after another (``train_concurrency`` auto: one per GPU), and each
+notebook's start-up (importing torch, timm and kornia) is a large share of a stage this small.
 
 The GPU check compares its demo runs with this benchmark's result file from the 2-core CPU machine:
 

@@ -23,7 +23,8 @@ Bounded time: each scorer compiles once per device (torch.compile's CPU kernels 
 to the thread count, so a compiled row at every thread is a second compilation: opt in with
 ``--compile-all-threads``). ``--time-limit`` is checked between rows and between repeats: a
 compilation starts only with ``COMPILE_ALLOWANCE_S`` left, a timed row only with time left; a
-skipped row is printed and listed under ``skipped`` in the JSON context.
+skipped row is printed and listed under ``skipped`` in the JSON context. A reduced run for a smoke check:
+``--images 8 --size 64 --repeats 1 --no-compile``.
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def measure_join(results: Results, run: Path, repeats: int) -> dict[str, float]:
     results.add("baseline: a bare flock, refused", figures["refused"] * 1e3, "ms")
     results.add("join / refused flock", figures["join"] / figures["refused"], "x")
     results.add("a kernel binds to its parent's death", figures["bind"] * 1e3, "ms")
-    results.add("import utils.run_dir beside utils.config's imports", figures["import"] * 1e3, "ms")
+    results.add("import utils.core.run_dir beside utils.core.config's imports", figures["import"] * 1e3, "ms")
     return figures
 
 

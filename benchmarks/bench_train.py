@@ -31,7 +31,12 @@ holds the training's sync points as a paper epoch does). Each figure is printed 
 per batch size; CPU: peak RSS of the process), FLOPs per training image (torch's FlopCounterMode
 over one kit step), the fraction of the GPU's dense half-precision peak (a row says so when the
 card is not in ``GPU_PEAK_FLOPS``), the paper profile's training time at the measured speed, and
-a Kaggle T4 x2 projection.
+a Kaggle T4 x2 projection: from a measured GPU, its speed scaled by the two cards' peak ratio, and, as a bracket,
+at an assumed 10% and 25% of the T4's fp16 peak.
+
+Targets, on a GPU at 256 px: the kit at least 3 times the reference at the paper's batch of 16; compiled, at
+least 10% of the card's dense half-precision peak. Defaults: on a GPU 256 px and batches 16, 32, 64 and 128; on a
+CPU 128 px and batch 16, where the targets do not apply and the figures are reported only.
 """
 
 from __future__ import annotations

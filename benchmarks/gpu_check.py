@@ -24,6 +24,46 @@ and the fp16 demo. Without a GPU it says so, runs the CPU parts in reduced form 
 the same code, not figures to quote) and lists the GPU parts as not run. The exit code is 0 when
 every part that applies here ran to its end, 1 otherwise, 128 + N when stopped by signal N; unmet
 targets do not change it (the table shows them).
+
+The parts, their shares of the budget (full / ``--quick``) and their minimums:
+
+    part                              share        minimum
+    bench_train                       45% / 50%    90 s / 60 s
+    bench_metrics, GPU                15% / 20%    45 s / 40 s
+    demo pipeline, fp16 + GradScaler  15% / 30%    60 s
+    demo pipeline, precision auto     13% / -      60 s   (precision=auto: bf16 from Ampere on)
+    bench_data                        12% / -      30 s
+
+The budget. A part's timeout is its share of the time still left, capped so that the later parts' minimums still
+fit, plus ``KILL_MARGIN_S`` for ending it (SIGTERM, ``children.STOP_GRACE_S`` of grace, SIGKILL); it is never under
+the part's minimum. A benchmark's own ``--time-limit`` leaves ``OWN_LIMIT_MARGIN_S`` of its part's timeout for its
+imports and last rows. The table and its JSON are rewritten before and after every part (the part in progress
+shows as ``running``, the later ones as ``pending``); on SIGTERM or Ctrl-C the running part and its process group
+are ended, it reads ``stopped by SIGTERM after N s`` with the figures it had, the rest ``not run``, and the check
+exits with 143 (130 for Ctrl-C). Each part's own JSON goes to ``--work-dir`` (default: beside ``--out``,
+``<its stem>_parts/``).
+
+The table opens with the card, the torch and CUDA versions, the CPU, the budget used, whether every part ran and
+how many targets are met (naming those that are not). Then one row per figure: part, figure, value, unit, target,
+met; each part opens with how it ended (``ran``, failed, timed out or stopped, with its last lines of output, or
+``not run: ...``). A figure that could not be measured shows ``-`` and why: out of memory (larger batches are then
+not tried), ``--time-limit reached``, a loop whose process died (with its signal), ``peak unknown for <card>``, or
+``no CPU baseline recorded``. The targets:
+
+    the kit at least 3x the tutorial's loop at 256 px, batch 16     kit vs reference, batch 16 (bench_train)
+    compiled, at least 10% of the card's dense fp16/bf16 peak       fraction of <card>'s dense ... peak (bench_train)
+    prepare on 16 cores at least 6x one worker                      prepare speed-up, 16 workers vs 1 (bench_data)
+    scoring on the GPU at least 200x scikit-image                   kit, compiled, GPU vs scikit-image (bench_metrics)
+    the demo on the GPU faster than on the 2-core CPU               speed-up vs the CPU (demo)
+
+The CPU baseline is the wall time in benchmarks/measured/bench_demo_cpu.json; ``--cpu-demo-s S`` overrides it.
+The card's peak is ``bench_train.GPU_PEAK_FLOPS`` (NVIDIA's dense fp16/bf16 tensor figures, without sparsity),
+looked up by the card's exact name (lower case, without "NVIDIA"/"Tesla"). With several GPUs the benchmarks use
+the first and the demo trains one model per GPU; ``CUDA_VISIBLE_DEVICES=0`` gives one card's figures. The
+committed result: ``python benchmarks/gpu_check.py --json benchmarks/measured/gpu_check_cuda.json``, then
+``make docs``. A budget shorter than the default leaves rows out: the committed check's 390 s cut bench_train's
+compiled rows (compiling both networks on a cold cache outlasted its time limit) and both demos before their
+trainings ended.
 """
 
 from __future__ import annotations

@@ -207,6 +207,8 @@ def command_problem(argv: list[str]) -> str | None:
             return f"{argv[2]} has no build_parser()"
         return parse_error(module.build_parser(), argv[3:])
     if program in PYTHONS and len(argv) > 1 and argv[1].startswith("benchmarks/"):
+        if not (KIT_ROOT / argv[1]).is_file() and shlex.join(argv) in pending_measurements():
+            return None  # "not measured yet" names the command of a script still to come
         return benchmark_parse_error(Path(argv[1]).stem, argv[2:])
     if program == "make":
         targets, recipes = expand_make(argv)
@@ -222,6 +224,12 @@ def command_problem(argv: list[str]) -> str | None:
         unknown = sorted(set(names) - parameters_cell_names(notebook))
         return f"{argv[1]} has no parameter {', '.join(unknown)}" if unknown else None
     return None  # cd, pip, source, ...: not the kit's
+
+
+def pending_measurements() -> set[str]:
+    """The command of each measurement the renderer knows that has no result file yet."""
+    return {render_docs.measuring_command(name) for name in render_docs.MEASUREMENTS
+            if not (render_docs.MEASURED_DIR / f"{name}.json").is_file()}  # fmt: skip
 
 
 def command_problems(pages: dict[Path, str]) -> list[str]:
@@ -354,7 +362,7 @@ def test_no_build_machine_path_and_no_history(pages) -> None:
     problems = []
     for page, text in pages.items():
         problems += [f"{page.name}: {pattern}" for pattern in LEAKS if re.search(pattern, text)]
-        prose = render_docs.BLOCK.sub("", text)  # rendered tables carry their measurement's date
+        prose = render_docs.SUMMARY.sub("", render_docs.BLOCK.sub("", text))  # rendered: each measurement's date
         problems += [f"{page.name}: {pattern}" for pattern in HISTORY if re.search(pattern, prose, re.IGNORECASE)]
     assert problems == []
 
@@ -362,6 +370,50 @@ def test_no_build_machine_path_and_no_history(pages) -> None:
 def test_the_measured_tables_are_the_committed_result_files() -> None:
     assert render_docs.stale_blocks(read(render_docs.PAGE), render_docs.MEASURED_DIR) == []
     assert render_docs.main(["--check"]) == 0
+
+
+PERFORMANCE_WORDS = 2500  # the performance page, rendered blocks included (as `wc -w` counts)
+
+
+def test_the_performance_page_is_short() -> None:
+    words = len(read(render_docs.PAGE).split())
+    assert words <= PERFORMANCE_WORDS, (
+        f"docs/performance.md has {words} words; at most {PERFORMANCE_WORDS}: show fewer figures "
+        "(render_docs.HEADLINES) and leave the rest to the full tables in benchmarks/measured/"
+    )
+
+
+def typed_figures(text: str, folder: Path) -> list[str]:
+    """Numbers in the page's prose (outside its rendered blocks and code) that are a result file's figure as the
+    renderer writes it: a figure typed by hand. Only values with a decimal point or a thousands separator count
+    (a bare small integer is a size or a target as often as a figure)."""
+    prose = without_code(render_docs.SUMMARY.sub("", render_docs.BLOCK.sub("", text)))
+    rendered = {render_docs.format_value(float(figure["value"]))
+                for measurement in render_docs.measurements_in(folder).values()
+                for figure in measurement.payload["figures"] if figure["value"] is not None}  # fmt: skip
+    numbers = re.findall(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+\.\d+)(?![\w])", prose)
+    return [number for number in numbers if number in rendered]
+
+
+def test_every_figure_on_the_performance_page_comes_from_a_result_file() -> None:
+    text = read(render_docs.PAGE)
+    assert render_docs.render_page(text, render_docs.MEASURED_DIR) == text, "the page is stale: make docs"
+    assert typed_figures(text, render_docs.MEASURED_DIR) == []
+    shown = {match["name"] for match in render_docs.BLOCK.finditer(text)}
+    assert set(render_docs.MEASUREMENTS) <= shown, "every measurement has its block, measured or not"
+    assert len(render_docs.SUMMARY.findall(text)) == 1
+
+
+def test_every_full_table_the_page_links_is_its_result_files_rendering() -> None:
+    text, folder = read(render_docs.PAGE), render_docs.MEASURED_DIR
+    linked = {(render_docs.PAGE.parent / target).resolve() for _, target in LINK.findall(text)
+              if target.startswith("../benchmarks/measured/")}  # fmt: skip
+    tables = {path.resolve(): body for path, body in render_docs.table_files(folder).items()}
+    assert linked == {path for path, body in tables.items() if body is not None}, "each measurement's table, linked"
+    for path in sorted(linked):
+        assert path.is_file(), f"{path.name}: linked from the page but not written: make docs"
+        assert read(path) == tables[path], f"{path.name}: not what its result file renders: make docs"
+    assert render_docs.stale_tables(folder) == []
 
 
 def test_the_report_excerpt_is_its_committed_file_made_to_sit_in_the_page(monkeypatch) -> None:
@@ -450,38 +502,80 @@ def result_file(folder: Path, name: str, **changes: object) -> Path:
     return path
 
 
+@pytest.fixture
+def plain_headlines(monkeypatch) -> None:
+    """No headline figures beyond those with a target: the test files hold other figures than the real ones."""
+    monkeypatch.setattr(render_docs, "HEADLINES", {})
+
+
 PAGE_WITH_BLOCKS = (
     "# Speed\n\n<!-- measured: bench_train_cuda -->\nold text\n<!-- /measured -->\n\n"
     "<!-- measured: bench_data_cpu -->\nold text\n<!-- /measured -->\n"
 )
 
 
-def test_the_renderer_writes_each_file_as_a_table_and_names_the_missing(tmp_path: Path) -> None:
+def test_the_renderer_writes_each_file_as_a_table_and_names_the_missing(tmp_path: Path, plain_headlines) -> None:
     measured = tmp_path / "measured"
     result_file(measured, "bench_train_cuda")
-    rendered = render_docs.render_page(PAGE_WITH_BLOCKS, measured)
+    page = tmp_path / "docs" / "performance.md"
+    rendered = render_docs.render_page(PAGE_WITH_BLOCKS, measured, page)
     train = rendered.split("<!-- measured: bench_train_cuda -->\n")[1].split("<!-- /measured -->")[0]
-    assert "Measured on gpu: Test GPU; cpus: 16, 2030-01-02T03:04:05+00:00, commit `abc1234`" in train
-    assert "`.venv/bin/python benchmarks/bench_train.py --json benchmarks/measured/bench_train_cuda.json`" in train
-    assert "| kit images/s, batch 16 | 1,234 | images/s |  |  | peak 3 \\| 4 MiB |" in train
-    assert "| kit vs reference, batch 16 | 3.25 | x | >= 3x | yes |  |" in train
+    assert train.startswith("Test GPU, 2030-01-02, commit `abc1234` ([every figure](../measured/bench_train_cuda.md))")
+    assert "- kit vs reference, batch 16: 3.25 x; target >= 3x, met\n" in train  # a target: shown on the page
+    assert "kit images/s" not in train  # no target, not in HEADLINES: in the full table only
+    table = render_docs.table_files(measured, page)[measured / "bench_train_cuda.md"]
+    assert table.startswith(render_docs.GENERATED.format(name="bench_train_cuda"))
+    assert "Measured on gpu: Test GPU; cpus: 16, 2030-01-02T03:04:05+00:00, commit `abc1234`" in table
+    assert "`.venv/bin/python benchmarks/bench_train.py --json benchmarks/measured/bench_train_cuda.json`" in table
+    assert "| kit images/s, batch 16 | 1,234 | images/s |  |  | peak 3 \\| 4 MiB |" in table
+    assert "| kit vs reference, batch 16 | 3.25 | x | >= 3x | yes |  |" in table
     data = rendered.split("<!-- measured: bench_data_cpu -->\n")[1].split("<!-- /measured -->")[0]
     command = render_docs.measuring_command("bench_data_cpu")
-    assert data == f"*Not measured yet.* Measure it with `{command}`, then `make docs`.\n"
-    assert render_docs.stale_blocks(PAGE_WITH_BLOCKS, measured) == ["bench_train_cuda", "bench_data_cpu"]
-    assert render_docs.stale_blocks(rendered, measured) == []
+    assert data == f"*Not measured yet:* `{command}`, then `make docs`.\n"
+    assert render_docs.stale_blocks(PAGE_WITH_BLOCKS, measured, page) == ["bench_train_cuda", "bench_data_cpu"]
+    assert render_docs.stale_blocks(rendered, measured, page) == []
 
 
-def test_a_figure_that_could_not_be_measured_renders_as_a_row_saying_so(tmp_path: Path) -> None:
+def test_the_summary_is_a_row_per_stage_from_the_files(tmp_path: Path, plain_headlines) -> None:
+    measured = tmp_path / "measured"
+    result_file(measured, "bench_train_cuda", figures=[{"name": "kit vs reference, batch 16", "value": 2.5,
+                "unit": "x", "target": ">= 3x", "met": False, "note": ""}])  # fmt: skip
+    page = "<!-- summary -->\nold\n<!-- /summary -->\n\n<!-- measured: bench_train_cuda -->\n<!-- /measured -->\n"
+    rendered = render_docs.render_page(page, measured, tmp_path / "docs" / "performance.md")
+    rows = rendered.split("<!-- summary -->\n")[1].split("<!-- /summary -->")[0].splitlines()[2:]
+    assert len(rows) == len(render_docs.STAGES)
+    assert ("| [train](#training-speed) | kit vs the tutorial's loop, batch 16 | [2.5 x](../measured/bench_train_cuda.md)"
+            " | >= 3x | **no** | Test GPU | 2030-01-02 |") in rows  # fmt: skip
+    assert (
+        "| [notebook start](#start-up-of-each-notebook) | the train notebook's start | not measured yet |"
+        in "\n".join(rows)
+    )
+    assert render_docs.stale_blocks(page.replace("old\n", ""), measured) == ["bench_train_cuda", "summary"]
+
+
+def test_a_block_shows_the_headline_figures_or_says_which_is_missing(tmp_path: Path, monkeypatch) -> None:
+    measured = tmp_path / "measured"
+    result_file(measured, "bench_train_cuda")
+    monkeypatch.setitem(render_docs.HEADLINES, "bench_train_cuda", ("kit images/s, batch 16",))
+    rendered = render_docs.render_page(PAGE_WITH_BLOCKS, measured)
+    assert "- kit images/s, batch 16: 1,234 images/s\n- kit vs reference, batch 16: 3.25 x" in rendered
+    monkeypatch.setitem(render_docs.HEADLINES, "bench_train_cuda", ("kit images/s, batch 99",))
+    with pytest.raises(render_docs.RenderError, match=r"no figure 'kit images/s, batch 99'"):
+        render_docs.render_page(PAGE_WITH_BLOCKS, measured)
+
+
+def test_a_figure_that_could_not_be_measured_renders_as_a_row_saying_so(tmp_path: Path, plain_headlines) -> None:
     measured = tmp_path / "measured"
     unmeasured = {"name": "kit compiled images/s, batch 16", "value": None, "unit": "images/s", "target": None,
                   "met": None, "note": "--time-limit reached"}  # fmt: skip
     result_file(measured, "bench_train_cuda", figures=[unmeasured])
     rendered = render_docs.render_page(PAGE_WITH_BLOCKS, measured)
-    assert "| kit compiled images/s, batch 16 | not measured | images/s |  |  | --time-limit reached |" in rendered
+    assert "- kit compiled images/s, batch 16: not measured (--time-limit reached)\n" in rendered
+    table = render_docs.table_files(measured)[measured / "bench_train_cuda.md"]
+    assert "| kit compiled images/s, batch 16 | not measured | images/s |  |  | --time-limit reached |" in table
 
 
-def test_check_exits_1_when_the_page_and_the_files_disagree(tmp_path: Path, capsys) -> None:
+def test_check_exits_1_when_the_page_and_the_files_disagree(tmp_path: Path, capsys, plain_headlines) -> None:
     page, measured = tmp_path / "performance.md", tmp_path / "measured"
     page.write_text(PAGE_WITH_BLOCKS)
     args = ["--page", str(page), "--measured", str(measured)]
@@ -492,9 +586,18 @@ def test_check_exits_1_when_the_page_and_the_files_disagree(tmp_path: Path, caps
     assert render_docs.main(args) == 0 and render_docs.main(["--check", *args]) == 0
     result_file(measured, "bench_train_cuda", commit="def5678")
     assert render_docs.main(["--check", *args]) == 1
+    assert render_docs.main(args) == 0 and render_docs.main(["--check", *args]) == 0
+    table = measured / "bench_train_cuda.md"
+    table.write_text(table.read_text().replace("3.25", "3.5"))  # a full table edited by hand
+    assert render_docs.main(["--check", *args]) == 1 and "bench_train_cuda.md" in capsys.readouterr().err
+    table.unlink()  # a full table missing
+    assert render_docs.main(["--check", *args]) == 1
+    assert render_docs.main(args) == 0 and render_docs.main(["--check", *args]) == 0 and table.is_file()
+    (measured / "bench_train_cuda.json").unlink()  # its result file gone: the table goes too
+    assert render_docs.main(args) == 0 and not table.exists() and render_docs.main(["--check", *args]) == 0
 
 
-def test_a_bad_result_file_or_an_unmatched_block_is_named(tmp_path: Path) -> None:
+def test_a_bad_result_file_or_an_unmatched_block_is_named(tmp_path: Path, plain_headlines) -> None:
     measured = tmp_path / "measured"
     path = result_file(measured, "bench_train_cuda")
     payload = json.loads(path.read_text())
