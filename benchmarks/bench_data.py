@@ -54,6 +54,7 @@ from benchmarks.harness import Deadline, TutorialDataset, cpu_count, timed  # no
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils.core import config
 from utils.core.domains import DEMO_DOMAINS  # noqa: E402
+from utils.core.parameters import RunParams
 from utils.data import (
     datasets,
     prepare,  # noqa: E402
@@ -120,7 +121,7 @@ def worker_counts(spec: str, cores: int) -> list[int]:
     return sorted(counts | {1})
 
 
-def folder_params(root: Path, images: int, size: int, workers: int) -> config.RunParams:
+def folder_params(root: Path, images: int, size: int, workers: int) -> RunParams:
     n_test = max(1, images // 8)
     return config.resolve_params(
         "demo",

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import Deadline, gpu_name, no_sync, synchronizer, timed  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
-from utils.core.config import RunParams  # noqa: E402
+from utils.core.parameters import RunParams  # noqa: E402
 from utils.data.demo import demo_cartoon_frames, skimage_photos  # noqa: E402
 from utils.imaging import (
     color,

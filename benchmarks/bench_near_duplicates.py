@@ -53,8 +53,8 @@ sys.path.insert(0, str(KIT_ROOT))
 
 from benchmarks.harness import cpu_count, median_seconds, timed  # noqa: E402
 from benchmarks.results import Figure, Results, add_json_argument  # noqa: E402
-from utils.core import config  # noqa: E402
 from utils.core.domains import DEMO_DOMAINS  # noqa: E402
+from utils.core.parameters import RunParams  # noqa: E402
 from utils.data.demo import DEMO_PHOTOS, demo_photos, draw_cartoon_frame  # noqa: E402
 from utils.data.near_duplicates import (  # noqa: E402
     HASH_SIDE,
@@ -68,7 +68,7 @@ from utils.data.near_duplicates import (  # noqa: E402
 )
 from utils.imaging.images import is_jpeg, load_rgb  # noqa: E402
 
-DEFAULT_BITS = config.RunParams.near_duplicate_bits
+DEFAULT_BITS = RunParams.near_duplicate_bits
 GROUPING_TARGET_S = 10.0
 PREPARE_TARGET_X = 1.3
 CLIP_ART_MERGED_TARGET = 0.05

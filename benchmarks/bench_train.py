@@ -67,6 +67,7 @@ from benchmarks import children  # noqa: E402
 from benchmarks.harness import Deadline, TutorialDataset, gpu_name, synchronizer  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
 from utils.core import config
+from utils.core.parameters import RunParams
 from utils.data.datasets import ShardDataset  # noqa: E402
 from utils.data.demo import demo_cartoon_frames  # noqa: E402
 from utils.nets import distributed, environment
@@ -161,13 +162,13 @@ def reference_loop(
             yield len(l_norm), True
 
 
-def kit_params(size: int, batch_size: int, workers: int, compile: bool) -> config.RunParams:
+def kit_params(size: int, batch_size: int, workers: int, compile: bool) -> RunParams:
     return config.resolve_params(
         "demo", {"image_size": size, "batch_size": batch_size, "num_workers": workers, "compile": compile}
     )
 
 
-def kit_loop(images: np.ndarray, params: config.RunParams, device: torch.device) -> Iterator[tuple[int, bool]]:
+def kit_loop(images: np.ndarray, params: RunParams, device: torch.device) -> Iterator[tuple[int, bool]]:
     """The kit's training loop, set up by the functions ``train()`` uses; one step per yielded
     (images, synced), syncing where ``train()`` does: every LOG_EVERY batches and at an epoch's end."""
     gan = build_gan(params, device)

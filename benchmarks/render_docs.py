@@ -331,6 +331,30 @@ def stale_blocks(text: str, folder: Path, page: Path = PAGE) -> list[str]:
     return stale + (["summary"] if summaries[0] != summaries[1] else [])
 
 
+PARAMETERS_PAGE = KIT_ROOT / "docs" / "running.md"
+
+
+def render_parameter_table(page: Path, check: bool) -> int:
+    """Rewrite ``page``'s block between ``<!-- parameters -->`` and ``<!-- /parameters -->`` with the parameter table
+    that the parameters' declarations render (utils/core/profiles.py); with ``check``, change nothing and return 1
+    when the block differs from it. 2: the page has no such block."""
+    from utils.core.profiles import parameter_table
+
+    text = page.read_text()
+    block = re.compile(r"(<!-- parameters -->\n).*?(<!-- /parameters -->)", re.DOTALL)
+    rendered, found = block.subn(lambda m: m[1] + parameter_table() + m[2], text)
+    if not found:
+        print(f"error: {page}: no block '<!-- parameters -->' for the parameter table", file=sys.stderr)
+        return 2
+    if rendered != text and check:
+        print(f"{page}: stale block parameters; run `make docs`", file=sys.stderr)
+        return 1
+    if rendered != text:
+        write_text_atomic(page, rendered)
+        print(f"{page}: parameter table rendered from the declarations")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a page is stale")
@@ -355,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         write_text_atomic(page, rendered)
         print(f"{page}: rendered from the committed files")
-    return write_tables(args.measured, args.page, args.check)
+    tables = write_tables(args.measured, args.page, args.check)
+    return max(tables, render_parameter_table(PARAMETERS_PAGE, args.check))
 
 
 def write_tables(folder: Path, page: Path, check: bool) -> int:

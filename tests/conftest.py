@@ -14,6 +14,7 @@ import torch
 
 from tests.helpers import run_with_data
 from utils.core import config
+from utils.core.parameters import RunParams
 from utils.data import prepare
 from utils.train import training
 
@@ -36,12 +37,12 @@ TINY = {
 
 
 @pytest.fixture(scope="session")
-def tiny_params() -> config.RunParams:
+def tiny_params() -> RunParams:
     return config.resolve_params("demo", TINY)
 
 
 @pytest.fixture(scope="session")
-def prepared_run(tmp_path_factory: pytest.TempPathFactory, tiny_params: config.RunParams) -> Path:
+def prepared_run(tmp_path_factory: pytest.TempPathFactory, tiny_params: RunParams) -> Path:
     """A run directory whose data stage is done (demo source, tiny sizes). Do not modify."""
     run_dir = tmp_path_factory.mktemp("prepared") / "run"
     prepare.prepare_data(tiny_params, run_dir)
@@ -49,9 +50,7 @@ def prepared_run(tmp_path_factory: pytest.TempPathFactory, tiny_params: config.R
 
 
 @pytest.fixture(scope="session")
-def two_epochs_straight(
-    tmp_path_factory: pytest.TempPathFactory, prepared_run: Path, tiny_params: config.RunParams
-) -> Path:
+def two_epochs_straight(tmp_path_factory: pytest.TempPathFactory, prepared_run: Path, tiny_params: RunParams) -> Path:
     """The uninterrupted run every stop-and-resume is compared with: cartoon, two epochs in one go over
     ``prepared_run``'s data, at this process's thread count. Do not modify (copy it: helpers.resumable_copy)."""
     run_dir = run_with_data(tmp_path_factory.mktemp("straight") / "run", prepared_run)
@@ -61,7 +60,7 @@ def two_epochs_straight(
 
 @pytest.fixture(scope="session")
 def one_epoch_run(
-    tmp_path_factory: pytest.TempPathFactory, prepared_run: Path, tiny_params: config.RunParams
+    tmp_path_factory: pytest.TempPathFactory, prepared_run: Path, tiny_params: RunParams
 ) -> Callable[[str], Path]:
     """``model`` -> a run directory holding that model (seed 0) after one epoch at ``tiny_params`` over
     ``prepared_run``'s data; trained at the first request, then shared. Do not modify (helpers.resumable_copy)."""

@@ -20,6 +20,7 @@ from tests.test_train import assert_same_weights
 from utils import pipeline
 from utils.core import config, errors
 from utils.core.config import model_dir
+from utils.core.parameters import RunParams
 from utils.nets.checkpoints import load_checkpoint
 from utils.run import scheduler
 from utils.run.notebook_step import Step
@@ -27,7 +28,7 @@ from utils.train import time_budget, training
 
 
 @pytest.fixture(scope="module")
-def params(tiny_params: config.RunParams) -> config.RunParams:
+def params(tiny_params: RunParams) -> RunParams:
     """Two epochs of 5 batches (22 training images, batch 4), under an 11-hour budget."""
     return dataclasses.replace(tiny_params, epochs=2, time_limit_hours=11.0)
 
@@ -51,7 +52,7 @@ def assert_equals_uninterrupted(run_dir: Path, uninterrupted: Path, what: str) -
 
 @pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_the_budget_stops_training_after_an_epoch_and_a_rerun_finishes_as_if_uninterrupted(
-    tmp_path: Path, prepared_run: Path, params: config.RunParams, uninterrupted: Path, monkeypatch, capsys
+    tmp_path: Path, prepared_run: Path, params: RunParams, uninterrupted: Path, monkeypatch, capsys
 ) -> None:
     run_dir = run_with_data(tmp_path / "run", prepared_run)
     monkeypatch.setenv(time_budget.TEST_BUDGET_EPOCHS_ENV, "1")  # spent once one epoch has finished
@@ -73,7 +74,7 @@ def test_the_budget_stops_training_after_an_epoch_and_a_rerun_finishes_as_if_uni
 
 @pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_a_deadline_inside_an_epoch_stops_at_a_sync_point_and_resumes_exactly(
-    tmp_path: Path, prepared_run: Path, params: config.RunParams, uninterrupted: Path, monkeypatch
+    tmp_path: Path, prepared_run: Path, params: RunParams, uninterrupted: Path, monkeypatch
 ) -> None:
     run_dir = run_with_data(tmp_path / "run", prepared_run)
     monkeypatch.setattr(training, "LOG_EVERY", 2)  # sync points after batches 2, 4 and 5 of each epoch
@@ -107,7 +108,7 @@ def budget_record(deadline: dt.datetime, **more: str) -> dict:
 
 
 def test_a_deadline_already_past_starts_nothing(
-    tmp_path: Path, prepared_run: Path, params: config.RunParams, monkeypatch, capsys
+    tmp_path: Path, prepared_run: Path, params: RunParams, monkeypatch, capsys
 ) -> None:
     run_dir = run_with_data(tmp_path / "run", prepared_run)
     past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
@@ -138,7 +139,7 @@ def test_time_limit_hours_is_validated() -> None:
 
 @pytest.mark.slow  # trains two epochs (tests/conftest.py: two_epochs_straight)
 def test_a_checkpoint_of_other_data_is_refused_naming_the_file(
-    tmp_path: Path, prepared_run: Path, params: config.RunParams, uninterrupted: Path
+    tmp_path: Path, prepared_run: Path, params: RunParams, uninterrupted: Path
 ) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(prepared_run / "data", run_dir / "data")

@@ -17,6 +17,7 @@ from skimage.color import rgb2lab
 from tests.helpers import open_folder, write_protected
 from utils import colorize
 from utils.core import config
+from utils.core.parameters import GAMUTS
 from utils.imaging import color
 from utils.imaging.images import load_rgb
 
@@ -212,7 +213,7 @@ def untiled(generator: torch.nn.Module, rgb: np.ndarray, model_size: int, gamut:
     return color.rgb_to_uint8(color.lab_to_rgb(torch.cat([lab[:, :1], ab], dim=1), gamut))[0].numpy()
 
 
-@pytest.mark.parametrize("gamut", config.GAMUTS)
+@pytest.mark.parametrize("gamut", GAMUTS)
 @pytest.mark.parametrize("size", [(203, 301), (30, 41)], ids=["larger-than-the-model", "smaller-than-the-model"])
 def test_tiles_give_the_untiled_result(gamut: str, size: tuple[int, int]) -> None:
     rgb = np.asarray(Image.fromarray(skimage.data.chelsea()).resize(size[::-1]))

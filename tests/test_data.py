@@ -20,6 +20,7 @@ from tests.helpers import interrupted_journal, nth_record
 from tests.messy_data import BAD_FILES, write_kaggle_like_dataset
 from utils.core import config, errors
 from utils.core.domains import DEMO_DOMAINS
+from utils.core.parameters import RunParams
 from utils.data import datasets, decoding, demo, prepare, shard_journal, shards
 
 
@@ -124,7 +125,7 @@ def kaggle_mount(tmp_path_factory) -> Path:
     return root
 
 
-def _kaggle_params(mount: Path, **extra) -> config.RunParams:
+def _kaggle_params(mount: Path, **extra) -> RunParams:
     overrides = {**TINY, "source": "kaggle", "cartoon_dataset": "someone/cartoon-frames",
                  "movie_dataset": "other/movie-stills", "kaggle_input_root": str(mount), "prepare_workers": 1, **extra}  # fmt: skip
     return config.resolve_params("demo", overrides)
@@ -196,7 +197,7 @@ def test_demo_movie_splits_by_photograph(prepared_run: Path) -> None:
     assert all(group.startswith(min(photo, group)) for photo, group in zip(joined.folder_group, joined.group))
 
 
-def _strict_demo_params() -> config.RunParams:
+def _strict_demo_params() -> RunParams:
     # at 32 px a few crops of chelsea, astronaut and the motorcycle score below 35: near-gray for the filter
     return config.resolve_params("demo", {**TINY, "min_colorfulness": 35})
 
@@ -491,7 +492,7 @@ def test_a_link_out_of_a_source_folder_is_rejected_with_its_reason(tmp_path: Pat
     assert all(f"links to {tmp_path / 'private'}" in reason for reason in outside["reason"])
 
 
-def test_mixed_takes_equal_halves(prepared_run: Path, tiny_params: config.RunParams) -> None:
+def test_mixed_takes_equal_halves(prepared_run: Path, tiny_params: RunParams) -> None:
     cartoon_train, cartoon_val = datasets.training_sets(prepared_run, "cartoon", tiny_params)
     mixed_train, mixed_val = datasets.training_sets(prepared_run, "mixed", tiny_params)
     assert len(cartoon_train) + len(cartoon_val) == TINY["train_per_domain"]

@@ -25,8 +25,10 @@ import pytest
 from benchmarks import render_docs, report_excerpt
 from tests.helpers import KIT_ROOT
 from tests.test_kaggle_client import KernelWorkerStatus, StubApi2, StubApi16
-from utils.core.config import PROFILES, RunParams
+from utils.core import parameters
 from utils.core.domains import model_names, resolve_domains
+from utils.core.parameters import RunParams
+from utils.core.profiles import PROFILES
 from utils.eval import report
 from utils.kaggle import commands as kit_kaggle
 
@@ -356,6 +358,23 @@ def test_every_command_shown_parses_and_every_make_target_exists(pages) -> None:
 
 def test_the_parameter_table_is_runparams_and_the_profiles(pages) -> None:
     assert parameter_table_problems(pages) == []
+
+
+def test_the_parameter_table_is_rendered_from_the_declarations(tmp_path: Path, monkeypatch, capsys) -> None:
+    page = render_docs.PARAMETERS_PAGE
+    assert render_docs.render_parameter_table(page, check=True) == 0  # the page is the rendering
+    copy = tmp_path / "running.md"
+    copy.write_text(read(page))
+    epochs = dataclasses.replace(parameters.DECLARATIONS["epochs"], meaning="changed", at_least=3, resumable=False)
+    monkeypatch.setitem(parameters.DECLARATIONS, "epochs", epochs)
+    assert render_docs.render_parameter_table(copy, check=True) == 1 and copy.read_text() == read(page)
+    assert "stale block parameters" in capsys.readouterr().err
+    assert render_docs.main(["--check"]) == 1  # make docs --check says so too
+    assert render_docs.render_parameter_table(copy, check=False) == 0
+    assert "| `epochs` | 2 | 4 | 20 | at least 3 |  | changed |\n" in copy.read_text()
+    assert render_docs.render_parameter_table(copy, check=True) == 0
+    copy.write_text("# Running\n")
+    assert render_docs.render_parameter_table(copy, check=True) == 2
 
 
 def test_no_build_machine_path_and_no_history(pages) -> None:

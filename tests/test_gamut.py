@@ -21,6 +21,7 @@ from skimage.color import rgb2lab
 from tests.test_colorize import StrongColour
 from utils.colorize import save_image
 from utils.core import config, errors
+from utils.core.parameters import GAMUTS, RunParams
 from utils.eval import evaluate
 from utils.imaging import color, scoring
 from utils.imaging.images import resize_square
@@ -153,16 +154,16 @@ def test_the_gamut_parameter_is_checked_recorded_and_reaches_the_scorer() -> Non
     lab = extreme_lab(n=2, size=16)
     l_norm, ab_norm = color.normalize_lab(lab)
     rgb_true = color.lab_to_rgb(color.denormalize_lab(l_norm, 0.2 * ab_norm))
-    for gamut in config.GAMUTS:
+    for gamut in GAMUTS:
         scores = scoring.BatchScorer(compiled=False, batch_size=2, gamut=gamut)(rgb_true, l_norm, ab_norm)
         expected = scoring.score_batch(rgb_true, l_norm, ab_norm, gamut)
         assert torch.equal(scores["ciede2000"], expected["ciede2000"])
-    chroma, clip = (scoring.score_batch(rgb_true, l_norm, ab_norm, g)["ciede2000"] for g in config.GAMUTS)
+    chroma, clip = (scoring.score_batch(rgb_true, l_norm, ab_norm, g)["ciede2000"] for g in GAMUTS)
     assert not torch.equal(chroma, clip)
 
 
 def test_evaluation_and_validation_show_and_score_with_the_runs_gamut(
-    tmp_path: Path, prepared_run: Path, tiny_params: config.RunParams, monkeypatch
+    tmp_path: Path, prepared_run: Path, tiny_params: RunParams, monkeypatch
 ) -> None:
     """A model that predicts strong colour everywhere: evaluation's scores and example images, and
     validation's sample grid, are the one conversion's with the run's ``gamut``."""
@@ -179,7 +180,7 @@ def test_evaluation_and_validation_show_and_score_with_the_runs_gamut(
     gan = SimpleNamespace(generator_module=strong, device=torch.device("cpu"), amp_dtype=None,
                           memory_format=torch.contiguous_format, lambda_l1=1.0)  # fmt: skip
     scores = {}
-    for gamut in config.GAMUTS:
+    for gamut in GAMUTS:
         expected = color.rgb_to_uint8(color.colorized_rgb(l_norm, strong(l_norm), gamut)).numpy()
         params = dataclasses.replace(tiny_params, models=("movie",), gamut=gamut, n_bootstrap=100)
         per_image = evaluate.evaluate_models(params, tmp_path, show_progress=False)

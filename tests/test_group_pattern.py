@@ -15,6 +15,7 @@ from tests.messy_data import colourful, write_kaggle_like_dataset
 from utils import pipeline
 from utils.core import config, grouping
 from utils.core.errors import ParameterError
+from utils.core.parameters import RunParams
 from utils.data import prepare, shards, sources
 from utils.eval import report
 from utils.eval.report_findings import RunTables
@@ -44,7 +45,7 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     return {"flat": root / "flat", "films": root / "films"}
 
 
-def folder_params(folders: dict[str, Path], **extra) -> config.RunParams:
+def folder_params(folders: dict[str, Path], **extra) -> RunParams:
     overrides = {**TINY, "train_per_domain": 10, "test_per_domain": 4, "prepare_workers": 1, "source": "folder",
                  "domains": {name: str(path) for name, path in folders.items()}, "group_pattern": NAMED, **extra}  # fmt: skip
     return config.resolve_params("demo", overrides)

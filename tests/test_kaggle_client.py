@@ -18,7 +18,7 @@ import urllib3
 
 from tests.helpers import run_python
 from utils.core import domains, errors
-from utils.core.config import RunParams
+from utils.core.parameters import RunParams
 from utils.kaggle import client
 
 UPDATED = dt.datetime(2021, 3, 4, 5, 6, 7)

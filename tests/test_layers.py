@@ -27,7 +27,6 @@ MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 # tables and formulas, read best in one piece
 LONG_FUNCTIONS = {
-    "core.config.validate": "the table of every parameter's checks",
     "imaging.metrics.ciede2000": "the CIEDE2000 formula, term by term as in Sharma et al.",
     "data.demo.draw_cartoon_frame": "the drawing of one frame, shape by shape",
 }

@@ -18,9 +18,10 @@ from tests.conftest import TINY
 from tests.messy_data import colourful
 from utils.core import config, errors
 from utils.core.domains import DEMO_DOMAINS
+from utils.core.parameters import NEAR_DUPLICATE_MAX_BITS, RunParams
 from utils.data import decoding, demo, grouped_split, near_duplicates, prepare, shards, sources, thumbnail_check
 
-BITS = config.RunParams.near_duplicate_bits
+BITS = RunParams.near_duplicate_bits
 
 
 def planted_hashes(n: int, threshold: int, seed: int) -> np.ndarray:
@@ -236,7 +237,7 @@ def test_a_blank_frame_has_no_hash_and_joins_nothing() -> None:
     assert near_duplicates.perceptual_hash(np.full((90, 160, 3), 255, np.uint8)) == ""
 
 
-@pytest.mark.parametrize("value", ["-1", str(config.NEAR_DUPLICATE_MAX_BITS + 1), "2.5"])
+@pytest.mark.parametrize("value", ["-1", str(NEAR_DUPLICATE_MAX_BITS + 1), "2.5"])
 def test_near_duplicate_bits_out_of_range_is_refused(value: str) -> None:
     with pytest.raises(errors.ParameterError, match="parameter 'near_duplicate_bits'"):
         config.resolve_params("demo", {"near_duplicate_bits": value})
@@ -268,7 +269,7 @@ def shot_folder(tmp_path_factory) -> tuple[Path, dict[str, list[str]]]:
     return folder, names
 
 
-def shot_params(folder: Path, **extra) -> config.RunParams:
+def shot_params(folder: Path, **extra) -> RunParams:
     overrides = {**TINY, "source": "folder", "cartoon_dir": str(folder), "movie_dir": str(folder),
                  "train_per_domain": 22, "test_per_domain": 8, "prepare_workers": 1, **extra}  # fmt: skip
     return config.resolve_params("demo", overrides)

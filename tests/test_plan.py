@@ -19,6 +19,8 @@ from utils import pipeline
 from utils.core import config
 from utils.core.config import KIT_ROOT
 from utils.core.errors import ParameterError
+from utils.core.parameters import PRETRAINED_IF_CACHED
+from utils.core.profiles import PROFILE_USES, PROFILES
 from utils.data import datasets
 from utils.data.shards import check_batch_size, largest_batch, load_manifest
 from utils.nets import environment
@@ -247,7 +249,7 @@ def test_pretrained_cached_takes_the_weights_only_when_this_machine_has_them(mon
     assert config.resolve_params("demo", {"pretrained": "cached"}).pretrained is False
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: f"/cache/{repo}/{name}")
     assert config.resolve_params("demo", {"pretrained": "cached"}).pretrained is True
-    assert config.PROFILES["quick"]["pretrained"] == config.PRETRAINED_IF_CACHED
+    assert PROFILES["quick"]["pretrained"] == PRETRAINED_IF_CACHED
 
 
 def test_pretrained_cached_is_decided_once_per_run_directory(tmp_path, monkeypatch) -> None:
@@ -271,9 +273,9 @@ def test_the_cached_weights_looked_for_are_those_timm_fetches() -> None:
 
 def test_pipeline_help_lists_the_profiles_and_points_to_the_parameter_table() -> None:
     text = pipeline.build_parser().format_help()
-    for name, use in config.PROFILE_USES.items():
+    for name, use in PROFILE_USES.items():
         assert f"{name}" in text and use[:40] in " ".join(text.split())
-    assert set(config.PROFILE_USES) == set(config.PROFILES)
+    assert set(PROFILE_USES) == set(PROFILES)
     page, anchor = pipeline.PARAMETER_TABLE.split("#")
     assert "## Parameters" in (KIT_ROOT / page).read_text() and anchor == "parameters"
 

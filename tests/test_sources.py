@@ -14,6 +14,7 @@ from tests.conftest import TINY
 from tests.helpers import run_python
 from utils.core import config, errors
 from utils.core.domains import DEMO_DOMAINS
+from utils.core.parameters import RunParams
 from utils.data import decoding, demo, sources
 
 
@@ -179,7 +180,7 @@ def test_importing_the_kit_does_not_import_kaggle() -> None:
 
 # --- the decode pool -----------------------------------------------------------------------------
 
-TIMEOUT_S = config.RunParams.decode_timeout_s
+TIMEOUT_S = RunParams.decode_timeout_s
 SETTINGS = decoding.DecodeSettings(size=32, resize="crop", min_colorfulness=10.0, max_pixels=50_000_000)
 
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from tests.helpers import KIT_ROOT, SAME_THREADS, on_accelerator, resumable_copy, run_python, run_with_data
 from utils.core import config
 from utils.core.config import model_dir
+from utils.core.parameters import resumable_parameters
 from utils.data import demo
 from utils.data.datasets import ShardDataset
 from utils.imaging import color, scoring
@@ -192,7 +193,7 @@ def test_a_resume_may_change_what_does_not_shape_training(
                "eval_batch_size": 4, "n_examples": 1, "n_bootstrap": 500, "models": ("cartoon",), "seeds": 2,
                "train_concurrency": 1, "channels_last": False, "device": "cpu", "test_per_domain": 4,
                "prepare_workers": 1, "decode_timeout_s": 5.0, "kaggle_cache": str(tmp_path), "mix_fractions": (0.25,)}  # fmt: skip
-    assert set(changed) <= config.RESUME_MAY_CHANGE
+    assert set(changed) <= resumable_parameters()
     history = training.train(dataclasses.replace(tiny_params, **changed), run_dir, "cartoon", show_progress=False)
     assert list(history.epoch) == [1, 2, 3]
     assert (

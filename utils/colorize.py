@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from utils.core.config import GAMUTS
 from utils.core.errors import ParameterError, exit_with_error_line
+from utils.core.parameters import GAMUTS
 from utils.core.run_dir import atomic_write, write_csv_atomic
 from utils.imaging import color
 from utils.imaging.images import IMAGE_SUFFIXES, ImageListing, find_images, load_rgb, pixel_count

@@ -34,9 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from utils.core.config import (
-    PROFILE_USES,
-    PROFILES,
-    RunParams,
     override_text,
     parse_overrides,
     resolve_params,
@@ -46,7 +43,9 @@ from utils.core.config import (
 )
 from utils.core.domains import MIXED
 from utils.core.errors import ParameterError, UnreadableFileError, exit_with_error_line
+from utils.core.parameters import RunParams
 from utils.core.processes import Stopped, die_with_parent, stopping_on
+from utils.core.profiles import PROFILE_USES, PROFILES
 from utils.core.run_dir import WRITER_ENV, RunDirBusy, RunDirWriter, hold_run_dir, locked_run_record
 from utils.nets.environment import check_device, check_profile_device
 from utils.run.notebook_step import FAILURE_MARK, StageFailed, Step, describe_startup, now, record_timing, run_step

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils.core.config import RunParams
+from utils.core.parameters import RunParams
 from utils.data.shards import load_shard, model_rows
 
 

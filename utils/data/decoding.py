@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils.core.config import RunParams
+from utils.core.parameters import RunParams
 from utils.core.processes import exit_code_meaning
 from utils.data.near_duplicates import HASH_SIDE, near_signature
 from utils.data.sources import Candidate, SourceFile, near_grayscale_reason

@@ -14,8 +14,8 @@ import numpy as np
 import skimage.data
 from PIL import Image, ImageDraw
 
-from utils.core.config import RunParams
 from utils.core.domains import DEMO_DOMAINS
+from utils.core.parameters import RunParams
 from utils.data.near_duplicates import perceptual_hash
 from utils.data.sources import SPLITS, Candidate, near_grayscale_reason
 from utils.imaging.images import resize_square

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from utils.core.config import RunParams
+from utils.core.parameters import RunParams
 from utils.data.near_duplicates import NearPairs, hamming, hash_array, near_duplicate_grouping
 from utils.data.sources import Candidate, SourceFile, assign_splits
 

@@ -29,7 +29,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from utils.core.config import NEAR_DUPLICATE_HASH_BITS
+from utils.core.parameters import NEAR_DUPLICATE_HASH_BITS
 from utils.data.thumbnail_check import aligned_agreement, neighbour_pairs, thumbnail, thumbnail_array
 
 # part of the prepare's fingerprint

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from utils.core.config import RunParams
+from utils.core.parameters import RunParams
 from utils.core.run_dir import write_csv_atomic, write_text_atomic
 from utils.data.decoding import DecodePool, DecodeSettings, prepare_workers
 from utils.data.demo import demo_stream

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from utils.core.config import RunParams
 from utils.core.domains import mix_fraction
 from utils.core.errors import ParameterError, UnreadableFileError, read_json_file
+from utils.core.parameters import RunParams
 
 MANIFEST_COLUMNS = ["domain", "split", "index", "source", "sha1", "folder_group", "group", "width", "height"]
 REJECTED_COLUMNS = ["domain", "source", "reason"]

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.core.config import RunParams
 from utils.core.domains import location_parameter
 from utils.core.grouping import pattern_groups
+from utils.core.parameters import RunParams
 from utils.core.run_dir import write_text_atomic
 from utils.imaging.images import colorfulness, find_images
 

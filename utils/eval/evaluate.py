@@ -24,7 +24,8 @@ import torch
 from tqdm import tqdm
 
 from utils.core import statistics
-from utils.core.config import RunParams, model_dir, trained_models
+from utils.core.config import model_dir, trained_models
+from utils.core.parameters import RunParams
 from utils.core.run_dir import atomic_write, write_csv_atomic
 from utils.core.statistics import BASELINE_SEED, GRAY, TRUTH
 from utils.data.shards import load_manifest, load_shard

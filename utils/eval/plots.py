@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from utils.core.config import RunParams, model_dir, trained_models
+from utils.core.config import model_dir, trained_models
 from utils.core.domains import fraction_model
+from utils.core.parameters import RunParams
 from utils.core.run_dir import write_bytes_atomic
 from utils.core.statistics import BASELINES, GRAY, TRUTH, seed_averaged
 from utils.data.shards import load_manifest, load_shard

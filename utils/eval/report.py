@@ -16,8 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from utils.core.config import KIT_ROOT, RunParams
+from utils.core.config import KIT_ROOT
 from utils.core.errors import read_json_file
+from utils.core.parameters import RunParams
 from utils.core.run_dir import write_text_atomic
 from utils.data.shards import grouping_sentence, load_manifest, model_rows, prepare_again, train_shard_sizes
 from utils.eval.claims import CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_TESTABLE

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import kornia.color
 import torch
 
-from utils.core.config import GAMUTS
+from utils.core.parameters import GAMUTS
 
 L_SCALE = 50.0
 AB_SCALE = 110.0

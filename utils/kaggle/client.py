@@ -31,9 +31,9 @@ import pandas as pd
 import requests
 import urllib3
 
-from utils.core.config import RunParams
 from utils.core.domains import is_placeholder_handle, location_parameter
 from utils.core.errors import KaggleSetupError
+from utils.core.parameters import RunParams
 from utils.imaging.images import IMAGE_SUFFIXES
 
 # Search words for the paper's two datasets, which it names without a Kaggle handle.

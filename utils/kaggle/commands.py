@@ -155,7 +155,7 @@ def bundled_notebook(
         nbformat.v4.new_code_cell(UNPACK_CELL.format(archive=archive, requirements=runtime_requirements())),
         nbformat.v4.new_code_cell(
             f"profile = {profile!r}  # demo or paper\n"
-            f"overrides = {overrides!r}  # any kit parameter, as in utils/core/config.py\n"
+            f"overrides = {overrides!r}  # any kit parameter, as in utils/core/parameters.py\n"
             'run_dir = "."  # the working directory: what Kaggle keeps as output\n'
             f"kernel_id = {kernel_id!r}  # this kernel\n"
             f"continue_previous = {continue_previous!r}  # resume from the previous version's output (push --continue)",

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from utils.core.config import RunParams, changed_training_parameters
 from utils.core.errors import UnreadableFileError
+from utils.core.parameters import RunParams, changed_training_parameters
 from utils.core.run_dir import atomic_write
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from utils.core.config import RunParams
+from utils.core.parameters import RunParams
 from utils.nets.environment import select_device
 
 

@@ -14,8 +14,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from utils.core.config import CPU_PROFILE, GPU_PROFILES, RunParams, command_for_profile
+from utils.core.config import command_for_profile
 from utils.core.errors import ParameterError
+from utils.core.parameters import RunParams
+from utils.core.profiles import CPU_PROFILE, GPU_PROFILES
 from utils.core.run_dir import locked_run_record
 
 if TYPE_CHECKING:

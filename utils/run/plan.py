@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from utils.core.config import KIT_ROOT, PRETRAINED_IF_CACHED, RunParams, pretrained_asked
+from utils.core.config import KIT_ROOT, pretrained_asked
 from utils.core.errors import read_json_file
+from utils.core.parameters import PRETRAINED_IF_CACHED, RunParams
 from utils.core.processes import child_environment
 from utils.core.run_dir import RUN_RECORD_REMEDY
 from utils.core.statistics import GRAY, compared_pairs, minimum_groups

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from utils.core.config import KIT_ROOT, RunParams, model_dir, training_seed
+from utils.core.config import KIT_ROOT, model_dir, training_seed
 from utils.core.errors import ParameterError
+from utils.core.parameters import RunParams
 from utils.core.processes import child_environment, exit_code_meaning
 from utils.core.run_dir import hold_run_dir
 from utils.nets.environment import cpu_cores

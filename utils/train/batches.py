@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import torch
 
-from utils.core.config import RunParams
+from utils.core.parameters import RunParams
 from utils.nets.distributed import Processes
 
 FLIP_SEED_OFFSET = 7_919  # the flips' generator is seeded apart from the order's

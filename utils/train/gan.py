@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from utils.core.config import RunParams
+from utils.core.parameters import RunParams
 from utils.imaging import color
 from utils.nets.distributed import ONE_PROCESS, Processes, barrier, seed_everything
 from utils.nets.environment import amp_settings

@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from utils.core.config import KIT_ROOT, RunParams
+from utils.core.config import KIT_ROOT
+from utils.core.parameters import RunParams
 from utils.core.processes import bound_to_parent, child_environment
 
 

@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from utils.core.config import RunParams, parse_overrides, resolve_params
+from utils.core.config import parse_overrides, resolve_params
+from utils.core.parameters import RunParams
 from utils.core.processes import die_with_parent
 
 WARM_UP_STEPS = 2  # the first steps allocate and pick kernels: slower than the rest

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.core.config import RunParams
 from utils.core.errors import read_json_file
+from utils.core.parameters import RunParams
 from utils.core.run_dir import RUN_RECORD_REMEDY
 
 # Test-only: with a time budget on, it counts as spent once this many epochs have finished in this process

@@ -30,7 +30,6 @@ from PIL import Image
 from tqdm import tqdm
 
 from utils.core.config import (
-    RunParams,
     check_domain,
     model_dir,
     parse_overrides,
@@ -41,6 +40,7 @@ from utils.core.config import (
     training_seed,
 )
 from utils.core.errors import ParameterError, UnreadableFileError, exit_with_error_line
+from utils.core.parameters import RunParams
 from utils.core.processes import die_with_parent
 from utils.core.run_dir import RunDirBusy, atomic_write, hold_run_dir, write_csv_atomic
 from utils.data.datasets import training_sets
