@@ -1,5 +1,6 @@
 # The two commands of the README: `make demo` and `make test`. The venv is made once and reused;
-# it is re-installed only when requirements.txt changes. The other targets are described in docs/.
+# it is re-installed only when requirements.txt or requirements-dev.txt changes. The other targets are described in
+# docs/.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,15 +13,17 @@ help:  ## this list of targets (what `make` alone prints)
 	@echo "make TARGET, where TARGET is one of:"
 	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: $(STAMP)  ## create .venv and install requirements.txt (again only when it changes)
+setup: $(STAMP)  ## create .venv and install requirements-dev.txt: a run's needs and the test tools
 
+# requirements-dev.txt: requirements.txt (what a run needs, all the Kaggle kernel installs) and the test and lint
+# tools; a change to either installs again.
 # pip compiles every installed file on one core; compileall does the same on every core (a quarter of the install's
 # time on 2 cores), so that no process compiles torch's modules again where bytecode is not written back. Like pip,
 # it skips the few files that do not compile (a package's Python 2 examples): its exit code is not the install's.
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile -r requirements.txt
+	$(PY) -m pip install --quiet --no-compile -r requirements-dev.txt
 	$(PY) -m compileall -q -j 0 $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") > /dev/null || true
 	touch $(STAMP)
 

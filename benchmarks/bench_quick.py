@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import children  # noqa: E402
 from benchmarks.results import Results, add_json_argument  # noqa: E402
+from utils.core.run_dir import read_run_record  # noqa: E402
 
 PLAN_LINE = "estimated time from here:"  # the plan's line with the estimate (utils/run/plan.py format_plan)
 RECIPE_TARGET_S = 600.0
@@ -122,7 +123,7 @@ def run_recipe(results: Results, run_dir: Path, params: list[str]) -> int:
         last = finished.lines[-1].strip() if finished.lines else "(no output)"
         results.not_measured("the quick profile's whole run", "s", f"the pipeline did not finish: {last}")
         return finished.code or 1
-    record = json.loads((run_dir / "run.json").read_text())
+    record = read_run_record(run_dir)
     plan = record["plan"]
     for domain, counts in plan["test"].items():
         images = json.loads((run_dir / "data" / "prepared.json").read_text())["groups"][domain]

@@ -121,7 +121,7 @@ def measure_join(results: Results, run: Path, repeats: int) -> dict[str, float]:
 
 
 def measure_write(results: Results, run: Path, repeats: int) -> float:
-    text = (run / "run.json").read_text()
+    text = json.dumps(run_directory.read_run_record(run), indent=2) + "\n"  # as the stages write it
     scratch = run / "bench_run_dir"
     scratch.mkdir(exist_ok=True)
     try:
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     run = args.run_dir.resolve()
     if not (run / "run.json").is_file():
         parser.error(f"--run-dir {run}: no run.json; run `make demo` first, or name a finished run directory")
-    stages = json.loads((run / "run.json").read_text()).get("stages", {})
+    stages = run_directory.read_run_record(run).get("stages", {})
     files = sum(1 for path in run.rglob("*") if path.is_file())
     results = Results("bench_run_dir", args.json)
     results.describe(run_dir=args.run_dir, notebooks=len(stages), files=files, repeats=args.repeats)

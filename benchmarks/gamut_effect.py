@@ -10,7 +10,6 @@ verdict is the same. The re-evaluation goes to ``--scratch`` (the run's data and
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from utils.core import config
 from utils.core.domains import DEMO_DOMAINS, MIXED  # noqa: E402
+from utils.core.run_dir import read_run_record  # noqa: E402
 from utils.eval import evaluate  # noqa: E402
 
 SHOWN = {"ciede2000": "CIEDE2000", "ssim_ab": "chroma SSIM", "colorfulness_ratio": "colorfulness ratio"}
@@ -34,7 +34,7 @@ def clipped_evaluation(run_dir: Path, profile: str, scratch: Path) -> Path:
     for folder in ("data", "models"):
         (scratch / folder).symlink_to((run_dir / folder).resolve())
     shutil.copy(run_dir / "run.json", scratch / "run.json")
-    recorded = json.loads((run_dir / "run.json").read_text())["stages"]["evaluate"]["parameters"]
+    recorded = read_run_record(run_dir)["stages"]["evaluate"]["parameters"]
     params = config.resolve_params(profile, {**recorded, "gamut": "clip"})  # the run's own evaluation, clipped
     evaluate.evaluate_models(params, scratch, show_progress=False)
     return scratch

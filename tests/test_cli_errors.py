@@ -126,10 +126,9 @@ PREPARE = """
 import json, sys
 from utils.core import config, errors
 from utils.data import prepare
-try:
+def work():
     prepare.prepare_data(config.resolve_params("demo", json.loads(sys.argv[2])), sys.argv[1])
-except Exception as err:
-    sys.exit(errors.exit_with_error_line(err, (errors.ParameterError, errors.UnreadableFileError)))
+sys.exit(errors.run_command(work))
 """
 
 

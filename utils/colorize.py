@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from utils.core.errors import ParameterError, exit_with_error_line
+from utils.core.errors import ParameterError, run_command
 from utils.core.parameters import GAMUTS
 from utils.core.run_dir import atomic_write, write_csv_atomic
 from utils.imaging import color
@@ -371,30 +371,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def work(args: argparse.Namespace) -> None:
+    """``python -m utils.colorize``'s work, once its arguments are parsed."""
+    colorize_path(
+        args.checkpoint,
+        args.input,
+        args.output,
+        args.model_size,
+        args.compare,
+        args.jpeg,
+        args.overwrite,
+        args.batch_size,
+        args.device,
+        gamut=args.gamut,
+        pixel_budget=round(args.batch_megapixels * 1e6),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not (math.isfinite(args.batch_megapixels) and args.batch_megapixels > 0):
         parser.error(f"--batch-megapixels {args.batch_megapixels}: must be a positive, finite number of megapixels")
-    try:
-        colorize_path(
-            args.checkpoint,
-            args.input,
-            args.output,
-            args.model_size,
-            args.compare,
-            args.jpeg,
-            args.overwrite,
-            args.batch_size,
-            args.device,
-            gamut=args.gamut,
-            pixel_budget=round(args.batch_megapixels * 1e6),
-        )
-    except Exception as err:
-        return exit_with_error_line(
-            err, (ValueError, FileNotFoundError)
-        )  # ValueError: the kit's parameter and file errors
-    return 0
+    return run_command(lambda: work(args), (ValueError, FileNotFoundError))  # ValueError: the kit's errors
 
 
 if __name__ == "__main__":

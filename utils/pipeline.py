@@ -42,7 +42,7 @@ from utils.core.config import (
     training_seeds,
 )
 from utils.core.domains import MIXED
-from utils.core.errors import ParameterError, UnreadableFileError, exit_with_error_line
+from utils.core.errors import ParameterError, UnreadableFileError, error_line, run_command
 from utils.core.parameters import RunParams
 from utils.core.processes import Stopped, die_with_parent, stopping_on
 from utils.core.profiles import PROFILE_USES, PROFILES
@@ -247,7 +247,7 @@ def end_partial(run_dir: Path, partial: dict[str, Any], seconds: float) -> None:
     )
 
 
-def run_one_step(step_json: str, run_dir: str) -> int:
+def run_one_step(step_json: str, run_dir: str) -> None:
     """A train process: one notebook, its outputs logged as they come (to the log the pipeline opened)."""
     import logging
 
@@ -256,12 +256,7 @@ def run_one_step(step_json: str, run_dir: str) -> int:
     # inherits SIGINT ignored, and would only be killed after the grace period
     signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # papermill logs each cell's outputs
-    try:
-        run_step(Step(**json.loads(step_json)), Path(run_dir), progress=False, log_output=True)
-    except StageFailed as err:
-        print(f"{FAILURE_MARK}{err}", file=sys.stderr, flush=True)
-        return 1
-    return 0
+    run_step(Step(**json.loads(step_json)), Path(run_dir), progress=False, log_output=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -293,26 +288,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def work(args: argparse.Namespace) -> int:
+    """``python -m utils.pipeline``'s work, once its arguments are parsed."""
+    run_pipeline(args.profile, run_dir_of(args), parse_overrides(args.param), not args.no_progress, args.plan)
+    return 0
+
+
+def run_dir_of(args: argparse.Namespace) -> str:
+    return args.run_dir or f"runs/{args.profile}"
+
+
+def stopped(stop: Stopped) -> tuple[str, int]:
+    """How a pipeline stopped by a signal ends: with 128 + the signal's number."""
+    return (
+        f"pipeline stopped by {stop}; every notebook it started has stopped. Run the same command again to go on: "
+        "the prepared data and every saved epoch are kept",
+        stop.exit_code,
+    )
+
+
+# a failed stage, another writer: `error: ...` and the exit code 1; a stop by a signal: in its own words
+ENDINGS = {StageFailed: error_line(1), RunDirBusy: error_line(1), Stopped: stopped}
+# a train process (--one-step): its failed notebook after the mark the pipeline looks for in its log
+ONE_STEP_ENDINGS = {StageFailed: lambda err: (f"{FAILURE_MARK}{err}", 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    run_dir = args.run_dir or f"runs/{args.profile}"
-    if args.one_step:
-        return run_one_step(args.one_step, run_dir)
-    try:
-        run_pipeline(args.profile, run_dir, parse_overrides(args.param), not args.no_progress, args.plan)
-    except (StageFailed, RunDirBusy) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except Stopped as stop:
-        print(
-            f"pipeline stopped by {stop}; every notebook it started has stopped. Run the same command again to go "
-            "on: the prepared data and every saved epoch are kept",
-            file=sys.stderr,
-        )
-        return stop.exit_code
-    except Exception as err:
-        return exit_with_error_line(err, (ParameterError, UnreadableFileError))
-    return 0
+    if args.one_step:  # a train process: a failed notebook is told to the pipeline after its mark, anything else a bug
+        return run_command(lambda: run_one_step(args.one_step, run_dir_of(args)), (), ONE_STEP_ENDINGS)
+    return run_command(lambda: work(args), (ParameterError, UnreadableFileError), ENDINGS)
 
 
 if __name__ == "__main__":

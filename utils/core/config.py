@@ -18,6 +18,7 @@ from utils.core.domains import SHORTHAND, model_names, parse_domains, resolve_do
 from utils.core.errors import ParameterError, read_json_file
 from utils.core.parameters import PRETRAINED_IF_CACHED, RunParams, validate
 from utils.core.profiles import PROFILES
+from utils.core.run_dir import read_run_record
 
 KIT_ROOT = Path(__file__).resolve().parents[2]  # the kit's checkout: notebooks/, requirements.txt, runs/
 STAGES: tuple[str, ...] = ("prepare", "train", "evaluate", "figures")
@@ -101,9 +102,7 @@ def settle_pretrained(profile: str, run_dir: str | Path, overrides: dict[str, An
     the first decision: its models resume, and every model of the run starts alike."""
     if pretrained_asked(profile, overrides) != PRETRAINED_IF_CACHED:
         return dict(overrides)
-    record_path = Path(run_dir) / "run.json"
-    record = read_json_file(record_path, "delete it to start the run again") if record_path.is_file() else {}
-    recorded = record.get("parameters", {}).get("pretrained") if isinstance(record, dict) else None
+    recorded = read_run_record(run_dir).get("parameters", {}).get("pretrained")
     return {**overrides, "pretrained": recorded if isinstance(recorded, bool) else encoder_weights_cached()}
 
 

@@ -1,7 +1,8 @@
 """The kit's own errors, and the one line a command prints for them: the base layer, importing no other module.
 
 Each error's message names the file or the parameter and says what to do; a command line prints it as one
-``error: ...`` line, with no traceback. Anything else is a bug, whose traceback is wanted.
+``error: ...`` line, with no traceback: every command line's ``main`` hands its work to :func:`run_command`, the one
+place that does. Anything else is a bug, whose traceback is wanted.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,17 +65,52 @@ def debugging() -> bool:
     return os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
 
 
-def exit_with_error_line(err: BaseException, kit_errors: tuple[type[BaseException], ...]) -> int:
-    """What a command line's ``main`` does with ``err`` in its ``except`` block: one ``error: ...`` line (after the
-    traceback, with the debug switch ``KIT_DEBUG=1``), and the exit code 2; anything :func:`cli_error_line` does not
-    know is a bug, raised again with its traceback."""
-    line = cli_error_line(err, kit_errors)
-    if line is None:
-        raise err
-    if debugging():
-        traceback.print_exception(err, file=sys.stderr)
-    print(line, file=sys.stderr)
-    return 2
+Ending = Callable[[BaseException], tuple[str, int]]  # an error -> the command's last line, and its exit code
+KNOWN_ERRORS: tuple[type[BaseException], ...] = (ParameterError, UnreadableFileError)
+
+
+def error_line(exit_code: int, subject: str = "") -> Ending:
+    """The ending ``error: <the error's message>`` (``error: <subject>: <message>`` with a subject: the command
+    that met it) and ``exit_code``: for :func:`run_command`'s ``endings``."""
+    return lambda err: (f"error: {subject}: {err}" if subject else f"error: {err}", exit_code)
+
+
+def run_command(
+    work: Callable[[], int | None],
+    known: tuple[type[BaseException], ...] = KNOWN_ERRORS,
+    endings: Mapping[type[BaseException], Ending] | None = None,
+) -> int:
+    """Every command line's one error handler: its ``main`` parses the arguments, then returns
+    ``run_command(lambda: <the work>, ...)``, the work's exit code (None: 0).
+
+    An error the command knows ends it with one line on stderr and no traceback: one of ``endings`` (the first
+    type that matches) in that ending's words and exit code; one of ``known``, or a write the system refused or
+    could not finish, as ``error: <message>`` with the exit code 2. With the debug switch (``KIT_DEBUG=1``) the
+    error's traceback comes before that line. Anything else is a bug (or Ctrl-C): raised again, its traceback
+    intact."""
+    try:
+        code = work()
+    except BaseException as err:
+        ending = command_ending(err, known, endings or {})
+        if ending is None:
+            raise
+        line, code = ending
+        if debugging():
+            traceback.print_exception(err, file=sys.stderr)
+        print(line, file=sys.stderr)
+        return code
+    return 0 if code is None else code
+
+
+def command_ending(
+    err: BaseException, known: tuple[type[BaseException], ...], endings: Mapping[type[BaseException], Ending]
+) -> tuple[str, int] | None:
+    """(the last line, the exit code) a command ends with on ``err``; None for a bug."""
+    for kind, ending in endings.items():
+        if isinstance(err, kind):
+            return ending(err)
+    line = cli_error_line(err, known)
+    return None if line is None else (line, 2)
 
 
 def refused_write(err: BaseException) -> tuple[Path, str] | None:

@@ -1,4 +1,4 @@
-"""The run directory: its one writer, ``run.json``, and the one way any file in it is written.
+"""The run directory: its one writer, ``run.json`` and its one reader, and the one way any file in it is written.
 
 One writer at a time. :func:`hold_run_dir` takes an exclusive lock on ``<run_dir>/writer.lock`` (the kernel's
 ``flock``: it ends with the process holding it, so a lock is never stale) and records the holder there: its PID,
@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from utils.core.errors import read_json_file
+from utils.core.errors import UnreadableFileError, read_json_file
 from utils.core.processes import PARENT_ENV, die_with_parent
 
 LOCK_NAME = "writer.lock"
@@ -157,8 +157,25 @@ def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     return removed
 
 
+# --- run.json: the run's record ---------------------------------------------------------------------
+
+RUN_RECORD = "run.json"
 # what to do about a damaged run.json
 RUN_RECORD_REMEDY = "restore it, or move it aside: the next stage writes a new one (data and models are kept)"
+
+
+def read_run_record(run_dir: str | Path) -> dict[str, Any]:
+    """``run.json``'s record: the one reader of it. ``{}`` while there is none (no stage has recorded itself yet);
+    a damaged one (not JSON, or not a JSON object) is an :class:`UnreadableFileError` naming it, then
+    :data:`RUN_RECORD_REMEDY`. A reader takes no lock: every write of it is atomic."""
+    path = Path(run_dir) / RUN_RECORD
+    try:
+        record = read_json_file(path, RUN_RECORD_REMEDY)
+    except FileNotFoundError:
+        return {}
+    if not isinstance(record, dict):
+        raise UnreadableFileError(f"{path}: damaged, not a JSON object; {RUN_RECORD_REMEDY}")
+    return record
 
 
 @contextmanager
@@ -167,12 +184,11 @@ def locked_run_record(run_dir: str | Path) -> Iterator[dict[str, Any]]:
     train notebooks running at once each record their stage, and none is lost."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "run.json"
-    with (run_dir / "run.json.lock").open("a") as lock:
+    with (run_dir / f"{RUN_RECORD}.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        record = read_json_file(path, RUN_RECORD_REMEDY) if path.is_file() else {}
+        record = read_run_record(run_dir)
         yield record
-        write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+        write_text_atomic(run_dir / RUN_RECORD, json.dumps(record, indent=2) + "\n")
 
 
 # --- one writer ------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import pandas as pd
 
-from utils.core.errors import ParameterError, UnreadableFileError, exit_with_error_line
+from utils.core.errors import ParameterError, UnreadableFileError, run_command
 from utils.core.run_dir import RunDirBusy, hold_run_dir
 from utils.data.shards import load_manifest, load_shard, prepare_again, prepared_fingerprint
 from utils.eval.plots import save_figure
@@ -260,15 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        paths = draw_group_pictures(args.run_dir, args.domain)
-    except Exception as err:
-        return exit_with_error_line(err, (ParameterError, UnreadableFileError, RunDirBusy))
-    for path in paths:
+def work(args: argparse.Namespace) -> int:
+    """``python -m utils.eval.group_pictures``'s work, once its arguments are parsed."""
+    for path in draw_group_pictures(args.run_dir, args.domain):
         print(path)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: work(args), (ParameterError, UnreadableFileError, RunDirBusy))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import pandas as pd
 from utils.core.config import KIT_ROOT
 from utils.core.errors import read_json_file
 from utils.core.parameters import RunParams
-from utils.core.run_dir import write_text_atomic
+from utils.core.run_dir import read_run_record, write_text_atomic
 from utils.data.shards import grouping_sentence, load_manifest, model_rows, prepare_again, train_shard_sizes
 from utils.eval.claims import CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_TESTABLE
 from utils.eval.plots import model_order, test_domains
@@ -70,8 +70,7 @@ def read_tables(run_dir: Path) -> RunTables:
     """What the report reads: eval/summary.csv, comparisons.csv, claims.csv, generalization.csv and run.json."""
     claims = read_claims(run_dir / "eval" / "claims.csv")
     gaps_path = run_dir / "eval" / "generalization.csv"
-    record_path = run_dir / "run.json"
-    record = read_json_file(record_path, "run the prepare stage again") if record_path.is_file() else {}
+    record = read_run_record(run_dir)
     seeds_path = run_dir / "eval" / "summary_by_seed.csv"
     return RunTables(
         summary=pd.read_csv(run_dir / "eval" / "summary.csv"),

@@ -36,7 +36,14 @@ import nbformat
 
 from utils.core.config import KIT_ROOT, parse_overrides, resolve_params
 from utils.core.domains import SHORTHAND
-from utils.core.errors import KaggleSetupError, ParameterError, UnreadableFileError, exit_with_error_line
+from utils.core.errors import (
+    Ending,
+    KaggleSetupError,
+    ParameterError,
+    UnreadableFileError,
+    error_line,
+    run_command,
+)
 from utils.core.run_dir import write_text_atomic
 from utils.data.sources import kaggle_credentials_present
 from utils.kaggle.client import (
@@ -58,7 +65,7 @@ METADATA_PATH = KIT_ROOT / "kernel-metadata.json"
 BUILD_DIR = KIT_ROOT / "build" / "kaggle"
 NOTEBOOK_NAME = "cross-domain-colorization.ipynb"
 PLACEHOLDER_OWNER = "your-kaggle-username"
-DEV_ONLY = ("pytest", "pytest-xdist", "ruff")  # requirements the kernel never needs
+RUN_REQUIREMENTS = "requirements.txt"  # what a run needs, all the kernel installs: no test or lint tool
 FINISHED = ("complete", "error", "cancel")  # kernel states after which polling stops
 KAGGLE_TIME_LIMIT_HOURS = 11.0  # a session stops at 12 h: an hour for evaluation, figures and saving the output
 CREDENTIAL_PLACES = (
@@ -73,7 +80,7 @@ CREDENTIAL_PLACES = (
 def kit_files() -> list[Path]:
     """What the kernel needs of the kit: the package, the stage notebooks, the requirements."""
     files = sorted((KIT_ROOT / "utils").rglob("*.py")) + sorted((KIT_ROOT / "notebooks").glob("*.ipynb"))
-    return [*files, KIT_ROOT / "requirements.txt"]
+    return [*files, KIT_ROOT / RUN_REQUIREMENTS]
 
 
 def kit_archive() -> bytes:
@@ -89,9 +96,9 @@ def kit_archive() -> bytes:
 
 
 def runtime_requirements() -> list[str]:
-    """requirements.txt without comments and the development tools."""
-    lines = (line.split("#")[0].strip() for line in (KIT_ROOT / "requirements.txt").read_text().splitlines())
-    return [r for r in lines if r and re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] not in DEV_ONLY]
+    """requirements.txt's requirements, without its comments: what the kernel installs where its image lacks one."""
+    lines = (line.split("#")[0].strip() for line in (KIT_ROOT / RUN_REQUIREMENTS).read_text().splitlines())
+    return [line for line in lines if line]
 
 
 UNPACK_CELL = """\
@@ -404,44 +411,42 @@ def build_parser() -> argparse.ArgumentParser:
 KIT_ERRORS = (ParameterError, KaggleSetupError, DatasetUnavailable, UnreadableFileError)
 
 
-def in_command(command: str, err: Exception) -> Exception:
-    """``err`` as the command line reports it, the command first (``check: dataset 'owner/slug': ...``); the error it
-    was raised from stays its cause, for ``KIT_DEBUG=1``."""
-    named = type(err)(f"{command}: {err}")
-    named.__cause__, named.__traceback__ = err.__cause__, err.__traceback__
-    return named
+def in_command(command: str) -> dict[type[BaseException], Ending]:
+    """Kaggle's answer about a handle as the command line reports it, the command first (``check: dataset
+    'owner/slug': ...``); with ``KIT_DEBUG=1``, the error's traceback and the client's error it was raised from."""
+    return {KaggleRequestError: error_line(2, command), DatasetUnavailable: error_line(2, command)}
+
+
+def work(args: argparse.Namespace) -> int:
+    """``python -m utils.kaggle``'s work, once its arguments are parsed."""
+    overrides = parse_overrides(args.param)
+    if args.command in ("datasets", "check") and not args.terms:
+        raise ParameterError(
+            f"{args.command}: give {'search words' if args.command == 'datasets' else 'owner/slug handles'}"
+        )
+    if args.command == "datasets":
+        print(format_dataset_table(search_datasets(kaggle_api(), " ".join(args.terms))))
+    elif args.command == "check":
+        needed = images_needed(args.profile, overrides)
+        api = kaggle_api()
+        checks = [check_dataset(api, handle, needed) for handle in args.terms]
+        for checked in checks:
+            print(checked.summary())
+        return 0 if all(c.enough for c in checks) else 1
+    elif args.command == "bundle":
+        bundle(args.profile, overrides, args.id, continue_previous=args.continue_previous)
+    elif args.command == "push":
+        push(args.profile, overrides, args.id, check=not args.no_check, continue_previous=args.continue_previous)
+    elif args.command == "status":
+        api = kaggle_api()
+        state = wait_for_kernel(resolve_kernel_id(args.id, api), api, args.interval)
+        return 0 if state == "complete" else 1
+    else:
+        api = kaggle_api()
+        fetch_output(resolve_kernel_id(args.id, api), api)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        overrides = parse_overrides(args.param)
-        if args.command in ("datasets", "check") and not args.terms:
-            raise ParameterError(
-                f"{args.command}: give {'search words' if args.command == 'datasets' else 'owner/slug handles'}"
-            )
-        if args.command == "datasets":
-            print(format_dataset_table(search_datasets(kaggle_api(), " ".join(args.terms))))
-        elif args.command == "check":
-            needed = images_needed(args.profile, overrides)
-            api = kaggle_api()
-            checks = [check_dataset(api, handle, needed) for handle in args.terms]
-            for checked in checks:
-                print(checked.summary())
-            return 0 if all(c.enough for c in checks) else 1
-        elif args.command == "bundle":
-            bundle(args.profile, overrides, args.id, continue_previous=args.continue_previous)
-        elif args.command == "push":
-            push(args.profile, overrides, args.id, check=not args.no_check, continue_previous=args.continue_previous)
-        elif args.command == "status":
-            api = kaggle_api()
-            state = wait_for_kernel(resolve_kernel_id(args.id, api), api, args.interval)
-            return 0 if state == "complete" else 1
-        else:
-            api = kaggle_api()
-            fetch_output(resolve_kernel_id(args.id, api), api)
-    except (KaggleRequestError, DatasetUnavailable) as err:  # Kaggle's answer about a handle: which command asked
-        return exit_with_error_line(in_command(args.command, err), KIT_ERRORS)
-    except Exception as err:
-        return exit_with_error_line(err, KIT_ERRORS)
-    return 0
+    return run_command(lambda: work(args), KIT_ERRORS, in_command(args.command))

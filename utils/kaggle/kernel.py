@@ -10,16 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from utils.core.config import resolve_params
-from utils.core.errors import KaggleSetupError, read_json_file
-from utils.core.run_dir import RUN_RECORD_REMEDY
+from utils.core.errors import KaggleSetupError
+from utils.core.run_dir import read_run_record
 
 PREVIOUS_OUTPUT_DEPTH = 4  # /kaggle/input/<slug>/ or /kaggle/input/notebooks/<user>/<slug>/, and a level to spare
 
 
 def run_is_partial(run_dir: str | Path) -> bool:
     """Whether the time budget stopped the run's training (run.json's ``partial``)."""
-    record = Path(run_dir) / "run.json"
-    return record.is_file() and bool(read_json_file(record, RUN_RECORD_REMEDY).get("partial"))
+    return bool(read_run_record(run_dir).get("partial"))
 
 
 def prune_for_output(run_dir: str | Path) -> list[Path]:

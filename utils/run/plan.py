@@ -27,7 +27,7 @@ from utils.core.config import KIT_ROOT, pretrained_asked
 from utils.core.errors import read_json_file
 from utils.core.parameters import PRETRAINED_IF_CACHED, RunParams
 from utils.core.processes import child_environment
-from utils.core.run_dir import RUN_RECORD_REMEDY
+from utils.core.run_dir import read_run_record
 from utils.core.statistics import GRAY, compared_pairs, minimum_groups
 from utils.data.shards import check_batch_size, load_manifest, model_rows, train_shard_sizes
 from utils.nets.environment import cpu_cores
@@ -267,7 +267,7 @@ def make_plan(run_dir: Path, params: RunParams, trains: list[Step]) -> RunPlan:
 
 def prepare_startup_s(run_dir: Path) -> float:
     """The prepare notebook's start-up in this run (run.json), which each later notebook pays again."""
-    record = read_json_file(run_dir / "run.json", RUN_RECORD_REMEDY)
+    record = read_run_record(run_dir)
     startup = record.get("stages", {}).get("prepare", {}).get("startup") or {}
     return float(startup.get("total_s") or 0.0)
 

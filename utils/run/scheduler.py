@@ -20,7 +20,7 @@ from utils.core.config import KIT_ROOT, model_dir, training_seed
 from utils.core.errors import ParameterError
 from utils.core.parameters import RunParams
 from utils.core.processes import child_environment, exit_code_meaning
-from utils.core.run_dir import hold_run_dir
+from utils.core.run_dir import RUN_RECORD, hold_run_dir, read_run_record
 from utils.nets.environment import cpu_cores
 from utils.run.notebook_step import (
     FAILURE_MARK,
@@ -72,10 +72,10 @@ def visible_gpus(params: RunParams, run_dir: Path) -> list[str]:
     when ``device`` is cpu."""
     if params.device == "cpu":
         return []
-    record = run_dir / "run.json"
+    record = run_dir / RUN_RECORD
     if not record.is_file():
         raise ParameterError(f"parameter 'run_dir' = '{run_dir}': {record} is missing; run the prepare stage first")
-    count = len(json.loads(record.read_text())["devices"]["gpus"])
+    count = len(read_run_record(run_dir)["devices"]["gpus"])
     listed = [g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
     return listed[:count] if listed else [str(i) for i in range(count)]
 

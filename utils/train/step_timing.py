@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from utils.core.config import parse_overrides, resolve_params
+from utils.core.errors import run_command
 from utils.core.parameters import RunParams
 from utils.core.processes import die_with_parent
 
@@ -86,15 +87,20 @@ def time_steps(params: RunParams) -> StepTimes:
     return StepTimes(train_step_s, predict_image_s, str(device), torch.get_num_threads())
 
 
+def work(args: argparse.Namespace) -> int:
+    """``python -m utils.train.step_timing``'s work, once its arguments are parsed."""
+    die_with_parent()  # started by the plan: it ends with the pipeline
+    times = time_steps(resolve_params(args.profile, parse_overrides(args.param)))
+    print(json.dumps(dataclasses.asdict(times)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.train.step_timing", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="demo")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
-    die_with_parent()  # started by the plan: it ends with the pipeline
-    times = time_steps(resolve_params(args.profile, parse_overrides(args.param)))
-    print(json.dumps(dataclasses.asdict(times)))
-    return 0
+    return run_command(lambda: work(args))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.core.errors import read_json_file
 from utils.core.parameters import RunParams
-from utils.core.run_dir import RUN_RECORD_REMEDY
+from utils.core.run_dir import read_run_record
 
 # Test-only: with a time budget on, it counts as spent once this many epochs have finished in this process
 # (tests/test_budget.py, and the Kaggle test's "version 1 runs out after epoch 1"). Never set in real runs.
@@ -31,8 +30,7 @@ class TimeBudget:
     def for_run(cls, params: RunParams, run_dir: Path) -> TimeBudget:
         if not params.time_limit_hours:
             return cls(0.0, math.inf)
-        record = run_dir / "run.json"
-        budget = read_json_file(record, RUN_RECORD_REMEDY).get("budget") if record.is_file() else None
+        budget = read_run_record(run_dir).get("budget")
         if budget and not budget.get("finished"):  # a pipeline is running this training
             deadline = dt.datetime.fromisoformat(budget["deadline"]).timestamp()
         else:

@@ -39,7 +39,7 @@ from utils.core.config import (
     trained_name,
     training_seed,
 )
-from utils.core.errors import ParameterError, UnreadableFileError, exit_with_error_line
+from utils.core.errors import ParameterError, UnreadableFileError, run_command
 from utils.core.parameters import RunParams
 from utils.core.processes import die_with_parent
 from utils.core.run_dir import RunDirBusy, atomic_write, hold_run_dir, write_csv_atomic
@@ -443,22 +443,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        overrides = settle_pretrained(args.profile, args.run_dir, parse_overrides(args.param))
-        check_profile_device(args.profile, resolve_params(args.profile, overrides), args.run_dir, overrides)
-        params = stage_params("train", args.profile, args.run_dir, overrides)
-        domain = check_domain(args.domain, params)
-        if "WORLD_SIZE" in os.environ:  # one process of a torchrun launch
-            history = train_as_rank(params, args.run_dir, domain, args.seed_index)
-        else:
-            history = run_training(params, args.run_dir, domain, args.seed_index)
-    except Exception as err:
-        return exit_with_error_line(err, (ParameterError, UnreadableFileError, RunDirBusy))
+def work(args: argparse.Namespace) -> int:
+    """``python -m utils.train``'s work, once its arguments are parsed."""
+    overrides = settle_pretrained(args.profile, args.run_dir, parse_overrides(args.param))
+    check_profile_device(args.profile, resolve_params(args.profile, overrides), args.run_dir, overrides)
+    params = stage_params("train", args.profile, args.run_dir, overrides)
+    domain = check_domain(args.domain, params)
+    if "WORLD_SIZE" in os.environ:  # one process of a torchrun launch
+        history = train_as_rank(params, args.run_dir, domain, args.seed_index)
+    else:
+        history = run_training(params, args.run_dir, domain, args.seed_index)
     if processes_from_env().main:
         print(history.to_string(index=False))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: work(args), (ParameterError, UnreadableFileError, RunDirBusy))
 
 
 def train_as_rank(params: RunParams, run_dir: str | Path, domain: str, seed_index: int) -> pd.DataFrame:
