@@ -27,8 +27,8 @@ import pandas as pd
 
 from utils.core import statistics
 from utils.core.domains import MIXED, PAPER_DOMAINS, paper_domains_present
+from utils.core.metric_table import METRICS
 from utils.core.statistics import ALPHA, GRAY, minimum_groups
-from utils.imaging.metrics import METRICS
 
 HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = "holds", "contradicted", "inconclusive at this n", "not testable"
 AS_STATED, AS_MEANT, ONE_READING = "as stated", "as meant", "one reading"
