@@ -86,6 +86,7 @@ HEADLINES: dict[str, tuple[str, ...]] = {
     "bench_demo_cuda": ("stage 01_prepare_data", "stage 02_train_cartoon_seed0", "stage 03_evaluate",
                         "stage 04_figures", "stage 05_colorize", "wall time (papermill, every notebook)"),
     "bench_run_dir_cpu": ("the pipeline's hold, then release",),
+    "bench_notebook_start_cpu": ("kit: kernel start to its first cell done", "baseline: kernel start to its first cell done"),
     "gpu_check_cuda": ("bench_train: projection, Kaggle T4 x2 (measured speed x peak ratio), paper profile",
                        "bench_metrics, GPU: kit, eager, GPU vs scikit-image"),
 }  # fmt: skip

@@ -22,7 +22,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import bench_colorize_memory, bench_demo, bench_gamut, bench_metrics, bench_train, children
+from benchmarks import (
+    bench_colorize_memory,
+    bench_demo,
+    bench_gamut,
+    bench_metrics,
+    bench_notebook_start,
+    bench_train,
+    children,
+)
 from benchmarks.harness import Deadline
 from benchmarks.results import Results, read_results
 from tests.helpers import KIT_ROOT
@@ -107,6 +115,40 @@ def test_bench_colorize_memory_measures_each_way_in_a_process_of_its_own(tmp_pat
     assert figures["previous way / kit (budget 0.002 Mpx): peak RSS"] == pytest.approx(previous / kit)
     colorized = sorted(p.name for p in (tmp_path / "work" / "out_kit").iterdir())
     assert colorized == ["flat_00_colorized.png", "flat_01_colorized.png"]
+
+
+def test_bench_notebook_start_reports_medians_and_the_ratio_against_its_target() -> None:
+    start = bench_notebook_start.Start
+    results = Results("bench_notebook_start")
+    with contextlib.redirect_stdout(io.StringIO()):
+        ratio = bench_notebook_start.report(
+            results, [start(1.0, 4.0), start(1.0, 5.0), start(2.0, 9.0)], [start(1.0, 6.0), start(1.0, 6.5)]
+        )
+    figures = {f.name: f for f in results.figures}
+    assert figures["kit: kernel start to its first cell done"].value == 5.0
+    assert figures["baseline: kernel start to its first cell done"].value == 6.25
+    assert figures["kit: the first cell (the imports)"].value == 4.0
+    headline = figures["kit / baseline: kernel start to its first cell done"]
+    assert ratio == headline.value == pytest.approx(5.0 / 6.25)
+    assert headline.met is True and headline.target == "<= 1.05x"
+    assert next(f for f in results.figures if f.target) is headline  # the figure the performance page shows
+
+
+@pytest.mark.slow
+def test_bench_notebook_start_starts_kernels_the_way_the_pipeline_does_and_runs_the_imports_cell(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "start.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        bench_notebook_start.main(["--baseline", str(KIT_ROOT), "--repeats", "1", "--no-warm-up", "--json", str(path)])
+    results = read_results(path)
+    figures = {f.name: f.value for f in results.figures}
+    kit, baseline = (figures[f"{who}: kernel start to its first cell done"] for who in ("kit", "baseline"))
+    assert 0 < figures["kit: the kernel ready"] < kit and 0 < baseline
+    assert figures["kit / baseline: kernel start to its first cell done"] == pytest.approx(kit / baseline)
+    assert results.context["kit_runs_s"] == f"{kit:.2f}" and results.context["load_average_before"]
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+        bench_notebook_start.main(["--baseline", str(tmp_path)])  # no kit there
 
 
 def test_a_result_file_carries_the_machine_the_date_the_commit_and_the_command(tmp_path: Path) -> None:

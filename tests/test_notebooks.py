@@ -1,4 +1,5 @@
-"""Notebooks in git: no outputs, exactly one `parameters` cell holding the run's parameters."""
+"""Notebooks in git: no outputs, exactly one `parameters` cell holding the run's parameters, no hold of the run
+directory across cells, and imports cells that import only what their notebook uses."""
 
 from __future__ import annotations
 
@@ -15,6 +16,19 @@ NOTEBOOKS = sorted((KIT_ROOT / "notebooks").glob("*.ipynb"))
 # machine (docs/performance.md, "Start-up of each notebook"), so the train notebook (run once per model) and
 # the others stay lean.
 DRAWING_MODULES = ("matplotlib", "seaborn", "scipy")
+# What a notebook's imports cell, alone in a fresh interpreter, must not import: the train notebook (run once per
+# model) nothing the evaluation, its statistics or seaborn need; the figures notebook, which reads tables, no torch.
+NOT_IMPORTED = {
+    "02_train.ipynb": ("seaborn", "scipy", "statsmodels", "utils.eval"),
+    "04_figures.ipynb": ("torch",),
+}
+# What holding the run directory in a cell takes: each library call that writes it holds it for the call alone
+HOLDING = {"hold_run_dir", "RunDirWriter", "release", "utils.core.run_dir"}
+
+
+def imports_cell(path: Path) -> str:
+    nb = json.loads(path.read_text())
+    return "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
 
 
 def test_the_stage_notebooks_exist() -> None:
@@ -45,12 +59,34 @@ def test_notebook_is_clean_and_parameterized(path: Path) -> None:
 @pytest.mark.slow
 def test_only_the_figures_notebook_imports_drawing_modules() -> None:
     """Every other notebook's imports cell, in one process (one torch import, not four)."""
-    cells = []
-    for path in NOTEBOOKS:
-        if path.name != "04_figures.ipynb":
-            nb = json.loads(path.read_text())
-            cells.append("".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"]))
+    cells = [imports_cell(path) for path in NOTEBOOKS if path.name != "04_figures.ipynb"]
     check = "\n".join(cells) + f"\nimport sys\nprint(*(m for m in {DRAWING_MODULES!r} if m in sys.modules))"
     done = run_python("-c", check)
     assert done.returncode == 0, done.stderr
     assert not done.stdout.strip(), f"the imports cells import {done.stdout.strip()}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_cell_holds_the_run_directory_for_a_later_cell(path: Path) -> None:
+    """A cell that fails in Jupyter leaves nothing held: no cell takes the writer's hold or lets it go."""
+    for index, cell in enumerate(json.loads(path.read_text())["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        nodes = list(ast.walk(ast.parse("".join(cell["source"]))))
+        names = {node.id for node in nodes if isinstance(node, ast.Name)}
+        names |= {node.attr for node in nodes if isinstance(node, ast.Attribute)}
+        names |= {alias.name for node in nodes if isinstance(node, ast.Import | ast.ImportFrom) for alias in node.names}
+        names |= {node.module for node in nodes if isinstance(node, ast.ImportFrom)}
+        assert not names & HOLDING, f"{path.name}, cell {index}: {sorted(names & HOLDING)}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "modules"), NOT_IMPORTED.items(), ids=list(NOT_IMPORTED))
+def test_an_imports_cell_imports_only_what_its_notebook_uses(name: str, modules: tuple[str, ...]) -> None:
+    check = (
+        imports_cell(KIT_ROOT / "notebooks" / name)
+        + f"\nimport sys\nprint(*(m for m in {modules!r} if m in sys.modules))"
+    )
+    done = run_python("-c", check)
+    assert done.returncode == 0, done.stderr
+    assert not done.stdout.strip(), f"{name}'s imports cell imports {done.stdout.strip()}"

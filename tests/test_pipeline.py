@@ -27,7 +27,7 @@ from tests.messy_data import write_kaggle_like_dataset
 from utils import pipeline
 from utils.core import config, errors
 from utils.core.domains import DEMO_DOMAINS, DEMO_MODELS
-from utils.core.run_dir import record_stage_fields
+from utils.core.run_dir import hold_run_dir, record_stage_fields
 from utils.imaging.metrics import METRICS
 from utils.nets import environment
 from utils.run import scheduler
@@ -361,11 +361,12 @@ def test_run_json_written_by_processes_at_once_loses_no_stage(tmp_path: Path) ->
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(4)
     workers = [context.Process(target=_record_stages, args=(tmp_path, w, barrier)) for w in range(4)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(60)
-        assert worker.exitcode == 0
+    with hold_run_dir(tmp_path, "the pipeline"):  # as the pipeline's train notebooks: each writes under its hold
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+            assert worker.exitcode == 0
     stages = json.loads((tmp_path / "run.json").read_text())["stages"]
     assert set(stages) == {f"stage_{w}_{i}" for w in range(4) for i in range(15)} | {f"train_{w}" for w in range(4)}
 

@@ -10,7 +10,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -107,6 +109,80 @@ def test_holds_nest_in_one_process_and_give_the_environment_back(tmp_path: Path)
     assert {name: os.environ.get(name) for name in before} == before
     with hold_run_dir(tmp_path, "again") as again:
         assert again is not outer and again.primary
+
+
+HOLD_UNTIL_TOLD = """
+import sys
+from utils.core.run_dir import hold_run_dir
+with hold_run_dir(sys.argv[1], "another pipeline"):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def notebook_writes(params: Any) -> dict[str, Callable[[Path], object]]:
+    """Each library call a stage notebook makes that writes the run directory, by the name a notebook calls it by."""
+    from utils import colorize
+    from utils.core import figures
+    from utils.data import prepare
+    from utils.eval import evaluate, group_pictures, plots, report
+    from utils.nets import environment
+    from utils.train import training
+
+    return {
+        "prepare_data": lambda run: prepare.prepare_data(params, run),
+        "plot_groups": lambda run: group_pictures.plot_groups(run, "cartoon"),
+        "plot_dataset_samples": lambda run: plots.plot_dataset_samples(run),
+        "run_training": lambda run: training.run_training(params, run, "cartoon"),
+        "plot_loss_curves": lambda run: figures.plot_loss_curves(run, [("cartoon", 0)], name="loss_curves_cartoon"),
+        "evaluate_models": lambda run: evaluate.evaluate_models(params, run, show_progress=False),
+        "draw_figures": lambda run: plots.draw_figures(run, params),
+        "write_report": lambda run: report.write_report(run),
+        "write_sample_inputs": lambda run: colorize.write_sample_inputs(run / "colorize_samples", run_dir=run),
+        "colorize_path": lambda run: colorize.colorize_path(run / "best.pt", run / "in", run / "out", run_dir=run),
+        "record_run": lambda run: environment.record_run(run, "prepare", "demo", params),
+    }
+
+
+@pytest.mark.slow
+def test_each_writing_call_of_the_notebooks_is_refused_while_another_writer_holds_naming_it(tmp_path: Path) -> None:
+    from utils.core import config
+
+    calls = notebook_writes(config.resolve_params("demo"))
+    notebooks = "".join(path.read_text() for path in (KIT_ROOT / "notebooks").glob("*.ipynb"))
+    assert all(f"{name}(" in notebooks for name in calls), "a call no notebook makes"
+    run = tmp_path / "run"
+    command = [sys.executable, "-c", HOLD_UNTIL_TOLD, str(run)]
+    holder = subprocess.Popen(
+        command, cwd=KIT_ROOT, env=without_writer(), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout.readline().strip() == b"held"
+        for name, call in calls.items():
+            with pytest.raises(run_dir.RunDirBusy) as refused:
+                call(run)
+            assert f"is being written by process {holder.pid} (another pipeline)" in str(refused.value), name
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+    assert sorted(p.name for p in run.iterdir()) == ["writer.lock"]  # refused before writing anything
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["plot_dataset_samples", "evaluate_models", "write_report", "record_run"])
+def test_a_writing_call_that_fails_leaves_nothing_held(tmp_path: Path, name: str) -> None:
+    from utils.core import config
+
+    run = tmp_path / "run"
+    if name == "record_run":  # a damaged run.json
+        run.mkdir()
+        (run / "run.json").write_text("{")
+    before = {variable: os.environ.get(variable) for variable in (run_dir.WRITER_ENV, processes.PARENT_ENV)}
+    with pytest.raises(Exception) as failed:
+        notebook_writes(config.resolve_params("demo"))[name](run)
+    assert not isinstance(failed.value, run_dir.RunDirBusy)
+    assert not run_dir._HELD and {variable: os.environ.get(variable) for variable in before} == before
+    assert python(TRY_TO_HOLD, str(run), env=without_writer()).stdout.strip() == "primary"  # another process
 
 
 def test_a_writer_taking_the_run_directory_removes_killed_writers_temporaries(tmp_path: Path) -> None:

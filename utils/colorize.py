@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from utils.core.errors import ParameterError, run_command
 from utils.core.parameters import GAMUTS
-from utils.core.run_dir import atomic_write, write_csv_atomic
+from utils.core.run_dir import atomic_write, write_csv_atomic, writes_run_dir
 from utils.imaging import color
 from utils.imaging.images import IMAGE_SUFFIXES, ImageListing, find_images, load_rgb, pixel_count
 from utils.nets.checkpoints import load_generator
@@ -240,6 +240,7 @@ def check_settings(batch_size: int, pixel_budget: int, device: str) -> None:
         raise ValueError("--device cuda: no GPU is visible")
 
 
+@writes_run_dir("colorize")
 def colorize_path(
     checkpoint: str | Path,
     input_path: str | Path,
@@ -253,15 +254,16 @@ def colorize_path(
     show_progress: bool = True,
     gamut: str = "chroma",
     pixel_budget: int = DEFAULT_PIXEL_BUDGET,
+    *,
+    run_dir: str | Path | None = None,
 ) -> ColorizeReport:
-    """Colorize a file or every image under a folder into ``out_dir``.
-
-    ``model_size`` 0 means the size the checkpoint was trained at. A file that cannot be read is
-    skipped and recorded (with its reason) in ``out_dir/rejected.csv``; an existing output is
-    kept unless ``overwrite``. A ParameterError, before any image is colorized, for a folder with no image and
-    for an ``out_dir`` that cannot be written; after, for inputs that were all rejected. ``gamut``: how
-    predicted colours outside sRGB are shown (:func:`color.lab_to_rgb`). Memory follows ``pixel_budget``, not the files' sizes: a batch holds at most
-    ``batch_size`` images and ``pixel_budget`` pixels, and a larger image is converted in tiles of that many.
+    """Colorize a file or every image under a folder into ``out_dir``; with ``run_dir`` (the run directory ``out_dir``
+    lies in) as its one writer while the call writes. ``model_size`` 0: the size the checkpoint was trained at. A file
+    that cannot be read is skipped and recorded (with its reason) in ``out_dir/rejected.csv``; an existing output is
+    kept unless ``overwrite``. A ParameterError, before any image is colorized, for a folder with no image and for an
+    ``out_dir`` that cannot be written; after, for inputs that were all rejected. ``gamut``: how predicted colours
+    outside sRGB are shown (:func:`color.lab_to_rgb`). Memory follows ``pixel_budget``, not the files' sizes: a batch
+    holds at most ``batch_size`` images and ``pixel_budget`` pixels, a larger image is converted in tiles of that many.
     """
     check_settings(batch_size, pixel_budget, device)
     root, listing = input_files(input_path)
@@ -322,10 +324,12 @@ def save_image(rgb: np.ndarray, path: Path, jpeg: bool) -> None:  # rgb: H x W x
         Image.fromarray(rgb).save(temporary, format="JPEG" if jpeg else "PNG", **({"quality": 95} if jpeg else {}))
 
 
-def write_sample_inputs(folder: str | Path) -> Path:
+@writes_run_dir("the colorize sample images")
+def write_sample_inputs(folder: str | Path, *, run_dir: str | Path | None = None) -> Path:
     """A few images to try a model on, nothing downloaded: scikit-image's black-and-white camera
     photograph, the demo's movie test photographs (colorized from their L only; no demo model trained
-    on them) and a demo cartoon frame, at their own (non-square) sizes."""
+    on them) and a demo cartoon frame, at their own (non-square) sizes. ``run_dir``: the run directory
+    ``folder`` lies in, held while the images are written (None: none)."""
     import skimage.data
 
     from utils.data.demo import DEMO_MOVIE_TEST_PHOTOS, demo_cartoon_frames, load_demo_photo

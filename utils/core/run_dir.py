@@ -7,6 +7,10 @@ pipeline's notebooks and their kernels, torchrun's ranks) find the holder's iden
 (``KIT_RUN_DIR_WRITER``) and, the holder being their ancestor, write under its lock; they are also bound to their
 parent's death (:mod:`utils.core.processes`). Readers take no lock.
 
+Each library call that writes a run directory (preparing, training, evaluating, a figure, the report, a stage's
+record in ``run.json``) holds it for the call alone (:func:`writes_run_dir`): a notebook's cells hold nothing
+between them, and a cell that fails leaves nothing held.
+
 Every file is written by :func:`atomic_write`: into a temporary file of a unique name beside the target, renamed
 over it once complete, so a reader never sees half a file and two writers never share a temporary file. On
 failure the temporary file is removed and the error names the file. Temporary files a killed writer left behind
@@ -19,6 +23,7 @@ import datetime as dt
 import errno
 import fcntl  # POSIX: Linux (Kaggle) and macOS
 import functools
+import inspect
 import json
 import os
 import re
@@ -27,11 +32,11 @@ import shlex
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from utils.core.errors import UnreadableFileError, read_json_file
 from utils.core.processes import PARENT_ENV, die_with_parent
@@ -40,6 +45,8 @@ LOCK_NAME = "writer.lock"
 WRITER_ENV = "KIT_RUN_DIR_WRITER"  # the holder's identity, for the processes it starts
 TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # atomic_write's names: .<target>.<random>.tmp
 HOLDER_SETTLE_S = 1.0  # a writer that has just taken the lock records itself within this, at most
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class AtomicWriteError(OSError):
@@ -309,6 +316,33 @@ def hold_run_dir(run_dir: str | Path, what: str) -> RunDirWriter:
     _HELD[run_dir] = writer
     remove_stale_temporaries(run_dir)
     return writer
+
+
+def writes_run_dir(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator of a function that writes the run directory passed to it as ``run_dir``: each call holds it
+    (:func:`hold_run_dir`) and lets go when the call returns or raises, so nothing stays held after it. Within
+    another hold of this process, or of the pipeline that started it, the call writes under that hold; another
+    writer's hold refuses it with :class:`RunDirBusy`, naming that writer. ``what`` names this call's hold to a
+    writer it refuses; ``{name}`` in it is the call's argument ``name``. A ``run_dir`` of None holds nothing."""
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        signature = inspect.signature(function)
+        if "run_dir" not in signature.parameters:
+            raise TypeError(f"writes_run_dir: {function.__qualname__} has no parameter run_dir")
+
+        @functools.wraps(function)
+        def holding(*args: P.args, **kwargs: P.kwargs) -> R:
+            arguments = signature.bind(*args, **kwargs)
+            arguments.apply_defaults()
+            run_dir = arguments.arguments["run_dir"]
+            if run_dir is None:
+                return function(*args, **kwargs)
+            with hold_run_dir(run_dir, what.format_map(arguments.arguments)):
+                return function(*args, **kwargs)
+
+        return holding
+
+    return decorate
 
 
 def take_lock(handle: int, run_dir: Path) -> Holder | None:

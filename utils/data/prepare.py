@@ -26,7 +26,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from utils.core.parameters import RunParams
-from utils.core.run_dir import write_csv_atomic, write_text_atomic
+from utils.core.run_dir import write_csv_atomic, write_text_atomic, writes_run_dir
 from utils.data.decoding import DecodePool, DecodeSettings, prepare_workers
 from utils.data.demo import demo_stream
 from utils.data.grouped_split import (
@@ -299,6 +299,7 @@ def write_domain_shards(
     return rows, rejected, listed, near_pairs
 
 
+@writes_run_dir("prepare")
 def prepare_data(params: RunParams, run_dir: str | Path) -> pd.DataFrame:
     """Write every domain's train/test shards, ``manifest.csv``, ``rejected.csv`` and ``near_pairs.csv``.
 

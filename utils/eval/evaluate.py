@@ -16,6 +16,7 @@ spread is the run-to-run variation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from tqdm import tqdm
 from utils.core import statistics
 from utils.core.config import model_dir, trained_models
 from utils.core.parameters import RunParams
-from utils.core.run_dir import atomic_write, write_csv_atomic
+from utils.core.run_dir import atomic_write, write_csv_atomic, writes_run_dir
 from utils.core.statistics import BASELINE_SEED, GRAY, TRUTH
 from utils.data.shards import load_manifest, load_shard
 from utils.eval.claims import assess_claims
@@ -36,6 +37,7 @@ from utils.nets.checkpoints import load_generator
 from utils.nets.environment import amp_settings, select_device
 
 
+@writes_run_dir("evaluate")
 @torch.no_grad()
 def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool = True) -> pd.DataFrame:
     """Score both baselines and each model in ``params.models`` on every domain's test split.
@@ -53,47 +55,11 @@ def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool 
     run_dir = Path(run_dir)
     examples_dir = run_dir / "eval" / "examples"
     examples_dir.mkdir(parents=True, exist_ok=True)
-    device = select_device(params)
-    amp_dtype = amp_settings(device, params.precision)[0]
-    memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
-    first_seed = params.seed
-    generators = {
-        (m, s): load_generator(model_dir(run_dir, m, s) / "best.pt", device)[0] for m, s in trained_models(params)
-    }
-    for generator in generators.values():
-        generator.to(memory_format=memory_format)
-    score = BatchScorer(params.compile_metrics, params.eval_batch_size, params.gamut)
+    scoring = Scoring.of_run(params, run_dir)
     rows = []
     for domain in params.domain_names:
-        shard = load_shard(run_dir, domain, "test")
-        groups = image_groups(run_dir, domain, len(shard))
-        examples: dict[str, np.ndarray] = {}
-        starts = range(0, len(shard), params.eval_batch_size)
-        for start in tqdm(starts, desc=f"evaluate on {domain}", disable=not show_progress):
-            batch = torch.from_numpy(np.array(shard[start : start + params.eval_batch_size])).to(device)
-            rgb_true, l_norm, ab_true = truth_and_inputs(batch)
-            predictions = {(GRAY, BASELINE_SEED): torch.zeros_like(ab_true), (TRUTH, BASELINE_SEED): ab_true}
-            predictions |= {key: predict_ab(g, l_norm, amp_dtype, memory_format) for key, g in generators.items()}
-            index = np.arange(start, start + len(batch))
-            for (model, seed), ab in predictions.items():
-                scores = {k: v.cpu().numpy() for k, v in score(rgb_true, l_norm, ab).items()}
-                rows.append(
-                    pd.DataFrame(
-                        {
-                            "model": model,
-                            "seed": seed,
-                            "test_domain": domain,
-                            "image_index": index,
-                            "group": groups[index],
-                            **scores,
-                        }
-                    )
-                )
-                if start == 0 and model != TRUTH and seed in (first_seed, BASELINE_SEED):
-                    shown = color.rgb_to_uint8(color.colorized_rgb(l_norm, ab, params.gamut))
-                    examples[model] = shown[: params.n_examples].cpu().numpy()
-            if start == 0:
-                examples[TRUTH] = batch[: params.n_examples].cpu().numpy()
+        domain_rows, examples = score_domain(scoring, run_dir, domain, show_progress)
+        rows += domain_rows
         for name, images in examples.items():
             with atomic_write(examples_dir / f"{name}_{domain}.npy") as temporary, temporary.open("wb") as file:
                 np.save(file, images)
@@ -103,6 +69,62 @@ def evaluate_models(params: RunParams, run_dir: str | Path, show_progress: bool 
     for name, table in tables.items():
         write_csv_atomic(run_dir / "eval" / f"{name}.csv", table)
     return per_image
+
+
+@dataclass
+class Scoring:
+    """What scoring a batch needs: the device and its precision, every trained generator by (model, seed), and
+    the metrics."""
+
+    params: RunParams
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    memory_format: torch.memory_format
+    generators: dict[tuple[str, int], torch.nn.Module]
+    score: BatchScorer
+
+    @classmethod
+    def of_run(cls, params: RunParams, run_dir: Path) -> Scoring:
+        device = select_device(params)
+        memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
+        generators = {
+            (m, s): load_generator(model_dir(run_dir, m, s) / "best.pt", device)[0] for m, s in trained_models(params)
+        }
+        for generator in generators.values():
+            generator.to(memory_format=memory_format)
+        score = BatchScorer(params.compile_metrics, params.eval_batch_size, params.gamut)
+        return cls(params, device, amp_settings(device, params.precision)[0], memory_format, generators, score)
+
+
+def score_domain(
+    scoring: Scoring, run_dir: Path, domain: str, show_progress: bool
+) -> tuple[list[pd.DataFrame], dict[str, np.ndarray]]:
+    """Every (model, seed)'s scores on ``domain``'s test images, a frame per batch and model, and the examples
+    the figures show: the first ``n_examples`` outputs of the baselines and of the first seed's models."""
+    params = scoring.params
+    shard = load_shard(run_dir, domain, "test")
+    groups = image_groups(run_dir, domain, len(shard))
+    rows, examples = [], {}
+    starts = range(0, len(shard), params.eval_batch_size)
+    for start in tqdm(starts, desc=f"evaluate on {domain}", disable=not show_progress):
+        batch = torch.from_numpy(np.array(shard[start : start + params.eval_batch_size])).to(scoring.device)
+        rgb_true, l_norm, ab_true = truth_and_inputs(batch)
+        predictions = {(GRAY, BASELINE_SEED): torch.zeros_like(ab_true), (TRUTH, BASELINE_SEED): ab_true}
+        predictions |= {
+            key: predict_ab(g, l_norm, scoring.amp_dtype, scoring.memory_format)
+            for key, g in scoring.generators.items()
+        }
+        index = np.arange(start, start + len(batch))
+        for (model, seed), ab in predictions.items():
+            scores = {k: v.cpu().numpy() for k, v in scoring.score(rgb_true, l_norm, ab).items()}
+            columns = {"model": model, "seed": seed, "test_domain": domain, "image_index": index}
+            rows.append(pd.DataFrame({**columns, "group": groups[index], **scores}))
+            if start == 0 and model != TRUTH and seed in (params.seed, BASELINE_SEED):
+                shown = color.rgb_to_uint8(color.colorized_rgb(l_norm, ab, params.gamut))
+                examples[model] = shown[: params.n_examples].cpu().numpy()
+        if start == 0:
+            examples[TRUTH] = batch[: params.n_examples].cpu().numpy()
+    return rows, examples
 
 
 def image_groups(run_dir: Path, domain: str, n_images: int) -> np.ndarray:

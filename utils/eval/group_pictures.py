@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from utils.core.errors import ParameterError, UnreadableFileError, run_command
-from utils.core.run_dir import RunDirBusy, hold_run_dir
+from utils.core.run_dir import RunDirBusy, hold_run_dir, writes_run_dir
 from utils.data.shards import load_manifest, load_shard, prepare_again, prepared_fingerprint
 from utils.eval.plots import save_figure
 
@@ -194,6 +194,7 @@ def threshold_words(run_dir: Path) -> str:
     return f" (near_duplicate_bits {bits})" if bits is not None else ""
 
 
+@writes_run_dir("the picture of the {domain} groups")
 def plot_groups(run_dir: str | Path, domain: str) -> Image:
     """The picture of what grouping joined in ``domain`` (module docstring), saved as figures/groups_<domain>.png."""
     import matplotlib.pyplot as plt

@@ -1,71 +1,33 @@
 """The figures (seaborn): everything read from the run directory, nothing recomputed (report.md: utils.eval.report).
 
-Each figure is saved as a PNG under figures/ and that PNG is returned for the notebook to show.
-matplotlib and seaborn are imported by the functions that draw (seaborn, which imports scipy.stats,
-only where a seaborn plot is drawn): the evaluate notebook only builds tables, and the train
-notebook's loss curves need matplotlib alone; each saves their import time (docs/performance.md, "Start-up of each notebook").
+Each figure is saved as a PNG under figures/ (utils.core.figures.save_figure, beside the loss curves the train
+notebook draws) and that PNG is returned for the notebook to show. matplotlib and seaborn are imported by the
+functions that draw (seaborn, which imports scipy.stats, only where a seaborn plot is drawn): the notebooks that
+import this module without drawing a seaborn plot save their import time (docs/performance.md, "Start-up of each
+notebook"). Each function that saves a figure holds the run directory while it does (utils.core.run_dir.writes_run_dir).
 Intervals are the evaluation's: a bootstrap that resamples the test groups (utils.core.statistics).
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from utils.core.config import model_dir, trained_models
+from utils.core.config import trained_models
 from utils.core.domains import fraction_model
+from utils.core.figures import plot_loss_curves, save_figure
+from utils.core.metric_table import METRICS
 from utils.core.parameters import RunParams
-from utils.core.run_dir import write_bytes_atomic
+from utils.core.run_dir import writes_run_dir
 from utils.core.statistics import BASELINES, GRAY, TRUTH, seed_averaged
 from utils.data.shards import load_manifest, load_shard
-from utils.imaging.metrics import METRICS
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
     from IPython.display import Image
-
-LOSS_PANELS = {
-    "(a) D_Loss and G_GAN loss": ["loss_D", "loss_G_GAN"],
-    "(b) G_Loss, G_L1 (train and val)": ["loss_G", "loss_G_L1", "val_loss_G_L1"],
-    "(c) val CIEDE2000 (lower is better)": ["val_ciede2000"],
-}
-
-
-def save_figure(fig: plt.Figure, path: Path) -> Image:
-    """Save the figure as a PNG, and return that PNG for the notebook to show: drawn once (a returned
-    figure would be drawn again by the inline backend, 0.2-0.8 s each), and shown as saved."""
-    import matplotlib.pyplot as plt
-    from IPython.display import Image
-
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(path, png.getvalue())
-    return Image(data=png.getvalue())
-
-
-def plot_loss_curves(run_dir: str | Path, trained: list[tuple[str, int]], name: str = "loss_curves") -> Image:
-    """Paper Fig. 2: loss per epoch, one row per trained (model, seed); saved as figures/<name>.png."""
-    import matplotlib.pyplot as plt
-
-    run_dir = Path(run_dir)
-    fig, axes = plt.subplots(len(trained), len(LOSS_PANELS), figsize=(16, 3.2 * len(trained)), squeeze=False)
-    for row, (model, seed) in zip(axes, trained):
-        history = pd.read_csv(model_dir(run_dir, model, seed) / "history.csv")
-        for ax, (title, columns) in zip(row, LOSS_PANELS.items()):
-            for column in columns:
-                ax.plot(history["epoch"], history[column], marker="o", label=column)
-            ax.legend(title="loss")
-            ylabel = "Delta E00" if columns == ["val_ciede2000"] else "loss (each network minimises its own)"
-            ax.set(title=f"{model} model, seed {seed}: {title}", xlabel="epoch", ylabel=ylabel)
-            ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.tight_layout()
-    return save_figure(fig, run_dir / "figures" / f"{name}.png")
 
 
 def model_order(models: list[str] | np.ndarray) -> list[str]:
@@ -132,6 +94,7 @@ def seed_summary(run_dir: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
 
 
+@writes_run_dir("the {metric} figure")
 def plot_metric(run_dir: str | Path, metric: str) -> Image:
     """Paper Figs. 4 and 5, with intervals and distributions: one metric per model and test domain.
 
@@ -175,6 +138,7 @@ def plot_metric(run_dir: str | Path, metric: str) -> Image:
     return save_figure(fig, run_dir / "figures" / f"{metric}.png")
 
 
+@writes_run_dir("the saturation figure")
 def plot_saturation(run_dir: str | Path) -> Image:
     """How colourful the outputs are against the truth, per image and domain; and the mean ratio.
 
@@ -219,6 +183,7 @@ def plot_saturation(run_dir: str | Path) -> Image:
     return save_figure(fig, run_dir / "figures" / "saturation.png")
 
 
+@writes_run_dir("the {domain} examples figure")
 def plot_examples(run_dir: str | Path, domain: str, models: tuple[str, ...]) -> Image:
     """Paper Fig. 6: test images of one domain; columns gray input, each model, ground truth."""
     import matplotlib.pyplot as plt
@@ -242,6 +207,7 @@ def plot_examples(run_dir: str | Path, domain: str, models: tuple[str, ...]) -> 
     return save_figure(fig, run_dir / "figures" / f"examples_{domain}.png")
 
 
+@writes_run_dir("the dataset samples figure")
 def plot_dataset_samples(run_dir: str | Path, n: int = 8) -> Image:
     """The first ``n`` training images of each domain, as the shards hold them."""
     import matplotlib.pyplot as plt
@@ -284,6 +250,7 @@ def cross_domain_matrix(summary: pd.DataFrame, metric: str) -> tuple[pd.DataFram
     return means, texts
 
 
+@writes_run_dir("the cross-domain {metric} figure")
 def plot_cross_domain(run_dir: str | Path, metric: str = "ciede2000") -> Image:
     """The cross-domain matrix as a heatmap: rows are training sets, columns test domains; each cell holds the
     mean with its interval (test groups resampled), and the gray baseline is the reference row."""
@@ -327,6 +294,7 @@ def mixing_curve(
     return pd.DataFrame(points, columns=["fraction", "model", "test_domain", "mean", "ci_low", "ci_high"])
 
 
+@writes_run_dir("the {metric} mixing curve figure")
 def plot_mixing_curve(
     run_dir: str | Path, domains: tuple[tuple[str, str], ...], fractions: tuple[float, ...], metric: str = "ciede2000"
 ) -> Image:
@@ -358,6 +326,7 @@ def plot_mixing_curve(
 REPORT_FIGURE_METRICS = ("ciede2000", "ssim", "ssim_ab", "psnr", "chroma_ratio")  # one plot_metric figure each
 
 
+@writes_run_dir("the figures")
 def draw_figures(run_dir: str | Path, params: RunParams) -> None:
     """Every figure report.md shows, into ``figures/``: the loss curves, each metric per model and test domain,
     the cross-domain heatmap (and the mixing curve with ``mix_fractions``), the saturation and the colorized test

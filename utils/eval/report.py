@@ -18,8 +18,9 @@ import pandas as pd
 
 from utils.core.config import KIT_ROOT
 from utils.core.errors import read_json_file
+from utils.core.metric_table import METRICS
 from utils.core.parameters import RunParams
-from utils.core.run_dir import read_run_record, write_text_atomic
+from utils.core.run_dir import read_run_record, write_text_atomic, writes_run_dir
 from utils.data.shards import grouping_sentence, load_manifest, model_rows, prepare_again, train_shard_sizes
 from utils.eval.claims import CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_TESTABLE
 from utils.eval.plots import model_order, test_domains
@@ -35,7 +36,6 @@ from utils.eval.report_findings import (
     minimum_groups_lines,
     seed_lines,
 )
-from utils.imaging.metrics import METRICS
 
 CLAIM_HEADERS = {"claim": "claim", "reading": "reading", "shown_verdict": "verdict", "key_figures": "key figures",
                  "seeds_holding": "holds in seeds"}  # fmt: skip
@@ -280,6 +280,7 @@ def section_markdown(section: Section) -> str:
     return "\n\n".join([section.text, *images])
 
 
+@writes_run_dir("report.md")
 def write_report(run_dir: str | Path) -> Path:
     """report.md: :func:`report_sections` in order, each figure beside the text it supports."""
     run_dir = Path(run_dir)

@@ -1,4 +1,5 @@
-"""Image-quality metrics as batched torch code on any device, each with its direction.
+"""Image-quality metrics as batched torch code on any device. Each metric's name, unit and direction (``METRICS``)
+live in utils.core.metric_table, which the figures and the report read without torch; they are named here too.
 
 CIEDE2000 follows Sharma, Wu & Dalal (2005) with kL = kC = kH = 1; SSIM follows Wang et al.
 (2004): 11 x 11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, population covariance,
@@ -9,59 +10,12 @@ the mean over the valid region, averaged over channels. Colorfulness is Hasler &
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-GOALS = ("lower", "higher", "one", "none")
+from utils.core.metric_table import GOALS, METRICS, Metric  # noqa: F401 - named here too: metrics.METRICS
+
 AB_RANGE = 220.0  # a and b span about [-110, 110]: chroma SSIM's data range
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A per-image score: its name as shown, what is better, its unit, and what it measures."""
-
-    name: str
-    goal: str  # "lower" or "higher" is better; "one": a ratio to the truth, 1 is right; "none": descriptive
-    unit: str = ""
-    about: str = ""
-
-    @property
-    def label(self) -> str:
-        """The name as every table and axis shows it: direction included."""
-        direction = {
-            "lower": "lower is better",
-            "higher": "higher is better",
-            "one": "1 = as in the truth, below 1 = washed out",
-            "none": "compare with the truth's",
-        }[self.goal]
-        return f"{self.name} ({direction})"
-
-    @property
-    def ranked(self) -> bool:
-        return self.goal != "none"
-
-    def loss(self, values: torch.Tensor | float) -> torch.Tensor | float:
-        """What ranking minimises: the value, its negative, or its distance from 1."""
-        if self.goal == "lower":
-            return values
-        if self.goal == "higher":
-            return -values
-        if self.goal == "one":
-            return abs(values - 1)
-        raise ValueError(f"metric {self.name!r} is descriptive: it has no better or worse")
-
-
-METRICS: dict[str, Metric] = {
-    "ciede2000": Metric("CIEDE2000", "lower", "Delta E00", "mean per-pixel colour difference to the truth"),
-    "ssim": Metric("SSIM", "higher", "", "structural similarity on RGB (dominated by the given L)"),
-    "ssim_ab": Metric("chroma SSIM", "higher", "", "SSIM on the a and b channels: colour structure only"),
-    "psnr": Metric("PSNR", "higher", "dB", "peak signal-to-noise ratio on RGB in [0, 1]"),
-    "colorfulness_ratio": Metric("colorfulness ratio", "one", "", "colorfulness of the output / of the truth"),
-    "chroma_ratio": Metric("chroma ratio", "one", "", "mean C*ab of the output / of the truth"),
-    "colorfulness": Metric("colorfulness", "none", "", "Hasler-Suesstrunk colorfulness of the output"),
-    "colorfulness_truth": Metric("truth colorfulness", "none", "", "Hasler-Suesstrunk colorfulness of the truth"),
-}
 
 
 def ciede2000(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:

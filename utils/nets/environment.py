@@ -18,7 +18,7 @@ from utils.core.config import command_for_profile
 from utils.core.errors import ParameterError
 from utils.core.parameters import RunParams
 from utils.core.profiles import CPU_PROFILE, GPU_PROFILES
-from utils.core.run_dir import locked_run_record
+from utils.core.run_dir import locked_run_record, writes_run_dir
 
 if TYPE_CHECKING:
     import torch
@@ -157,6 +157,7 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+@writes_run_dir("the record of {stage} in run.json")
 def record_run(run_dir: str | Path, stage: str, profile: str, params: RunParams, **extra: Any) -> Path:
     """Merge this stage's parameters, commit, package versions and devices into ``run.json``.
 
