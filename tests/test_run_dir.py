@@ -123,9 +123,9 @@ with hold_run_dir(sys.argv[1], "another pipeline"):
 def notebook_writes(params: Any) -> dict[str, Callable[[Path], object]]:
     """Each library call a stage notebook makes that writes the run directory, by the name a notebook calls it by."""
     from utils import colorize
-    from utils.core import figures
     from utils.data import prepare
     from utils.eval import evaluate, group_pictures, plots, report
+    from utils.imaging import figures
     from utils.nets import environment
     from utils.train import training
 

@@ -9,7 +9,8 @@ What is compared, by kind of file:
 - ``.json``: equal, but for the keys that hold a time, a path, a commit or a machine (``VARYING_KEYS``), at any depth;
 - ``.pt`` (checkpoints): every tensor equal, every other value equal but for those keys;
 - ``.md``: equal lines, once each run directory's own path is replaced by ``RUN_DIR``;
-- ``.ipynb`` (rendered notebooks): each cell's outputs equal (text and images), with the same path rule;
+- ``.ipynb`` (rendered notebooks): each code cell's results and displays equal (text, tables and images), with the
+  same path rule; what a cell printed (progress bars, timings, warnings naming the environment) is not compared;
 - ``logs/``, ``*.lock`` and the writer's lock: not compared (what a process printed, and when).
 
 Prints one line per difference and exits 1 when there is any, else 0.
@@ -55,13 +56,18 @@ def same_tensors(a: Any, b: Any) -> bool:
 
 
 def text_of(path: Path, run_dir: Path) -> str:
-    return path.read_text().replace(str(run_dir.resolve()), "RUN_DIR").replace(str(run_dir), "RUN_DIR")
+    """The file's text with the run directory's absolute path as ``RUN_DIR``."""
+    return path.read_text().replace(str(run_dir.resolve()), "RUN_DIR")
 
 
 def notebook_outputs(path: Path, run_dir: Path) -> list[Any]:
     cells = json.loads(text_of(path, run_dir))["cells"]
     return [
-        [{k: v for k, v in output.items() if k not in ("execution_count", "metadata")} for output in cell["outputs"]]
+        [
+            {k: v for k, v in output.items() if k not in ("execution_count", "metadata")}
+            for output in cell["outputs"]
+            if output["output_type"] != "stream"
+        ]
         for cell in cells
         if cell["cell_type"] == "code"
     ]
@@ -79,7 +85,7 @@ def difference(before: Path, after: Path, before_dir: Path, after_dir: Path) -> 
             return str(error).splitlines()[0]
         return None
     if suffix == ".json":
-        a, b = (without_varying(json.loads(p.read_text())) for p in (before, after))
+        a, b = (without_varying(json.loads(text_of(p, d))) for p, d in ((before, before_dir), (after, after_dir)))
         return None if a == b else "values differ"
     if suffix == ".pt":
         a, b = (torch.load(p, map_location="cpu", weights_only=True) for p in (before, after))

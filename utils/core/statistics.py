@@ -53,7 +53,7 @@ MOST_GROUPS_SEARCHED = 64  # minimum_groups looks no further (a family would nee
 
 
 class RankedMetric(Protocol):
-    """What a comparison needs of a metric (utils.core.metric_table.Metric is one): whether it ranks, and its loss."""
+    """What a comparison needs of a metric (utils.imaging.metric_table.Metric is one): whether it ranks, and its loss."""
 
     @property
     def ranked(self) -> bool: ...

@@ -23,8 +23,8 @@ import pandas as pd
 
 from utils.core import statistics
 from utils.core.domains import MIXED, PAPER_DOMAINS
-from utils.core.metric_table import METRICS
 from utils.core.statistics import ALPHA, GRAY, minimum_groups
+from utils.imaging.metric_table import METRICS
 
 HOLDS, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = "holds", "contradicted", "inconclusive at this n", "not testable"
 DIGITS = {"ciede2000": 2, "ssim": 3, "colorfulness_ratio": 2}  # decimals shown per metric

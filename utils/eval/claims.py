@@ -27,7 +27,6 @@ import pandas as pd
 
 from utils.core import statistics
 from utils.core.domains import MIXED, PAPER_DOMAINS, paper_domains_present
-from utils.core.metric_table import METRICS
 from utils.eval.claim_kinds import CONTRADICTED as CONTRADICTED  # the report counts every verdict word
 from utils.eval.claim_kinds import (
     HOLDS,
@@ -41,6 +40,7 @@ from utils.eval.claim_kinds import (
     Spread,
     gather_evidence,
 )
+from utils.imaging.metric_table import METRICS
 
 AS_STATED, AS_MEANT, ONE_READING = "as stated", "as meant", "one reading"
 # the test images and groups each claim reads, one column per paper domain (empty where it reads none there)

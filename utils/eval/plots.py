@@ -1,6 +1,6 @@
 """The figures (seaborn): everything read from the run directory, nothing recomputed (report.md: utils.eval.report).
 
-Each figure is saved as a PNG under figures/ (utils.core.figures.save_figure, beside the loss curves the train
+Each figure is saved as a PNG under figures/ (utils.imaging.figures.save_figure, beside the loss curves the train
 notebook draws) and that PNG is returned for the notebook to show. matplotlib and seaborn are imported by the
 functions that draw (seaborn, which imports scipy.stats, only where a seaborn plot is drawn): the notebooks that
 import this module without drawing a seaborn plot save their import time (docs/performance.md, "Start-up of each
@@ -18,12 +18,12 @@ import pandas as pd
 
 from utils.core.config import trained_models
 from utils.core.domains import fraction_model
-from utils.core.figures import plot_loss_curves, save_figure
-from utils.core.metric_table import METRICS
 from utils.core.parameters import RunParams
 from utils.core.run_dir import writes_run_dir
 from utils.core.statistics import BASELINES, GRAY, TRUTH, seed_averaged
 from utils.data.shards import load_manifest, load_shard
+from utils.imaging.figures import plot_loss_curves, save_figure
+from utils.imaging.metric_table import METRICS
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt

@@ -18,7 +18,6 @@ import pandas as pd
 
 from utils.core.config import KIT_ROOT
 from utils.core.errors import read_json_file
-from utils.core.metric_table import METRICS
 from utils.core.parameters import RunParams
 from utils.core.run_dir import read_run_record, write_text_atomic, writes_run_dir
 from utils.data.shards import grouping_sentence, load_manifest, model_rows, prepare_again, train_shard_sizes
@@ -36,6 +35,7 @@ from utils.eval.report_findings import (
     minimum_groups_lines,
     seed_lines,
 )
+from utils.imaging.metric_table import METRICS
 
 CLAIM_HEADERS = {"claim": "claim", "reading": "reading", "shown_verdict": "verdict", "key_figures": "key figures",
                  "seeds_holding": "holds in seeds"}  # fmt: skip

@@ -9,10 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from utils.core.metric_table import METRICS
 from utils.core.statistics import ALPHA, BASELINES, GRAY, TRUTH, minimum_groups
 from utils.eval.claims import CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_TESTABLE
 from utils.eval.plots import model_order, test_domains
+from utils.imaging.metric_table import METRICS
 
 ANSWER_METRIC = "ciede2000"  # the primary metric: the heatmap's and the answer's
 REPORT_METRICS = ("ciede2000", "ssim")  # the compact tables and the comparisons shown; the rest in eval/*.csv

@@ -1,5 +1,5 @@
 """Image-quality metrics as batched torch code on any device. Each metric's name, unit and direction (``METRICS``)
-live in utils.core.metric_table, which the figures and the report read without torch; they are named here too.
+live in utils.imaging.metric_table, which the figures and the report read without torch; they are named here too.
 
 CIEDE2000 follows Sharma, Wu & Dalal (2005) with kL = kC = kH = 1; SSIM follows Wang et al.
 (2004): 11 x 11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, population covariance,
@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from utils.core.metric_table import GOALS, METRICS, Metric  # noqa: F401 - named here too: metrics.METRICS
+from utils.imaging.metric_table import GOALS, METRICS, Metric  # noqa: F401 - named here too: metrics.METRICS
 
 AB_RANGE = 220.0  # a and b span about [-110, 110]: chroma SSIM's data range
 

@@ -158,7 +158,7 @@ def package_versions() -> dict[str, str | None]:
 
 
 @writes_run_dir("the record of {stage} in run.json")
-def record_run(run_dir: str | Path, stage: str, profile: str, params: RunParams, **extra: Any) -> Path:
+def record_run(run_dir: str | Path, stage: str, profile: str, params: RunParams, **extra: Any) -> None:
     """Merge this stage's parameters, commit, package versions and devices into ``run.json``.
 
     ``stage`` is the record's key: "prepare", "train_<model>_seed<S>", "evaluate", "figures", "colorize".
@@ -180,4 +180,3 @@ def record_run(run_dir: str | Path, stage: str, profile: str, params: RunParams,
         if stage == "prepare":
             record["parameters"] = params.to_dict()
         record.setdefault("stages", {})[stage] = stage_record
-    return Path(run_dir) / "run.json"
