@@ -132,3 +132,39 @@ def test_functions_are_short() -> None:
     assert not unexpected, f"functions over {MAX_FUNCTION_LINES} lines: {unexpected}"
     stale = sorted(set(LONG_FUNCTIONS) - set(long))
     assert not stale, f"LONG_FUNCTIONS allows functions that are no longer long (or gone): {stale}"
+
+
+def unformatted_skips(source: str) -> list[int]:
+    """Lines of ``source`` that keep ``# fmt: skip`` anywhere but at the end of a module-level table (a constant
+    bound to a literal dict, list, tuple or call): everything else is the formatter's."""
+    tree = ast.parse(source)
+    table_ends = {
+        node.end_lineno
+        for node in tree.body
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        and isinstance(node.value, ast.Dict | ast.List | ast.Tuple | ast.Call)
+    }
+    return [
+        number
+        for number, line in enumerate(source.splitlines(), start=1)
+        if "# fmt: skip" in line and number not in table_ends
+    ]
+
+
+def test_the_formatter_formats_all_but_tables() -> None:
+    packed = {name: lines for name, path in modules().items() if (lines := unformatted_skips(path.read_text()))}
+    assert not packed, f"# fmt: skip outside a module-level table (name: lines): {packed}"
+
+
+def test_a_skip_outside_a_table_is_found() -> None:
+    table = 'WIDTHS = {"a": 1,  "b": 2}  # fmt: skip\n'
+    packed = "def f(x):\n    return (x,\n            x)  # fmt: skip\n"
+    assert unformatted_skips(table) == [] and unformatted_skips(table + packed) == [4]
+
+
+@pytest.mark.slow  # ruff in a process of its own
+def test_utils_is_as_the_formatter_leaves_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "utils"], cwd=KIT_ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
