@@ -218,7 +218,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from utils.nets import checkpoints
 from utils import colorize
-from utils.data import prepare
+from utils.data import shard_journal
 from utils.core.run_dir import AtomicWriteError, write_csv_atomic, write_text_atomic
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
