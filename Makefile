@@ -30,11 +30,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 demo: $(STAMP)  ## the whole pipeline on generated data, offline, on a CPU -> runs/demo/
 	$(PY) -m utils.pipeline --profile demo --run-dir runs/demo
 
-# Whole files to each worker, the longest first (tests/conftest.py, LONGEST_FIRST). The kit's own modules are
-# compiled first: where bytecode is not written back (PYTHONDONTWRITEBYTECODE), every process would compile them again.
+# The kit's own modules are compiled first: where bytecode is not written back (PYTHONDONTWRITEBYTECODE), every
+# process of the suite would compile them again.
 test: $(STAMP)  ## the whole test suite (CPU, offline)
 	$(PY) -m compileall -q utils tests benchmarks > /dev/null
-	$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder
+	$(PY) -m pytest -n auto --dist worksteal
 
 # The edit-test loop: every test that starts no process, notebook or compiler (those are marked slow)
 test-fast: $(STAMP)  ## the quick tier: no processes, notebooks or compilers

@@ -151,26 +151,3 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         pytest.fail(f"started {_started[0]}: mark the test @pytest.mark.slow", pytrace=False)
     return result
 
-
-# The files with the longest end-to-end runs, in the order they start. `make test` hands out whole files
-# (`--dist loadfile`, so a file's module fixtures are built once) in collection order: the longest first keep both
-# cores of a 2-core machine busy to the end, instead of one long file starting last.
-LONGEST_FIRST = (
-    "test_kaggle.py",
-    "test_pipeline_stops.py",
-    "test_pipeline.py",
-    "test_train.py",
-    "test_gpu_check.py",
-    "test_benchmarks.py",
-    "test_data.py",
-    "test_budget.py",
-    "test_domains.py",
-    "test_seeds.py",
-    "test_evaluate.py",
-    "test_plan.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its own order
