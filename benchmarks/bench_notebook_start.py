@@ -7,8 +7,9 @@ utils/run/notebook_step.py's kernel arguments, in the kit's directory), waits un
 code cell of ``notebooks/02_train.ipynb``, its imports; the time is taken at that cell's execute reply. The baseline
 is the same, its kernel started in another version of the kit and running that version's own train notebook's first
 cell (its ``utils/`` imported from there, with this kit's environment): ``--baseline``, a checkout, or else a
-temporary git worktree of ``--baseline-commit``, by default the last commit whose ``utils/`` was one flat package. Kit and baseline take turns, the order swapped each round (a busy machine's drift falls on both alike),
-after one warm-up each that is not counted (it fills the file cache); figures are medians of ``--repeats``.
+temporary git worktree of ``--baseline-commit``, by default the last commit whose ``utils/`` was one flat package.
+Kit and baseline take turns, the order swapped each round (a busy machine's drift falls on both alike), after one
+warm-up each that is not counted (it fills the file cache); figures are medians of ``--repeats``.
 
 The kernel's start (before its first cell) is the same program for both; the imports are what the kit controls: the
 train notebook's imports cell imports what training uses in the notebook's process and nothing of the evaluation
