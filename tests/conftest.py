@@ -150,4 +150,3 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if _started:
         pytest.fail(f"started {_started[0]}: mark the test @pytest.mark.slow", pytrace=False)
     return result
-
